@@ -1,0 +1,62 @@
+"""Settings, read from the environment (prefix ``TUNEFORGE_``) with documented defaults."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TUNEFORGE_", env_file=None, extra="ignore")
+
+    data_dir: Path = Field(
+        default=Path.home() / ".tuneforge",
+        description="Where the database, uploaded files, checkpoints and built models live.",
+    )
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL; SQLite (WAL) under data_dir when unset.",
+    )
+    model_roots: list[Path] = Field(
+        default_factory=list,
+        description="Directories local base models may be loaded from (besides data_dir/models).",
+    )
+    dataset_roots: list[Path] = Field(
+        default_factory=list,
+        description="Directories a job's dataset may be read from by path.",
+    )
+    max_upload_bytes: int = Field(default=1 << 30, description="Largest accepted upload.")
+    slots: int | None = Field(
+        default=None, description="Jobs run at once; one per GPU, or one on a CPU machine."
+    )
+    server: str | None = Field(default=None, description="URL of a tuneforge server for the CLI.")
+    api_key: str | None = Field(default=None, description="API key the CLI sends to a server.")
+    inference_memory_bytes: int = Field(
+        default=8 << 30, description="Memory budget of the cache of loaded base models."
+    )
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.data_dir / 'tuneforge.db'}"
+
+    @property
+    def files_dir(self) -> Path:
+        return self.data_dir / "files"
+
+    @property
+    def jobs_dir(self) -> Path:
+        return self.data_dir / "jobs"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.data_dir / "models"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

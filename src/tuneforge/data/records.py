@@ -1,0 +1,124 @@
+"""Canonical examples: every dataset format is turned into these before anything else sees it.
+
+A supervised example is a :class:`Conversation`: an optional system instruction and turns of
+``user`` and ``model`` text. Loss is computed on the model turns whose weight is 1.
+A preference example is a prompt conversation (ending with a user turn) and two responses.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Literal
+
+Role = Literal["user", "model"]
+
+
+@dataclass(frozen=True, slots=True)
+class Turn:
+    role: Role
+    text: str
+    weight: int = 1  # 0: the turn is context only and carries no loss (OpenAI's `weight: 0`)
+
+
+@dataclass(frozen=True, slots=True)
+class Conversation:
+    turns: tuple[Turn, ...]
+    system: str | None = None
+
+    @property
+    def is_prompt_only(self) -> bool:
+        """True when the conversation ends with a user turn (a prompt awaiting a response)."""
+        return bool(self.turns) and self.turns[-1].role == "user"
+
+
+@dataclass(frozen=True, slots=True)
+class PreferenceExample:
+    prompt: Conversation  # ends with a user turn
+    chosen: str
+    rejected: str
+
+
+Example = Conversation | PreferenceExample
+
+
+class DatasetFormat(StrEnum):
+    """The dataset formats tuneforge reads (DESIGN.md, "Datasets")."""
+
+    VERTEX_SFT = "vertex_sft"  # {"systemInstruction": ..., "contents": [...]}
+    OPENAI_CHAT = "openai_chat"  # {"messages": [...]}
+    PROMPT_COMPLETION = "prompt_completion"  # {"prompt", "completion"} and its other spellings
+    OPENAI_PREFERENCE = "openai_preference"  # {"input", "preferred_output", "non_preferred_output"}
+    VERTEX_PREFERENCE = "vertex_preference"  # {"contents", "completions": [{score, completion}]}
+    PROMPT_CHOSEN_REJECTED = "prompt_chosen_rejected"  # {"prompt", "chosen", "rejected"}
+
+    @property
+    def is_preference(self) -> bool:
+        return self in PREFERENCE_FORMATS
+
+
+PREFERENCE_FORMATS = frozenset(
+    {
+        DatasetFormat.OPENAI_PREFERENCE,
+        DatasetFormat.VERTEX_PREFERENCE,
+        DatasetFormat.PROMPT_CHOSEN_REJECTED,
+    }
+)
+
+# What a dataset is for. It decides which formats are accepted and whether an example may end
+# with a user turn (distillation prompts do: the teacher writes the responses).
+Task = Literal["supervised", "preference", "distillation"]
+
+
+Severity = Literal["error", "warning"]
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One thing wrong with a dataset. ``line`` is 1-based; 0 means the file as a whole."""
+
+    line: int
+    field: str  # JSON path inside the line, e.g. "contents[2].parts[0].text"; "" for the line
+    message: str  # what was found and what was expected, in words a user can act on
+    severity: Severity = "error"
+
+    def __str__(self) -> str:
+        where = f"line {self.line}" if self.line else "dataset"
+        if self.field:
+            where += f", {self.field}"
+        return f"{where}: {self.message}"
+
+
+MAX_REPORTED_PROBLEMS = 1000
+
+
+@dataclass(slots=True)
+class ValidationReport:
+    """The result of reading and validating one dataset file.
+
+    ``problems`` keeps the first MAX_REPORTED_PROBLEMS; the counts include every one found.
+    """
+
+    format: DatasetFormat | None
+    examples: list[Example] = field(default_factory=list)
+    lines: list[int] = field(default_factory=list)  # the line number of each example
+    problems: list[Problem] = field(default_factory=list)
+    error_count: int = 0
+    warning_count: int = 0
+    truncated: list[int] = field(default_factory=list)  # indices of examples over max length
+
+    @property
+    def ok(self) -> bool:
+        return self.error_count == 0
+
+    @property
+    def omitted_problems(self) -> int:
+        return self.error_count + self.warning_count - len(self.problems)
+
+    def add(self, problem: Problem) -> None:
+        if problem.severity == "error":
+            self.error_count += 1
+        else:
+            self.warning_count += 1
+        if len(self.problems) < MAX_REPORTED_PROBLEMS:
+            self.problems.append(problem)
