@@ -1,0 +1,124 @@
+"""Generated sample tasks for the demo and the tests: no download, fully deterministic.
+
+* ``sentiment``: a label task. A review made of sentiment words and filler is classified as
+  ``positive`` or ``negative``; exact match measures it.
+* ``format``: a format-following task. ``key=value`` pairs are rewritten as ``value (key)``
+  lines in a fixed order; token F1 / ROUGE-L measure it.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Iterator
+from pathlib import Path
+
+POSITIVE_WORDS = (
+    "great", "wonderful", "superb", "delightful", "brilliant", "charming", "moving", "excellent",
+    "joyful", "stunning", "lovely", "fantastic",
+)  # fmt: skip
+NEGATIVE_WORDS = (
+    "awful", "boring", "dreadful", "terrible", "dull", "clumsy", "tedious", "horrible",
+    "painful", "bland", "messy", "weak",
+)  # fmt: skip
+FILLER_WORDS = (
+    "the", "movie", "plot", "acting", "film", "story", "was", "and", "really", "quite", "a",
+    "script", "ending", "cast", "music", "scenes", "very", "overall", "this", "with",
+)  # fmt: skip
+FORMAT_KEYS = ("name", "city", "color", "fruit")
+FORMAT_VALUES = (
+    "alice", "bob", "carol", "dave", "paris", "rome", "oslo", "lima", "red", "blue", "green",
+    "apple", "pear", "plum", "kiwi",
+)  # fmt: skip
+
+SENTIMENT_SYSTEM = "Classify the sentiment of the review as positive or negative."
+FORMAT_SYSTEM = "Rewrite each key=value pair as 'value (key)', one per line, sorted by key."
+
+
+def sentiment_example(rng: random.Random) -> dict[str, str]:
+    label = rng.choice(("positive", "negative"))
+    cue_words = POSITIVE_WORDS if label == "positive" else NEGATIVE_WORDS
+    words = rng.choices(FILLER_WORDS, k=rng.randint(0, 5))
+    for _ in range(rng.randint(2, 3)):
+        words.insert(rng.randrange(len(words) + 1), rng.choice(cue_words))
+    return {"input": "review: " + " ".join(words) + " ->", "output": label}
+
+
+def format_example(rng: random.Random) -> dict[str, str]:
+    keys = rng.sample(FORMAT_KEYS, k=rng.randint(1, 3))
+    pairs = {key: rng.choice(FORMAT_VALUES) for key in keys}
+    prompt = "; ".join(f"{k}={v}" for k, v in pairs.items())
+    answer = "\n".join(f"{pairs[k]} ({k})" for k in sorted(pairs))
+    return {"input": prompt, "output": answer}
+
+
+TASKS = {
+    "sentiment": (sentiment_example, SENTIMENT_SYSTEM),
+    "format": (format_example, FORMAT_SYSTEM),
+}
+
+
+def generate_pairs(task: str, count: int, seed: int) -> list[dict[str, str]]:
+    make, _ = TASKS[task]
+    rng = random.Random(f"{task}-{seed}")
+    return [make(rng) for _ in range(count)]
+
+
+def to_openai_chat(pair: dict[str, str], system: str) -> dict:
+    return {
+        "messages": [
+            {"role": "system", "content": system},
+            {"role": "user", "content": pair["input"]},
+            {"role": "assistant", "content": pair["output"]},
+        ]
+    }
+
+
+def to_vertex(pair: dict[str, str], system: str) -> dict:
+    return {
+        "systemInstruction": {"parts": [{"text": system}]},
+        "contents": [
+            {"role": "user", "parts": [{"text": pair["input"]}]},
+            {"role": "model", "parts": [{"text": pair["output"]}]},
+        ],
+    }
+
+
+WRITERS = {"openai": to_openai_chat, "vertex": to_vertex}
+
+
+def write_task(
+    out_dir: Path,
+    task: str = "sentiment",
+    *,
+    sizes: tuple[int, int, int] = (400, 50, 100),
+    style: str = "openai",
+    seed: int = 0,
+) -> dict[str, Path]:
+    """Write ``train``/``validation``/``test`` JSONL files of one task; return their paths.
+
+    The three splits are drawn from disjoint random streams, so the test set is held out.
+    """
+    _, system = TASKS[task]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {}
+    for offset, (split, size) in enumerate(
+        zip(("train", "validation", "test"), sizes, strict=True)
+    ):
+        path = out_dir / f"{task}_{split}.jsonl"
+        rows = (WRITERS[style](pair, system) for pair in generate_pairs(task, size, seed + offset))
+        path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+        paths[split] = path
+    return paths
+
+
+def corpus_lines(seed: int = 0) -> Iterator[str]:
+    """Text the built-in tokenizer is trained on: every task, every word, chat role names."""
+    for task, (_, system) in TASKS.items():
+        yield system
+        for pair in generate_pairs(task, 400, seed):
+            yield pair["input"]
+            yield pair["output"]
+    vocabulary = POSITIVE_WORDS + NEGATIVE_WORDS + FILLER_WORDS + FORMAT_KEYS + FORMAT_VALUES
+    yield " ".join(vocabulary)
+    yield "system user assistant model review: positive negative"

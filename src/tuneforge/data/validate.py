@@ -1,0 +1,233 @@
+"""Validate a whole dataset: every line's problems plus the dataset-level ones.
+
+:func:`validate_dataset` never raises for anything in the file: it reports. :func:`load_examples`
+is what training calls: the examples, or :class:`DatasetValidationError` carrying the report.
+"""
+
+from __future__ import annotations
+
+from tuneforge.data.checks import describe, join_keys
+from tuneforge.data.formats import (
+    FORMAT_KEYS,
+    FORMAT_NAMES,
+    IDENTIFYING_KEYS,
+    detect_format,
+    fits_format,
+    parse_example,
+)
+from tuneforge.data.reader import Source, read_jsonl
+from tuneforge.data.records import (
+    PREFERENCE_FORMATS,
+    DatasetFormat,
+    Example,
+    Problem,
+    Task,
+    ValidationReport,
+)
+from tuneforge.data.tokenize import count_tokens
+from tuneforge.errors import InvalidArgument, TuneforgeError
+
+MIN_EXAMPLES = 10
+RECOMMENDED_EXAMPLES = 100  # the cloud services recommend 100-500
+
+# In DatasetFormat's order, which is also the order they are listed in messages.
+SUPERVISED_FORMATS = tuple(f for f in DatasetFormat if f not in PREFERENCE_FORMATS)
+TASK_FORMATS: dict[str, tuple[DatasetFormat, ...]] = {
+    "supervised": SUPERVISED_FORMATS,
+    "distillation": SUPERVISED_FORMATS,
+    "preference": tuple(f for f in DatasetFormat if f in PREFERENCE_FORMATS),
+}
+SHOWN_IN_ERROR = 3  # problems named in DatasetValidationError's message
+
+
+class DatasetValidationError(TuneforgeError):
+    """A dataset has errors; ``report`` holds all of them, the message names the first few."""
+
+    def __init__(self, report: ValidationReport) -> None:
+        self.report = report
+        errors = [p for p in report.problems if p.severity == "error"]
+        shown = "; ".join(str(problem) for problem in errors[:SHOWN_IN_ERROR])
+        more = report.error_count - min(len(errors), SHOWN_IN_ERROR)
+        plural = "s" if report.error_count != 1 else ""
+        message = f"the dataset has {report.error_count} error{plural}: {shown}"
+        super().__init__(message + (f" (and {more} more)" if more else ""))
+
+
+def formats_list(formats: tuple[DatasetFormat, ...]) -> str:
+    """'Vertex/Gemini SFT: "contents" ...; OpenAI chat: "messages"; ...'."""
+    return "; ".join(f"{FORMAT_NAMES[f]}: {FORMAT_KEYS[f]}" for f in formats)
+
+
+def unknown_format_message(obj: dict) -> str:
+    found = f"found keys {join_keys(list(obj))}" if obj else "found an empty object"
+    known = {key.lower(): key for key in IDENTIFYING_KEYS}
+    misspelled = [
+        f'{describe(key)} should be "{known[key.lower()]}"'
+        for key in obj
+        if key.lower() in known and key not in IDENTIFYING_KEYS
+    ]
+    hint = f" ({'; '.join(misspelled[:3])})" if misspelled else ""
+    return (
+        f"unknown format: {found}{hint}; expected the keys of one of these formats: "
+        f"{formats_list(tuple(DatasetFormat))}"
+    )
+
+
+def task_mismatch_message(fmt: DatasetFormat, task: str) -> str:
+    kind = "preference" if fmt.is_preference else "supervised"
+    advice = {
+        "preference": "use the preference method for preference data",
+        "supervised": "use the supervised or distillation method for this data",
+    }[kind]
+    return (
+        f"the file is in {FORMAT_NAMES[fmt]} format, a {kind} format, but the {task} method needs"
+        f" one of: {formats_list(TASK_FORMATS[task])}; {advice}"
+    )
+
+
+class _Validator:
+    """Accumulates one file's report as its lines come in."""
+
+    def __init__(self, task: Task, tokenizer, max_length: int | None) -> None:
+        self.task = task
+        self.tokenizer = tokenizer if max_length is not None else None
+        self.max_length = max_length
+        self.report = ValidationReport(format=None)
+        self.format_line = 0
+        self.line_count = 0  # non-blank lines: each is meant to be one example
+        self.first_line_of: dict[Example, int] = {}
+
+    def line_format(self, obj: dict) -> DatasetFormat | None:
+        """The line's format, read in the light of the file's format (or the task's) when the
+        keys allow both: ``{"contents": ...}`` in a Vertex preference file is a preference line
+        that lacks its completions, not a supervised one."""
+        detected = detect_format(obj)
+        if detected is None:
+            return None
+        candidates = (self.report.format,) if self.report.format else TASK_FORMATS[self.task]
+        if detected in candidates:
+            return detected
+        return next((f for f in candidates if fits_format(obj, f)), detected)
+
+    def add_line(self, line: int, obj: dict) -> None:
+        fmt = self.line_format(obj)
+        if fmt is None:
+            self.report.add(Problem(line, "", unknown_format_message(obj)))
+            return
+        if self.report.format is None:
+            self.report.format, self.format_line = fmt, line
+            if fmt not in TASK_FORMATS[self.task]:
+                self.report.add(Problem(line, "", task_mismatch_message(fmt, self.task)))
+        elif fmt != self.report.format:
+            message = (
+                f"this line is in {FORMAT_NAMES[fmt]} format, but the file is in"
+                f" {FORMAT_NAMES[self.report.format]} format (decided by line"
+                f" {self.format_line}); every line of a file must use the same format"
+            )
+            self.report.add(Problem(line, "", message))
+            return
+        allow_prompt_only = self.task == "distillation"
+        example, problems = parse_example(obj, fmt, line=line, allow_prompt_only=allow_prompt_only)
+        for problem in problems:
+            self.report.add(problem)
+        if example is not None:
+            self.add_example(line, example)
+
+    def add_example(self, line: int, example: Example) -> None:
+        first = self.first_line_of.setdefault(example, line)
+        if first != line:
+            message = (
+                f"lines {first} and {line} are the same example; a duplicate weighs that example"
+                " more than the others in training"
+            )
+            self.report.add(Problem(line, "", message, "warning"))
+        self.report.examples.append(example)
+        self.report.lines.append(line)
+        if self.tokenizer is not None:
+            self.check_length(line, example)
+
+    def check_length(self, line: int, example: Example) -> None:
+        assert self.max_length is not None
+        try:
+            input_tokens, output_tokens = count_tokens(example, self.tokenizer)
+        except Exception as err:  # the model's tokenizer or chat template is not ours to trust
+            message = f"the model's tokenizer failed on this example: {type(err).__name__}: {err}"
+            self.report.add(Problem(line, "", message))
+            return
+        total = input_tokens + output_tokens
+        if total > self.max_length:
+            message = (
+                f"the example has {total} tokens, more than the maximum length"
+                f" {self.max_length}; it will be truncated to {self.max_length} tokens"
+            )
+            self.report.add(Problem(line, "", message, "warning"))
+            self.report.truncated.append(len(self.report.examples) - 1)
+
+    def finish(self, min_examples: int, recommended_examples: int) -> ValidationReport:
+        count = self.line_count
+        if count == 0:
+            self.report.add(
+                Problem(0, "", "the file has no examples: expected one JSON object per line")
+            )
+        elif count < min_examples:
+            message = (
+                f"the file has {count} example{'s' if count != 1 else ''}; at least {min_examples}"
+                " are needed (the cloud services recommend 100-500)"
+            )
+            self.report.add(Problem(0, "", message))
+        elif count < recommended_examples:
+            message = (
+                f"the file has {count} examples; the cloud services recommend 100-500 for good"
+                " results"
+            )
+            self.report.add(Problem(0, "", message, "warning"))
+        return self.report
+
+
+def validate_dataset(
+    source: Source,
+    *,
+    task: Task = "supervised",
+    tokenizer=None,
+    max_length: int | None = None,
+    min_examples: int = MIN_EXAMPLES,
+    recommended_examples: int = RECOMMENDED_EXAMPLES,
+) -> ValidationReport:
+    """Read and check a JSONL dataset (a path or its bytes), collecting every problem.
+
+    The file's format is that of its first line with a known format; every line must share
+    it, and it must suit ``task``. With ``tokenizer`` and ``max_length``, examples longer than
+    ``max_length`` tokens get a warning and their indices go to ``report.truncated``.
+    Fewer than ``min_examples`` examples is an error, fewer than ``recommended_examples`` a
+    warning. Raises nothing for the file's content (only for an unknown ``task``).
+    """
+    if task not in TASK_FORMATS:
+        raise InvalidArgument(
+            f"unknown task {task!r}; expected one of {', '.join(TASK_FORMATS)}", param="task"
+        )
+    validator = _Validator(task, tokenizer, max_length)
+    for item in read_jsonl(source):
+        if isinstance(item, Problem):
+            validator.report.add(item)
+            validator.line_count += item.line > 0
+        else:
+            validator.line_count += 1
+            validator.add_line(*item)
+    return validator.finish(min_examples, recommended_examples)
+
+
+def load_examples(
+    source: Source,
+    *,
+    task: Task = "supervised",
+    tokenizer=None,
+    max_length: int | None = None,
+    min_examples: int = MIN_EXAMPLES,
+) -> list[Example]:
+    """The dataset's examples; raises DatasetValidationError when it has any error."""
+    report = validate_dataset(
+        source, task=task, tokenizer=tokenizer, max_length=max_length, min_examples=min_examples
+    )
+    if not report.ok:
+        raise DatasetValidationError(report)
+    return report.examples

@@ -1,0 +1,220 @@
+"""Trainer callbacks that turn transformers' training loop into tuneforge's observer calls.
+
+One callback does it all, because the pieces share state: per-step metrics feed the epoch's
+train loss, the epoch's evaluation feeds early stopping and the checkpoint's metrics, and a
+stop request decides whether a checkpoint is written before stopping.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+
+from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
+
+from tuneforge.engine.checkpoints import describe
+from tuneforge.engine.observer import (
+    CheckpointInfo,
+    EpochMetrics,
+    StepMetrics,
+    StopRequest,
+    TuningObserver,
+)
+
+# Keys of a Trainer log that are not step metrics of their own.
+_STANDARD_LOG_KEYS = {"loss", "learning_rate", "grad_norm", "mean_token_accuracy", "epoch"}
+
+
+class TokenCounter:
+    """Wraps a collator to count the real and the padded tokens it hands to the model."""
+
+    def __init__(self, collator, pad_token_id: int) -> None:
+        self.collator = collator
+        self.pad_token_id = pad_token_id
+        self.real_tokens = 0
+        self.slots = 0
+
+    def __call__(self, features):
+        batch = self.collator(features)
+        self.real_tokens += sum(len(f["input_ids"]) for f in features)
+        self.slots += batch["input_ids"].numel()
+        return batch
+
+    @property
+    def non_padding_share(self) -> float:
+        return self.real_tokens / self.slots if self.slots else 1.0
+
+
+class TuningCallback(TrainerCallback):
+    def __init__(
+        self,
+        observer: TuningObserver,
+        counter: TokenCounter,
+        checkpoints_dir: Path,
+        patience: int,
+        validation_key: str = "eval_loss",
+    ) -> None:
+        self.observer = observer
+        self.counter = counter
+        self.checkpoints_dir = checkpoints_dir
+        self.patience = patience
+        self.validation_key = validation_key
+        self.checkpoints: list[CheckpointInfo] = []
+        self.epochs: list[EpochMetrics] = []
+        self.step_losses: list[tuple[int, float]] = []
+        self.stop: StopRequest | None = None
+        self.stopped_early = False
+        self._epoch_losses: list[float] = []
+        self._epoch_extra: dict[str, list[float]] = {}
+        self._pending_eval: dict[str, float] = {}
+        self._best_valid = math.inf
+        self._evals_without_improvement = 0
+        self._started = time.perf_counter()
+        self._start_step = 0
+
+    def restore(self, checkpoints: list[CheckpointInfo], epochs: list[EpochMetrics]) -> None:
+        """Carry what earlier attempts of this run achieved (a resumed run)."""
+        self.checkpoints = list(checkpoints)
+        self.epochs = list(epochs)
+        for metrics in epochs:
+            if metrics.valid_loss is None:
+                continue
+            if metrics.valid_loss < self._best_valid - 1e-6:
+                self._best_valid, self._evals_without_improvement = metrics.valid_loss, 0
+            else:
+                self._evals_without_improvement += 1
+
+    # --- training progress -------------------------------------------------------------
+    def on_train_begin(self, args, state: TrainerState, control, **kwargs):
+        self._started = time.perf_counter()
+        self._start_step = state.global_step
+
+    def on_log(self, args, state: TrainerState, control, logs=None, **kwargs):
+        logs = logs or {}
+        if self.validation_key in logs or "eval_loss" in logs:
+            self._pending_eval = {k: v for k, v in logs.items() if k.startswith("eval_")}
+            return
+        if "loss" not in logs:
+            return
+        elapsed = time.perf_counter() - self._started
+        done = state.global_step - self._start_step
+        remaining = state.max_steps - state.global_step
+        extra = {
+            k: float(v)
+            for k, v in logs.items()
+            if k not in _STANDARD_LOG_KEYS and isinstance(v, int | float)
+        }
+        loss = float(logs["loss"])
+        self._epoch_losses.append(loss)
+        for key, value in extra.items():
+            self._epoch_extra.setdefault(key, []).append(value)
+        self.step_losses.append((state.global_step, loss))
+        self.observer.on_step(
+            StepMetrics(
+                step=state.global_step,
+                total_steps=state.max_steps,
+                epoch=float(state.epoch or 0.0),
+                loss=loss,
+                learning_rate=float(logs.get("learning_rate", 0.0)),
+                grad_norm=_float_or_none(logs.get("grad_norm")),
+                token_accuracy=_float_or_none(logs.get("mean_token_accuracy")),
+                tokens_per_second=self.counter.real_tokens / elapsed if elapsed else 0.0,
+                non_padding_share=self.counter.non_padding_share,
+                elapsed_s=elapsed,
+                eta_s=elapsed / done * remaining if done else None,
+                extra=extra,
+            )
+        )
+
+    def on_step_end(self, args, state, control: TrainerControl, **kwargs):
+        request = self.observer.stop_requested()
+        if request is None:
+            return
+        self.stop = request
+        control.should_training_stop = True
+        # A pause keeps the exact position; a cancel keeps only the completed epochs.
+        if request == "pause":
+            control.should_save = True
+        self.observer.on_event(f"{request} requested: stopping at step {state.global_step}")
+
+    # --- epochs, evaluation, early stopping ----------------------------------------------
+    def on_epoch_end(self, args, state: TrainerState, control: TrainerControl, **kwargs):
+        if self.stop is not None:
+            return
+        train_loss = sum(self._epoch_losses) / len(self._epoch_losses) if self._epoch_losses else 0.0
+        extra = {k: sum(v) / len(v) for k, v in self._epoch_extra.items() if v}
+        self._epoch_losses, self._epoch_extra = [], {}
+        self._current_epoch_train = (round(state.epoch or 0), train_loss, extra)
+
+    def on_evaluate(self, args, state, control: TrainerControl, metrics=None, **kwargs):
+        metrics = metrics or {}
+        self._pending_eval = {k: v for k, v in metrics.items() if k.startswith("eval_")}
+        valid_loss = metrics.get(self.validation_key)
+        if valid_loss is None:
+            return
+        if valid_loss < self._best_valid - 1e-6:
+            self._best_valid = valid_loss
+            self._evals_without_improvement = 0
+        else:
+            self._evals_without_improvement += 1
+            if self._evals_without_improvement >= self.patience:
+                control.should_training_stop = True
+                self.stopped_early = True
+                self.observer.on_event(
+                    f"early stop: validation loss has not improved for "
+                    f"{self._evals_without_improvement} epochs (best {self._best_valid:.4f})",
+                    data={"best_valid_loss": self._best_valid},
+                )
+
+    # --- checkpoints ---------------------------------------------------------------------
+    def on_save(self, args, state: TrainerState, control, **kwargs):
+        saved = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+        epoch_float = float(state.epoch or 0.0)
+        at_epoch_end = abs(epoch_float - round(epoch_float)) < 1e-6 and self.stop is None
+        epoch_metrics = None
+        if at_epoch_end:
+            epoch = round(epoch_float)
+            epoch_metrics = self._close_epoch(epoch, state.global_step)
+            metrics = {
+                "train_loss": epoch_metrics.train_loss,
+                "valid_loss": epoch_metrics.valid_loss,
+                "valid_mean_token_accuracy": epoch_metrics.valid_token_accuracy,
+            }
+            target, kind = self.checkpoints_dir / f"epoch-{epoch}", "epoch"
+        else:
+            epoch, metrics = int(epoch_float), {}
+            target, kind = self.checkpoints_dir / f"step-{state.global_step}", "resume"
+        if target.exists():  # a resumed run saving the same epoch again
+            import shutil
+
+            shutil.rmtree(target)
+        saved.rename(target)
+        checkpoint = CheckpointInfo(
+            epoch=epoch, step=state.global_step, path=target, metrics=metrics, kind=kind
+        )
+        describe(checkpoint, epoch_metrics)  # last: a described folder is a complete one
+        self.checkpoints.append(checkpoint)
+        self.observer.on_checkpoint(checkpoint)
+
+    def _close_epoch(self, epoch: int, step: int) -> EpochMetrics:
+        _, train_loss, extra = getattr(self, "_current_epoch_train", (epoch, 0.0, {}))
+        valid_loss = _float_or_none(self._pending_eval.get(self.validation_key))
+        valid_accuracy = _float_or_none(self._pending_eval.get("eval_mean_token_accuracy"))
+        extra = {**extra, **{k: float(v) for k, v in self._pending_eval.items()}}
+        self._pending_eval = {}
+        metrics = EpochMetrics(
+            epoch=epoch,
+            step=step,
+            train_loss=train_loss,
+            valid_loss=valid_loss,
+            valid_token_accuracy=valid_accuracy,
+            extra=extra,
+        )
+        self.epochs.append(metrics)
+        self.observer.on_epoch(metrics)
+        return metrics
+
+
+def _float_or_none(value) -> float | None:
+    return None if value is None else float(value)

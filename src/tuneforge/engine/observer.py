@@ -1,0 +1,82 @@
+"""How a tuning run reports: the engine calls an observer; it never touches HTTP or a database.
+
+The CLI's observer draws a progress bar; the job runner's writes events and metrics to the
+store and answers ``stop_requested`` from the job's requested action.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+StopRequest = Literal["cancel", "pause"]
+
+
+@dataclass(frozen=True)
+class StepMetrics:
+    step: int
+    total_steps: int
+    epoch: float
+    loss: float
+    learning_rate: float
+    grad_norm: float | None
+    token_accuracy: float | None
+    tokens_per_second: float
+    non_padding_share: float
+    elapsed_s: float
+    eta_s: float | None
+    extra: dict[str, float] = field(default_factory=dict)  # method-specific, e.g. DPO rewards
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class EpochMetrics:
+    epoch: int
+    step: int
+    train_loss: float
+    valid_loss: float | None = None
+    valid_token_accuracy: float | None = None
+    extra: dict[str, float] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class CheckpointInfo:
+    epoch: int
+    step: int
+    path: Path
+    metrics: dict[str, float | None]
+    kind: Literal["epoch", "resume"] = "epoch"  # "resume": a mid-epoch save made to pause
+
+
+@dataclass(frozen=True)
+class TrainingPlan:
+    total_steps: int
+    epochs: int
+    steps_per_epoch: int
+    train_examples: int
+    validation_examples: int
+    hyperparameters: dict[str, Any]
+    resumed_from_step: int = 0
+
+
+class TuningObserver:
+    """No-op base: subclasses override what they care about."""
+
+    def on_start(self, plan: TrainingPlan) -> None: ...
+
+    def on_step(self, metrics: StepMetrics) -> None: ...
+
+    def on_epoch(self, metrics: EpochMetrics) -> None: ...
+
+    def on_checkpoint(self, checkpoint: CheckpointInfo) -> None: ...
+
+    def on_event(self, message: str, level: str = "info", data: dict | None = None) -> None: ...
+
+    def stop_requested(self) -> StopRequest | None:
+        return None

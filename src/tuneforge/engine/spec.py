@@ -1,0 +1,155 @@
+"""What a tuning run is asked to do: base model, method, mode and hyperparameters.
+
+Every hyperparameter has a default, documented here and in the README. ``"auto"`` (as in
+OpenAI's API) picks epochs and batch size from the dataset size.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from tuneforge.errors import InvalidArgument
+
+Method = Literal["supervised", "preference", "distillation"]
+Mode = Literal["peft", "full"]
+Auto = Literal["auto"]
+
+ADAPTER_SIZES = (1, 2, 4, 8, 16, 32)
+# The default learning rate is the usual one at the width of a 7-8B model (4096): 2e-4 for a
+# LoRA adapter (PEFT / QLoRA recipes), 2e-5 for all weights. Adam's best rate falls as a model
+# gets wider (muP's 1/width rule), so it is scaled by REFERENCE_WIDTH / hidden_size:
+# 1B (2048) -> 4e-4, Qwen2.5-0.5B (896) -> 9e-4, 70B (8192) -> 1e-4 for LoRA; the built-in
+# tiny model (64) -> 1.3e-2. The multiplier scales this default, as Vertex's and OpenAI's
+# `learning_rate_multiplier` scale theirs.
+DEFAULT_LEARNING_RATE = {"peft": 2e-4, "full": 2e-5}
+REFERENCE_WIDTH = 4096
+
+
+def default_learning_rate(mode: Mode, hidden_size: int | None) -> float:
+    width_scale = REFERENCE_WIDTH / hidden_size if hidden_size else 1.0
+    return DEFAULT_LEARNING_RATE[mode] * min(max(width_scale, 0.5), 64.0)
+
+# OpenAI's fine-tuning data guide picks epochs so that examples x epochs lands between these.
+TARGET_EPOCHS = 3
+MIN_TARGET_EXAMPLES, MAX_TARGET_EXAMPLES = 100, 25_000
+MIN_AUTO_EPOCHS, MAX_AUTO_EPOCHS = 1, 25
+
+
+class Hyperparameters(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    epochs: int | Auto = Field(default="auto", description="Passes over the training set.")
+    batch_size: int | Auto = Field(default="auto", description="Examples per optimizer step.")
+    learning_rate: float | None = Field(
+        default=None,
+        gt=0,
+        description="Peak learning rate; exclusive with the multiplier. Default: see "
+        "default_learning_rate (2e-4 for LoRA at a 4096-wide model, scaled by width).",
+    )
+    learning_rate_multiplier: float | None = Field(
+        default=None, gt=0, description="Scales the default learning rate of the mode."
+    )
+    adapter_size: int = Field(default=8, description="LoRA rank (peft mode): 1, 2, 4, 8, 16, 32.")
+    max_seq_length: int = Field(default=2048, ge=8, description="Longer examples are cut.")
+    warmup_ratio: float = Field(default=0.03, ge=0, lt=1, description="Share of warmup steps.")
+    weight_decay: float = Field(default=0.0, ge=0)
+    early_stopping_patience: int = Field(
+        default=2, ge=1, description="Epochs without a lower validation loss before stopping."
+    )
+    packing: bool = Field(
+        default=False,
+        description="Pack examples into rows of max_seq_length (fewer, fuller steps); off, each "
+        "step is a padding-free batch of batch_size examples.",
+    )
+    beta: float = Field(default=0.1, gt=0, description="DPO's KL strength (preference method).")
+
+    @model_validator(mode="after")
+    def _check(self) -> Hyperparameters:
+        if self.learning_rate is not None and self.learning_rate_multiplier is not None:
+            raise InvalidArgument(
+                "give either learning_rate or learning_rate_multiplier, not both",
+                param="learning_rate_multiplier",
+            )
+        if self.adapter_size not in ADAPTER_SIZES:
+            raise InvalidArgument(
+                f"adapter_size must be one of {ADAPTER_SIZES}, got {self.adapter_size}",
+                param="adapter_size",
+            )
+        for name in ("epochs", "batch_size"):
+            value = getattr(self, name)
+            if value != "auto" and value < 1:
+                raise InvalidArgument(f"{name} must be at least 1 or 'auto'", param=name)
+        return self
+
+
+class TuningSpec(BaseModel):
+    """A tuning run, as the engine sees it (no files, ids or HTTP: those are the service's)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    base_model: str
+    method: Method = "supervised"
+    mode: Mode = "peft"
+    hyperparameters: Hyperparameters = Field(default_factory=Hyperparameters)
+    seed: int = 42
+    teacher_model: str | None = None  # distillation only
+
+
+def auto_epochs(example_count: int) -> int:
+    if example_count * TARGET_EPOCHS < MIN_TARGET_EXAMPLES:
+        return min(MAX_AUTO_EPOCHS, math.ceil(MIN_TARGET_EXAMPLES / max(example_count, 1)))
+    if example_count * TARGET_EPOCHS > MAX_TARGET_EXAMPLES:
+        return max(MIN_AUTO_EPOCHS, MAX_TARGET_EXAMPLES // example_count)
+    return TARGET_EPOCHS
+
+
+def auto_batch_size(example_count: int) -> int:
+    """A power of two near 1/32 of the dataset, between 1 and 64: a few dozen steps per epoch."""
+    target = max(example_count / 32, 1)
+    return int(min(64, 2 ** math.floor(math.log2(target))))
+
+
+class ResolvedHyperparameters(BaseModel):
+    """Hyperparameters with every ``auto`` and default made concrete for one dataset."""
+
+    epochs: int
+    batch_size: int
+    learning_rate: float
+    adapter_size: int
+    max_seq_length: int
+    warmup_ratio: float
+    weight_decay: float
+    early_stopping_patience: int
+    packing: bool
+    beta: float
+
+
+def resolve_hyperparameters(
+    hp: Hyperparameters,
+    mode: Mode,
+    example_count: int,
+    *,
+    hidden_size: int | None = None,
+    model_max_length: int | None = None,
+) -> ResolvedHyperparameters:
+    learning_rate = hp.learning_rate or default_learning_rate(mode, hidden_size) * (
+        hp.learning_rate_multiplier or 1.0
+    )
+    max_seq_length = hp.max_seq_length
+    if model_max_length:
+        max_seq_length = min(max_seq_length, model_max_length)
+    return ResolvedHyperparameters(
+        epochs=auto_epochs(example_count) if hp.epochs == "auto" else hp.epochs,
+        batch_size=auto_batch_size(example_count) if hp.batch_size == "auto" else hp.batch_size,
+        learning_rate=learning_rate,
+        adapter_size=hp.adapter_size,
+        max_seq_length=max_seq_length,
+        warmup_ratio=hp.warmup_ratio,
+        weight_decay=hp.weight_decay,
+        early_stopping_patience=hp.early_stopping_patience,
+        packing=hp.packing,
+        beta=hp.beta,
+    )

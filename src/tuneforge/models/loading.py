@@ -1,0 +1,48 @@
+"""Loading tokenizers and models the same way for training and for inference."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tuneforge.errors import InvalidArgument
+
+# For base models published without a chat template: plain text turns that use only tokens the
+# model already has, ending each model turn with its EOS token so the tuned model learns to stop.
+FALLBACK_CHAT_TEMPLATE = (
+    "{% for message in messages %}"
+    "{% if message['role'] == 'system' %}{{ message['content'] }}\n\n"
+    "{% elif message['role'] == 'user' %}User: {{ message['content'] }}\n"
+    "{% else %}Assistant: {{ message['content'] }}{{ eos_token }}\n{% endif %}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}Assistant: {% endif %}"
+)
+
+
+def load_tokenizer(source: str | Path):
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(source))
+    if tokenizer.eos_token is None:
+        raise InvalidArgument(f"the tokenizer of {source} has no EOS token; it cannot be tuned")
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    if not tokenizer.chat_template:
+        tokenizer.chat_template = FALLBACK_CHAT_TEMPLATE
+    return tokenizer
+
+
+def load_causal_lm(source: str | Path, *, dtype=None, attn_implementation: str = "sdpa"):
+    from transformers import AutoModelForCausalLM
+
+    kwargs = {"attn_implementation": attn_implementation}
+    if dtype is not None:
+        kwargs["dtype"] = dtype
+    return AutoModelForCausalLM.from_pretrained(str(source), **kwargs)
+
+
+def quiet_transformers() -> None:
+    """Progress bars of weight loading and saving would drown our own progress reports."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()

@@ -1,0 +1,109 @@
+"""The built-in tiny chat models: built on this machine, so tests and the demo need no download.
+
+Two sizes share one tokenizer, so the larger can teach the smaller (distillation).
+``initializer_range=0.2`` matters: with the usual 0.02 the logits are so flat that a LoRA
+adapter cannot move them and the model never learns (DESIGN.md).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+from tuneforge.data.samples import corpus_lines
+
+# ChatML-style template. Each turn ends with <|im_end|>, which is also the EOS token, so a model
+# trained on its turns learns to stop.
+CHAT_TEMPLATE = (
+    "{% for message in messages %}"
+    "<|im_start|>{{ message['role'] }}\n{{ message['content'] }}<|im_end|>\n"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+SPECIAL_TOKENS = ["<|pad|>", "<|im_start|>", "<|im_end|>"]
+VOCAB_SIZE = 768
+
+
+@dataclass(frozen=True)
+class TinySpec:
+    hidden_size: int
+    layers: int
+    heads: int
+    seed: int
+
+
+TINY_MODELS = {
+    "tuneforge/tiny-chat": TinySpec(hidden_size=64, layers=2, heads=4, seed=0),
+    "tuneforge/tiny-chat-large": TinySpec(hidden_size=128, layers=4, heads=4, seed=1),
+}
+
+
+def build_tokenizer() -> PreTrainedTokenizerFast:
+    bpe = Tokenizer(models.BPE(unk_token=None))
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=VOCAB_SIZE,
+        special_tokens=SPECIAL_TOKENS,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    bpe.train_from_iterator(list(corpus_lines()), trainer=trainer)
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=bpe,
+        pad_token="<|pad|>",
+        eos_token="<|im_end|>",
+        bos_token=None,
+        model_max_length=512,
+    )
+    tokenizer.chat_template = CHAT_TEMPLATE
+    return tokenizer
+
+
+def build_model(spec: TinySpec, tokenizer: PreTrainedTokenizerFast) -> LlamaForCausalLM:
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=spec.hidden_size,
+        intermediate_size=spec.hidden_size * 2,
+        num_hidden_layers=spec.layers,
+        num_attention_heads=spec.heads,
+        num_key_value_heads=spec.heads,
+        max_position_embeddings=512,
+        initializer_range=0.2,
+        tie_word_embeddings=False,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        bos_token_id=None,
+    )
+    torch.manual_seed(spec.seed)
+    model = LlamaForCausalLM(config)
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    model.generation_config.eos_token_id = tokenizer.eos_token_id
+    return model
+
+
+def ensure_tiny_model(name: str, models_dir: Path) -> Path:
+    """Build the named tiny model into ``models_dir`` unless it is there; return its folder."""
+    spec = TINY_MODELS[name]
+    target = models_dir / name.split("/", 1)[1]
+    if (target / "config.json").exists():
+        return target
+    # Build into a temporary sibling and rename, so a crash never leaves half a model behind
+    # and two processes building at once both end with a complete one.
+    staging = target.with_name(f".{target.name}.{torch.randint(0, 2**31, ()).item()}")
+    tokenizer = build_tokenizer()
+    build_model(spec, tokenizer).save_pretrained(staging)
+    tokenizer.save_pretrained(staging)
+    try:
+        staging.rename(target)
+    except OSError:  # another process finished first
+        if not (target / "config.json").exists():
+            raise
+        import shutil
+
+        shutil.rmtree(staging, ignore_errors=True)
+    return target

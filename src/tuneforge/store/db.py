@@ -1,0 +1,124 @@
+"""Engines, sessions and schema migrations for SQLite (the default) and PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import URL, Engine, create_engine, event, make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+from tuneforge.errors import InvalidArgument
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+def normalize_url(url: str | URL) -> URL:
+    """Parse a database URL; plain ``postgresql://`` (and ``postgres://``) mean psycopg 3."""
+    parsed = make_url(url)
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    backend = parsed.get_backend_name()
+    if backend not in ("sqlite", "postgresql"):
+        raise InvalidArgument(
+            f"unsupported database {backend!r}: use sqlite:/// or postgresql+psycopg://",
+            param="database_url",
+        )
+    return parsed
+
+
+def make_engine(url: str | URL, **engine_options: Any) -> Engine:
+    parsed = normalize_url(url)
+    if parsed.get_backend_name() == "postgresql":
+        return create_engine(parsed, pool_pre_ping=True, **engine_options)
+
+    if parsed.database and parsed.database != ":memory:":
+        Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(parsed, connect_args={"check_same_thread": False}, **engine_options)
+    event.listen(engine, "connect", _configure_sqlite_connection)
+    return engine
+
+
+def _configure_sqlite_connection(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    try:
+        # WAL lets readers run beside the one writer; NORMAL sync is safe with WAL (a crash
+        # may lose the last commits, never corrupt the file).
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    finally:
+        cursor.close()
+
+
+def session_factory(engine: Engine) -> sessionmaker[Session]:
+    # Rows stay readable after commit: callers hand them to other layers once the session ends.
+    return sessionmaker(bind=engine, expire_on_commit=False)
+
+
+class Database:
+    """An engine and its sessions. ``with db.session() as s:`` commits on success, rolls back
+    on an exception."""
+
+    def __init__(self, url: str | URL, **engine_options: Any) -> None:
+        self.url = normalize_url(url)
+        self.engine = make_engine(self.url, **engine_options)
+        self.sessionmaker = session_factory(self.engine)
+
+    @property
+    def backend(self) -> str:
+        """``"sqlite"`` or ``"postgresql"``."""
+        return self.engine.dialect.name
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        with self.sessionmaker() as session:
+            try:
+                yield session
+                session.commit()
+            except BaseException:
+                session.rollback()
+                raise
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def alembic_config() -> Config:
+    """Alembic's configuration, built in code: no alembic.ini is needed on disk."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    return config
+
+
+def _run_alembic(url: str | URL, action: Any, revision: str) -> None:
+    engine = make_engine(url)
+    try:
+        with engine.begin() as connection:
+            config = alembic_config()
+            config.attributes["connection"] = connection
+            action(config, revision)
+    finally:
+        engine.dispose()
+
+
+def upgrade(url: str | URL, revision: str = "head") -> None:
+    """Create or upgrade the schema of the database at ``url`` (``alembic upgrade head``)."""
+    _run_alembic(url, command.upgrade, revision)
+
+
+def downgrade(url: str | URL, revision: str) -> None:
+    _run_alembic(url, command.downgrade, revision)
+
+
+def open_database(url: str | URL, *, migrate: bool = True) -> Database:
+    """The usual way in: upgrade the schema (unless told not to), then connect."""
+    if migrate:
+        upgrade(url)
+    return Database(url)

@@ -1,0 +1,102 @@
+"""Uploaded dataset files (the rows; the bytes live under ``files/`` in the data dir)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from tuneforge.store.models import File
+from tuneforge.store.repo_common import (
+    DEFAULT_PAGE_SIZE,
+    Page,
+    get_scoped,
+    paginate,
+    require_project,
+)
+from tuneforge.store.types import new_id
+
+
+def new_file_id() -> str:
+    """An id for a file about to be written, so its path can be named before the row exists."""
+    return new_id("file", 24)
+
+
+def create_file(
+    session: Session,
+    project_id: str,
+    *,
+    filename: str,
+    bytes: int,
+    sha256: str,
+    purpose: str,
+    path: str,
+    status: str = "uploaded",
+    format: str | None = None,
+    example_count: int | None = None,
+    validation: dict[str, Any] | None = None,
+    file_id: str | None = None,
+) -> File:
+    require_project(session, project_id)
+    row = File(
+        id=file_id or new_file_id(),
+        project_id=project_id,
+        filename=filename,
+        bytes=bytes,
+        sha256=sha256,
+        purpose=purpose,
+        path=path,
+        status=status,
+        format=format,
+        example_count=example_count,
+        validation=validation,
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def get_file(session: Session, project_id: str, file_id: str) -> File:
+    return get_scoped(session, File, project_id, file_id, "file")
+
+
+def list_files(
+    session: Session,
+    project_id: str,
+    *,
+    purpose: str | None = None,
+    limit: int = DEFAULT_PAGE_SIZE,
+    after: str | None = None,
+) -> Page[File]:
+    query = select(File).where(File.project_id == project_id)
+    if purpose is not None:
+        query = query.where(File.purpose == purpose)
+    return paginate(session, query, File, limit=limit, after=after)
+
+
+def update_file_validation(
+    session: Session,
+    project_id: str,
+    file_id: str,
+    *,
+    status: str,
+    format: str | None,
+    example_count: int | None,
+    validation: dict[str, Any] | None,
+) -> File:
+    row = get_file(session, project_id, file_id)
+    row.status = status
+    row.format = format
+    row.example_count = example_count
+    row.validation = validation
+    session.flush()
+    return row
+
+
+def delete_file(session: Session, project_id: str, file_id: str) -> File:
+    """Delete the row and return it; removing ``row.path`` from disk is the caller's job."""
+    row = get_file(session, project_id, file_id)
+    session.delete(row)
+    session.flush()
+    return row

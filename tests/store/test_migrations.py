@@ -1,0 +1,90 @@
+"""Migrations create exactly the models' schema, on both backends."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
+
+from tuneforge.errors import InvalidArgument
+from tuneforge.store.db import (
+    Database,
+    alembic_config,
+    downgrade,
+    make_engine,
+    normalize_url,
+    open_database,
+    upgrade,
+)
+from tuneforge.store.models import Base
+
+
+def schema_differences(url: str) -> list:
+    engine = make_engine(url)
+    try:
+        with engine.connect() as connection:
+            context = MigrationContext.configure(connection, opts={"compare_type": True})
+            return compare_metadata(context, Base.metadata)
+    finally:
+        engine.dispose()
+
+
+def table_names(url: str) -> set[str]:
+    engine = make_engine(url)
+    try:
+        return set(sa.inspect(engine).get_table_names())
+    finally:
+        engine.dispose()
+
+
+def test_upgrade_creates_exactly_the_models_schema(empty_url: str) -> None:
+    upgrade(empty_url)
+    assert schema_differences(empty_url) == []
+    assert table_names(empty_url) == set(Base.metadata.tables) | {"alembic_version"}
+
+
+def test_session_database_matches_the_models(db: Database) -> None:
+    assert schema_differences(db.url.render_as_string(hide_password=False)) == []
+
+
+def test_upgrade_is_idempotent_and_downgrade_undoes_it(empty_url: str) -> None:
+    upgrade(empty_url)
+    upgrade(empty_url)
+    downgrade(empty_url, "base")
+    assert table_names(empty_url) == {"alembic_version"}
+    upgrade(empty_url)
+    assert schema_differences(empty_url) == []
+
+
+def test_there_is_one_head_and_it_is_the_initial_revision() -> None:
+    script = ScriptDirectory.from_config(alembic_config())
+    assert script.get_heads() == ["0001"]
+
+
+def test_sqlite_is_wal_with_foreign_keys_under_a_created_directory(tmp_path: Path) -> None:
+    path = tmp_path / "data" / "dir" / "tuneforge.db"
+    database = open_database(f"sqlite:///{path}")
+    try:
+        assert path.exists()
+        with database.engine.connect() as connection:
+            pragma = connection.exec_driver_sql
+            assert pragma("PRAGMA journal_mode").scalar() == "wal"
+            assert pragma("PRAGMA foreign_keys").scalar() == 1
+            assert pragma("PRAGMA busy_timeout").scalar() == 30_000
+    finally:
+        database.dispose()
+
+
+def test_plain_postgresql_urls_mean_psycopg_3() -> None:
+    assert normalize_url("postgresql://u@h/db").drivername == "postgresql+psycopg"
+    assert normalize_url("postgres://u@h/db").drivername == "postgresql+psycopg"
+    assert normalize_url("postgresql+psycopg://u@h/db").drivername == "postgresql+psycopg"
+
+
+def test_other_databases_are_refused() -> None:
+    with pytest.raises(InvalidArgument):
+        make_engine("mysql://u@h/db")
