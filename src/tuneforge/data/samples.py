@@ -113,12 +113,17 @@ def write_task(
 
 
 def corpus_lines(seed: int = 0) -> Iterator[str]:
-    """Text the built-in tokenizer is trained on: every task, every word, chat role names."""
-    for task, (_, system) in TASKS.items():
+    """Text the built-in tokenizer is trained on: the tasks' words, in shuffled sentences.
+
+    It depends on the word lists only, not on how the tasks combine them, so the tiny model
+    stays the same when a task changes.
+    """
+    rng = random.Random(f"corpus-{seed}")
+    vocabulary = [*POSITIVE_WORDS, *NEGATIVE_WORDS, *FILLER_WORDS, *FORMAT_KEYS, *FORMAT_VALUES]
+    for _, system in TASKS.values():
         yield system
-        for pair in generate_pairs(task, 400, seed):
-            yield pair["input"]
-            yield pair["output"]
-    vocabulary = POSITIVE_WORDS + NEGATIVE_WORDS + FILLER_WORDS + FORMAT_KEYS + FORMAT_VALUES
-    yield " ".join(vocabulary)
-    yield "system user assistant model review: positive negative"
+    for _ in range(400):
+        yield "review: " + " ".join(rng.choices(vocabulary, k=8)) + " ->"
+        key, value = rng.choice(FORMAT_KEYS), rng.choice(FORMAT_VALUES)
+        yield f"{key}={value}; {value} ({key})"
+    yield "system user assistant model positive negative"

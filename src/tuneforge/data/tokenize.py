@@ -68,11 +68,13 @@ def tokenize_conversation(
     encoded = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
     input_ids: list[int] = encoded["input_ids"]
     labels = [IGNORE_INDEX] * len(input_ids)
+    # A token is trained when its characters overlap a model span: the first token of a turn
+    # may begin in the template's markup (" negative" after "Assistant:").
     span_index = 0
-    for position, (start, _end) in enumerate(encoded["offset_mapping"]):
+    for position, (start, end) in enumerate(encoded["offset_mapping"]):
         while span_index < len(spans) and start >= spans[span_index][1]:
             span_index += 1
-        if span_index < len(spans) and spans[span_index][0] <= start:
+        if span_index < len(spans) and end > spans[span_index][0]:
             labels[position] = input_ids[position]
     truncated = max_length is not None and len(input_ids) > max_length
     if truncated:

@@ -45,12 +45,13 @@ class DatasetValidationError(TuneforgeError):
 
     def __init__(self, report: ValidationReport) -> None:
         self.report = report
-        errors = [p for p in report.problems if p.severity == "error"]
-        shown = "; ".join(str(problem) for problem in errors[:SHOWN_IN_ERROR])
-        more = report.error_count - min(len(errors), SHOWN_IN_ERROR)
-        plural = "s" if report.error_count != 1 else ""
-        message = f"the dataset has {report.error_count} error{plural}: {shown}"
-        super().__init__(message + (f" (and {more} more)" if more else ""))
+        errors = [p for p in report.problems if p.severity == "error"][:SHOWN_IN_ERROR]
+        message = f"the dataset has {report.error_count} error{'s' * (report.error_count != 1)}"
+        if errors:
+            message += ": " + "; ".join(map(str, errors))
+        if report.error_count > len(errors):
+            message += f" (and {report.error_count - len(errors)} more)"
+        super().__init__(message)
 
 
 def formats_list(formats: tuple[DatasetFormat, ...]) -> str:

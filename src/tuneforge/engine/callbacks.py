@@ -11,7 +11,7 @@ import math
 import time
 from pathlib import Path
 
-from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
+from transformers import TrainerCallback, TrainerControl, TrainerState
 
 from tuneforge.engine.checkpoints import describe
 from tuneforge.engine.observer import (
@@ -29,9 +29,8 @@ _STANDARD_LOG_KEYS = {"loss", "learning_rate", "grad_norm", "mean_token_accuracy
 class TokenCounter:
     """Wraps a collator to count the real and the padded tokens it hands to the model."""
 
-    def __init__(self, collator, pad_token_id: int) -> None:
+    def __init__(self, collator) -> None:
         self.collator = collator
-        self.pad_token_id = pad_token_id
         self.real_tokens = 0
         self.slots = 0
 
@@ -142,7 +141,9 @@ class TuningCallback(TrainerCallback):
     def on_epoch_end(self, args, state: TrainerState, control: TrainerControl, **kwargs):
         if self.stop is not None:
             return
-        train_loss = sum(self._epoch_losses) / len(self._epoch_losses) if self._epoch_losses else 0.0
+        train_loss = (
+            sum(self._epoch_losses) / len(self._epoch_losses) if self._epoch_losses else 0.0
+        )
         extra = {k: sum(v) / len(v) for k, v in self._epoch_extra.items() if v}
         self._epoch_losses, self._epoch_extra = [], {}
         self._current_epoch_train = (round(state.epoch or 0), train_loss, extra)

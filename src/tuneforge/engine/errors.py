@@ -14,8 +14,10 @@ class TuningError(TuneforgeError):
 
 
 def out_of_memory_message(batch_size: int, max_seq_length: int, mode: str) -> str:
-    hints = [f"a smaller batch size (now {batch_size})",
-             f"a shorter max sequence length (now {max_seq_length})"]  # fmt: skip
+    hints = [
+        f"a smaller batch size (now {batch_size})",
+        f"a shorter max sequence length (now {max_seq_length})",
+    ]
     if mode == "full":
         hints.append("mode 'peft' (a LoRA adapter needs far less memory than all weights)")
     return "out of memory while training; try " + ", or ".join(hints)

@@ -31,14 +31,19 @@ def detect_hardware() -> Hardware:
             attn_implementation="flash_attention_2" if flash and bf16 else "sdpa",
             free_memory_bytes=free,
         )
-    return Hardware(device="cpu", dtype=torch.float32, attn_implementation="sdpa",
-                    free_memory_bytes=None)  # fmt: skip
+    return Hardware(
+        device="cpu", dtype=torch.float32, attn_implementation="sdpa", free_memory_bytes=None
+    )
 
 
 def needs_gradient_checkpointing(
-    hardware: Hardware, parameters: int, hidden_size: int, layers: int, tokens_per_step: int,
+    hardware: Hardware,
+    parameters: int,
+    hidden_size: int,
+    layers: int,
+    tokens_per_step: int,
     full_weights: bool,
-) -> bool:  # fmt: skip
+) -> bool:
     """A rough estimate: turn on recomputation when weights + optimizer + activations would fill
     more than 80% of the free GPU memory. Never on a CPU (memory is plentiful, time is not)."""
     if hardware.free_memory_bytes is None:

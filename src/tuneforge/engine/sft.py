@@ -23,6 +23,7 @@ from tuneforge.engine.training import (
     load_base_for_training,
     lora_config,
     run_trainer,
+    seed_everything,
     training_arguments,
 )
 
@@ -119,11 +120,10 @@ def train_sft(
         max_length=None,
         dataset_kwargs={"skip_prepare_dataset": True},
     )
-    counter = TokenCounter(
-        DataCollatorForLanguageModeling(pad_token_id=base.tokenizer.pad_token_id, padding_free=True),
-        base.tokenizer.pad_token_id,
-    )
+    pad_id = base.tokenizer.pad_token_id
+    counter = TokenCounter(DataCollatorForLanguageModeling(pad_token_id=pad_id, padding_free=True))
     callback = TuningCallback(observer, counter, checkpoints_dir, hp.early_stopping_patience)
+    seed_everything(spec.seed)  # the adapter's initial weights are drawn in SFTTrainer()
     trainer = SFTTrainer(
         model=base.model,
         args=args,

@@ -22,15 +22,16 @@ ADAPTER_SIZES = (1, 2, 4, 8, 16, 32)
 # LoRA adapter (PEFT / QLoRA recipes), 2e-5 for all weights. Adam's best rate falls as a model
 # gets wider (muP's 1/width rule), so it is scaled by REFERENCE_WIDTH / hidden_size:
 # 1B (2048) -> 4e-4, Qwen2.5-0.5B (896) -> 9e-4, 70B (8192) -> 1e-4 for LoRA; the built-in
-# tiny model (64) -> 1.3e-2. The multiplier scales this default, as Vertex's and OpenAI's
-# `learning_rate_multiplier` scale theirs.
+# tiny model (64) -> 6.4e-3 (the scale is capped at 32x). The multiplier scales this default,
+# as Vertex's and OpenAI's `learning_rate_multiplier` scale theirs.
 DEFAULT_LEARNING_RATE = {"peft": 2e-4, "full": 2e-5}
 REFERENCE_WIDTH = 4096
 
 
 def default_learning_rate(mode: Mode, hidden_size: int | None) -> float:
     width_scale = REFERENCE_WIDTH / hidden_size if hidden_size else 1.0
-    return DEFAULT_LEARNING_RATE[mode] * min(max(width_scale, 0.5), 64.0)
+    return DEFAULT_LEARNING_RATE[mode] * min(max(width_scale, 0.5), 32.0)
+
 
 # OpenAI's fine-tuning data guide picks epochs so that examples x epochs lands between these.
 TARGET_EPOCHS = 3

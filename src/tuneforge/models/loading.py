@@ -8,13 +8,15 @@ from tuneforge.errors import InvalidArgument
 
 # For base models published without a chat template: plain text turns that use only tokens the
 # model already has, ending each model turn with its EOS token so the tuned model learns to stop.
+# The generation prompt ends with "Assistant:" and no space: the space belongs to the first token
+# of the answer (" negative"), as it did in training.
 FALLBACK_CHAT_TEMPLATE = (
     "{% for message in messages %}"
     "{% if message['role'] == 'system' %}{{ message['content'] }}\n\n"
     "{% elif message['role'] == 'user' %}User: {{ message['content'] }}\n"
     "{% else %}Assistant: {{ message['content'] }}{{ eos_token }}\n{% endif %}"
     "{% endfor %}"
-    "{% if add_generation_prompt %}Assistant: {% endif %}"
+    "{% if add_generation_prompt %}Assistant:{% endif %}"
 )
 
 

@@ -101,9 +101,16 @@ def _run_alembic(url: str | URL, action: Any, revision: str) -> None:
     engine = make_engine(url)
     try:
         with engine.begin() as connection:
+            is_sqlite = connection.dialect.name == "sqlite"
+            if is_sqlite:
+                # SQLite batch migrations rebuild a table by dropping it; with foreign keys
+                # on, that drop would cascade-delete the rows that refer to it.
+                connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
             config = alembic_config()
             config.attributes["connection"] = connection
             action(config, revision)
+            if is_sqlite and connection.exec_driver_sql("PRAGMA foreign_key_check").first():
+                raise RuntimeError(f"migration to {revision} broke foreign keys; rolled back")
     finally:
         engine.dispose()
 

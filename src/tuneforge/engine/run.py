@@ -1,0 +1,33 @@
+"""The engine's one entry point: a spec and datasets in, checkpoints and a result out."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tuneforge.config import Settings
+from tuneforge.data.records import Example
+from tuneforge.engine.errors import TuningError
+from tuneforge.engine.observer import TuningObserver
+from tuneforge.engine.result import TuningResult
+from tuneforge.engine.spec import TuningSpec
+
+
+def run_tuning(
+    spec: TuningSpec,
+    train: list[Example],
+    validation: list[Example],
+    output_dir: Path,
+    settings: Settings,
+    observer: TuningObserver | None = None,
+    *,
+    resume: bool = True,
+) -> TuningResult:
+    """Tune ``spec.base_model`` into ``output_dir``; with ``resume``, go on from the latest
+    checkpoint found there (a crashed or paused run) instead of starting over."""
+    observer = observer or TuningObserver()
+    output_dir.mkdir(parents=True, exist_ok=True)
+    if spec.method == "supervised":
+        from tuneforge.engine.sft import train_sft
+
+        return train_sft(spec, train, validation, output_dir, observer, settings, resume=resume)
+    raise TuningError(f"tuning method {spec.method!r} is not available", code="invalid_method")

@@ -1,0 +1,194 @@
+"""Loaded models for inference: an LRU cache bounded by parameter bytes, and LoRA adapter switching.
+
+A base model is loaded once, however many tuned models are built on it: its adapters are loaded
+into one ``PeftModel`` under stable names and switched per request. A full fine-tune is a model
+of its own in the same cache. Switching adapters mutates the model, so each loaded model has a
+lock that a request holds from switching to the end of generation.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections import Counter, OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from tuneforge.errors import NotFound
+from tuneforge.inference.types import ModelTarget
+from tuneforge.models.loading import load_causal_lm, load_tokenizer, quiet_transformers
+
+ADAPTER_CONFIG = "adapter_config.json"
+
+
+def parameter_bytes(model: torch.nn.Module) -> int:
+    tensors = [*model.parameters(), *model.buffers()]
+    return sum(t.numel() * t.element_size() for t in tensors)
+
+
+def adapter_name(adapter_path: Path) -> str:
+    """A stable name for an adapter folder; a folder rewritten in place gets a new name."""
+    weights = adapter_path / "adapter_model.safetensors"
+    stamp = weights.stat().st_mtime_ns if weights.exists() else 0
+    digest = hashlib.sha1(f"{adapter_path.resolve()}:{stamp}".encode()).hexdigest()
+    return f"adapter_{digest[:16]}"
+
+
+@dataclass
+class LoadedModel:
+    key: str  # the base source, or the folder of a full fine-tune
+    model: Any  # a PreTrainedModel, or a PeftModel once an adapter has been loaded into it
+    tokenizer: Any
+    device: str
+    max_adapters: int
+    nbytes: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    adapters: OrderedDict[str, None] = field(default_factory=OrderedDict)  # names, LRU first
+
+    @property
+    def eos_ids(self) -> list[int]:
+        """The tokenizer's EOS and any end-of-turn ids the model's generation config adds."""
+        ids = {self.tokenizer.eos_token_id}
+        configured = getattr(self.model.generation_config, "eos_token_id", None)
+        if isinstance(configured, int):
+            ids.add(configured)
+        elif configured:
+            ids.update(configured)
+        return sorted(ids)
+
+    @property
+    def context_length(self) -> int | None:
+        return getattr(self.model.config, "max_position_embeddings", None)
+
+    @contextmanager
+    def using(self, adapter_path: Path | None) -> Iterator[Any]:
+        """Hold the model with this adapter active, or with every adapter disabled."""
+        with self.lock:
+            if adapter_path is not None:
+                name = self._ensure_adapter(adapter_path)  # may wrap self.model in a PeftModel
+                self.model.set_adapter(name, inference_mode=True)
+                yield self.model
+            elif hasattr(self.model, "disable_adapter"):
+                with self.model.disable_adapter():
+                    yield self.model
+            else:
+                yield self.model
+
+    def _ensure_adapter(self, adapter_path: Path) -> str:
+        name = adapter_name(adapter_path)
+        if name in self.adapters:
+            self.adapters.move_to_end(name)
+            return name
+        if not self.adapters:
+            from peft import PeftModel
+
+            self.model = PeftModel.from_pretrained(
+                self.model, str(adapter_path), adapter_name=name, torch_device=self.device
+            )
+        else:
+            self.model.load_adapter(str(adapter_path), adapter_name=name, torch_device=self.device)
+        self.adapters[name] = None
+        if len(self.adapters) > self.max_adapters:
+            oldest = next(iter(self.adapters))
+            self.model.delete_adapter(oldest)
+            del self.adapters[oldest]
+        self.model.eval()
+        self.nbytes = parameter_bytes(self.model)
+        return name
+
+
+class ModelCache:
+    """Loaded models, least recently used evicted once their parameters pass the budget.
+
+    The model in use is never evicted, so a single model larger than the budget still loads.
+    """
+
+    def __init__(
+        self,
+        memory_budget_bytes: int,
+        device: str,
+        dtype: torch.dtype,
+        attn_implementation: str,
+        max_adapters_per_model: int = 64,
+    ) -> None:
+        self.memory_budget_bytes = memory_budget_bytes
+        self.device = device
+        self.dtype = dtype
+        self.attn_implementation = attn_implementation
+        self.max_adapters_per_model = max_adapters_per_model
+        self._models: OrderedDict[str, LoadedModel] = OrderedDict()
+        self._lock = threading.Lock()
+        self._loading: dict[str, threading.Lock] = {}
+        self.load_counts: Counter[str] = Counter()
+        self.evictions = 0
+
+    def loaded(self) -> list[str]:
+        """Keys of the loaded models, least recently used first."""
+        with self._lock:
+            return list(self._models)
+
+    def get(self, target: ModelTarget) -> LoadedModel:
+        """The model a target runs on, loaded if needed; its adapter loads on first use."""
+        adapter = target.adapter_path
+        if adapter is not None and not (adapter / ADAPTER_CONFIG).is_file():
+            raise NotFound(f"model {target.name!r}: no LoRA adapter in {adapter}")
+        if target.weights_path is not None:
+            folder = target.weights_path
+            if not (folder / "config.json").is_file():
+                raise NotFound(f"model {target.name!r}: no config.json in {folder}")
+            has_tokenizer = (folder / "tokenizer_config.json").is_file()
+            tokenizer_source = str(folder) if has_tokenizer else target.base_source
+            return self._get(str(folder.resolve()), tokenizer_source)
+        return self._get(target.base_source, target.base_source)
+
+    def _get(self, key: str, tokenizer_source: str) -> LoadedModel:
+        with self._lock:
+            if key in self._models:
+                self._models.move_to_end(key)
+                return self._models[key]
+            loading = self._loading.setdefault(key, threading.Lock())
+        with loading:  # one load per key, while other keys stay served
+            with self._lock:
+                if key in self._models:
+                    self._models.move_to_end(key)
+                    return self._models[key]
+            loaded = self._load(key, tokenizer_source)
+            with self._lock:
+                self._models[key] = loaded
+                self.load_counts[key] += 1
+                self._evict(keep=key)
+            return loaded
+
+    def _load(self, source: str, tokenizer_source: str) -> LoadedModel:
+        quiet_transformers()
+        tokenizer = load_tokenizer(tokenizer_source)
+        model = load_causal_lm(
+            source, dtype=self.dtype, attn_implementation=self.attn_implementation
+        ).to(self.device)
+        model.eval()
+        return LoadedModel(
+            key=source,
+            model=model,
+            tokenizer=tokenizer,
+            device=self.device,
+            max_adapters=self.max_adapters_per_model,
+            nbytes=parameter_bytes(model),
+        )
+
+    def _evict(self, keep: str) -> None:
+        evicted = False
+        while sum(m.nbytes for m in self._models.values()) > self.memory_budget_bytes:
+            oldest = next(iter(self._models))
+            if oldest == keep:
+                break
+            # A request still running on it keeps its own reference until it ends.
+            del self._models[oldest]
+            self.evictions += 1
+            evicted = True
+        if evicted and self.device.startswith("cuda"):
+            torch.cuda.empty_cache()

@@ -1,0 +1,128 @@
+"""What every inference backend takes and returns, so the CLI and both API surfaces share one call.
+
+A request names a :class:`ModelTarget` (a base model, a base plus a LoRA adapter, or the weights
+of a full fine-tune), a prompt :class:`~tuneforge.data.records.Conversation` ending with a user
+turn, and :class:`GenerationParams`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, Protocol
+
+from tuneforge.data.records import Conversation
+from tuneforge.errors import InvalidArgument
+
+FinishReason = Literal["stop", "length"]
+
+
+@dataclass(frozen=True)
+class ModelTarget:
+    name: str  # the model name to report back (modelVersion / model)
+    base_source: str  # folder or hub id of the base model
+    adapter_path: Path | None = None  # LoRA adapter folder (a tuned model or one checkpoint)
+    weights_path: Path | None = None  # full fine-tune folder: loads as a model of its own
+
+    def __post_init__(self) -> None:
+        for name in ("adapter_path", "weights_path"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, Path):
+                object.__setattr__(self, name, Path(value))
+        if self.adapter_path is not None and self.weights_path is not None:
+            raise InvalidArgument(
+                f"model {self.name!r}: a target has either an adapter or full weights, not both"
+            )
+
+
+@dataclass(frozen=True)
+class GenerationParams:
+    temperature: float = 0.0  # 0 -> greedy
+    top_p: float = 1.0
+    top_k: int = 0  # 0 -> off
+    max_output_tokens: int = 256
+    stop: tuple[str, ...] = ()  # stop sequences: output is cut before the first one
+    seed: int | None = None  # same seed + params -> same sampled output
+    n: int = 1  # candidates
+
+    def __post_init__(self) -> None:
+        # A list from JSON would make the params unhashable (the batcher groups by them), and
+        # OpenAI's `stop` may be a single string.
+        stop = (self.stop,) if isinstance(self.stop, str) else self.stop
+        object.__setattr__(self, "stop", tuple(s for s in stop if s))
+        checks = [
+            ("temperature", self.temperature >= 0, "must be 0 or more"),
+            ("top_p", 0 < self.top_p <= 1, "must be in (0, 1]"),
+            ("top_k", self.top_k >= 0, "must be 0 (off) or more"),
+            ("max_output_tokens", self.max_output_tokens >= 1, "must be at least 1"),
+            ("n", self.n >= 1, "must be at least 1"),
+        ]
+        for name, ok, expected in checks:
+            if not ok:
+                raise InvalidArgument(f"{name} {expected}, got {getattr(self, name)!r}", name)
+
+    @property
+    def sampling(self) -> bool:
+        return self.temperature > 0
+
+
+@dataclass(frozen=True)
+class Completion:
+    text: str
+    finish_reason: FinishReason  # "stop": EOS or a stop sequence
+    output_tokens: int
+
+
+@dataclass(frozen=True)
+class GenerationResult:
+    completions: list[Completion]
+    prompt_tokens: int
+
+    @property
+    def output_tokens(self) -> int:
+        return sum(c.output_tokens for c in self.completions)
+
+
+class InferenceBackend(Protocol):
+    def generate(
+        self, target: ModelTarget, prompt: Conversation, params: GenerationParams
+    ) -> GenerationResult: ...
+
+    def generate_batch(
+        self, target: ModelTarget, prompts: list[Conversation], params: GenerationParams
+    ) -> list[GenerationResult]: ...
+
+    def stream(
+        self, target: ModelTarget, prompt: Conversation, params: GenerationParams
+    ) -> Iterator[str]:
+        """Text deltas of one completion (``params.n`` is ignored)."""
+        ...
+
+
+def check_prompt(prompt: Conversation) -> None:
+    """A prompt must end with a user turn: the model writes the next (model) turn."""
+    if not prompt.is_prompt_only:
+        raise InvalidArgument("the prompt must end with a user turn", "contents")
+
+
+def cut_at_stop(text: str, stop: tuple[str, ...]) -> tuple[str, bool]:
+    """The text before the earliest stop sequence in it, and whether one was found."""
+    positions = [i for i in (text.find(s) for s in stop) if i >= 0]
+    if not positions:
+        return text, False
+    return text[: min(positions)], True
+
+
+def held_back(text: str, stop: tuple[str, ...]) -> int:
+    """How many trailing characters of ``text`` could be the start of a stop sequence.
+
+    A stream must not emit them yet: the next piece may complete the stop sequence.
+    """
+    longest = 0
+    for s in stop:
+        for size in range(min(len(s) - 1, len(text)), longest, -1):
+            if text.endswith(s[:size]):
+                longest = size
+                break
+    return longest

@@ -1,0 +1,167 @@
+"""Generation with vLLM on a GPU: one engine per base model, LoRA adapters per request.
+
+vLLM is imported only when this backend is made, so tuneforge runs without it. The engine
+claims most of the GPU's memory, so one model is held at a time: a request for another base
+(or for a full fine-tune, which is a model of its own) replaces the engine. Adapters of the
+loaded base are served side by side in one batch through ``LoRARequest``.
+
+vLLM's offline ``LLM`` has no streaming API: :meth:`VLLMBackend.stream` yields the finished
+completion as one piece.
+"""
+
+from __future__ import annotations
+
+import gc
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from tuneforge.data.records import Conversation
+from tuneforge.data.tokenize import prompt_ids
+from tuneforge.errors import InvalidArgument, NotFound
+from tuneforge.inference.model_cache import ADAPTER_CONFIG, adapter_name
+from tuneforge.inference.types import (
+    Completion,
+    GenerationParams,
+    GenerationResult,
+    ModelTarget,
+    check_prompt,
+)
+from tuneforge.models.loading import load_tokenizer
+
+
+class VLLMBackend:
+    """An :class:`~tuneforge.inference.types.InferenceBackend` on ``vllm.LLM``."""
+
+    def __init__(
+        self,
+        max_lora_rank: int = 32,
+        max_loras: int = 8,
+        gpu_memory_utilization: float = 0.85,
+        **engine_kwargs: Any,
+    ) -> None:
+        try:
+            import vllm  # noqa: F401
+        except ImportError as err:
+            raise InvalidArgument(
+                "the vllm inference backend needs the vllm package (pip install vllm) and a GPU",
+                "TUNEFORGE_INFERENCE_BACKEND",
+            ) from err
+        self.max_lora_rank = max_lora_rank
+        self.max_loras = max_loras
+        self.gpu_memory_utilization = gpu_memory_utilization
+        self.engine_kwargs = engine_kwargs
+        self._lock = threading.Lock()  # LLM.generate is not safe to call from two threads
+        self._llm: Any = None
+        self._tokenizer: Any = None
+        self._source: str | None = None
+        self._lora_ids: dict[str, int] = {}  # adapter name -> vLLM's integer id (1, 2, ...)
+
+    def generate(
+        self, target: ModelTarget, prompt: Conversation, params: GenerationParams
+    ) -> GenerationResult:
+        return self.generate_batch(target, [prompt], params)[0]
+
+    def generate_batch(
+        self, target: ModelTarget, prompts: list[Conversation], params: GenerationParams
+    ) -> list[GenerationResult]:
+        for prompt in prompts:
+            check_prompt(prompt)
+        if not prompts:
+            return []
+        with self._lock:
+            llm, tokenizer = self._engine(target)
+            requests = [{"prompt_token_ids": prompt_ids(p, tokenizer)} for p in prompts]
+            outputs = llm.generate(
+                requests,
+                self._sampling_params(params, tokenizer),
+                lora_request=self._lora_request(target),
+                use_tqdm=False,
+            )
+        eos_ids = {tokenizer.eos_token_id}
+        results = []
+        for output in outputs:
+            completions = [_completion(candidate, eos_ids) for candidate in output.outputs]
+            if not params.sampling:
+                completions *= params.n
+            results.append(
+                GenerationResult(
+                    completions=completions, prompt_tokens=len(output.prompt_token_ids)
+                )
+            )
+        return results
+
+    def stream(
+        self, target: ModelTarget, prompt: Conversation, params: GenerationParams
+    ) -> Iterator[str]:
+        result = self.generate(target, prompt, params)
+        if result.completions[0].text:
+            yield result.completions[0].text
+
+    def _engine(self, target: ModelTarget) -> tuple[Any, Any]:
+        weights = target.weights_path
+        source = str(weights) if weights is not None else target.base_source
+        if source != self._source:
+            from vllm import LLM
+
+            self._release()
+            has_tokenizer = weights is not None and (weights / "tokenizer_config.json").is_file()
+            tokenizer_source = source if weights is None or has_tokenizer else target.base_source
+            self._tokenizer = load_tokenizer(tokenizer_source)
+            self._llm = LLM(
+                model=source,
+                tokenizer=tokenizer_source,
+                enable_lora=weights is None,
+                max_lora_rank=self.max_lora_rank,
+                max_loras=self.max_loras,
+                gpu_memory_utilization=self.gpu_memory_utilization,
+                **self.engine_kwargs,
+            )
+            self._source = source
+        return self._llm, self._tokenizer
+
+    def _release(self) -> None:
+        if self._llm is None:
+            return
+        self._llm = None
+        self._lora_ids.clear()
+        gc.collect()
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+    def _lora_request(self, target: ModelTarget) -> Any:
+        path: Path | None = target.adapter_path
+        if path is None:
+            return None
+        if not (path / ADAPTER_CONFIG).is_file():
+            raise NotFound(f"no LoRA adapter in {path} ({ADAPTER_CONFIG} is missing)")
+        from vllm.lora.request import LoRARequest
+
+        name = adapter_name(path)
+        lora_id = self._lora_ids.setdefault(name, len(self._lora_ids) + 1)
+        return LoRARequest(name, lora_id, str(path.resolve()))
+
+    def _sampling_params(self, params: GenerationParams, tokenizer: Any) -> Any:
+        from vllm import SamplingParams
+
+        return SamplingParams(
+            n=params.n if params.sampling else 1,  # greedy candidates are all the same
+            temperature=params.temperature,
+            top_p=params.top_p,
+            top_k=params.top_k if params.top_k > 0 else -1,
+            max_tokens=params.max_output_tokens,
+            stop=list(params.stop) or None,
+            stop_token_ids=[tokenizer.eos_token_id],
+            seed=params.seed,
+        )
+
+
+def _completion(candidate: Any, eos_ids: set[int]) -> Completion:
+    tokens = list(candidate.token_ids)
+    if tokens and tokens[-1] in eos_ids:
+        tokens.pop()  # counted up to and excluding EOS, as the transformers backend does
+    finish = "stop" if candidate.finish_reason == "stop" else "length"
+    return Completion(text=candidate.text, finish_reason=finish, output_tokens=len(tokens))

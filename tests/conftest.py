@@ -1,0 +1,57 @@
+"""Fixtures shared by the whole suite: offline mode, the built tiny models, sample tasks."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from tuneforge.config import Settings
+from tuneforge.data.samples import write_task
+from tuneforge.data.validate import load_examples
+from tuneforge.models.tiny import TINY_MODELS, ensure_tiny_model
+
+TINY = "tuneforge/tiny-chat"
+
+
+def pytest_collection_modifyitems(config, items):
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    skip_gpu = pytest.mark.skip(reason="needs a CUDA device")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip_gpu)
+
+
+@pytest.fixture(scope="session")
+def models_dir(tmp_path_factory) -> Path:
+    """Both tiny models, built once per test session."""
+    folder = tmp_path_factory.mktemp("models")
+    for name in TINY_MODELS:
+        ensure_tiny_model(name, folder)
+    return folder
+
+
+@pytest.fixture
+def settings(tmp_path, models_dir) -> Settings:
+    """Settings with a fresh data dir whose models/ already holds the tiny models."""
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    (data_dir / "models").symlink_to(models_dir, target_is_directory=True)
+    return Settings(data_dir=data_dir)
+
+
+@pytest.fixture(scope="session")
+def sentiment_files(tmp_path_factory) -> dict[str, Path]:
+    return write_task(tmp_path_factory.mktemp("sentiment"), "sentiment")
+
+
+@pytest.fixture(scope="session")
+def sentiment(sentiment_files) -> dict[str, list]:
+    return {split: load_examples(path) for split, path in sentiment_files.items()}

@@ -1,0 +1,121 @@
+"""Loss masks, checked token by token against a hand-built expectation."""
+
+import pytest
+from transformers import AutoTokenizer
+
+from tuneforge.data.records import Conversation, PreferenceExample, Turn
+from tuneforge.data.tokenize import (
+    IGNORE_INDEX,
+    count_tokens,
+    prompt_ids,
+    tokenize_conversation,
+)
+from tuneforge.models.loading import FALLBACK_CHAT_TEMPLATE
+
+
+@pytest.fixture(scope="module")
+def tokenizer(models_dir):
+    return AutoTokenizer.from_pretrained(models_dir / "tiny-chat")
+
+
+def labelled_pieces(tokenizer, tokenized):
+    """The decoded text of each run of labelled tokens."""
+    pieces, current = [], []
+    for token, label in zip(tokenized.input_ids, tokenized.labels, strict=True):
+        if label != IGNORE_INDEX:
+            assert label == token  # a label is the token itself (the model shifts)
+            current.append(token)
+        elif current:
+            pieces.append(tokenizer.decode(current))
+            current = []
+    if current:
+        pieces.append(tokenizer.decode(current))
+    return pieces
+
+
+def test_mask_token_by_token(tokenizer):
+    conversation = Conversation(
+        system="be brief",
+        turns=(Turn("user", "hi"), Turn("model", "positive"), Turn("user", "again")),
+    )
+    conversation = Conversation(
+        system=conversation.system,
+        turns=(*conversation.turns, Turn("model", "negative")),
+    )
+    tokenized = tokenize_conversation(conversation, tokenizer)
+    # Build the expectation by hand from the template's pieces.
+    expected_ids: list[int] = []
+    expected_labels: list[int] = []
+
+    def add(text: str, trained: bool) -> None:
+        ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+        expected_ids.extend(ids)
+        expected_labels.extend(ids if trained else [IGNORE_INDEX] * len(ids))
+
+    add("<|im_start|>system\nbe brief<|im_end|>\n", False)
+    add("<|im_start|>user\nhi<|im_end|>\n", False)
+    add("<|im_start|>assistant\n", False)
+    add("positive<|im_end|>\n", True)
+    add("<|im_start|>user\nagain<|im_end|>\n", False)
+    add("<|im_start|>assistant\n", False)
+    add("negative<|im_end|>\n", True)
+    assert tokenized.input_ids == expected_ids
+    assert tokenized.labels == expected_labels
+
+
+def test_weight_zero_turn_carries_no_label(tokenizer):
+    conversation = Conversation(
+        turns=(
+            Turn("user", "a"),
+            Turn("model", "positive", weight=0),
+            Turn("user", "b"),
+            Turn("model", "negative"),
+        )
+    )
+    pieces = labelled_pieces(tokenizer, tokenize_conversation(conversation, tokenizer))
+    assert pieces == ["negative<|im_end|>\n"]
+
+
+def test_every_model_turn_is_labelled_and_nothing_else(tokenizer):
+    turns = []
+    for i in range(4):
+        turns += [Turn("user", f"review: great {i} ->"), Turn("model", f"label {i}")]
+    tokenized = tokenize_conversation(Conversation(turns=tuple(turns), system="sys"), tokenizer)
+    assert labelled_pieces(tokenizer, tokenized) == [f"label {i}<|im_end|>\n" for i in range(4)]
+
+
+def test_truncation_cuts_and_flags(tokenizer):
+    conversation = Conversation(turns=(Turn("user", "great " * 50), Turn("model", "positive")))
+    tokenized = tokenize_conversation(conversation, tokenizer, max_length=16)
+    assert tokenized.truncated
+    assert len(tokenized.input_ids) == len(tokenized.labels) == 16
+    assert tokenized.trained_tokens == 0
+
+
+def test_template_without_special_tokens(tokenizer):
+    """The fallback template (models published without one) masks just as well."""
+    tokenizer = tokenizer.__class__.from_pretrained(tokenizer.name_or_path)
+    tokenizer.chat_template = FALLBACK_CHAT_TEMPLATE
+    conversation = Conversation(system="s", turns=(Turn("user", "hi"), Turn("model", "negative")))
+    pieces = labelled_pieces(tokenizer, tokenize_conversation(conversation, tokenizer))
+    # "Assistant: negative": the first trained token is " negative", space included.
+    assert pieces == [" negative<|im_end|>\n"]
+
+
+def test_prompt_ids_end_with_generation_prompt(tokenizer):
+    ids = prompt_ids(Conversation(turns=(Turn("user", "hi"),)), tokenizer)
+    assert tokenizer.decode(ids).endswith("<|im_start|>assistant\n")
+
+
+def test_count_tokens_splits_input_and_output(tokenizer):
+    conversation = Conversation(turns=(Turn("user", "hi"), Turn("model", "positive")))
+    input_tokens, output_tokens = count_tokens(conversation, tokenizer)
+    total = len(tokenize_conversation(conversation, tokenizer).input_ids)
+    assert output_tokens == len(tokenizer("positive<|im_end|>\n")["input_ids"])
+    assert input_tokens + output_tokens == total
+    preference = PreferenceExample(
+        prompt=Conversation(turns=(Turn("user", "hi"),)), chosen="positive", rejected="negative"
+    )
+    assert count_tokens(preference, tokenizer) == (input_tokens, output_tokens)
+    prompt_only = Conversation(turns=(Turn("user", "hi"),))
+    assert count_tokens(prompt_only, tokenizer)[1] == 0

@@ -1,0 +1,47 @@
+from __future__ import annotations
+
+import pytest
+
+from tuneforge.config import Settings
+from tuneforge.engine.observer import TuningObserver
+
+
+class RecordingObserver(TuningObserver):
+    """Keeps every report; asks to stop (``stop_with``) once ``stop_at_step`` is reached."""
+
+    def __init__(self, stop_at_step: int | None = None, stop_with: str = "cancel") -> None:
+        self.plans, self.steps, self.epochs, self.checkpoints, self.events = [], [], [], [], []
+        self.stop_at_step = stop_at_step
+        self.stop_with = stop_with
+
+    def on_start(self, plan):
+        self.plans.append(plan)
+
+    def on_step(self, metrics):
+        self.steps.append(metrics)
+
+    def on_epoch(self, metrics):
+        self.epochs.append(metrics)
+
+    def on_checkpoint(self, checkpoint):
+        self.checkpoints.append(checkpoint)
+
+    def on_event(self, message, level="info", data=None):
+        self.events.append(message)
+
+    def stop_requested(self):
+        if (
+            self.stop_at_step is not None
+            and self.steps
+            and self.steps[-1].step >= self.stop_at_step
+        ):
+            self.stop_at_step = None  # ask once
+            return self.stop_with
+        return None
+
+
+@pytest.fixture(scope="session")
+def session_settings(tmp_path_factory, models_dir) -> Settings:
+    data_dir = tmp_path_factory.mktemp("engine-data")
+    (data_dir / "models").symlink_to(models_dir, target_is_directory=True)
+    return Settings(data_dir=data_dir)

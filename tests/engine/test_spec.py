@@ -1,0 +1,64 @@
+import pytest
+from pydantic import ValidationError
+
+from tuneforge.engine.spec import (
+    Hyperparameters,
+    auto_batch_size,
+    auto_epochs,
+    default_learning_rate,
+    resolve_hyperparameters,
+)
+from tuneforge.errors import InvalidArgument
+
+
+def test_learning_rate_and_multiplier_together_are_refused():
+    with pytest.raises(InvalidArgument, match="not both") as caught:
+        Hyperparameters(learning_rate=1e-4, learning_rate_multiplier=2.0)
+    assert caught.value.param == "learning_rate_multiplier"
+
+
+@pytest.mark.parametrize("size", [0, 3, 64])
+def test_adapter_size_must_be_a_supported_rank(size):
+    with pytest.raises(InvalidArgument, match="adapter_size must be one of"):
+        Hyperparameters(adapter_size=size)
+
+
+def test_unknown_hyperparameter_is_refused():
+    with pytest.raises(ValidationError):
+        Hyperparameters(epoch_count=3)
+
+
+def test_auto_epochs_follow_openai_guide():
+    assert auto_epochs(10) == 10  # 100 examples seen at least
+    assert auto_epochs(400) == 3
+    assert auto_epochs(20_000) == 1
+    assert auto_epochs(1) == 25
+
+
+def test_auto_batch_size_grows_with_dataset_and_is_bounded():
+    assert auto_batch_size(20) == 1
+    assert auto_batch_size(400) == 8
+    assert auto_batch_size(1_000_000) == 64
+
+
+def test_default_learning_rate_is_the_usual_one_for_7b_models_and_scales_with_width():
+    assert default_learning_rate("peft", 4096) == pytest.approx(2e-4)
+    assert default_learning_rate("full", 4096) == pytest.approx(2e-5)
+    assert default_learning_rate("peft", 2048) == pytest.approx(4e-4)
+    assert default_learning_rate("peft", 64) == pytest.approx(2e-4 * 32)  # capped
+    assert default_learning_rate("peft", 16384) == pytest.approx(1e-4)  # floor at half
+
+
+def test_multiplier_scales_the_default_and_explicit_rate_wins():
+    scaled = resolve_hyperparameters(
+        Hyperparameters(learning_rate_multiplier=0.5), "peft", 400, hidden_size=4096
+    )
+    assert scaled.learning_rate == pytest.approx(1e-4)
+    explicit = resolve_hyperparameters(Hyperparameters(learning_rate=3e-5), "peft", 400)
+    assert explicit.learning_rate == pytest.approx(3e-5)
+
+
+def test_max_seq_length_is_capped_by_the_model():
+    resolved = resolve_hyperparameters(Hyperparameters(), "peft", 400, model_max_length=512)
+    assert resolved.max_seq_length == 512
+    assert resolved.epochs == 3 and resolved.batch_size == 8
