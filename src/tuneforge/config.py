@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from functools import lru_cache
 from pathlib import Path
 
@@ -55,6 +56,17 @@ class Settings(BaseSettings):
     @property
     def models_dir(self) -> Path:
         return self.data_dir / "models"
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The environment that gives a child process these same settings."""
+    env = {}
+    for name, value in settings.model_dump(mode="json").items():
+        if value is None:
+            continue
+        env[f"TUNEFORGE_{name.upper()}"] = value if isinstance(value, str) else json.dumps(value)
+    env["TUNEFORGE_DATABASE_URL"] = settings.resolved_database_url
+    return env
 
 
 @lru_cache

@@ -59,9 +59,14 @@ TASKS = {
 
 
 def generate_pairs(task: str, count: int, seed: int) -> list[dict[str, str]]:
+    """``count`` distinct examples (a duplicate would weigh one example more in training)."""
     make, _ = TASKS[task]
     rng = random.Random(f"{task}-{seed}")
-    return [make(rng) for _ in range(count)]
+    pairs: dict[str, dict[str, str]] = {}
+    while len(pairs) < count:
+        pair = make(rng)
+        pairs.setdefault(pair["input"], pair)
+    return list(pairs.values())
 
 
 def to_openai_chat(pair: dict[str, str], system: str) -> dict:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from transformers import TrainerCallback, TrainerControl, TrainerState
@@ -26,17 +27,25 @@ from tuneforge.engine.observer import (
 _STANDARD_LOG_KEYS = {"loss", "learning_rate", "grad_norm", "mean_token_accuracy", "epoch"}
 
 
-class TokenCounter:
-    """Wraps a collator to count the real and the padded tokens it hands to the model."""
+def sequence_tokens(feature: dict) -> int:
+    return len(feature["input_ids"])
 
-    def __init__(self, collator) -> None:
+
+class TokenCounter:
+    """Wraps a collator to count the real and the padded tokens it hands to the model.
+
+    ``tokens_of`` says how many real tokens one dataset row puts into the batch.
+    """
+
+    def __init__(self, collator, tokens_of: Callable[[dict], int] = sequence_tokens) -> None:
         self.collator = collator
+        self.tokens_of = tokens_of
         self.real_tokens = 0
         self.slots = 0
 
     def __call__(self, features):
         batch = self.collator(features)
-        self.real_tokens += sum(len(f["input_ids"]) for f in features)
+        self.real_tokens += sum(self.tokens_of(f) for f in features)
         self.slots += batch["input_ids"].numel()
         return batch
 

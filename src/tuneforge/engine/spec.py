@@ -16,6 +16,10 @@ from tuneforge.errors import InvalidArgument
 Method = Literal["supervised", "preference", "distillation"]
 Mode = Literal["peft", "full"]
 Auto = Literal["auto"]
+# What a distilled student minimises: KL(teacher || student) covers all the teacher's likely
+# tokens (the safe choice for a student that starts untrained), KL(student || teacher) seeks its
+# modes, JSD lies between.
+Divergence = Literal["forward_kl", "reverse_kl", "jsd"]
 
 ADAPTER_SIZES = (1, 2, 4, 8, 16, 32)
 # The default learning rate is the usual one at the width of a 7-8B model (4096): 2e-4 for a
@@ -66,6 +70,11 @@ class Hyperparameters(BaseModel):
         "step is a padding-free batch of batch_size examples.",
     )
     beta: float = Field(default=0.1, gt=0, description="DPO's KL strength (preference method).")
+    divergence: Divergence = Field(
+        default="forward_kl",
+        description="What a distilled student minimises against its teacher's token "
+        "distributions (distillation method): forward_kl, reverse_kl or jsd.",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> Hyperparameters:
@@ -96,7 +105,11 @@ class TuningSpec(BaseModel):
     mode: Mode = "peft"
     hyperparameters: Hyperparameters = Field(default_factory=Hyperparameters)
     seed: int = 42
-    teacher_model: str | None = None  # distillation only
+    # Continue tuning: a tuned model's LoRA adapter folder to start from. In peft mode its
+    # weights are trained on; in full mode it is merged into the base's weights first.
+    init_adapter: str | None = None
+    teacher_model: str | None = None  # distillation only, resolved like base_model
+    teacher_adapter: str | None = None  # a tuned teacher: its adapter, merged into teacher_model
 
 
 def auto_epochs(example_count: int) -> int:
@@ -126,6 +139,7 @@ class ResolvedHyperparameters(BaseModel):
     early_stopping_patience: int
     packing: bool
     beta: float
+    divergence: Divergence
 
 
 def resolve_hyperparameters(
@@ -153,4 +167,5 @@ def resolve_hyperparameters(
         early_stopping_patience=hp.early_stopping_patience,
         packing=hp.packing,
         beta=hp.beta,
+        divergence=hp.divergence,
     )

@@ -12,13 +12,16 @@ from typing import Any
 import torch
 
 from tuneforge.config import Settings
+from tuneforge.data.packing import pack_examples
+from tuneforge.data.records import Conversation
+from tuneforge.data.tokenize import TokenizedExample, tokenize_conversation
 from tuneforge.engine.callbacks import TokenCounter, TuningCallback
 from tuneforge.engine.checkpoints import read_checkpoints, remove_incomplete, remove_resume_points
 from tuneforge.engine.errors import TuningError, out_of_memory_message
 from tuneforge.engine.hardware import Hardware, detect_hardware, needs_gradient_checkpointing
 from tuneforge.engine.observer import TrainingPlan, TuningObserver
 from tuneforge.engine.result import TuningResult, choose_default_checkpoint
-from tuneforge.engine.spec import ResolvedHyperparameters, TuningSpec
+from tuneforge.engine.spec import ResolvedHyperparameters, TuningSpec, resolve_hyperparameters
 from tuneforge.models.loading import load_causal_lm, load_tokenizer, quiet_transformers
 from tuneforge.models.resolve import resolve_base_model
 
@@ -31,10 +34,10 @@ class LoadedBase:
     source: str
 
 
-def load_base_for_training(spec: TuningSpec, settings: Settings) -> LoadedBase:
+def load_model(name: str, settings: Settings, hardware: Hardware) -> LoadedBase:
+    """A base model (or a full-weights tuned one) by name, with its tokenizer."""
     quiet_transformers()
-    resolved = resolve_base_model(spec.base_model, settings)
-    hardware = detect_hardware()
+    resolved = resolve_base_model(name, settings)
     tokenizer = load_tokenizer(resolved.source)
     model = load_causal_lm(
         resolved.source, dtype=hardware.dtype, attn_implementation=hardware.attn_implementation
@@ -43,6 +46,38 @@ def load_base_for_training(spec: TuningSpec, settings: Settings) -> LoadedBase:
     # of a padding-free batch and lets examples attend to each other.
     model.config.use_cache = False
     return LoadedBase(model, tokenizer, hardware, resolved.source)
+
+
+def with_adapter(model, adapter_dir: str, *, trainable: bool):
+    """``model`` with a tuned model's LoRA adapter: kept apart to train on, or merged in."""
+    from peft import PeftModel
+
+    if not (Path(adapter_dir) / "adapter_config.json").is_file():
+        raise TuningError(
+            f"{adapter_dir} is not a LoRA adapter (it has no adapter_config.json)",
+            code="invalid_model",
+        )
+    if trainable:
+        return PeftModel.from_pretrained(model, adapter_dir, is_trainable=True)
+    return PeftModel.from_pretrained(model, adapter_dir).merge_and_unload()
+
+
+def load_base_for_training(spec: TuningSpec, settings: Settings) -> LoadedBase:
+    base = load_model(spec.base_model, settings, detect_hardware())
+    if spec.init_adapter:  # continue tuning a tuned model
+        base.model = with_adapter(base.model, spec.init_adapter, trainable=spec.mode == "peft")
+    return base
+
+
+def resolve_for_model(spec: TuningSpec, model, example_count: int) -> ResolvedHyperparameters:
+    config = model.config
+    return resolve_hyperparameters(
+        spec.hyperparameters,
+        spec.mode,
+        example_count,
+        hidden_size=getattr(config, "hidden_size", None),
+        model_max_length=getattr(config, "max_position_embeddings", None),
+    )
 
 
 def seed_everything(seed: int) -> None:
@@ -63,6 +98,67 @@ def lora_config(rank: int):
         lora_dropout=0.0,
         target_modules="all-linear",
         task_type="CAUSAL_LM",
+    )
+
+
+def peft_config_for(spec: TuningSpec, hp: ResolvedHyperparameters, model):
+    """A new adapter's config, or None: full weights, or an adapter already there to go on with."""
+    from peft import PeftModel
+
+    if spec.mode != "peft" or isinstance(model, PeftModel):
+        return None
+    return lora_config(hp.adapter_size)
+
+
+def tokenize_for_training(
+    examples: list[Conversation], tokenizer, max_length: int, observer: TuningObserver, name: str
+) -> list[TokenizedExample]:
+    tokenized = [tokenize_conversation(e, tokenizer, max_length) for e in examples]
+    kept = [t for t in tokenized if t.trained_tokens]
+    truncated = sum(t.truncated for t in tokenized)
+    if truncated:
+        observer.on_event(
+            f"{truncated} {name} examples are longer than {max_length} tokens and were cut",
+            level="warning",
+        )
+    if len(kept) < len(tokenized):
+        observer.on_event(
+            f"{len(tokenized) - len(kept)} {name} examples have no model tokens left after "
+            f"cutting to {max_length} tokens and are skipped",
+            level="warning",
+        )
+    if not kept:
+        raise TuningError(
+            f"no {name} example has a model turn within {max_length} tokens; raise "
+            "max_seq_length or shorten the examples",
+            code="invalid_training_file",
+        )
+    return kept
+
+
+def sequence_dataset(examples: list[TokenizedExample], packing: bool, row_length: int):
+    """Rows for a padding-free collator: one example each, or several packed in one row."""
+    from datasets import Dataset
+
+    if packing:
+        rows = pack_examples(examples, row_length)
+        return Dataset.from_dict(
+            {
+                "input_ids": [r.input_ids for r in rows],
+                "labels": [r.labels for r in rows],
+                "seq_lengths": [r.seq_lengths for r in rows],
+            }
+        )
+    return Dataset.from_dict(
+        {"input_ids": [e.input_ids for e in examples], "labels": [e.labels for e in examples]}
+    )
+
+
+def padding_free_collator(tokenizer) -> TokenCounter:
+    from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
+
+    return TokenCounter(
+        DataCollatorForLanguageModeling(pad_token_id=tokenizer.pad_token_id, padding_free=True)
     )
 
 
@@ -122,19 +218,38 @@ def training_arguments(
     }
 
 
+def make_plan(
+    hp: ResolvedHyperparameters, rows: int, train_examples: int, validation_examples: int
+) -> TrainingPlan:
+    steps_per_epoch = math.ceil(rows / hp.batch_size)
+    return TrainingPlan(
+        total_steps=steps_per_epoch * hp.epochs,
+        epochs=hp.epochs,
+        steps_per_epoch=steps_per_epoch,
+        train_examples=train_examples,
+        validation_examples=validation_examples,
+        hyperparameters=hp.model_dump(),
+    )
+
+
+@dataclass
+class PreparedRun:
+    """A method's trainer, set up and ready to train: :func:`run_trainer` takes it from here."""
+
+    trainer: Any
+    callback: TuningCallback
+    counter: TokenCounter
+    plan: TrainingPlan
+    hp: ResolvedHyperparameters
+    checkpoints_dir: Path
+
+
 def run_trainer(
-    trainer,
-    *,
-    callback: TuningCallback,
-    counter: TokenCounter,
-    observer: TuningObserver,
-    plan: TrainingPlan,
-    hp: ResolvedHyperparameters,
-    spec: TuningSpec,
-    checkpoints_dir: Path,
-    resume: bool,
+    run: PreparedRun, spec: TuningSpec, observer: TuningObserver, *, resume: bool
 ) -> TuningResult:
     """Train (or go on training from the latest checkpoint) and describe the outcome."""
+    trainer, callback, counter, plan = run.trainer, run.callback, run.counter, run.plan
+    checkpoints_dir, hp = run.checkpoints_dir, run.hp
     resume_from = None
     if resume:
         remove_incomplete(checkpoints_dir)
@@ -147,6 +262,9 @@ def run_trainer(
                 f"resuming from {resume_from.path.name} (step {resume_from.step})",
                 data={"step": resume_from.step, "checkpoint": resume_from.path.name},
             )
+    from transformers.trainer_callback import PrinterCallback
+
+    trainer.remove_callback(PrinterCallback)  # the observer reports; no raw log dicts on stdout
     observer.on_start(plan)
     started = time.perf_counter()
     try:

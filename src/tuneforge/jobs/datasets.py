@@ -1,0 +1,84 @@
+"""A job's dataset reference → a local file: an uploaded file, an allowed path, or a remote URI.
+
+Anything else is refused, so a dataset URI can never read an arbitrary file of the server.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+from pathlib import Path
+
+from sqlalchemy.orm import Session
+
+from tuneforge.config import Settings
+from tuneforge.errors import InvalidArgument, NotFound
+from tuneforge.store import repo
+
+REMOTE_SCHEMES = {"gs": "gcsfs", "s3": "s3fs"}
+
+
+def file_id_of(reference: str) -> str | None:
+    """The file id in ``file-...`` or ``files/file-...``, else None."""
+    reference = reference.removeprefix("files/")
+    return reference if reference.startswith("file-") else None
+
+
+def check_dataset_reference(
+    session: Session, settings: Settings, project_id: str, reference: str, param: str
+) -> None:
+    """Refuse, with a message naming ``param``, a reference that a job could never read."""
+    resolve_dataset(session, settings, project_id, reference, param, fetch=False)
+
+
+def resolve_dataset(
+    session: Session,
+    settings: Settings,
+    project_id: str,
+    reference: str,
+    param: str,
+    *,
+    fetch: bool = True,
+    cache_dir: Path | None = None,
+) -> Path:
+    if file_id := file_id_of(reference):
+        try:
+            return Path(repo.get_file(session, project_id, file_id).path)
+        except NotFound:
+            raise InvalidArgument(f"{param}: no file {file_id!r} in this project", param) from None
+    scheme, sep, _ = reference.partition("://")
+    if sep and scheme in REMOTE_SCHEMES:
+        return _remote(reference, scheme, param, fetch, cache_dir or settings.data_dir / "cache")
+    if sep:
+        raise InvalidArgument(
+            f"{param}: unsupported URI scheme {scheme!r}; use an uploaded file id, a path under "
+            "TUNEFORGE_DATASET_ROOTS, or gs:// / s3://",
+            param,
+        )
+    path = Path(reference).expanduser().resolve()
+    roots = [root.expanduser().resolve() for root in settings.dataset_roots]
+    if not any(path.is_relative_to(root) for root in roots):
+        raise InvalidArgument(
+            f"{param}: {reference!r} is not an uploaded file and not under a dataset root "
+            "(TUNEFORGE_DATASET_ROOTS); upload it with POST /v1/files",
+            param,
+        )
+    if not path.is_file():
+        raise InvalidArgument(f"{param}: no such file {reference!r}", param)
+    return path
+
+
+def _remote(uri: str, scheme: str, param: str, fetch: bool, cache_dir: Path) -> Path:
+    backend = REMOTE_SCHEMES[scheme]
+    if importlib.util.find_spec("fsspec") is None or importlib.util.find_spec(backend) is None:
+        raise InvalidArgument(
+            f"{param}: reading {scheme}:// URIs needs the packages fsspec and {backend}", param
+        )
+    target = cache_dir / uri.replace("://", "/")
+    if fetch:
+        import fsspec
+
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with fsspec.open(uri, "rb") as source, target.open("wb") as sink:
+            shutil.copyfileobj(source, sink)
+    return target

@@ -1,0 +1,261 @@
+"""What a job's process runs: ``python -m tuneforge.jobs.runner JOB_ID``.
+
+It reads the job from the store, validates and measures the datasets, tunes through the engine
+(resuming from the job's latest checkpoint, if an earlier attempt left one), and records the
+outcome: checkpoints, the tuned model, a metrics CSV and a loss-curve PNG, or the error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import logging
+import os
+import sys
+import traceback
+from pathlib import Path
+
+from tuneforge.config import Settings, get_settings
+from tuneforge.data.stats import compute_stats
+from tuneforge.data.validate import validate_dataset
+from tuneforge.engine.errors import TuningError
+from tuneforge.engine.plot import plot_loss_curve
+from tuneforge.engine.result import TuningResult
+from tuneforge.engine.run import run_tuning
+from tuneforge.engine.spec import Hyperparameters, TuningSpec, resolve_hyperparameters
+from tuneforge.errors import Conflict, TuneforgeError
+from tuneforge.jobs.store_observer import StoreObserver
+from tuneforge.models.loading import load_tokenizer, quiet_transformers
+from tuneforge.models.resolve import resolve_base_model
+from tuneforge.service import Service
+from tuneforge.store import repo
+from tuneforge.store.db import Database
+from tuneforge.store.models import TuningJob
+from tuneforge.store.states import JobState, SubState
+
+log = logging.getLogger("tuneforge.runner")
+
+TASK_OF_METHOD = {
+    "supervised": "supervised",
+    "preference": "preference",
+    "distillation": "distillation",
+}
+METRICS_CSV_COLUMNS = [
+    "step",
+    "train_loss",
+    "train_accuracy",
+    "valid_loss",
+    "valid_mean_token_accuracy",
+]
+# Keys of a job's stored hyperparameters that are not engine hyperparameters.
+JOB_ONLY_KEYS = {"pre_tuned_model"}
+
+
+class DatasetRejected(TuneforgeError):
+    def __init__(self, message: str, param: str) -> None:
+        super().__init__(message)
+        self.param = param
+
+
+def run_job(db: Database, settings: Settings, job_id: str, worker_id: str | None = None) -> None:
+    service = Service(db, settings)
+    with db.session() as s:
+        job = repo.heartbeat(s, job_id, worker_id=worker_id, runner_pid=os.getpid())
+    observer = StoreObserver(db, job_id, worker_id)
+    try:
+        spec = _spec_for(job, service)
+        train, validation = _prepare_datasets(job, spec, service, observer)
+        result = run_tuning(spec, train, validation, service.job_dir(job_id), settings, observer)
+        _record_outcome(db, service, job, result, worker_id)
+    except DatasetRejected as err:
+        _fail(db, job_id, worker_id, "invalid_training_file", str(err), err.param)
+    except TuningError as err:
+        _fail(db, job_id, worker_id, err.code, str(err))
+    except TuneforgeError as err:
+        _fail(db, job_id, worker_id, "invalid_request", str(err), getattr(err, "param", None))
+    except Exception as err:  # a bug: keep the traceback in the runner log, tell the user why
+        traceback.print_exc()
+        _fail(db, job_id, worker_id, "internal_error", f"{type(err).__name__}: {err}")
+
+
+def _spec_for(job: TuningJob, service: Service) -> TuningSpec:
+    hyperparameters = {k: v for k, v in job.hyperparameters.items() if k not in JOB_ONLY_KEYS}
+    options: dict = {}
+    if pre_tuned := job.hyperparameters.get("pre_tuned_model"):
+        target = service.model_target(job.project_id, pre_tuned)
+        options["init_adapter"] = str(target.adapter_path or target.weights_path)
+    if job.teacher_model:
+        teacher = service.model_target(job.project_id, job.teacher_model)
+        options["teacher_model"] = teacher.base_source
+        if teacher.adapter_path or teacher.weights_path:
+            options["teacher_adapter"] = str(teacher.adapter_path or teacher.weights_path)
+    return TuningSpec(
+        base_model=job.base_model,
+        method=job.method.value,
+        mode=job.mode.value,
+        hyperparameters=Hyperparameters(**hyperparameters),
+        seed=job.seed if job.seed is not None else 42,
+        **options,
+    )
+
+
+def _prepare_datasets(job: TuningJob, spec: TuningSpec, service: Service, observer):
+    """Validate both files against the base model's tokenizer and record the statistics."""
+    quiet_transformers()
+    tokenizer = load_tokenizer(resolve_base_model(job.base_model, service.settings).source)
+    task = TASK_OF_METHOD[job.method.value]
+    max_length = spec.hyperparameters.max_seq_length
+    datasets = {}
+    for param, reference in (
+        ("training_file", job.training_file),
+        ("validation_file", job.validation_file),
+    ):
+        if not reference:
+            datasets[param] = []
+            continue
+        path = service.dataset_path(job.project_id, reference, param)
+        report = validate_dataset(
+            path,
+            task=task,
+            tokenizer=tokenizer,
+            max_length=max_length,
+            min_examples=10 if param == "training_file" else 1,
+            recommended_examples=100 if param == "training_file" else 1,
+        )
+        if not report.ok:
+            raise DatasetRejected(_describe_errors(report), param)
+        for warning in report.problems:
+            if warning.severity == "warning":
+                observer.on_event(f"{param}: {warning}", level="warning")
+        datasets[param] = report.examples
+    train = datasets["training_file"]
+    hp = resolve_hyperparameters(spec.hyperparameters, spec.mode, len(train))
+    stats = compute_stats(
+        train, tokenizer, epochs=hp.epochs, batch_size=hp.batch_size, max_length=max_length
+    )
+    with service.db.session() as s:
+        repo.update_progress(
+            s,
+            job.id,
+            worker_id=observer.worker_id,
+            sub_state=SubState.PROCESSING_DATASET,
+            data_stats=stats.to_vertex(),
+            total_epochs=hp.epochs,
+        )
+        repo.record_event(
+            s,
+            job.id,
+            f"dataset processed: {len(train)} training examples, "
+            f"{len(datasets['validation_file'])} validation examples, "
+            f"{stats.total_tokens} tokens",
+            data={"examples": len(train), "tokens": stats.total_tokens},
+        )
+    return train, datasets["validation_file"]
+
+
+def _describe_errors(report, limit: int = 3) -> str:
+    errors = [p for p in report.problems if p.severity == "error"]
+    parts = []
+    for problem in errors[:limit]:
+        where = f"Example at line {problem.line}" if problem.line else "The dataset"
+        field = f", {problem.field}" if problem.field else ""
+        parts.append(f"{where}{field}: {problem.message}")
+    more = report.error_count - len(parts)
+    return "; ".join(parts) + (f" (and {more} more errors)" if more > 0 else "")
+
+
+def _record_outcome(
+    db: Database, service: Service, job: TuningJob, result: TuningResult, worker_id
+) -> None:
+    if result.outcome != "succeeded":
+        state = JobState.CANCELLED if result.outcome == "cancelled" else JobState.PAUSED
+        with db.session() as s:
+            repo.finish_job(s, job.id, state, worker_id=worker_id)
+        return
+    with db.session() as s:
+        repo.update_progress(
+            s,
+            job.id,
+            worker_id=worker_id,
+            sub_state=SubState.POST_PROCESSING,
+            trained_tokens=result.trained_tokens,
+        )
+    job_dir = service.job_dir(job.id)
+    series = service.job_metrics(job.project_id, job.id)
+    _write_metrics_csv(series, job_dir / "metrics.csv")
+    plot_loss_curve(
+        [(row["step"], row["loss"]) for row in series["steps"]],
+        [(row["step"], row["valid_loss"]) for row in series["epochs"]],
+        job_dir / "loss_curve.png",
+        title=f"{job.id} ({job.base_model})",
+    )
+    with db.session() as s:
+        default = result.default_checkpoint
+        stored = list(repo.list_checkpoints(s, job.id))
+        chosen = next((c for c in stored if default and c.step == default.step), None)
+        if chosen is not None:
+            repo.set_default_checkpoint(s, job.id, chosen.id)
+        repo.create_tuned_model(
+            s,
+            job.id,
+            display_name=job.display_name or job.suffix,
+            default_checkpoint_id=chosen.id if chosen else None,
+        )
+        try:
+            repo.finish_job(s, job.id, JobState.SUCCEEDED, worker_id=worker_id)
+        except Conflict:  # cancelled while post-processing: the user's word wins
+            repo.finish_job(s, job.id, JobState.CANCELLED, worker_id=worker_id)
+
+
+def _write_metrics_csv(series: dict, path: Path) -> None:
+    valid = {row["step"]: row for row in series["epochs"]}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(METRICS_CSV_COLUMNS)
+        for row in series["steps"]:
+            epoch = valid.get(row["step"], {})
+            writer.writerow(
+                [
+                    row["step"],
+                    row["loss"],
+                    row.get("token_accuracy"),
+                    epoch.get("valid_loss"),
+                    epoch.get("valid_token_accuracy"),
+                ]
+            )
+
+
+def _fail(db: Database, job_id: str, worker_id, code: str, message: str, param=None) -> None:
+    log.error("job %s failed: %s: %s", job_id, code, message)
+    with db.session() as s:
+        job = repo.load_job(s, job_id)
+        state = JobState.CANCELLED if job.state == JobState.CANCELLING else JobState.FAILED
+        error = {"code": code, "message": message, "param": param}
+        repo.finish_job(
+            s, job_id, state, error if state == JobState.FAILED else None, worker_id=worker_id
+        )
+        repo.record_event(s, job_id, f"job failed: {message}", level="error", data={"code": code})
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tuneforge.jobs.runner")
+    parser.add_argument("job_id")
+    parser.add_argument("--worker-id", default=None)
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    settings = get_settings()
+    db = Database(settings.resolved_database_url)
+    try:
+        run_job(db, settings, args.job_id, args.worker_id)
+    finally:
+        db.dispose()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

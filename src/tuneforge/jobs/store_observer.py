@@ -1,0 +1,122 @@
+"""The engine's observer inside a job: progress, metrics, events and checkpoints go to the
+store, and the job's requested action (cancel / pause) comes back from it."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
+
+from tuneforge.engine.observer import (
+    CheckpointInfo,
+    EpochMetrics,
+    StepMetrics,
+    StopRequest,
+    TrainingPlan,
+    TuningObserver,
+)
+from tuneforge.store import repo
+from tuneforge.store.db import Database
+from tuneforge.store.states import SubState
+
+# How often the runner asks the store whether it should stop: often enough that a cancel takes
+# effect within a second, rarely enough that tiny models do not spend their time on queries.
+POLL_INTERVAL_S = 0.25
+
+
+class StoreObserver(TuningObserver):
+    def __init__(self, db: Database, job_id: str, worker_id: str | None) -> None:
+        self.db = db
+        self.job_id = job_id
+        self.worker_id = worker_id
+        self.plan: TrainingPlan | None = None
+        self._last_poll = 0.0
+        self._requested: StopRequest | None = None
+
+    def on_start(self, plan: TrainingPlan) -> None:
+        self.plan = plan
+        with self.db.session() as s:
+            repo.update_progress(
+                s,
+                self.job_id,
+                worker_id=self.worker_id,
+                sub_state=SubState.TUNING,
+                total_steps=plan.total_steps,
+                total_epochs=plan.epochs,
+            )
+            repo.record_event(
+                s,
+                self.job_id,
+                f"tuning {plan.train_examples} examples for {plan.epochs} epochs "
+                f"({plan.total_steps} steps)",
+                data={"hyperparameters": plan.hyperparameters},
+            )
+
+    def on_step(self, metrics: StepMetrics) -> None:
+        finish = None
+        if metrics.eta_s is not None:
+            finish = datetime.now(UTC) + timedelta(seconds=metrics.eta_s)
+        with self.db.session() as s:
+            repo.update_progress(
+                s,
+                self.job_id,
+                worker_id=self.worker_id,
+                completed_steps=metrics.step,
+                completed_epochs=int(metrics.epoch),
+                estimated_finish=finish,
+            )
+            repo.record_event(
+                s,
+                self.job_id,
+                f"Step {metrics.step}/{metrics.total_steps}: training loss={metrics.loss:.4f}",
+                type="metrics",
+                data={"kind": "step", "metrics": metrics.as_dict()},
+            )
+
+    def on_epoch(self, metrics: EpochMetrics) -> None:
+        valid = f", validation loss={metrics.valid_loss:.4f}" if metrics.valid_loss else ""
+        with self.db.session() as s:
+            repo.update_progress(
+                s, self.job_id, worker_id=self.worker_id, completed_epochs=metrics.epoch
+            )
+            repo.record_event(
+                s,
+                self.job_id,
+                f"Epoch {metrics.epoch} done: training loss={metrics.train_loss:.4f}{valid}",
+                type="metrics",
+                data={"kind": "epoch", "metrics": metrics.as_dict()},
+            )
+
+    def on_checkpoint(self, checkpoint: CheckpointInfo) -> None:
+        if checkpoint.kind != "epoch":
+            self.on_event(f"saved a resume point at step {checkpoint.step}")
+            return
+        with self.db.session() as s:
+            if not any(c.step == checkpoint.step for c in repo.list_checkpoints(s, self.job_id)):
+                repo.add_checkpoint(
+                    s,
+                    self.job_id,
+                    epoch=checkpoint.epoch,
+                    step=checkpoint.step,
+                    path=str(checkpoint.path),
+                    metrics=checkpoint.metrics,
+                )
+            repo.record_event(
+                s,
+                self.job_id,
+                f"checkpoint saved: epoch {checkpoint.epoch} (step {checkpoint.step})",
+                data={"epoch": checkpoint.epoch, "step": checkpoint.step},
+            )
+
+    def on_event(self, message: str, level: str = "info", data: dict | None = None) -> None:
+        with self.db.session() as s:
+            repo.record_event(s, self.job_id, message, level=level, data=data)
+
+    def stop_requested(self) -> StopRequest | None:
+        now = time.monotonic()
+        if self._requested is None and now - self._last_poll >= POLL_INTERVAL_S:
+            self._last_poll = now
+            with self.db.session() as s:
+                job = repo.heartbeat(s, self.job_id, worker_id=self.worker_id)
+                action = job.requested_action
+            self._requested = action.value if action is not None else None
+        return self._requested
