@@ -55,3 +55,19 @@ def sentiment_files(tmp_path_factory) -> dict[str, Path]:
 @pytest.fixture(scope="session")
 def sentiment(sentiment_files) -> dict[str, list]:
     return {split: load_examples(path) for split, path in sentiment_files.items()}
+
+
+@pytest.fixture
+def live_server(settings, tmp_path):
+    """A real ``tuneforge serve`` (SQLite, this test's data dir), stopped after the test.
+    ``live_server.key`` is the key of project ``default``."""
+    from tests.servers import LiveServer
+
+    datasets = tmp_path / "datasets"
+    datasets.mkdir(exist_ok=True)
+    server = LiveServer(
+        settings.model_copy(update={"dataset_roots": [datasets]}), tmp_path / "server.log"
+    )
+    server.start()
+    yield server
+    server.stop()

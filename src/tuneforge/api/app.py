@@ -1,0 +1,50 @@
+"""The FastAPI application: the routers of each surface, the scheduler, one service."""
+
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from tuneforge import __version__
+from tuneforge.api import files, openai, ui, vertex
+from tuneforge.api.errors import install_error_handlers
+from tuneforge.config import Settings
+from tuneforge.jobs.scheduler import Scheduler
+from tuneforge.service import Service
+from tuneforge.store.db import open_database
+
+
+def create_app(settings: Settings, *, run_scheduler: bool = True, inference=None) -> FastAPI:
+    """The app for ``settings``. With ``run_scheduler``, it also runs queued jobs (as
+    ``tuneforge serve`` does); without, a ``tuneforge worker`` must."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    db = open_database(settings.resolved_database_url)
+    service = Service(db, settings, inference=inference)
+    scheduler = Scheduler(db, settings) if run_scheduler else None
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        if scheduler:
+            scheduler.start()
+        try:
+            yield
+        finally:
+            if scheduler:
+                scheduler.stop()
+            db.dispose()
+
+    app = FastAPI(title="tuneforge", version=__version__, lifespan=lifespan)
+    app.state.service = service
+    app.state.scheduler = scheduler
+    install_error_handlers(app)
+    app.include_router(files.router)
+    app.include_router(vertex.router)
+    app.include_router(openai.router)
+    app.include_router(ui.router)
+
+    @app.get("/healthz", include_in_schema=False)
+    def health() -> dict[str, str]:
+        return {"status": "ok", "version": __version__}
+
+    return app

@@ -1,0 +1,52 @@
+"""``tuneforge serve`` and ``tuneforge worker``."""
+
+from __future__ import annotations
+
+import logging
+
+import typer
+from rich.console import Console
+
+from tuneforge.config import get_settings
+
+console = Console(stderr=True)
+
+
+def serve(
+    host: str = typer.Option("127.0.0.1", help="Address to listen on."),
+    port: int = typer.Option(8000, help="Port to listen on."),
+    scheduler: bool = typer.Option(True, help="Also run queued jobs (else start workers)."),
+) -> None:
+    """Serve the REST API and the dashboard, and run queued jobs."""
+    import uvicorn
+
+    from tuneforge.api.app import create_app
+
+    settings = get_settings()
+    app = create_app(settings, run_scheduler=scheduler)
+    key, created = app.state.service.ensure_local_key()
+    if created:
+        console.print(f"API key for project [bold]default[/] (shown once): [bold green]{key}[/]")
+        console.print(f"It is also stored in {settings.data_dir / 'api_key'} for the local CLI.")
+    console.print(f"tuneforge on http://{host}:{port}  (data: {settings.data_dir})")
+    uvicorn.run(app, host=host, port=port, log_level="warning")
+
+
+def worker(
+    interval: float = typer.Option(0.5, help="Seconds between scheduling rounds."),
+) -> None:
+    """Run queued jobs from the shared database, without serving HTTP."""
+    from tuneforge.jobs.scheduler import Scheduler
+    from tuneforge.store.db import open_database
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    settings = get_settings()
+    db = open_database(settings.resolved_database_url)
+    scheduler = Scheduler(db, settings)
+    console.print(f"tuneforge worker {scheduler.worker_id}: {scheduler.capacity} slot(s)")
+    try:
+        scheduler.run_forever(interval)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        scheduler.stop()

@@ -1,0 +1,47 @@
+"""The API in-process (FastAPI's TestClient) on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+from fastapi.testclient import TestClient
+
+from tuneforge.api.app import create_app
+from tuneforge.service import Service
+from tuneforge.store.testing import PostgresUnavailable, empty_database_url
+
+BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+
+
+@dataclass
+class Api:
+    client: TestClient
+    service: Service
+    key: str  # project "default"
+    other_key: str  # project "other"
+
+    def headers(self, key: str | None = None) -> dict[str, str]:
+        return {"Authorization": f"Bearer {key or self.key}"}
+
+
+@pytest.fixture(params=BACKENDS)
+def api(request, settings, tmp_path):
+    """The app without a scheduler (jobs stay queued unless a test runs them)."""
+    try:
+        with empty_database_url(request.param, tmp_path) as url:
+            datasets = tmp_path / "datasets"
+            datasets.mkdir(exist_ok=True)
+            app_settings = settings.model_copy(
+                update={"database_url": url, "dataset_roots": [datasets]}
+            )
+            app = create_app(app_settings, run_scheduler=False)
+            with TestClient(app) as client:
+                service = app.state.service
+                _, key = service.create_key("default", "test")
+                _, other_key = service.create_key("other", "test")
+                yield Api(client, service, key, other_key)
+    except PostgresUnavailable as err:
+        if err.required:
+            pytest.fail(str(err), pytrace=False)
+        pytest.skip(str(err))
