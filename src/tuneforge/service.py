@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from pydantic import ValidationError
+from sqlalchemy.exc import IntegrityError
 
 from tuneforge.config import Settings
 from tuneforge.data.records import PREFERENCE_FORMATS, Conversation
@@ -29,9 +30,13 @@ from tuneforge.models.tiny import TINY_MODELS
 from tuneforge.store import repo
 from tuneforge.store.db import Database
 from tuneforge.store.models import Checkpoint, Event, File, TunedModel, TuningJob
+from tuneforge.store.repo_common import MAX_PAGE_SIZE
+from tuneforge.store.states import JobState
 
 DEFAULT_PROJECT = "default"
 UPLOAD_CHUNK = 1 << 20
+RESULTS_PURPOSE = "fine-tune-results"
+MAX_SUFFIX_LENGTH = 64
 
 
 class UploadTooLarge(InvalidArgument):
@@ -73,6 +78,7 @@ class ModelInfo:
     base_model: str
     created_at: Any = None
     tuned_model: TunedModel | None = None
+    job: TuningJob | None = None  # the job that made a tuned model
 
 
 class Service:
@@ -190,6 +196,14 @@ class Service:
             raise InvalidArgument(f"unknown tuning mode {request.mode!r}", "mode")
         if request.method == "distillation" and not request.teacher_model:
             raise InvalidArgument("distillation needs a teacher model", "teacher_model")
+        if request.suffix is not None and (
+            ":" in request.suffix or len(request.suffix) > MAX_SUFFIX_LENGTH
+        ):
+            raise InvalidArgument(
+                f"suffix must be at most {MAX_SUFFIX_LENGTH} characters without ':' "
+                "(it becomes part of the tuned model's name)",
+                "suffix",
+            )
         with self.db.session() as s:
             repo.ensure_project(s, project_id)
             check_dataset_reference(
@@ -230,9 +244,16 @@ class Service:
         with self.db.session() as s:
             return self._view(s, repo.get_job(s, project_id, job_id))
 
-    def list_jobs(self, project_id: str, *, limit=20, after=None, states=None) -> repo.Page:
+    def list_jobs(
+        self, project_id: str, *, limit=20, after=None, states=None, metadata=None
+    ) -> repo.Page:
+        """The project's jobs, newest first; with ``metadata``, only the jobs whose metadata
+        holds every one of its key-value pairs."""
         with self.db.session() as s:
-            page = repo.list_jobs(s, project_id, limit=limit, after=after, states=states)
+            if metadata:
+                page = _filtered_jobs(s, project_id, limit, after, states, dict(metadata))
+            else:
+                page = repo.list_jobs(s, project_id, limit=limit, after=after, states=states)
             page.items = [self._view(s, job) for job in page.items]
             return page
 
@@ -279,6 +300,36 @@ class Service:
         # A resumed attempt repeats the steps after its checkpoint: keep the latest of each.
         return {"steps": _latest_by(steps, "step"), "epochs": _latest_by(epochs, "epoch")}
 
+    def result_file(self, project_id: str, job_id: str) -> File | None:
+        """A succeeded job's metrics CSV as a file of purpose ``fine-tune-results`` (registered
+        the first time it is asked for, under an id derived from the job's), else None."""
+        path = self.job_dir(job_id) / "metrics.csv"
+        file_id = "file-" + hashlib.sha256(f"results/{job_id}".encode()).hexdigest()[:24]
+        with self.db.session() as s:
+            job = repo.get_job(s, project_id, job_id)
+            if job.state != JobState.SUCCEEDED or not path.is_file():
+                return None
+            existing = s.get(File, file_id)
+            if existing is not None:
+                return existing
+        content = path.read_bytes()
+        try:
+            with self.db.session() as s:
+                return repo.create_file(
+                    s,
+                    project_id,
+                    file_id=file_id,
+                    filename="step_metrics.csv",
+                    bytes=len(content),
+                    sha256=hashlib.sha256(content).hexdigest(),
+                    purpose=RESULTS_PURPOSE,
+                    path=str(path),
+                    status="processed",
+                )
+        except IntegrityError:  # registered by a concurrent request meanwhile
+            with self.db.session() as s:
+                return repo.get_file(s, project_id, file_id)
+
     def _view(self, s, job: TuningJob) -> JobView:
         tuned = s.query(TunedModel).filter_by(job_id=job.id).one_or_none()
         return JobView(job, tuned, list(repo.list_checkpoints(s, job.id)))
@@ -296,9 +347,13 @@ class Service:
             raise InvalidArgument(f"{param}: {err}", param) from None
 
     def tuned_model_base(self, project_id: str, name: str) -> str:
+        return self.tuned_job(project_id, name).base_model
+
+    def tuned_job(self, project_id: str, name: str) -> TuningJob:
+        """The job that produced the tuned model (or checkpoint) called ``name``."""
         with self.db.session() as s:
             job, _ = self._tuned_checkpoint(s, project_id, name)
-            return job.base_model
+            return job
 
     def list_models(self, project_id: str) -> list[ModelInfo]:
         models = [ModelInfo(id=name, kind="base", base_model=name) for name in TINY_MODELS]
@@ -319,6 +374,7 @@ class Service:
                         base_model=tuned.base_model,
                         created_at=tuned.created_at,
                         tuned_model=tuned,
+                        job=s.get(TuningJob, tuned.job_id),
                     )
                 )
         return models
@@ -404,6 +460,24 @@ def validate_any_task(path: Path):
     if report.format in PREFERENCE_FORMATS:
         report = validate_dataset(path, task="preference")
     return report
+
+
+def _filtered_jobs(s, project_id: str, limit: int, after, states, metadata: dict) -> repo.Page:
+    """A page of the jobs whose metadata matches, walking the unfiltered list in order."""
+    if not 1 <= limit <= MAX_PAGE_SIZE:
+        raise InvalidArgument(f"page size must be 1 to {MAX_PAGE_SIZE}", param="limit")
+    matched: list[TuningJob] = []
+    while len(matched) <= limit:
+        page = repo.list_jobs(s, project_id, limit=MAX_PAGE_SIZE, after=after, states=states)
+        matched += [
+            job
+            for job in page.items
+            if all((job.user_metadata or {}).get(k) == v for k, v in metadata.items())
+        ]
+        if not page.has_more:
+            break
+        after = page.items[-1].id
+    return repo.Page(items=matched[:limit], has_more=len(matched) > limit)
 
 
 def _latest_by(rows: Iterable[dict[str, Any]], key: str) -> list[dict[str, Any]]:

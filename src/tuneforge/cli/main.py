@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from tuneforge.cli import serve
+from tuneforge.cli import datasets, jobs, keys, models, serve, tune, use
 
 app = typer.Typer(
     name="tuneforge",
@@ -14,31 +14,13 @@ app = typer.Typer(
 )
 app.command("serve")(serve.serve)
 app.command("worker")(serve.worker)
-
-
-def _register_optional() -> None:
-    """Command groups that land one by one."""
-    import importlib
-
-    for module_name, attach in (
-        ("tuneforge.cli.datasets", lambda m: app.add_typer(m.app, name="datasets")),
-        ("tuneforge.cli.keys", lambda m: app.add_typer(m.app, name="keys")),
-        ("tuneforge.cli.jobs", lambda m: app.add_typer(m.app, name="jobs")),
-        ("tuneforge.cli.models", lambda m: app.add_typer(m.app, name="models")),
-        ("tuneforge.cli.tune", lambda m: app.command("tune")(m.tune)),
-        ("tuneforge.cli.use", lambda m: (app.command("generate")(m.generate),
-                                         app.command("evaluate")(m.evaluate))),
-    ):  # fmt: skip
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as err:
-            if err.name != module_name:
-                raise
-            continue
-        attach(module)
-
-
-_register_optional()
+app.command("tune")(tune.tune)
+app.command("generate")(use.generate)
+app.command("evaluate")(use.evaluate)
+app.add_typer(datasets.app, name="datasets")
+app.add_typer(jobs.app, name="jobs")
+app.add_typer(models.app, name="models")
+app.add_typer(keys.app, name="keys")
 
 if __name__ == "__main__":
     app()

@@ -132,3 +132,80 @@ def corpus_lines(seed: int = 0) -> Iterator[str]:
         key, value = rng.choice(FORMAT_KEYS), rng.choice(FORMAT_VALUES)
         yield f"{key}={value}; {value} ({key})"
     yield "system user assistant model positive negative"
+
+
+# --- preference data ---------------------------------------------------------------------------
+# The sentiment task as preferences: the right label is chosen, the other one rejected.
+
+OPPOSITE_LABEL = {"positive": "negative", "negative": "positive"}
+
+
+def to_openai_preference(pair: dict[str, str], system: str) -> dict:
+    return {
+        "input": {
+            "messages": [
+                {"role": "system", "content": system},
+                {"role": "user", "content": pair["input"]},
+            ]
+        },
+        "preferred_output": [{"role": "assistant", "content": pair["output"]}],
+        "non_preferred_output": [{"role": "assistant", "content": OPPOSITE_LABEL[pair["output"]]}],
+    }
+
+
+def to_vertex_preference(pair: dict[str, str], system: str) -> dict:
+    def completion(score: int, text: str) -> dict:
+        return {"score": score, "completion": {"role": "model", "parts": [{"text": text}]}}
+
+    return {
+        "systemInstruction": {"parts": [{"text": system}]},
+        "contents": [{"role": "user", "parts": [{"text": pair["input"]}]}],
+        "completions": [
+            completion(1, pair["output"]),
+            completion(0, OPPOSITE_LABEL[pair["output"]]),
+        ],
+    }
+
+
+def to_prompt_chosen_rejected(pair: dict[str, str], system: str) -> dict:
+    return {
+        "prompt": [
+            {"role": "system", "content": system},
+            {"role": "user", "content": pair["input"]},
+        ],
+        "chosen": pair["output"],
+        "rejected": OPPOSITE_LABEL[pair["output"]],
+    }
+
+
+PREFERENCE_WRITERS = {
+    "openai": to_openai_preference,
+    "vertex": to_vertex_preference,
+    "prompt_chosen_rejected": to_prompt_chosen_rejected,
+}
+
+
+def write_preference_task(
+    out_dir: Path,
+    *,
+    sizes: tuple[int, int, int] = (400, 50, 100),
+    style: str = "openai",
+    seed: int = 0,
+) -> dict[str, Path]:
+    """Write the sentiment task's ``train``/``validation``/``test`` splits as preference JSONL.
+
+    The prompts are those of :func:`write_task` with the same seed, so a model tuned on one
+    can be measured on the other's held-out split.
+    """
+    _, system = TASKS["sentiment"]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {}
+    for offset, (split, size) in enumerate(
+        zip(("train", "validation", "test"), sizes, strict=True)
+    ):
+        path = out_dir / f"sentiment_preference_{split}.jsonl"
+        pairs = generate_pairs("sentiment", size, seed + offset)
+        rows = (PREFERENCE_WRITERS[style](pair, system) for pair in pairs)
+        path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+        paths[split] = path
+    return paths

@@ -49,6 +49,9 @@ class TokenCounter:
         self.slots += batch["input_ids"].numel()
         return batch
 
+    def reset(self) -> None:
+        self.real_tokens = self.slots = 0
+
     @property
     def non_padding_share(self) -> float:
         return self.real_tokens / self.slots if self.slots else 1.0

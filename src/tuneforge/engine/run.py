@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from tuneforge.config import Settings
-from tuneforge.data.records import Example
+from tuneforge.data.records import Conversation, Example, PreferenceExample
 from tuneforge.engine.errors import TuningError
 from tuneforge.engine.observer import TuningObserver
 from tuneforge.engine.result import TuningResult
@@ -27,7 +27,22 @@ def run_tuning(
     observer = observer or TuningObserver()
     output_dir.mkdir(parents=True, exist_ok=True)
     if spec.method == "supervised":
-        from tuneforge.engine.sft import train_sft
+        from tuneforge.engine.sft import train_sft as method
+    elif spec.method == "preference":
+        from tuneforge.engine.dpo import train_dpo as method
+    elif spec.method == "distillation":
+        from tuneforge.engine.distill import train_distillation as method
+    else:
+        raise TuningError(f"tuning method {spec.method!r} is not available", code="invalid_method")
+    _check_examples(spec, [*train, *validation])
+    return method(spec, train, validation, output_dir, observer, settings, resume=resume)
 
-        return train_sft(spec, train, validation, output_dir, observer, settings, resume=resume)
-    raise TuningError(f"tuning method {spec.method!r} is not available", code="invalid_method")
+
+def _check_examples(spec: TuningSpec, examples: list[Example]) -> None:
+    wanted = PreferenceExample if spec.method == "preference" else Conversation
+    if any(not isinstance(e, wanted) for e in examples):
+        kind = "preference pairs" if wanted is PreferenceExample else "conversations"
+        raise TuningError(
+            f"the {spec.method} method trains on {kind}; the dataset holds other examples",
+            code="invalid_training_file",
+        )

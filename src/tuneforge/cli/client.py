@@ -1,0 +1,135 @@
+"""The CLI's way to a tuneforge server: over HTTP, to ``--server`` or to one it starts itself.
+
+Without ``--server`` (or ``TUNEFORGE_SERVER``), the CLI runs the same app in this process on a
+loopback port, on the local data dir, so every command takes the one code path a remote server
+takes: API → service → store → scheduler → runner.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tuneforge.config import Settings, get_settings
+from tuneforge.errors import TuneforgeError
+
+VERTEX_PREFIX = "/v1/projects/{project}/locations/{location}"
+
+
+class ServerError(TuneforgeError):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(f"{message} (HTTP {status})")
+        self.status = status
+
+
+class Client:
+    def __init__(self, base_url: str, key: str, project: str = "default", location: str = "local"):
+        self.base_url = base_url.rstrip("/")
+        self.http = httpx.Client(
+            base_url=self.base_url, headers={"Authorization": f"Bearer {key}"}, timeout=120
+        )
+        self.prefix = VERTEX_PREFIX.format(project=project, location=location)
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = self.http.request(method, path, **kwargs)
+        if response.status_code >= 400:
+            try:
+                message = response.json()["error"]["message"]
+            except (ValueError, KeyError, TypeError):
+                message = response.text
+            raise ServerError(response.status_code, message)
+        return response.json() if response.content else {}
+
+    def job_path(self, job_id: str) -> str:
+        return f"{self.prefix}/tuningJobs/{job_id.rsplit('/', 1)[-1]}"
+
+    # --- files and jobs -------------------------------------------------------------------
+    def upload(self, path: Path, purpose: str = "fine-tune") -> dict:
+        with path.open("rb") as handle:
+            return self._call(
+                "POST", "/v1/files", files={"file": (path.name, handle)}, data={"purpose": purpose}
+            )
+
+    def create_job(self, body: dict) -> dict:
+        return self._call("POST", f"{self.prefix}/tuningJobs", json=body)
+
+    def get_job(self, job_id: str) -> dict:
+        return self._call("GET", self.job_path(job_id))
+
+    def list_jobs(self, page_size: int = 50, state: str | None = None) -> list[dict]:
+        params: dict[str, Any] = {"pageSize": page_size}
+        if state:
+            params["filter"] = f"state={state}"
+        return self._call("GET", f"{self.prefix}/tuningJobs", params=params).get("tuningJobs", [])
+
+    def action(self, job_id: str, verb: str) -> dict:
+        return self._call("POST", f"{self.job_path(job_id)}:{verb}")
+
+    def events(self, job_id: str) -> list[dict]:
+        return self._call("GET", f"{self.job_path(job_id)}/events").get("events", [])
+
+    def metrics(self, job_id: str) -> dict:
+        return self._call("GET", f"{self.job_path(job_id)}/metrics")
+
+    def close(self) -> None:
+        self.http.close()
+
+
+def local_key(settings: Settings) -> str | None:
+    path = settings.data_dir / "api_key"
+    return path.read_text().strip() if path.exists() else None
+
+
+@contextmanager
+def connect(server: str | None = None, *, run_jobs: bool = False) -> Iterator[Client]:
+    """A client of ``server``, or of an app started in this process (running queued jobs when
+    ``run_jobs``)."""
+    settings = get_settings()
+    server = server or settings.server
+    if server:
+        key = settings.api_key or local_key(settings)
+        if not key:
+            raise TuneforgeError("no API key: set TUNEFORGE_API_KEY for the server")
+        client = Client(server, key)
+        try:
+            yield client
+        finally:
+            client.close()
+        return
+    with embedded_server(settings, run_jobs=run_jobs) as (url, key):
+        client = Client(url, key)
+        try:
+            yield client
+        finally:
+            client.close()
+
+
+@contextmanager
+def embedded_server(settings: Settings, *, run_jobs: bool) -> Iterator[tuple[str, str]]:
+    import uvicorn
+
+    from tuneforge.api.app import create_app
+
+    app = create_app(settings, run_scheduler=run_jobs)
+    key, _ = app.state.service.ensure_local_key()
+    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
+    server = uvicorn.Server(config)
+    server.install_signal_handlers = lambda: None  # the main thread keeps Ctrl-C
+    thread = threading.Thread(target=server.run, name="tuneforge-embedded", daemon=True)
+    thread.start()
+    while not server.started:
+        if not thread.is_alive():
+            raise TuneforgeError("the embedded server did not start")
+        time.sleep(0.02)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}", key
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)

@@ -1,0 +1,49 @@
+"""What the CLI commands share: consoles, settings, the local service, error handling."""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Callable
+from typing import Any
+
+import typer
+from rich.console import Console
+
+from tuneforge.config import Settings, get_settings
+from tuneforge.errors import TuneforgeError
+
+console = Console()
+errors = Console(stderr=True)
+
+
+def fail(message: str, code: int = 1) -> None:
+    errors.print(f"[bold red]error:[/] {message}")
+    raise typer.Exit(code)
+
+
+def friendly_errors(command: Callable) -> Callable:
+    """Our own errors end the command with their message, not a traceback."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any):
+        try:
+            return command(*args, **kwargs)
+        except TuneforgeError as err:
+            fail(str(err))
+
+    return wrapper
+
+
+def local_service(settings: Settings | None = None):
+    """The service on the local data dir (the same one ``tuneforge serve`` uses)."""
+    from tuneforge.service import Service
+    from tuneforge.store.db import open_database
+
+    settings = settings or get_settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    return Service(open_database(settings.resolved_database_url), settings)
+
+
+def print_json(data: Any) -> None:
+    console.print_json(json.dumps(data, default=str))

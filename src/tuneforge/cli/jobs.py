@@ -1,0 +1,121 @@
+"""``tuneforge jobs``: list, inspect, follow and steer tuning jobs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from tuneforge.cli.client import connect
+from tuneforge.cli.common import console, friendly_errors, print_json
+from tuneforge.cli.tune import follow, print_summary
+
+app = typer.Typer(help="List, inspect and steer tuning jobs.", no_args_is_help=True)
+SERVER = typer.Option(None, "--server", envvar="TUNEFORGE_SERVER", help="A tuneforge server.")
+
+
+def _short(job: dict) -> str:
+    return job["name"].rsplit("/", 1)[-1]
+
+
+@app.command("list")
+@friendly_errors
+def list_jobs(
+    state: str | None = typer.Option(
+        None, help="Only jobs in this state (e.g. JOB_STATE_RUNNING)."
+    ),
+    limit: int = typer.Option(50),
+    server: str | None = SERVER,
+) -> None:
+    """The project's jobs, newest first."""
+    with connect(server) as client:
+        jobs = client.list_jobs(limit, state)
+    table = Table("job", "state", "base model", "epochs", "steps", "created", "tuned model")
+    for job in jobs:
+        meta = job.get("tuningJobMetadata") or {}
+        table.add_row(
+            _short(job),
+            job["state"].removeprefix("JOB_STATE_"),
+            job["baseModel"],
+            str(meta.get("completedEpochCount", "")),
+            str(meta.get("completedStepCount", "")),
+            job.get("createTime", "")[:19],
+            (job.get("tunedModel") or {}).get("endpoint", "").rsplit("/", 1)[-1],
+        )
+    console.print(table)
+
+
+@app.command()
+@friendly_errors
+def get(
+    job_id: str,
+    watch: bool = typer.Option(False, help="Follow it until it ends."),
+    server: str | None = SERVER,
+) -> None:
+    """One job, as the API shows it."""
+    with connect(server) as client:
+        if watch:
+            print_summary(client, follow(client, job_id))
+        else:
+            print_json(client.get_job(job_id))
+
+
+@app.command()
+@friendly_errors
+def events(
+    job_id: str,
+    metrics: bool = typer.Option(False, help="Include per-step metrics."),
+    server: str | None = SERVER,
+) -> None:
+    """The job's events, oldest first."""
+    with connect(server) as client:
+        rows = client.events(job_id)
+    table = Table("time", "level", "message")
+    for event in rows:
+        if event.get("type") == "metrics" and not metrics:
+            continue
+        table.add_row(
+            event.get("createTime", "")[11:19], event.get("level", ""), event.get("message", "")
+        )
+    console.print(table)
+
+
+def _action(verb: str):
+    @friendly_errors
+    def command(job_id: str, server: str | None = SERVER) -> None:
+        with connect(server) as client:
+            job = client.action(job_id, verb)
+        console.print(f"{job_id}: {job.get('state', verb + ' requested')}")
+
+    command.__doc__ = {
+        "cancel": "Cancel the job (completed checkpoints stay usable).",
+        "pause": "Pause the job at the next step (it keeps its state).",
+        "resume": "Resume a paused job from where it stopped.",
+    }[verb]
+    return command
+
+
+for _verb in ("cancel", "pause", "resume"):
+    app.command(_verb)(_action(_verb))
+
+
+@app.command()
+@friendly_errors
+def plot(
+    job_id: str,
+    out: Path = typer.Option(None, help="PNG path (default: JOB.png)."),
+    server: str | None = SERVER,
+) -> None:
+    """Draw the job's loss curve (per-step training loss, per-epoch validation loss)."""
+    from tuneforge.engine.plot import plot_loss_curve
+
+    with connect(server) as client:
+        series = client.metrics(job_id)
+    path = plot_loss_curve(
+        [(row["step"], row["loss"]) for row in series.get("steps", [])],
+        [(row["step"], row.get("valid_loss")) for row in series.get("epochs", [])],
+        out or Path(f"{job_id}.png"),
+        title=job_id,
+    )
+    console.print(f"loss curve: {path}")

@@ -1,0 +1,47 @@
+"""``tuneforge keys``: API keys of a project, on the local database."""
+
+from __future__ import annotations
+
+import typer
+from rich.table import Table
+
+from tuneforge.cli.common import console, friendly_errors, local_service
+
+app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True)
+
+
+@app.command()
+@friendly_errors
+def create(
+    project: str = typer.Option("default", help="The project the key belongs to."),
+    name: str | None = typer.Option(None, help="A name to recognise the key by."),
+) -> None:
+    """Create a key; it is shown once."""
+    row, key = local_service().create_key(project, name)
+    console.print(f"key {row.id} for project [bold]{project}[/] (shown once):")
+    console.print(key, style="bold green", soft_wrap=True)
+
+
+@app.command("list")
+@friendly_errors
+def list_keys(project: str = typer.Option("default")) -> None:
+    """The project's keys (their first characters only)."""
+    table = Table("id", "prefix", "name", "created", "last used", "revoked")
+    for row in local_service().list_keys(project):
+        table.add_row(
+            row.id,
+            row.prefix + "…",
+            row.name or "",
+            str(row.created_at)[:19],
+            str(row.last_used_at or "")[:19],
+            str(row.revoked_at or "")[:19],
+        )
+    console.print(table)
+
+
+@app.command()
+@friendly_errors
+def revoke(key_id: str, project: str = typer.Option("default")) -> None:
+    """Revoke a key: requests with it are refused from now on."""
+    local_service().revoke_key(project, key_id)
+    console.print(f"revoked {key_id}")

@@ -1,0 +1,179 @@
+"""``tuneforge tune``: validate, upload, tune with a progress bar, and summarise."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from tuneforge.cli.client import Client, connect
+from tuneforge.cli.common import console, fail, friendly_errors
+from tuneforge.config import get_settings
+
+ADAPTER_SIZE_NAMES = {1: "ONE", 2: "TWO", 4: "FOUR", 8: "EIGHT", 16: "SIXTEEN", 32: "THIRTY_TWO"}
+TERMINAL = {"JOB_STATE_SUCCEEDED", "JOB_STATE_FAILED", "JOB_STATE_CANCELLED", "JOB_STATE_PAUSED"}
+METHOD_SPEC = {
+    "supervised": "supervisedTuningSpec",
+    "preference": "preferenceOptimizationSpec",
+    "distillation": "distillationSpec",
+}
+
+
+@friendly_errors
+def tune(
+    train_file: Path = typer.Argument(..., exists=True, dir_okay=False, help="Training JSONL."),
+    base_model: str = typer.Option(
+        ..., "--base-model", "-m", help="Built-in, local path or hub id."
+    ),
+    validation: Path | None = typer.Option(
+        None, exists=True, dir_okay=False, help="Validation JSONL (early stopping, best epoch)."
+    ),
+    method: str = typer.Option("supervised", help="supervised, preference or distillation."),
+    mode: str = typer.Option("peft", help="peft (a LoRA adapter) or full (all weights)."),
+    epochs: int | None = typer.Option(None, help="Passes over the data (default: auto)."),
+    batch_size: int | None = typer.Option(None, help="Examples per step (default: auto)."),
+    learning_rate: float | None = typer.Option(None, help="Peak learning rate."),
+    learning_rate_multiplier: float | None = typer.Option(None, help="Scales the default rate."),
+    adapter_size: int = typer.Option(8, help="LoRA rank: 1, 2, 4, 8, 16 or 32."),
+    beta: float | None = typer.Option(None, help="DPO's KL strength (preference method)."),
+    teacher: str | None = typer.Option(None, help="Teacher model (distillation method)."),
+    display_name: str | None = typer.Option(None, "--name", help="Tuned model display name."),
+    server: str | None = typer.Option(
+        None, envvar="TUNEFORGE_SERVER", help="A tuneforge server; default: run here."
+    ),
+) -> None:
+    """Tune BASE_MODEL on TRAIN_FILE and print the tuned model's name."""
+    if method not in METHOD_SPEC:
+        fail(f"unknown method {method!r}; choose supervised, preference or distillation")
+    _check_locally(train_file, base_model, method)
+    hyperparameters = {
+        "epochCount": epochs,
+        "batchSize": batch_size,
+        "learningRate": learning_rate,
+        "learningRateMultiplier": learning_rate_multiplier,
+        "adapterSize": f"ADAPTER_SIZE_{ADAPTER_SIZE_NAMES.get(adapter_size, '?')}",
+        "beta": beta,
+    }
+    with connect(server, run_jobs=True) as client:
+        spec: dict = {
+            "hyperParameters": {k: v for k, v in hyperparameters.items() if v is not None}
+        }
+        spec["trainingDatasetUri"] = client.upload(train_file)["id"]
+        if validation:
+            spec["validationDatasetUri"] = client.upload(validation)["id"]
+        if mode == "full":
+            spec["tuningMode"] = "TUNING_MODE_FULL"
+        if method == "distillation":
+            if not teacher:
+                fail("--teacher is needed for distillation")
+            spec["baseTeacherModel"] = teacher
+            spec["studentModel"] = base_model
+        body = {
+            "baseModel": base_model,
+            METHOD_SPEC[method]: spec,
+            "tunedModelDisplayName": display_name,
+        }
+        job = client.create_job(body)
+        job_id = job["name"].rsplit("/", 1)[-1]
+        console.print(f"tuning job [bold]{job_id}[/] created")
+        job = follow(client, job_id)
+        print_summary(client, job)
+    if job["state"] != "JOB_STATE_SUCCEEDED":
+        raise typer.Exit(1)
+
+
+def _check_locally(train_file: Path, base_model: str, method: str) -> None:
+    """Validate and show the statistics before anything is uploaded or trained."""
+    from tuneforge.data.report import render
+    from tuneforge.data.stats import compute_stats
+    from tuneforge.data.validate import validate_dataset
+    from tuneforge.models.loading import load_tokenizer, quiet_transformers
+    from tuneforge.models.resolve import resolve_base_model
+
+    quiet_transformers()
+    tokenizer = load_tokenizer(resolve_base_model(base_model, get_settings()).source)
+    report = validate_dataset(train_file, task=method, tokenizer=tokenizer, max_length=2048)
+    stats = compute_stats(report.examples, tokenizer) if report.examples else None
+    console.print(render(report, stats, source=str(train_file)))
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+def follow(client: Client, job_id: str, interval_s: float = 0.5) -> dict:
+    """Show the job's progress until it ends; Ctrl-C cancels it."""
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[info]}"),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=console) as progress:
+        task = progress.add_task("queued", total=None, info="")
+        try:
+            while True:
+                job = client.get_job(job_id)
+                steps = client.metrics(job_id).get("steps", [])
+                if steps:
+                    last = steps[-1]
+                    progress.update(
+                        task,
+                        total=last["total_steps"],
+                        completed=last["step"],
+                        description=f"epoch {last['epoch']:.2f}",
+                        info=f"loss {last['loss']:.4f}",
+                    )
+                else:
+                    progress.update(task, description=_state_words(job))
+                if job["state"] in TERMINAL:
+                    return job
+                time.sleep(interval_s)
+        except KeyboardInterrupt:
+            progress.update(task, description="cancelling")
+            client.action(job_id, "cancel")
+            while (job := client.get_job(job_id))["state"] not in TERMINAL:
+                time.sleep(interval_s)
+            return job
+
+
+def _state_words(job: dict) -> str:
+    return job["state"].removeprefix("JOB_STATE_").lower().replace("_", " ")
+
+
+def print_summary(client: Client, job: dict) -> None:
+    job_id = job["name"].rsplit("/", 1)[-1]
+    if job["state"] == "JOB_STATE_FAILED":
+        console.print(f"[bold red]job {job_id} failed:[/] {job.get('error', {}).get('message')}")
+        return
+    metrics = client.metrics(job_id)
+    epochs, steps = metrics.get("epochs", []), metrics.get("steps", [])
+    table = Table(title=f"tuning job {job_id}: {_state_words(job)}", show_header=False)
+    table.add_row("epochs run", str(len(epochs)))
+    default = _default_epoch(client, job_id)
+    if default is not None:
+        table.add_row("best epoch (default checkpoint)", str(default))
+    if steps:
+        table.add_row("final training loss", f"{steps[-1]['loss']:.4f}")
+        table.add_row("time", f"{steps[-1]['elapsed_s']:.1f} s")
+        table.add_row("tokens/s", f"{steps[-1]['tokens_per_second']:.0f}")
+    valid = [e["valid_loss"] for e in epochs if e.get("valid_loss") is not None]
+    if valid:
+        table.add_row("best validation loss", f"{min(valid):.4f}")
+    tuned = job.get("tunedModel") or {}
+    if tuned:
+        table.add_row("tuned model", tuned.get("model", ""))
+        table.add_row("endpoint", tuned.get("endpoint", ""))
+    console.print(table)
+    curve = get_settings().jobs_dir / job_id / "loss_curve.png"
+    if curve.exists():
+        console.print(f"loss curve: {curve}")
+
+
+def _default_epoch(client: Client, job_id: str) -> int | None:
+    for event in client.events(job_id):
+        if event.get("message", "").startswith("default checkpoint"):
+            return (event.get("data") or {}).get("epoch")
+    return None

@@ -1,0 +1,99 @@
+"""``tuneforge generate`` and ``tuneforge evaluate``: use a tuned model, and measure it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from tuneforge.cli.common import console, friendly_errors, local_service, print_json
+from tuneforge.data.records import Conversation, Turn
+
+PROJECT = "default"
+
+
+@friendly_errors
+def generate(
+    model: str = typer.Argument(
+        ..., help="A tuned model (tm-…, tj-…, ft:…, ID@epoch-N) or a base model."
+    ),
+    prompt: str = typer.Argument(..., help="The user's message."),
+    system: str | None = typer.Option(None, "--system", "-s", help="System instruction."),
+    temperature: float = typer.Option(0.0, help="0 decodes greedily."),
+    top_p: float = typer.Option(1.0),
+    top_k: int = typer.Option(0, help="0 turns it off."),
+    max_tokens: int = typer.Option(256, help="Most output tokens."),
+    stop: list[str] = typer.Option([], help="Stop sequence (repeatable)."),
+    seed: int | None = typer.Option(None, help="Seed for sampling."),
+    n: int = typer.Option(1, help="How many answers."),
+) -> None:
+    """Answer PROMPT with MODEL."""
+    from tuneforge.inference.types import GenerationParams
+
+    params = GenerationParams(
+        temperature=temperature,
+        top_p=top_p,
+        top_k=top_k,
+        max_output_tokens=max_tokens,
+        stop=tuple(stop),
+        seed=seed,
+        n=n,
+    )
+    conversation = Conversation(turns=(Turn("user", prompt),), system=system)
+    result = local_service().generate(PROJECT, model, conversation, params)
+    for completion in result.completions:
+        console.print(completion.text, soft_wrap=True, markup=False, highlight=False)
+    console.print(
+        f"[dim]{result.prompt_tokens} prompt tokens, "
+        f"{sum(c.output_tokens for c in result.completions)} output tokens[/]",
+        highlight=False,
+    )
+
+
+@friendly_errors
+def evaluate(
+    model: str = typer.Argument(..., help="The tuned model (or a base model) to evaluate."),
+    test_file: Path = typer.Argument(..., exists=True, dir_okay=False, help="Held-out JSONL."),
+    few_shot: int = typer.Option(3, "--few-shot", "-k", help="Examples in the few-shot prompt."),
+    train_file: Path | None = typer.Option(
+        None,
+        "--train",
+        help="Where few-shot examples come from (default: the job's training file).",
+    ),
+    limit: int | None = typer.Option(None, help="Evaluate only the first N test examples."),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+) -> None:
+    """Compare MODEL with its base model zero-shot and few-shot (and, for a distilled model,
+    with its teacher) on TEST_FILE: exact match, token F1, ROUGE-L, prompt tokens, speed."""
+    from tuneforge.data.validate import load_examples
+    from tuneforge.inference.evaluate import (
+        Candidate,
+        evaluate_candidates,
+        report_table,
+        standard_candidates,
+        to_json,
+    )
+    from tuneforge.models.names import TunedRef, parse_model_name
+
+    service = local_service()
+    test = load_examples(test_file, task="supervised", min_examples=1)[:limit]
+    train = load_examples(train_file, min_examples=1) if train_file else []
+    tuned, extra = None, []
+    if isinstance(parse_model_name(model), TunedRef):
+        job = service.tuned_job(PROJECT, model)
+        tuned = service.model_target(PROJECT, model)
+        base = service.model_target(PROJECT, job.base_model)
+        if not train:
+            path = service.dataset_path(PROJECT, job.training_file, "training_file")
+            train = load_examples(path, task=job.method.value, min_examples=1)
+        if job.teacher_model:
+            extra.append(Candidate("teacher", service.model_target(PROJECT, job.teacher_model)))
+    else:
+        base = service.model_target(PROJECT, model)
+    candidates = standard_candidates(tuned, base, train, few_shot, extra)
+    with console.status(f"evaluating {len(candidates)} candidates on {len(test)} examples"):
+        report = evaluate_candidates(candidates, test, service.inference)
+    if as_json:
+        print_json(to_json(report))
+    else:
+        console.print(report_table(report))

@@ -1,0 +1,189 @@
+"""Preference tuning (DPO): the model learns to rank each chosen response above its rejected one.
+
+The reference policy costs no second copy of the model. With a LoRA adapter it is the model with
+the adapter disabled, or, when going on from a tuned adapter (SFT first, then preferences), a
+frozen copy of that adapter beside the trained one. With all weights trained, the reference
+log-probabilities are computed once, before training, by the model as it starts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+from datasets import Dataset
+from trl import DPOConfig, DPOTrainer
+from trl.trainer.dpo_trainer import DataCollatorForPreference
+
+from tuneforge.config import Settings
+from tuneforge.data.records import PreferenceExample
+from tuneforge.data.tokenize import (
+    chat_messages,
+    prompt_ids,
+    tokenize_conversation,
+    with_response,
+)
+from tuneforge.engine.callbacks import TokenCounter, TuningCallback
+from tuneforge.engine.errors import TuningError
+from tuneforge.engine.observer import TuningObserver
+from tuneforge.engine.result import TuningResult
+from tuneforge.engine.spec import TuningSpec
+from tuneforge.engine.training import (
+    PreparedRun,
+    check_vocabulary,
+    load_base_for_training,
+    make_plan,
+    peft_config_for,
+    resolve_for_model,
+    run_trainer,
+    seed_everything,
+    training_arguments,
+)
+
+
+@dataclass(frozen=True)
+class PreferenceRows:
+    """Pairs in TRL's conversational preference format, and the tokens each pair trains on."""
+
+    rows: list[dict]
+    pair_tokens: list[int]  # prompt + chosen and prompt + rejected, as cut to max_seq_length
+    token_ids: list[list[int]]  # every rendered sequence, to check against the vocabulary
+
+
+def preference_rows(
+    examples: list[PreferenceExample],
+    tokenizer,
+    max_length: int,
+    observer: TuningObserver,
+    name: str,
+) -> PreferenceRows:
+    rows, pair_tokens, token_ids = [], [], []
+    cut = 0
+    for example in examples:
+        # TRL drops a pair whose prompt alone fills max_length; count it here to say so.
+        if len(prompt_ids(example.prompt, tokenizer)) >= max_length:
+            continue
+        sequences = [
+            tokenize_conversation(with_response(example.prompt, response), tokenizer).input_ids
+            for response in (example.chosen, example.rejected)
+        ]
+        cut += any(len(ids) > max_length for ids in sequences)
+        token_ids += sequences
+        pair_tokens.append(sum(min(len(ids), max_length) for ids in sequences))
+        rows.append(
+            {
+                "prompt": chat_messages(example.prompt),
+                "chosen": [{"role": "assistant", "content": example.chosen}],
+                "rejected": [{"role": "assistant", "content": example.rejected}],
+            }
+        )
+    if cut:
+        observer.on_event(
+            f"{cut} {name} pairs are longer than {max_length} tokens and were cut",
+            level="warning",
+        )
+    if len(rows) < len(examples):
+        observer.on_event(
+            f"{len(examples) - len(rows)} {name} pairs have a prompt of {max_length} tokens or "
+            "more, leaving no room for a response, and are skipped",
+            level="warning",
+        )
+    if not rows:
+        raise TuningError(
+            f"every {name} pair has a prompt of {max_length} tokens or more; raise "
+            "max_seq_length or shorten the prompts",
+            code="invalid_training_file",
+        )
+    return PreferenceRows(rows, pair_tokens, token_ids)
+
+
+def _batch_tokens(feature: dict, max_length: int) -> int:
+    """Real tokens a pair puts into a batch: its prompt twice, once before each response."""
+    prompt = len(feature["prompt_ids"])
+    return sum(min(prompt + len(feature[k]), max_length) for k in ("chosen_ids", "rejected_ids"))
+
+
+def reference_description(spec: TuningSpec) -> str:
+    if spec.mode == "full":
+        return "log-probabilities of the starting weights, computed once before training"
+    if spec.init_adapter:
+        return "a frozen copy of the starting adapter"
+    return "the base model (the adapter disabled)"
+
+
+def prepare_dpo(
+    spec: TuningSpec,
+    train: list[PreferenceExample],
+    validation: list[PreferenceExample],
+    output_dir: Path,
+    observer: TuningObserver,
+    settings: Settings,
+) -> PreparedRun:
+    base = load_base_for_training(spec, settings)
+    hp = resolve_for_model(spec, base.model, len(train))
+    tokenizer, max_length = base.tokenizer, hp.max_seq_length
+    train_pairs = preference_rows(train, tokenizer, max_length, observer, "training")
+    valid_pairs = (
+        preference_rows(validation, tokenizer, max_length, observer, "validation")
+        if validation
+        else None
+    )
+    check_vocabulary(train_pairs.token_ids, base.model, tokenizer)
+
+    plan = make_plan(
+        hp,
+        len(train_pairs.rows),
+        len(train_pairs.rows),
+        len(valid_pairs.rows) if valid_pairs else 0,
+    )
+    mean_pair_tokens = sum(train_pairs.pair_tokens) / len(train_pairs.pair_tokens)
+    checkpoints_dir = output_dir / "checkpoints"
+    args = DPOConfig(
+        **training_arguments(
+            spec,
+            hp,
+            base,
+            checkpoints_dir,
+            total_steps=plan.total_steps,
+            has_validation=valid_pairs is not None,
+            tokens_per_step=int(mean_pair_tokens * hp.batch_size),
+        ),
+        beta=hp.beta,
+        max_length=max_length,
+        # TRL 1.16 has no padding-free DPO ("temporarily unavailable"): pairs are padded to the
+        # longest sequence of their batch.
+        padding_free=False,
+        precompute_ref_log_probs=spec.mode == "full",
+    )
+    collator = DataCollatorForPreference(pad_token_id=tokenizer.pad_token_id, max_length=max_length)
+    counter = TokenCounter(collator, partial(_batch_tokens, max_length=max_length))
+    callback = TuningCallback(observer, counter, checkpoints_dir, hp.early_stopping_patience)
+    seed_everything(spec.seed)  # the adapter's initial weights are drawn in DPOTrainer()
+    trainer = DPOTrainer(
+        model=base.model,
+        args=args,
+        data_collator=counter,
+        train_dataset=Dataset.from_list(train_pairs.rows),
+        eval_dataset=Dataset.from_list(valid_pairs.rows) if valid_pairs else None,
+        processing_class=tokenizer,
+        peft_config=peft_config_for(spec, hp, base.model),
+        callbacks=[callback],
+    )
+    counter.reset()  # the reference pass over the data, in full mode, trained nothing
+    observer.on_event(f"DPO reference: {reference_description(spec)}")
+    return PreparedRun(trainer, callback, counter, plan, hp, checkpoints_dir)
+
+
+def train_dpo(
+    spec: TuningSpec,
+    train: list[PreferenceExample],
+    validation: list[PreferenceExample],
+    output_dir: Path,
+    observer: TuningObserver,
+    settings: Settings,
+    *,
+    resume: bool = True,
+) -> TuningResult:
+    run = prepare_dpo(spec, train, validation, output_dir, observer, settings)
+    return run_trainer(run, spec, observer, resume=resume)
