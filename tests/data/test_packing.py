@@ -8,6 +8,7 @@ from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
 from tuneforge.data.packing import pack_examples
 from tuneforge.data.records import Conversation, Turn
 from tuneforge.data.tokenize import IGNORE_INDEX, TokenizedExample, tokenize_conversation
+from tuneforge.engine.attention import PACKED_SDPA
 
 
 def example(length: int, start: int = 10) -> TokenizedExample:
@@ -45,10 +46,15 @@ def tiny(models_dir):
     return model, tokenizer
 
 
-def test_packed_logits_equal_separate_logits(tiny):
+@pytest.mark.parametrize("attention", ["sdpa", PACKED_SDPA])
+def test_packed_logits_equal_separate_logits(tiny, models_dir, attention):
     """A packed row computes exactly what each example computes alone (no cross-attention),
-    when the model runs as training runs it: without a KV cache."""
-    model, tokenizer = tiny
+    when the model runs as training runs it: without a KV cache. With plain SDPA through a
+    block-diagonal mask, and with the per-example SDPA the engine trains with on a CPU."""
+    _, tokenizer = tiny
+    model = AutoModelForCausalLM.from_pretrained(
+        models_dir / "tiny-chat", attn_implementation=attention
+    ).eval()
     conversations = [
         Conversation(
             system="s", turns=(Turn("user", "review: great film ->"), Turn("model", "ok"))
@@ -63,9 +69,8 @@ def test_packed_logits_equal_separate_logits(tiny):
     )
     assert batch["position_ids"][0].tolist() == row.position_ids
     with torch.no_grad():
-        packed = model(
-            input_ids=batch["input_ids"], position_ids=batch["position_ids"], use_cache=False
-        ).logits[0]
+        inputs = {k: v for k, v in batch.items() if k != "labels"}  # as the Trainer passes it
+        packed = model(**inputs, use_cache=False).logits[0]
         offset = 0
         for e in sorted(examples, key=lambda e: -len(e.input_ids)):  # best fit order
             alone = model(input_ids=torch.tensor([e.input_ids])).logits[0]

@@ -110,8 +110,8 @@ def test_generation_is_batched_after_an_untimed_warm_up():
     backend = FakeBackend()
     test = [example(f"question {i}", "positive") for i in range(20)]
     evaluate_candidates([Candidate("base", BASE)], test, backend, PARAMS, batch_size=8)
-    assert [size for _, size, _ in backend.calls] == [1, 8, 8, 4]
-    assert backend.calls[0][2].max_output_tokens == 1
+    assert [size for _, size, _ in backend.calls] == [8, 8, 8, 4]
+    assert backend.calls[0][2].max_output_tokens == 2
     assert all(params == PARAMS for _, _, params in backend.calls[1:])
 
 

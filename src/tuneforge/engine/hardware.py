@@ -1,4 +1,8 @@
-"""Defaults that fit the machine: bf16 and fast attention on a GPU, fp32 on a CPU."""
+"""Defaults that fit the machine: bf16 and fast attention on a GPU, fp32 on a CPU.
+
+Training attention: flash-attention when installed (it takes a padding-free row's example
+boundaries natively), else SDPA run per example (engine/attention.py).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,8 @@ import importlib.util
 from dataclasses import dataclass
 
 import torch
+
+from tuneforge.engine.attention import PACKED_SDPA
 
 
 @dataclass(frozen=True)
@@ -28,11 +34,11 @@ def detect_hardware() -> Hardware:
         return Hardware(
             device="cuda",
             dtype=torch.bfloat16 if bf16 else torch.float32,
-            attn_implementation="flash_attention_2" if flash and bf16 else "sdpa",
+            attn_implementation="flash_attention_2" if flash and bf16 else PACKED_SDPA,
             free_memory_bytes=free,
         )
     return Hardware(
-        device="cpu", dtype=torch.float32, attn_implementation="sdpa", free_memory_bytes=None
+        device="cpu", dtype=torch.float32, attn_implementation=PACKED_SDPA, free_memory_bytes=None
     )
 
 

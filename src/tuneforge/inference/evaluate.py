@@ -22,7 +22,12 @@ from typing import TYPE_CHECKING, Any
 from tuneforge.data.records import Conversation
 from tuneforge.errors import InvalidArgument
 from tuneforge.inference.metrics import exact_match, rouge_l, token_f1
-from tuneforge.inference.types import GenerationParams, InferenceBackend, ModelTarget
+from tuneforge.inference.types import (
+    GenerationParams,
+    GenerationResult,
+    InferenceBackend,
+    ModelTarget,
+)
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -228,7 +233,7 @@ def evaluate_candidate(
     backend.generate_batch(candidate.target, requests[:batch_size], warm_up)
     # Prompts of similar length share a batch: less left padding to compute.
     order = sorted(range(len(requests)), key=lambda i: _prompt_length(requests[i]))
-    results: dict[int, Any] = {}
+    results: dict[int, GenerationResult] = {}
     elapsed = 0.0
     for chunk in _chunks(order, batch_size):
         started = time.perf_counter()

@@ -1,0 +1,91 @@
+"""The ``tuneforge`` command as a user runs it."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+from typer.testing import CliRunner
+
+from tuneforge.cli.main import app
+from tuneforge.config import get_settings
+
+TINY = "tuneforge/tiny-chat"
+
+
+@pytest.fixture
+def cli(settings, monkeypatch):
+    """Run ``tuneforge ...`` in-process on the test's data dir."""
+    monkeypatch.setenv("TUNEFORGE_DATA_DIR", str(settings.data_dir))
+    monkeypatch.delenv("TUNEFORGE_SERVER", raising=False)
+    get_settings.cache_clear()
+    runner = CliRunner()
+
+    def invoke(*args: str, code: int = 0):
+        result = runner.invoke(app, list(args), catch_exceptions=False)
+        assert result.exit_code == code, result.output
+        return result.output
+
+    yield invoke
+    get_settings.cache_clear()
+
+
+def test_validate_valid_file_exits_0_with_statistics(cli, sentiment_files):
+    output = cli("datasets", "validate", str(sentiment_files["train"]), "--base-model", TINY)
+    assert "valid" in output and "400" in output
+    assert "input tokens" in output and "billable tokens" in output
+
+
+def test_validate_reports_every_bad_line_and_exits_1(cli, tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    good = json.dumps({"prompt": "a", "completion": "b"})
+    bad.write_text("\n".join([good] * 12 + ["{not json", json.dumps({"prompt": 3})]) + "\n")
+    output = cli("datasets", "validate", str(bad), "--json", code=1)
+    report = json.loads(output)
+    lines = {p["line"] for p in report["problems"] if p["severity"] == "error"}
+    assert lines == {13, 14}  # line 14: "prompt" is not text, and "completion" is missing
+
+
+@pytest.mark.slow
+def test_tune_then_use_the_tuned_model(cli, sentiment_files, tmp_path):
+    train, validation, test = (str(sentiment_files[k]) for k in ("train", "validation", "test"))
+    output = cli(
+        "tune",
+        train,
+        "--base-model",
+        TINY,
+        "--validation",
+        validation,
+        "--epochs",
+        "5",
+        "--name",
+        "cli-test",
+    )
+    job_id = re.search(r"tuning job (tj-[0-9a-f]+) created", output)[1]
+    assert "best epoch" in output and "tuned model" in output
+
+    assert "SUCCEEDED" in cli("jobs", "list")
+    assert "checkpoint saved: epoch 1" in cli("jobs", "events", job_id)
+
+    answer = cli(
+        "generate",
+        job_id,
+        "review: superb and charming ->",
+        "--system",
+        "Classify the sentiment of the review as positive or negative.",
+    )
+    assert answer.splitlines()[0] == "positive"
+
+    report = json.loads(cli("evaluate", job_id, test, "--few-shot", "2", "--limit", "40", "--json"))
+    scores = {c["label"]: c["exact_match"] for c in report["candidates"]}
+    assert scores["tuned"] >= 0.9 > scores["base"]
+
+    exported = tmp_path / "exported"
+    cli("models", "export", job_id, str(exported))
+    assert (exported / "adapter_model.safetensors").is_file()
+    assert not (exported / "optimizer.pt").exists()
+
+    plot = tmp_path / "curve.png"
+    cli("jobs", "plot", job_id, "--out", str(plot))
+    assert plot.read_bytes()[:4] == b"\x89PNG"
