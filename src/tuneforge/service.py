@@ -42,6 +42,14 @@ MAX_SUFFIX_LENGTH = 64
 class UploadTooLarge(InvalidArgument):
     """An upload over the configured limit (HTTP 413)."""
 
+    @classmethod
+    def over(cls, limit: int) -> UploadTooLarge:
+        return cls(
+            f"the file is larger than the upload limit of {limit} bytes "
+            "(TUNEFORGE_MAX_UPLOAD_BYTES)",
+            param="file",
+        )
+
 
 @dataclass
 class JobRequest:
@@ -69,6 +77,10 @@ class JobView:
     job: TuningJob
     tuned_model: TunedModel | None
     checkpoints: list[Checkpoint]
+
+    @property
+    def id(self) -> str:  # a page of views continues after its last job (Page.next_after)
+        return self.job.id
 
 
 @dataclass(frozen=True)
@@ -137,11 +149,7 @@ class Service:
                 while chunk := stream.read(UPLOAD_CHUNK):
                     size += len(chunk)
                     if size > self.settings.max_upload_bytes:
-                        raise UploadTooLarge(
-                            f"the file is larger than the upload limit of "
-                            f"{self.settings.max_upload_bytes} bytes (TUNEFORGE_MAX_UPLOAD_BYTES)",
-                            param="file",
-                        )
+                        raise UploadTooLarge.over(self.settings.max_upload_bytes)
                     digest.update(chunk)
                     sink.write(chunk)
             partial.rename(target)
@@ -188,7 +196,8 @@ class Service:
             hyperparameters = Hyperparameters(**request.hyperparameters)
         except ValidationError as err:
             first = err.errors()[0]
-            name = ".".join(str(p) for p in first["loc"]) or "hyperparameters"
+            # The field's name only: a union's member ("epochs.int") is no parameter.
+            name = str(first["loc"][0]) if first["loc"] else "hyperparameters"
             raise InvalidArgument(f"hyperparameters.{name}: {first['msg']}", name) from None
         if request.method not in ("supervised", "preference", "distillation"):
             raise InvalidArgument(f"unknown tuning method {request.method!r}", "method")

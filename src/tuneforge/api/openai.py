@@ -1,5 +1,216 @@
-"""Placeholder: being written."""
+"""The OpenAI surface: fine-tuning jobs, models and chat completions, as the ``openai`` SDK
+calls them (``OpenAI(base_url=SERVER + "/v1", api_key=KEY)``).
 
-from fastapi import APIRouter
+Each route translates OpenAI's names and shapes (:mod:`tuneforge.api.openai_schema`) and calls
+the service; the rules live there.
+"""
 
-router = APIRouter()
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Callable, Iterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import StreamingResponse
+
+from tuneforge.api.deps import current_project, get_service
+from tuneforge.api.errors import ApiError
+from tuneforge.api.openai_schema import (
+    ChatRequest,
+    JobCreate,
+    chat_completion_object,
+    checkpoint_object,
+    chunk_object,
+    completion_header,
+    event_id,
+    event_object,
+    job_object,
+    model_name,
+    model_object,
+    renamed,
+)
+from tuneforge.errors import InvalidArgument, NotFound
+from tuneforge.service import JobView, Service
+from tuneforge.store.repo_common import MAX_PAGE_SIZE
+
+log = logging.getLogger("tuneforge.api.openai")
+
+router = APIRouter(prefix="/v1", tags=["openai"])
+
+Project = Annotated[str, Depends(current_project)]
+Services = Annotated[Service, Depends(get_service)]
+Limit = Query(ge=1, le=MAX_PAGE_SIZE)
+METADATA_FILTER = re.compile(r"^metadata\[(?P<key>.+)\]$")
+
+
+def page(items: list[dict[str, Any]], has_more: bool) -> dict[str, Any]:
+    return {"object": "list", "data": items, "has_more": has_more}
+
+
+def job_response(service: Service, project: str, view: JobView) -> dict[str, Any]:
+    results = service.result_file(project, view.job.id)
+    return job_object(view, [results.id] if results else [])
+
+
+# --- fine-tuning jobs ---------------------------------------------------------------------
+
+
+@router.post("/fine_tuning/jobs")
+def create_job(body: JobCreate, project: Project, service: Services) -> dict[str, Any]:
+    request = body.to_job_request()
+    try:
+        view = service.create_job(project, request)
+    except InvalidArgument as err:
+        raise renamed(err, body.param_names()) from None
+    return job_response(service, project, view)
+
+
+@router.get("/fine_tuning/jobs")
+def list_jobs(
+    request: Request,
+    project: Project,
+    service: Services,
+    after: str | None = None,
+    limit: Annotated[int, Limit] = 20,
+) -> dict[str, Any]:
+    """``metadata[k]=v`` parameters keep the jobs whose metadata has every such pair."""
+    metadata = {
+        match["key"]: value
+        for name, value in request.query_params.multi_items()
+        if (match := METADATA_FILTER.match(name))
+    }
+    jobs = service.list_jobs(project, limit=limit, after=after, metadata=metadata)
+    return page([job_response(service, project, view) for view in jobs.items], jobs.has_more)
+
+
+@router.get("/fine_tuning/jobs/{job_id}")
+def get_job(job_id: str, project: Project, service: Services) -> dict[str, Any]:
+    return job_response(service, project, service.get_job(project, job_id))
+
+
+def job_action(action: Callable[[Service, str, str], JobView]):
+    def route(job_id: str, project: Project, service: Services) -> dict[str, Any]:
+        return job_response(service, project, action(service, project, job_id))
+
+    return route
+
+
+for name, action in {
+    "cancel": Service.cancel_job,
+    "pause": Service.pause_job,
+    "resume": Service.resume_job,
+}.items():
+    router.add_api_route(
+        f"/fine_tuning/jobs/{{job_id}}/{name}",
+        job_action(action),
+        methods=["POST"],
+        name=f"{name}_job",
+    )
+
+
+@router.get("/fine_tuning/jobs/{job_id}/events")
+def list_events(
+    job_id: str,
+    project: Project,
+    service: Services,
+    after: str | None = None,
+    limit: Annotated[int, Limit] = 20,
+) -> dict[str, Any]:
+    """Newest first, as OpenAI lists them; ``after`` is the last event id already seen."""
+    after_id = event_id(after) if after else None
+    events = service.list_events(project, job_id, after_id=after_id, limit=limit, newest_first=True)
+    has_more = len(events) == limit and bool(
+        service.list_events(project, job_id, after_id=events[-1].id, limit=1, newest_first=True)
+    )
+    return page([event_object(event) for event in events], has_more)
+
+
+@router.get("/fine_tuning/jobs/{job_id}/checkpoints")
+def list_checkpoints(
+    job_id: str,
+    project: Project,
+    service: Services,
+    after: str | None = None,
+    limit: Annotated[int, Limit] = 10,
+) -> dict[str, Any]:
+    """Newest first; ``after`` is the last checkpoint id already seen."""
+    view = service.get_job(project, job_id)
+    checkpoints = view.checkpoints[::-1]
+    start = 0
+    if after is not None:
+        ids = [checkpoint.id for checkpoint in checkpoints]
+        if after not in ids:
+            raise ApiError(400, f"after: {after!r} is not a checkpoint of this job", param="after")
+        start = ids.index(after) + 1
+    shown = checkpoints[start : start + limit]
+    steps = {row["step"]: row for row in service.job_metrics(project, job_id)["steps"]}
+    return page(
+        [checkpoint_object(view.job, c, steps.get(c.step, {})) for c in shown],
+        start + limit < len(checkpoints),
+    )
+
+
+# --- models -------------------------------------------------------------------------------
+
+
+@router.get("/models")
+def list_models(project: Project, service: Services) -> dict[str, Any]:
+    """The base models and this project's tuned models."""
+    return {"object": "list", "data": [model_object(m) for m in service.list_models(project)]}
+
+
+@router.get("/models/{model:path}")
+def get_model(model: str, project: Project, service: Services) -> dict[str, Any]:
+    for info in service.list_models(project):
+        if model_name(info) == model:
+            return model_object(info)
+    raise ApiError(404, f"model {model!r} not found", code="model_not_found", param="model")
+
+
+# --- chat completions ---------------------------------------------------------------------
+
+
+@router.post("/chat/completions", response_model=None)
+def chat_completions(
+    body: ChatRequest, project: Project, service: Services
+) -> dict[str, Any] | StreamingResponse:
+    prompt = body.conversation()
+    header = completion_header(body.model)
+    try:
+        params = body.params()
+        if body.stream:
+            if params.n > 1:
+                raise ApiError(400, "n: a streamed completion has one choice", param="n")
+            deltas = service.stream(project, body.model, prompt, params)
+            return StreamingResponse(
+                server_sent_events(header, deltas), media_type="text/event-stream"
+            )
+        result = service.generate(project, body.model, prompt, params)
+    except NotFound as err:
+        message = str(err) if body.model in str(err) else f"model {body.model!r}: {err}"
+        raise ApiError(404, message, code="model_not_found", param="model") from None
+    except InvalidArgument as err:
+        raise renamed(err, body.param_names()) from None
+    return chat_completion_object(header, result)
+
+
+def server_sent_events(header: dict[str, Any], deltas: Iterator[str]) -> Iterator[str]:
+    """``chat.completion.chunk`` events: the role, the text deltas, the finish, ``[DONE]``."""
+
+    def event(data: dict[str, Any]) -> str:
+        return f"data: {json.dumps(data)}\n\n"
+
+    yield event(chunk_object(header, {"role": "assistant", "content": ""}))
+    try:
+        for text in deltas:
+            yield event(chunk_object(header, {"content": text}))
+    except Exception as err:  # the response has begun: the error goes into the stream
+        log.exception("chat completion stream failed")
+        yield event({"error": {"message": str(err), "type": "server_error", "param": None,
+                               "code": None}})  # fmt: skip
+        return
+    yield event(chunk_object(header, {}, "stop"))
+    yield "data: [DONE]\n\n"

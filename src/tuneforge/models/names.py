@@ -56,7 +56,7 @@ def parse_model_name(name: str) -> TunedRef | str:
     if match := _ENDPOINT.match(name):
         name = match["id"]
     elif match := _PUBLISHER_MODEL.match(name) or _PROJECT_MODEL.match(name):
-        return match["m"]
+        name = match["m"]  # a tuned model's Vertex name (models/tm-...) or a base model
     identifier, _, checkpoint = name.partition("@")
     epoch = int(m["epoch"]) if checkpoint and (m := _EPOCH.match(checkpoint)) else None
     if identifier.startswith("tm-"):

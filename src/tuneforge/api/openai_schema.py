@@ -1,0 +1,378 @@
+"""OpenAI's shapes: the requests the ``openai`` SDK sends and the objects it reads back.
+
+Each function here translates one object between OpenAI's names and tuneforge's; the routes in
+:mod:`tuneforge.api.openai` call the service with what these give.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from tuneforge.api.errors import ApiError
+from tuneforge.data.checks import LineIssues
+from tuneforge.data.records import Conversation
+from tuneforge.data.turns import openai_messages
+from tuneforge.errors import InvalidArgument
+from tuneforge.inference.types import GenerationParams, GenerationResult
+from tuneforge.models.names import openai_checkpoint_name, openai_model_name
+from tuneforge.service import JobRequest, JobView, ModelInfo
+from tuneforge.store.models import Checkpoint, Event, TuningJob
+from tuneforge.store.states import JobState, SubState
+
+# tuneforge's method names for OpenAI's `method.type`, and back.
+METHODS = {"supervised": "supervised", "dpo": "preference"}
+OPENAI_METHOD = {ours: theirs for theirs, ours in METHODS.items()}
+# OpenAI's hyperparameter names for tuneforge's.
+HYPERPARAMETER_NAMES = {
+    "epochs": "n_epochs",
+    "batch_size": "batch_size",
+    "learning_rate_multiplier": "learning_rate_multiplier",
+    "beta": "beta",
+}
+STATUS = {
+    JobState.QUEUED: "queued",
+    JobState.RUNNING: "running",
+    JobState.SUCCEEDED: "succeeded",
+    JobState.FAILED: "failed",
+    JobState.CANCELLING: "cancelled",
+    JobState.CANCELLED: "cancelled",
+    JobState.PAUSED: "paused",
+}
+EVENT_LEVELS = {"info": "info", "warning": "warn", "error": "error"}
+EVENT_ID_PREFIX = "ftevent-"
+
+
+class Request(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+# --- fine-tuning jobs ---------------------------------------------------------------------
+
+
+class HyperparametersIn(Request):
+    """Numbers or "auto"; the service checks the values (and names them in its errors)."""
+
+    n_epochs: Any = None
+    batch_size: Any = None
+    learning_rate_multiplier: Any = None
+    beta: Any = None  # dpo only
+
+
+class MethodSettings(Request):
+    hyperparameters: HyperparametersIn = Field(default_factory=HyperparametersIn)
+
+
+class MethodIn(Request):
+    type: str
+    supervised: MethodSettings | None = None
+    dpo: MethodSettings | None = None
+
+
+class JobCreate(Request):
+    model: str
+    training_file: str
+    validation_file: str | None = None
+    hyperparameters: HyperparametersIn | None = None  # deprecated by OpenAI for `method`
+    method: MethodIn | None = None
+    suffix: str | None = None
+    seed: int | None = None
+    metadata: dict[str, str] | None = None
+
+    def method_type(self) -> str:
+        return self.method.type if self.method else "supervised"
+
+    def method_settings(self) -> MethodSettings | None:
+        """``method.supervised`` or ``method.dpo``, whichever the method's type names."""
+        return getattr(self.method, self.method_type(), None) if self.method else None
+
+    def param_names(self) -> dict[str, str]:
+        """The request's names for the service's parameters (hyperparameters by where this
+        request gives them), for error messages."""
+        kind = self.method_type()
+        path = f"method.{kind}.hyperparameters" if self.method_settings() else "hyperparameters"
+        named = {ours: f"{path}.{theirs}" for ours, theirs in HYPERPARAMETER_NAMES.items()}
+        return {"base_model": "model", **named}
+
+    def to_job_request(self) -> JobRequest:
+        kind = self.method_type()
+        if kind not in METHODS:
+            raise ApiError(
+                400,
+                f"method.type {kind!r} is not available through the OpenAI API, which offers "
+                f"{' and '.join(repr(m) for m in METHODS)}; distillation is available through "
+                "the Vertex API (distillationSpec) and the CLI (tuneforge tune --method "
+                "distillation)",
+                code="invalid_method",
+                param="method.type",
+            )
+        settings = self.method_settings()
+        hyperparameters: dict[str, Any] = {}  # the method's win over the deprecated ones
+        for source in (self.hyperparameters, settings.hyperparameters if settings else None):
+            for ours, theirs in HYPERPARAMETER_NAMES.items():
+                value = getattr(source, theirs, None)
+                if value is not None and value != "auto":
+                    hyperparameters[ours] = value
+        return JobRequest(
+            base_model=self.model,
+            training_file=self.training_file,
+            validation_file=self.validation_file,
+            method=METHODS[kind],
+            hyperparameters=hyperparameters,
+            suffix=self.suffix,
+            seed=self.seed,
+            metadata=self.metadata or {},
+        )
+
+
+def job_status(job: TuningJob) -> str:
+    if job.state == JobState.RUNNING and job.sub_state == SubState.PROCESSING_DATASET:
+        return "validating_files"
+    return STATUS[job.state]
+
+
+def fine_tuned_model_name(job: TuningJob) -> str:
+    return openai_model_name(job.base_model, job.project_id, job.suffix, job.id)
+
+
+def job_object(view: JobView, result_files: list[str]) -> dict[str, Any]:
+    job = view.job
+    stored = job.hyperparameters or {}
+    hyperparameters = {
+        theirs: stored.get(ours, "auto")
+        for ours, theirs in HYPERPARAMETER_NAMES.items()
+        if ours != "beta"
+    }
+    method_type = OPENAI_METHOD.get(job.method.value, job.method.value)
+    method: dict[str, Any] = {"type": method_type}
+    if method_type == "dpo":
+        method["dpo"] = {"hyperparameters": {**hyperparameters, "beta": stored.get("beta", "auto")}}
+    elif method_type == "supervised":
+        method["supervised"] = {"hyperparameters": hyperparameters}
+    return {
+        "id": job.id,
+        "object": "fine_tuning.job",
+        "created_at": timestamp(job.created_at),
+        "finished_at": timestamp(job.ended_at),
+        "model": job.base_model,
+        "fine_tuned_model": fine_tuned_model_name(job) if view.tuned_model else None,
+        "organization_id": job.project_id,
+        "status": job_status(job),
+        "training_file": job.training_file,
+        "validation_file": job.validation_file,
+        "hyperparameters": hyperparameters,
+        "method": method,
+        "result_files": result_files,
+        "trained_tokens": job.trained_tokens,
+        "estimated_finish": timestamp(job.estimated_finish),
+        "error": job.error,
+        "seed": job.seed,
+        "metadata": job.user_metadata or None,
+        "integrations": [],
+    }
+
+
+def event_object(event: Event) -> dict[str, Any]:
+    return {
+        "id": f"{EVENT_ID_PREFIX}{event.id}",
+        "object": "fine_tuning.job.event",
+        "created_at": timestamp(event.created_at),
+        "level": EVENT_LEVELS.get(event.level.value, "info"),
+        "message": event.message,
+        "type": event.type.value,
+        "data": event_data(event),
+    }
+
+
+def event_data(event: Event) -> dict[str, Any]:
+    """A metrics event's data in OpenAI's names (a message event's data as it is)."""
+    data = event.data or {}
+    metrics = data.get("metrics") or {}
+    if data.get("kind") == "step":
+        return {
+            "step": metrics.get("step"),
+            "total_steps": metrics.get("total_steps"),
+            "train_loss": metrics.get("loss"),
+            "train_mean_token_accuracy": metrics.get("token_accuracy"),
+        }
+    if data.get("kind") == "epoch":
+        return {
+            "step": metrics.get("step"),
+            "epoch": metrics.get("epoch"),
+            "train_loss": metrics.get("train_loss"),
+            "valid_loss": metrics.get("valid_loss"),
+            "valid_mean_token_accuracy": metrics.get("valid_token_accuracy"),
+        }
+    return data
+
+
+def event_id(value: str) -> int:
+    """The store's id of an ``ftevent-N`` id (for ``after``)."""
+    number = value.removeprefix(EVENT_ID_PREFIX)
+    if not number.isdigit():
+        raise ApiError(400, f"after: {value!r} is not an event id", param="after")
+    return int(number)
+
+
+def checkpoint_object(
+    job: TuningJob, checkpoint: Checkpoint, step_metrics: dict[str, Any]
+) -> dict[str, Any]:
+    """``step_metrics``: the training metrics logged at the checkpoint's step, if any."""
+    stored = checkpoint.metrics or {}
+    return {
+        "id": checkpoint.id,
+        "object": "fine_tuning.job.checkpoint",
+        "created_at": timestamp(checkpoint.created_at),
+        "fine_tuning_job_id": job.id,
+        "fine_tuned_model_checkpoint": openai_checkpoint_name(
+            fine_tuned_model_name(job), checkpoint.step
+        ),
+        "step_number": checkpoint.step,
+        "metrics": {
+            "step": checkpoint.step,
+            "train_loss": stored.get("train_loss", step_metrics.get("loss")),
+            "train_mean_token_accuracy": step_metrics.get("token_accuracy"),
+            "valid_loss": stored.get("valid_loss"),
+            "valid_mean_token_accuracy": stored.get("valid_mean_token_accuracy"),
+            "full_valid_loss": stored.get("valid_loss"),
+            "full_valid_mean_token_accuracy": stored.get("valid_mean_token_accuracy"),
+        },
+    }
+
+
+# --- models -------------------------------------------------------------------------------
+
+
+def model_name(info: ModelInfo) -> str:
+    """The name OpenAI requests use for a model: ``ft:...`` for a tuned one."""
+    return fine_tuned_model_name(info.job) if info.job is not None else info.id
+
+
+def model_object(info: ModelInfo) -> dict[str, Any]:
+    return {
+        "id": model_name(info),
+        "object": "model",
+        "created": timestamp(info.created_at) or 0,
+        "owned_by": info.job.project_id if info.job is not None else "tuneforge",
+    }
+
+
+# --- chat completions ---------------------------------------------------------------------
+
+
+class StreamOptions(Request):
+    include_usage: bool = False
+
+
+class ChatRequest(Request):
+    model: str
+    messages: list[Any]
+    temperature: float | None = None
+    top_p: float | None = None
+    max_tokens: int | None = None
+    max_completion_tokens: int | None = None
+    stop: str | list[str] | None = None
+    seed: int | None = None
+    n: int | None = None
+    stream: bool | None = False
+    stream_options: StreamOptions | None = None
+
+    def conversation(self) -> Conversation:
+        """The messages as a prompt: an optional system message, then turns ending with a user
+        message. "developer" is a system message, "assistant" the model's turn."""
+        issues = LineIssues(line=0)
+        prompt = openai_messages(self.messages, "messages", issues, ending="any")
+        if prompt is None:
+            first = next(p for p in issues.problems if p.severity == "error")
+            raise ApiError(400, f"{first.field}: {first.message}", param=first.field)
+        if not prompt.is_prompt_only:
+            last = f"messages[{len(self.messages) - 1}]"
+            raise ApiError(
+                400,
+                f'{last}: the last message must be a "user" message, which the model answers',
+                param=last,
+            )
+        return prompt
+
+    def params(self) -> GenerationParams:
+        given = {
+            "temperature": self.temperature,
+            "top_p": self.top_p,
+            "max_output_tokens": self.max_completion_tokens
+            if self.max_completion_tokens is not None
+            else self.max_tokens,
+            "stop": self.stop,
+            "seed": self.seed,
+            "n": self.n,
+        }
+        return GenerationParams(**{k: v for k, v in given.items() if v is not None})
+
+    def param_names(self) -> dict[str, str]:
+        """The request's names for GenerationParams' and the prompt's parameters."""
+        max_tokens = "max_tokens" if self.max_completion_tokens is None else "max_completion_tokens"
+        return {"max_output_tokens": max_tokens, "contents": "messages"}
+
+
+def completion_header(model: str) -> dict[str, Any]:
+    """What a completion and each chunk of its stream begin with."""
+    return {
+        "id": f"chatcmpl-{uuid.uuid4().hex}",
+        "created": int(time.time()),
+        "model": model,
+        "system_fingerprint": None,
+    }
+
+
+def chat_completion_object(header: dict[str, Any], result: GenerationResult) -> dict[str, Any]:
+    completion_tokens = result.output_tokens
+    return {
+        **header,
+        "object": "chat.completion",
+        "choices": [
+            {
+                "index": index,
+                "message": {"role": "assistant", "content": completion.text, "refusal": None},
+                "finish_reason": completion.finish_reason,
+                "logprobs": None,
+            }
+            for index, completion in enumerate(result.completions)
+        ],
+        "usage": {
+            "prompt_tokens": result.prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": result.prompt_tokens + completion_tokens,
+        },
+    }
+
+
+def chunk_object(
+    header: dict[str, Any], delta: dict[str, Any], finish_reason: str | None = None
+) -> dict[str, Any]:
+    return {
+        **header,
+        "object": "chat.completion.chunk",
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason, "logprobs": None}],
+    }
+
+
+# --- shared -------------------------------------------------------------------------------
+
+
+def timestamp(moment: datetime | None) -> int | None:
+    return int(moment.timestamp()) if moment is not None else None
+
+
+def renamed(err: InvalidArgument, names: dict[str, str]) -> ApiError:
+    """A service error in OpenAI's names: ``names`` maps tuneforge's parameter names (in the
+    message and in ``param``) to the request's."""
+    message = str(err)
+    for ours, theirs in names.items():
+        pattern = rf"(?<![\w.])(?:hyperparameters\.)?{re.escape(ours)}\b"
+        message = re.sub(pattern, theirs, message)
+    param = names.get(err.param, err.param) if err.param else None
+    return ApiError(400, message, param=param)

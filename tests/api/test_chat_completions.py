@@ -1,0 +1,135 @@
+"""POST /v1/chat/completions on a base model: OpenAI's response shape, usage, stop, n,
+max_tokens, streaming as server-sent events, and errors."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from openai.types.chat import ChatCompletion, ChatCompletionChunk
+
+from tests.api.test_models_api import TINY, fine_tuned_name, register_tuned_model
+
+CHAT = "/v1/chat/completions"
+HELLO = [
+    {"role": "developer", "content": "Answer briefly."},
+    {"role": "user", "content": [{"type": "text", "text": "hello"}]},
+]
+
+
+def chat(api, **body) -> ChatCompletion:
+    response = api.client.post(
+        CHAT, json={"model": TINY, "messages": HELLO, **body}, headers=api.headers()
+    )
+    assert response.status_code == 200, response.text
+    return ChatCompletion.model_validate(response.json())
+
+
+def refused(api, status: int = 400, **body) -> dict:
+    response = api.client.post(CHAT, json={"model": TINY, **body}, headers=api.headers())
+    assert response.status_code == status, response.text
+    return response.json()["error"]
+
+
+def test_a_completion_in_openais_shape_with_usage(api):
+    completion = chat(api, temperature=0, max_tokens=6)
+
+    assert completion.object == "chat.completion"
+    assert completion.id.startswith("chatcmpl-")
+    assert completion.model == TINY
+    [choice] = completion.choices
+    assert choice.index == 0
+    assert choice.message.role == "assistant"
+    assert choice.message.content
+    usage = completion.usage
+    assert usage.prompt_tokens > 0
+    assert 0 < usage.completion_tokens <= 6
+    assert usage.total_tokens == usage.prompt_tokens + usage.completion_tokens
+
+
+def test_max_tokens_ends_with_length_and_max_completion_tokens_wins(api):
+    completion = chat(api, temperature=0, max_tokens=1)
+    assert completion.choices[0].finish_reason == "length"
+    assert completion.usage.completion_tokens == 1
+
+    newer = chat(api, temperature=0, max_tokens=5, max_completion_tokens=2)
+    assert newer.usage.completion_tokens == 2
+
+
+def test_stop_cuts_the_text_before_the_stop_sequence(api):
+    full = chat(api, temperature=0, max_tokens=16).choices[0].message.content
+    stop = full[4:6]
+    assert len(stop) == 2
+
+    stopped = chat(api, temperature=0, max_tokens=16, stop=[stop, "never-seen"]).choices[0]
+
+    assert stopped.message.content == full[: full.index(stop)]
+    assert stopped.finish_reason == "stop"
+
+
+def test_n_gives_that_many_choices(api):
+    completion = chat(api, temperature=1.0, seed=3, n=3, max_tokens=4)
+
+    assert [choice.index for choice in completion.choices] == [0, 1, 2]
+    assert 0 < completion.usage.completion_tokens <= 3 * 4
+
+
+def test_a_stream_is_server_sent_chunks_ending_with_done(api):
+    expected = chat(api, temperature=0, max_tokens=8).choices[0].message.content
+    body = {"model": TINY, "messages": HELLO, "temperature": 0, "max_tokens": 8, "stream": True}
+
+    response = api.client.post(CHAT, json=body, headers=api.headers())
+
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/event-stream")
+    events = [line for line in response.text.split("\n\n") if line]
+    assert all(event.startswith("data: ") for event in events)
+    assert events[-1] == "data: [DONE]"
+    chunks = [ChatCompletionChunk.model_validate(json.loads(e[6:])) for e in events[:-1]]
+    assert {chunk.id for chunk in chunks} == {chunks[0].id}
+    assert all(chunk.object == "chat.completion.chunk" for chunk in chunks)
+    assert chunks[0].choices[0].delta.role == "assistant"
+    assert "".join(chunk.choices[0].delta.content or "" for chunk in chunks) == expected
+    assert chunks[-1].choices[0].finish_reason is not None
+
+
+def test_a_stream_of_several_choices_is_refused(api):
+    error = refused(api, messages=HELLO, stream=True, n=2)
+
+    assert error["param"] == "n"
+
+
+@pytest.mark.parametrize(
+    ("messages", "param"),
+    [
+        (
+            [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}],
+            "messages[1]",
+        ),
+        ([{"role": "tool", "content": "42"}], "messages[0].role"),
+        ([], "messages"),
+    ],
+)
+def test_bad_messages_are_refused_naming_the_message(api, messages, param):
+    error = refused(api, messages=messages)
+
+    assert error["param"] == param
+    assert error["message"].startswith(param)
+    assert error["type"] == "invalid_request_error"
+
+
+def test_bad_parameters_are_refused_in_openais_names(api):
+    assert refused(api, messages=HELLO, max_tokens=0)["param"] == "max_tokens"
+    assert refused(api, messages=HELLO, max_completion_tokens=0)["param"] == "max_completion_tokens"
+    assert refused(api, messages=HELLO, temperature=-1)["param"] == "temperature"
+    assert refused(api)["param"] == "messages"  # missing
+
+
+def test_unknown_and_other_projects_models_are_not_found(api, tmp_path):
+    theirs = register_tuned_model(api.service, "other", tmp_path)
+
+    for model in ("no-such-model", fine_tuned_name(theirs)):
+        error = refused(api, 404, model=model, messages=HELLO)
+        assert error["code"] == "model_not_found"
+        assert error["param"] == "model"
+        assert model in error["message"]
