@@ -22,7 +22,12 @@ from tuneforge.engine.hardware import Hardware, detect_hardware, needs_gradient_
 from tuneforge.engine.observer import TrainingPlan, TuningObserver
 from tuneforge.engine.result import TuningResult, choose_default_checkpoint
 from tuneforge.engine.spec import ResolvedHyperparameters, TuningSpec, resolve_hyperparameters
-from tuneforge.models.loading import load_causal_lm, load_tokenizer, quiet_transformers
+from tuneforge.models.loading import (
+    fit_cpu_threads,
+    load_causal_lm,
+    load_tokenizer,
+    quiet_transformers,
+)
 from tuneforge.models.resolve import resolve_base_model
 
 
@@ -45,6 +50,7 @@ def load_model(name: str, settings: Settings, hardware: Hardware) -> LoadedBase:
     # No KV cache while training: with it, transformers ignores the per-example position ids
     # of a padding-free batch and lets examples attend to each other.
     model.config.use_cache = False
+    fit_cpu_threads(model)
     return LoadedBase(model, tokenizer, hardware, resolved.source)
 
 

@@ -21,7 +21,12 @@ import torch
 
 from tuneforge.errors import NotFound
 from tuneforge.inference.types import ModelTarget
-from tuneforge.models.loading import load_causal_lm, load_tokenizer, quiet_transformers
+from tuneforge.models.loading import (
+    fit_cpu_threads,
+    load_causal_lm,
+    load_tokenizer,
+    quiet_transformers,
+)
 
 ADAPTER_CONFIG = "adapter_config.json"
 
@@ -171,6 +176,7 @@ class ModelCache:
             source, dtype=self.dtype, attn_implementation=self.attn_implementation
         ).to(self.device)
         model.eval()
+        fit_cpu_threads(model)
         return LoadedModel(
             key=source,
             model=model,
