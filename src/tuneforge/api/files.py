@@ -1,5 +1,171 @@
-"""Placeholder: being written."""
+"""Dataset files, in OpenAI's shape (the google-genai SDK has no files API in Vertex mode, so
+both surfaces share this one): upload, list, get, download, delete.
 
-from fastapi import APIRouter
+An upload streams to disk (the multipart parser spools it, the service copies it into place)
+and is refused with 413 past the size limit; each file shows its detected format, example
+count and validation report besides OpenAI's fields.
+"""
 
-router = APIRouter()
+from __future__ import annotations
+
+from pathlib import PurePosixPath, PureWindowsPath
+from typing import Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import FileResponse
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+
+from tuneforge.api.deps import current_project, get_service
+from tuneforge.api.errors import ApiError
+from tuneforge.service import Service, UploadTooLarge
+from tuneforge.store.models import File
+from tuneforge.store.repo_common import MAX_PAGE_SIZE
+
+# OpenAI's purposes; tuning reads files of any of them.
+PURPOSES = ("fine-tune", "batch", "assistants", "user_data", "evals", "vision")
+# Room for the multipart boundaries, part headers and the purpose field around the file.
+MULTIPART_OVERHEAD = 1 << 20
+MAX_FILENAME = 512
+SHOWN_PROBLEMS = 3
+
+router = APIRouter(prefix="/v1/files", tags=["files"])
+# The upload route reads its multipart body itself (after authentication); its schema for docs.
+UPLOAD_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file", "purpose"],
+                    "properties": {
+                        "file": {"type": "string", "format": "binary"},
+                        "purpose": {"type": "string", "enum": list(PURPOSES)},
+                    },
+                }
+            }
+        },
+    }
+}
+
+
+def file_json(row: File) -> dict[str, Any]:
+    """OpenAI's FileObject, with tuneforge's validation fields."""
+    return {
+        "id": row.id,
+        "object": "file",
+        "bytes": row.bytes,
+        "created_at": int(row.created_at.timestamp()),
+        "filename": row.filename,
+        "purpose": row.purpose,
+        "status": row.status,
+        "status_details": _status_details(row),
+        "expires_at": None,
+        "sha256": row.sha256,
+        "format": row.format,
+        "example_count": row.example_count,
+        "validation": row.validation,
+    }
+
+
+def _status_details(row: File) -> str | None:
+    """For a file that failed validation: its first problems, by line."""
+    report = row.validation or {}
+    if row.status != "error":
+        return None
+    errors = [p for p in report.get("problems", []) if p.get("severity") == "error"]
+    shown = []
+    for problem in errors[:SHOWN_PROBLEMS]:
+        where = f"line {problem['line']}" if problem.get("line") else "dataset"
+        if problem.get("field"):
+            where += f", {problem['field']}"
+        shown.append(f"{where}: {problem['message']}")
+    total = report.get("error_count", len(errors))
+    more = f" (and {total - len(shown)} more errors)" if total > len(shown) else ""
+    return "; ".join(shown) + more if shown else "the file is not a valid dataset"
+
+
+@router.post("", openapi_extra=UPLOAD_BODY)
+async def upload_file(
+    request: Request,
+    project_id: str = Depends(current_project),
+    service: Service = Depends(get_service),
+) -> dict[str, Any]:
+    """Multipart fields ``file`` and ``purpose``, as ``openai.files.create`` sends them."""
+    limit = service.settings.max_upload_bytes
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit + MULTIPART_OVERHEAD:
+        raise UploadTooLarge.over(limit)  # refused before reading any of it
+    async with request.form(max_files=1, max_fields=10) as form:
+        upload, purpose = form.get("file"), form.get("purpose")
+        if not isinstance(upload, UploadFile):
+            raise ApiError(400, "file: send the dataset as the multipart file field 'file'",
+                           code="invalid_request", param="file")  # fmt: skip
+        if purpose not in PURPOSES:
+            raise ApiError(
+                400,
+                f"purpose must be one of {', '.join(PURPOSES)} ('fine-tune' for tuning data), "
+                f"got {purpose!r}",
+                code="invalid_request",
+                param="purpose",
+            )
+        row = await run_in_threadpool(
+            service.upload_file, project_id, _filename(upload.filename), upload.file, purpose
+        )
+    return file_json(row)
+
+
+def _filename(name: str | None) -> str:
+    """The file's own name, without any folders a client sent with it."""
+    base = PureWindowsPath(PurePosixPath(name or "").name).name
+    return (base or "upload.jsonl")[-MAX_FILENAME:]
+
+
+@router.get("")
+def list_files(
+    after: str | None = None,
+    limit: int = Query(20, ge=1, le=MAX_PAGE_SIZE),
+    purpose: str | None = None,
+    project_id: str = Depends(current_project),
+    service: Service = Depends(get_service),
+) -> dict[str, Any]:
+    """Newest first; pass the last id seen as ``after`` for the next page."""
+    page = service.list_files(project_id, purpose=purpose, limit=limit, after=after)
+    data = [file_json(row) for row in page.items]
+    return {
+        "object": "list",
+        "data": data,
+        "has_more": page.has_more,
+        "first_id": data[0]["id"] if data else None,
+        "last_id": data[-1]["id"] if data else None,
+    }
+
+
+@router.get("/{file_id}")
+def get_file(
+    file_id: str,
+    project_id: str = Depends(current_project),
+    service: Service = Depends(get_service),
+) -> dict[str, Any]:
+    return file_json(service.get_file(project_id, file_id))
+
+
+@router.get("/{file_id}/content")
+def get_file_content(
+    file_id: str,
+    project_id: str = Depends(current_project),
+    service: Service = Depends(get_service),
+) -> FileResponse:
+    row = service.get_file(project_id, file_id)
+    return FileResponse(row.path, media_type="application/octet-stream", filename=row.filename)
+
+
+@router.delete("/{file_id}")
+def delete_file(
+    file_id: str,
+    project_id: str = Depends(current_project),
+    service: Service = Depends(get_service),
+) -> dict[str, Any]:
+    row = service.delete_file(project_id, file_id)
+    return {"id": row.id, "object": "file", "deleted": True}

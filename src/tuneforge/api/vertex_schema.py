@@ -1,0 +1,449 @@
+"""Vertex AI's shapes: the requests the ``google-genai`` SDK sends in Vertex mode and the
+objects it reads back, each translated to or from tuneforge's own names.
+
+Requests ignore unknown fields. Every name in an error message is Vertex's (``epochCount``,
+not ``epochs``), so a user can find the field to fix.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+from tuneforge.data.records import Conversation, Turn
+from tuneforge.errors import InvalidArgument
+from tuneforge.inference.types import GenerationParams, GenerationResult
+from tuneforge.models.names import TunedRef, parse_model_name
+from tuneforge.service import JobRequest, JobView
+from tuneforge.store.models import Event, TuningJob
+
+ADAPTER_SIZES = {
+    "ADAPTER_SIZE_ONE": 1,
+    "ADAPTER_SIZE_TWO": 2,
+    "ADAPTER_SIZE_FOUR": 4,
+    "ADAPTER_SIZE_EIGHT": 8,
+    "ADAPTER_SIZE_SIXTEEN": 16,
+    "ADAPTER_SIZE_THIRTY_TWO": 32,
+}
+ADAPTER_SIZE_NAMES = {size: name for name, size in ADAPTER_SIZES.items()}
+AdapterSize = Literal[
+    "ADAPTER_SIZE_UNSPECIFIED",
+    "ADAPTER_SIZE_ONE",
+    "ADAPTER_SIZE_TWO",
+    "ADAPTER_SIZE_FOUR",
+    "ADAPTER_SIZE_EIGHT",
+    "ADAPTER_SIZE_SIXTEEN",
+    "ADAPTER_SIZE_THIRTY_TWO",
+]
+TuningMode = Literal["TUNING_MODE_UNSPECIFIED", "TUNING_MODE_PEFT_ADAPTER", "TUNING_MODE_FULL"]
+TUNING_MODES = {"full": "TUNING_MODE_FULL", "peft": "TUNING_MODE_PEFT_ADAPTER"}
+# The key of each method's spec in a TuningJob, and of its dataset statistics.
+SPEC_KEYS = {
+    "supervised": "supervisedTuningSpec",
+    "preference": "preferenceOptimizationSpec",
+    "distillation": "distillationSpec",
+}
+STATS_KEYS = {
+    "supervised": "supervisedTuningDataStats",
+    "preference": "preferenceOptimizationDataStats",
+    "distillation": "distillationDataStats",
+}
+# google.rpc.Code numbers for a failed job's error.
+RPC_INVALID_ARGUMENT, RPC_ABORTED, RPC_INTERNAL = 3, 10, 13
+FINISH_REASONS = {"stop": "STOP", "length": "MAX_TOKENS"}
+
+# tuneforge's hyperparameter names (as the service's messages use them) → Vertex's.
+HYPERPARAMETER_NAMES = {
+    "epochs": "epochCount",
+    "learning_rate_multiplier": "learningRateMultiplier",
+    "learning_rate": "learningRate",
+    "batch_size": "batchSize",
+    "adapter_size": "adapterSize",
+    "beta": "beta",
+}
+GENERATION_NAMES = {
+    "max_output_tokens": "generationConfig.maxOutputTokens",
+    "top_p": "generationConfig.topP",
+    "top_k": "generationConfig.topK",
+    "temperature": "generationConfig.temperature",
+    "n": "generationConfig.candidateCount",
+}
+
+
+def in_vertex_terms(err: InvalidArgument, names: dict[str, str]) -> InvalidArgument:
+    """The same error with tuneforge's field names replaced by Vertex's."""
+    pattern = re.compile(
+        r"(?<![\w.])(" + "|".join(re.escape(k) for k in sorted(names, key=len, reverse=True))
+        + r")(?![\w])"
+    )  # fmt: skip
+    message = pattern.sub(lambda m: names[m[1]], str(err))
+    param = names.get(err.param, err.param) if err.param else None
+    return type(err)(message, param)
+
+
+class VertexModel(BaseModel):
+    """camelCase on the wire; snake_case accepted too (the SDK sends ``preTunedModel`` so)."""
+
+    model_config = ConfigDict(
+        extra="ignore", alias_generator=to_camel, validate_by_name=True, validate_by_alias=True
+    )
+
+
+# --- tuning jobs: the request ---------------------------------------------------------------
+
+
+class HyperParameters(VertexModel):
+    epoch_count: int | None = Field(default=None, ge=1)
+    learning_rate_multiplier: float | None = Field(default=None, gt=0)
+    learning_rate: float | None = Field(default=None, gt=0)
+    batch_size: int | None = Field(default=None, ge=1)
+    adapter_size: AdapterSize | None = None
+    beta: float | None = Field(default=None, gt=0)
+
+    def to_tuneforge(self) -> dict[str, Any]:
+        values = {
+            "epochs": self.epoch_count,
+            "learning_rate_multiplier": self.learning_rate_multiplier,
+            "learning_rate": self.learning_rate,
+            "batch_size": self.batch_size,
+            "adapter_size": ADAPTER_SIZES.get(self.adapter_size or ""),
+            "beta": self.beta,
+        }
+        return {name: value for name, value in values.items() if value is not None}
+
+
+class TuningSpecIn(VertexModel):
+    """What every method's spec has; each method adds its own fields."""
+
+    training_dataset_uri: str | None = None
+    validation_dataset_uri: str | None = None
+    hyper_parameters: HyperParameters = Field(default_factory=HyperParameters)
+    tuning_mode: TuningMode | None = None
+
+
+class DistillationSpecIn(TuningSpecIn):
+    prompt_dataset_uri: str | None = None
+    base_teacher_model: str | None = None
+    tuned_teacher_model_source: str | None = None
+    student_model: str | None = None
+
+
+class PreTunedModelIn(VertexModel):
+    tuned_model_name: str
+    checkpoint_id: str | None = None
+
+
+class CreateTuningJobRequest(VertexModel):
+    base_model: str | None = None
+    pre_tuned_model: PreTunedModelIn | None = None
+    tuned_model_display_name: str | None = Field(default=None, max_length=200)
+    description: str | None = None
+    supervised_tuning_spec: TuningSpecIn | None = None
+    preference_optimization_spec: TuningSpecIn | None = None
+    distillation_spec: DistillationSpecIn | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+
+    def method_and_spec(self) -> tuple[str, TuningSpecIn]:
+        given = [
+            (method, spec)
+            for method, spec in (
+                ("supervised", self.supervised_tuning_spec),
+                ("preference", self.preference_optimization_spec),
+                ("distillation", self.distillation_spec),
+            )
+            if spec is not None
+        ]
+        if len(given) != 1:
+            raise InvalidArgument(
+                "give exactly one of supervisedTuningSpec, preferenceOptimizationSpec and "
+                f"distillationSpec (got {len(given)})",
+                "supervisedTuningSpec",
+            )
+        return given[0]
+
+    def vertex_names(self) -> dict[str, str]:
+        """tuneforge's names of this request's fields → Vertex's, for error messages."""
+        method, _ = self.method_and_spec()
+        spec = SPEC_KEYS[method]
+        training = "promptDatasetUri" if method == "distillation" else "trainingDatasetUri"
+        hyper_parameters = {}
+        for name, vertex in HYPERPARAMETER_NAMES.items():
+            hyper_parameters[name] = f"{spec}.hyperParameters.{vertex}"
+            hyper_parameters[f"hyperparameters.{name}"] = f"{spec}.hyperParameters.{vertex}"
+        return {
+            **hyper_parameters,
+            "training_file": f"{spec}.{training}",
+            "validation_file": f"{spec}.validationDatasetUri",
+            "base_model": "baseModel",
+            "teacher_model": f"{spec}.baseTeacherModel",
+            "mode": f"{spec}.tuningMode",
+        }
+
+    def to_job_request(self) -> JobRequest:
+        method, spec = self.method_and_spec()
+        key = SPEC_KEYS[method]
+        base_model = self.base_model
+        teacher = None
+        training = spec.training_dataset_uri
+        if isinstance(spec, DistillationSpecIn):
+            base_model = base_model or spec.student_model
+            teacher = spec.base_teacher_model or spec.tuned_teacher_model_source
+            training = spec.prompt_dataset_uri or training
+            if not teacher:
+                raise InvalidArgument(
+                    f"{key}.baseTeacherModel or {key}.tunedTeacherModelSource is required",
+                    f"{key}.baseTeacherModel",
+                )
+        if not training:
+            field = "promptDatasetUri" if method == "distillation" else "trainingDatasetUri"
+            raise InvalidArgument(
+                f"{key}.{field} is required: an uploaded file id (file-...) or a dataset path",
+                f"{key}.{field}",
+            )
+        pre_tuned = self._pre_tuned_model_name()
+        if not base_model and not pre_tuned:
+            raise InvalidArgument(
+                "baseModel is required (or preTunedModel.tunedModelName to tune a tuned model "
+                "further)",
+                "baseModel",
+            )
+        return JobRequest(
+            base_model=base_model or "",
+            training_file=training,
+            validation_file=spec.validation_dataset_uri or None,
+            method=method,  # type: ignore[arg-type]
+            mode="full" if spec.tuning_mode == "TUNING_MODE_FULL" else "peft",
+            hyperparameters=spec.hyper_parameters.to_tuneforge(),
+            display_name=self.tuned_model_display_name,
+            description=self.description,
+            metadata=self.labels,
+            teacher_model=teacher,
+            pre_tuned_model=pre_tuned,
+        )
+
+    def _pre_tuned_model_name(self) -> str | None:
+        if self.pre_tuned_model is None:
+            return None
+        checkpoint = self.pre_tuned_model.checkpoint_id
+        if checkpoint:
+            if not isinstance(parse_model_name(checkpoint), TunedRef):
+                raise InvalidArgument(
+                    f"preTunedModel.checkpointId {checkpoint!r}: use the checkpointId of one of "
+                    "the tuned model's checkpoints (ckpt-...)",
+                    "preTunedModel.checkpointId",
+                )
+            return checkpoint
+        return self.pre_tuned_model.tuned_model_name
+
+
+# --- tuning jobs: the response --------------------------------------------------------------
+
+
+def timestamp(value: datetime | None) -> str | None:
+    """RFC 3339 in UTC, as Google's APIs write times."""
+    if value is None:
+        return None
+    return value.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def tuning_job_json(view: JobView, parent: str) -> dict[str, Any]:
+    """A job as Vertex's TuningJob; ``parent`` is ``projects/{p}/locations/{l}``."""
+    job = view.job
+    method = job.method.value
+    body: dict[str, Any] = {
+        "name": f"{parent}/tuningJobs/{job.id}",
+        "tunedModelDisplayName": job.display_name,
+        "description": job.description,
+        "baseModel": job.base_model,
+        SPEC_KEYS[method]: _spec_json(job),
+        "state": job.state.value,
+        "tuningJobState": f"TUNING_JOB_STATE_{job.sub_state.value}" if job.sub_state else None,
+        "createTime": timestamp(job.created_at),
+        "startTime": timestamp(job.started_at),
+        "endTime": timestamp(job.ended_at),
+        "updateTime": timestamp(job.updated_at),
+        "error": _error_json(job.error),
+        "tuningDataStats": _data_stats_json(method, job.data_stats),
+        "tuningJobMetadata": {
+            "completedEpochCount": job.completed_epochs,
+            "completedStepCount": job.completed_steps,
+        },
+        "labels": job.user_metadata or None,
+    }
+    if pre_tuned := job.hyperparameters.get("pre_tuned_model"):
+        body["preTunedModel"] = {"tunedModelName": pre_tuned, "baseModel": job.base_model}
+    if view.tuned_model is not None:
+        body["tunedModel"] = {
+            "model": f"{parent}/models/{view.tuned_model.id}",
+            "endpoint": f"{parent}/endpoints/{view.tuned_model.id}",
+            "checkpoints": [
+                {
+                    "checkpointId": checkpoint.id,
+                    "epoch": checkpoint.epoch,
+                    "step": checkpoint.step,
+                    "endpoint": f"{parent}/endpoints/{checkpoint.id}",
+                }
+                for checkpoint in view.checkpoints
+            ],
+        }
+    return _without_nones(body)
+
+
+def _spec_json(job: TuningJob) -> dict[str, Any]:
+    hp = job.hyperparameters
+    epochs = hp.get("epochs")
+    hyper_parameters = {
+        "epochCount": epochs if isinstance(epochs, int) else job.total_epochs,
+        "learningRateMultiplier": hp.get("learning_rate_multiplier"),
+        "learningRate": hp.get("learning_rate"),
+        "batchSize": hp.get("batch_size") if isinstance(hp.get("batch_size"), int) else None,
+        "adapterSize": ADAPTER_SIZE_NAMES.get(hp.get("adapter_size")),  # type: ignore[arg-type]
+        "beta": hp.get("beta") if job.method.value == "preference" else None,
+    }
+    spec: dict[str, Any] = {
+        "trainingDatasetUri": job.training_file,
+        "validationDatasetUri": job.validation_file,
+        "hyperParameters": _without_nones(hyper_parameters),
+        "tuningMode": TUNING_MODES[job.mode.value] if job.method.value != "preference" else None,
+    }
+    if job.method.value == "distillation":
+        spec["promptDatasetUri"] = spec.pop("trainingDatasetUri")
+        teacher = job.teacher_model or ""
+        is_tuned = isinstance(parse_model_name(teacher), TunedRef)
+        spec["tunedTeacherModelSource" if is_tuned else "baseTeacherModel"] = teacher
+        spec["studentModel"] = job.base_model
+    return _without_nones(spec)
+
+
+def _error_json(error: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A job's error as google.rpc.Status."""
+    if not error:
+        return None
+    code = str(error.get("code") or "unknown_error")
+    if code.startswith("invalid"):
+        rpc_code = RPC_INVALID_ARGUMENT
+    elif code == "too_many_attempts":
+        rpc_code = RPC_ABORTED
+    else:
+        rpc_code = RPC_INTERNAL
+    info: dict[str, Any] = {
+        "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+        "reason": code.upper(),
+        "domain": "tuneforge",
+    }
+    if error.get("param"):
+        info["metadata"] = {"param": str(error["param"])}
+    return {"code": rpc_code, "message": error.get("message") or code, "details": [info]}
+
+
+def _data_stats_json(method: str, stats: dict[str, Any] | None) -> dict[str, Any] | None:
+    if not stats:
+        return None
+    if method == "distillation":
+        return {STATS_KEYS[method]: {"trainingDatasetStats": stats}}
+    return {STATS_KEYS[method]: stats}
+
+
+def event_json(event: Event) -> dict[str, Any]:
+    return _without_nones(
+        {
+            "id": str(event.id),
+            "createTime": timestamp(event.created_at),
+            "level": event.level.value,
+            "type": event.type.value,
+            "message": event.message,
+            "data": event.data,
+        }
+    )
+
+
+def _without_nones(body: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in body.items() if value is not None}
+
+
+# --- generateContent ------------------------------------------------------------------------
+
+
+class Part(VertexModel):
+    text: str | None = None
+
+
+class Content(VertexModel):
+    role: str | None = None
+    parts: list[Part] = Field(default_factory=list)
+
+    def text(self, where: str) -> str:
+        for index, part in enumerate(self.parts):
+            if part.text is None:
+                raise InvalidArgument(
+                    f"{where}.parts[{index}]: only text parts are supported", f"{where}.parts"
+                )
+        return "".join(part.text or "" for part in self.parts)
+
+
+class GenerationConfig(VertexModel):
+    temperature: float | None = None
+    top_p: float | None = None
+    top_k: float | None = None  # a number in Vertex's API; a whole one is expected
+    max_output_tokens: int | None = None
+    stop_sequences: list[str] | None = None
+    seed: int | None = None
+    candidate_count: int | None = None
+
+    def to_params(self) -> GenerationParams:
+        given = {
+            "temperature": self.temperature,
+            "top_p": self.top_p,
+            "top_k": int(self.top_k) if self.top_k is not None else None,
+            "max_output_tokens": self.max_output_tokens,
+            "stop": tuple(self.stop_sequences) if self.stop_sequences else None,
+            "seed": self.seed,
+            "n": self.candidate_count,
+        }
+        return GenerationParams(**{k: v for k, v in given.items() if v is not None})
+
+
+class GenerateContentRequest(VertexModel):
+    contents: list[Content] = Field(default_factory=list)
+    system_instruction: Content | None = None
+    generation_config: GenerationConfig = Field(default_factory=GenerationConfig)
+
+    def conversation(self) -> Conversation:
+        if not self.contents:
+            raise InvalidArgument("contents: give at least one user content", "contents")
+        turns = []
+        for index, content in enumerate(self.contents):
+            role = content.role or "user"
+            if role not in ("user", "model"):
+                raise InvalidArgument(
+                    f"contents[{index}].role must be 'user' or 'model', got {role!r}",
+                    "contents.role",
+                )
+            turns.append(Turn(role=role, text=content.text(f"contents[{index}]")))  # type: ignore[arg-type]
+        system = None
+        if self.system_instruction is not None:
+            system = self.system_instruction.text("systemInstruction") or None
+        return Conversation(turns=tuple(turns), system=system)
+
+
+def generate_content_json(result: GenerationResult, model_version: str) -> dict[str, Any]:
+    return {
+        "candidates": [
+            {
+                "index": index,
+                "content": {"role": "model", "parts": [{"text": completion.text}]},
+                "finishReason": FINISH_REASONS[completion.finish_reason],
+            }
+            for index, completion in enumerate(result.completions)
+        ],
+        "usageMetadata": {
+            "promptTokenCount": result.prompt_tokens,
+            "candidatesTokenCount": result.output_tokens,
+            "totalTokenCount": result.prompt_tokens + result.output_tokens,
+        },
+        "modelVersion": model_version,
+    }
