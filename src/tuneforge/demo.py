@@ -1,8 +1,9 @@
 """``make demo``: tune the built-in tiny model on a generated task, end to end, offline.
 
-It validates the dataset and prints its statistics, tunes a LoRA adapter with a progress bar
-(through the same server code ``tuneforge serve`` runs), then compares the tuned model with
-the base model zero-shot and few-shot on held-out examples.
+``tuneforge tune`` validates the dataset and prints its statistics, tunes a LoRA adapter with
+a progress bar (through the same server code ``tuneforge serve`` runs); then ``tuneforge
+evaluate`` compares the tuned model with the base model zero-shot and few-shot on held-out
+examples.
 """
 
 from __future__ import annotations
@@ -32,9 +33,7 @@ def main() -> None:
 
     started = time.perf_counter()
     files = write_task(DEMO_DIR / "datasets", "sentiment")
-    console.rule("1. the dataset: validated line by line, measured with the model's tokenizer")
-    run("datasets", "validate", str(files["train"]), "--base-model", BASE_MODEL)
-    console.rule("2. tuning a LoRA adapter (the validation set picks the best epoch)")
+    console.rule("1. validate, measure and tune (the validation set picks the best epoch)")
     run(
         "tune",
         str(files["train"]),
@@ -48,7 +47,7 @@ def main() -> None:
         "demo-sentiment",
     )
     job = local_service().list_jobs("default", limit=1).items[0].job
-    console.rule("3. tuned model vs. base model zero-shot and few-shot, on held-out reviews")
+    console.rule("2. tuned model vs. base model zero-shot and few-shot, on held-out reviews")
     run("evaluate", job.id, str(files["test"]), "--few-shot", "3")
     console.print(
         f"\ntry it:  tuneforge generate {job.id} 'review: a superb and moving film ->' "

@@ -72,7 +72,14 @@ class Client:
         return self._call("POST", f"{self.job_path(job_id)}:{verb}")
 
     def events(self, job_id: str) -> list[dict]:
-        return self._call("GET", f"{self.job_path(job_id)}/events").get("events", [])
+        """Every event of the job, oldest first (following the pages)."""
+        events, params = [], {"pageSize": 1000}
+        while True:
+            page = self._call("GET", f"{self.job_path(job_id)}/events", params=params)
+            events += page.get("events", [])
+            if not page.get("nextPageToken"):
+                return events
+            params["pageToken"] = page["nextPageToken"]
 
     def metrics(self, job_id: str) -> dict:
         return self._call("GET", f"{self.job_path(job_id)}/metrics")

@@ -48,7 +48,7 @@ def tune(
     """Tune BASE_MODEL on TRAIN_FILE and print the tuned model's name."""
     if method not in METHOD_SPEC:
         fail(f"unknown method {method!r}; choose supervised, preference or distillation")
-    _check_locally(train_file, base_model, method)
+    _check_locally(train_file, base_model, method, epochs, batch_size)
     hyperparameters = {
         "epochCount": epochs,
         "batchSize": batch_size,
@@ -85,18 +85,30 @@ def tune(
         raise typer.Exit(1)
 
 
-def _check_locally(train_file: Path, base_model: str, method: str) -> None:
+def _check_locally(
+    train_file: Path, base_model: str, method: str, epochs: int | None, batch_size: int | None
+) -> None:
     """Validate and show the statistics before anything is uploaded or trained."""
     from tuneforge.data.report import render
     from tuneforge.data.stats import compute_stats
     from tuneforge.data.validate import validate_dataset
+    from tuneforge.engine.spec import Hyperparameters, resolve_hyperparameters
     from tuneforge.models.loading import load_tokenizer, quiet_transformers
     from tuneforge.models.resolve import resolve_base_model
 
     quiet_transformers()
     tokenizer = load_tokenizer(resolve_base_model(base_model, get_settings()).source)
     report = validate_dataset(train_file, task=method, tokenizer=tokenizer, max_length=2048)
-    stats = compute_stats(report.examples, tokenizer) if report.examples else None
+    stats = None
+    if report.examples:
+        hp = resolve_hyperparameters(
+            Hyperparameters(epochs=epochs or "auto", batch_size=batch_size or "auto"),
+            "peft",
+            len(report.examples),
+        )
+        stats = compute_stats(
+            report.examples, tokenizer, epochs=hp.epochs, batch_size=hp.batch_size
+        )
     console.print(render(report, stats, source=str(train_file)))
     if not report.ok:
         raise typer.Exit(1)
@@ -162,11 +174,13 @@ def print_summary(client: Client, job: dict) -> None:
     valid = [e["valid_loss"] for e in epochs if e.get("valid_loss") is not None]
     if valid:
         table.add_row("best validation loss", f"{min(valid):.4f}")
+    console.print(table)
     tuned = job.get("tunedModel") or {}
     if tuned:
-        table.add_row("tuned model", tuned.get("model", ""))
-        table.add_row("endpoint", tuned.get("endpoint", ""))
-    console.print(table)
+        console.print(
+            f"tuned model: [bold]{tuned['model'].rsplit('/', 1)[-1]}[/] "
+            f"(also usable as {job_id}; Vertex endpoint {tuned.get('endpoint')})"
+        )
     curve = get_settings().jobs_dir / job_id / "loss_curve.png"
     if curve.exists():
         console.print(f"loss curve: {curve}")

@@ -65,7 +65,11 @@ def fit_cpu_threads(model) -> None:
 
 def quiet_transformers() -> None:
     """Progress bars of weight loading and saving would drown our own progress reports."""
+    import warnings
+
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()
     hf_logging.set_verbosity_error()
+    # peft still calls an attribute transformers 5 renamed; nothing for a user to act on.
+    warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*")
