@@ -20,6 +20,7 @@ from tuneforge.engine.hardware import detect_hardware
 from tuneforge.errors import InvalidArgument
 from tuneforge.inference.model_cache import LoadedModel, ModelCache
 from tuneforge.inference.types import (
+    BatchBackend,
     Completion,
     GenerationParams,
     GenerationResult,
@@ -73,7 +74,7 @@ class Cancelled(StoppingCriteria):
         )
 
 
-class TransformersBackend:
+class TransformersBackend(BatchBackend):
     """An :class:`~tuneforge.inference.types.InferenceBackend` on transformers and peft."""
 
     def __init__(
@@ -102,18 +103,9 @@ class TransformersBackend:
     def evictions(self) -> int:
         return self._cache.evictions
 
-    def generate(
-        self, target: ModelTarget, prompt: Conversation, params: GenerationParams
-    ) -> GenerationResult:
-        return self.generate_batch(target, [prompt], params)[0]
-
-    def generate_batch(
+    def _generate_checked(
         self, target: ModelTarget, prompts: list[Conversation], params: GenerationParams
     ) -> list[GenerationResult]:
-        for prompt in prompts:
-            check_prompt(prompt)
-        if not prompts:
-            return []
         loaded = self._cache.get(target)
         encoded = [prompt_ids(prompt, loaded.tokenizer) for prompt in prompts]
         if params.sampling and params.seed is not None:

@@ -126,3 +126,27 @@ def held_back(text: str, stop: tuple[str, ...]) -> int:
                 longest = size
                 break
     return longest
+
+
+class BatchBackend:
+    """A backend written in batches: one request is a batch of one, and every prompt is
+    checked before any work starts. Subclasses implement ``_generate_checked``."""
+
+    def generate(
+        self, target: ModelTarget, prompt: Conversation, params: GenerationParams
+    ) -> GenerationResult:
+        return self.generate_batch(target, [prompt], params)[0]
+
+    def generate_batch(
+        self, target: ModelTarget, prompts: list[Conversation], params: GenerationParams
+    ) -> list[GenerationResult]:
+        for prompt in prompts:
+            check_prompt(prompt)
+        if not prompts:
+            return []
+        return self._generate_checked(target, prompts, params)
+
+    def _generate_checked(
+        self, target: ModelTarget, prompts: list[Conversation], params: GenerationParams
+    ) -> list[GenerationResult]:
+        raise NotImplementedError

@@ -22,16 +22,16 @@ from tuneforge.data.tokenize import prompt_ids
 from tuneforge.errors import InvalidArgument, NotFound
 from tuneforge.inference.model_cache import ADAPTER_CONFIG, adapter_name
 from tuneforge.inference.types import (
+    BatchBackend,
     Completion,
     GenerationParams,
     GenerationResult,
     ModelTarget,
-    check_prompt,
 )
 from tuneforge.models.loading import load_tokenizer
 
 
-class VLLMBackend:
+class VLLMBackend(BatchBackend):
     """An :class:`~tuneforge.inference.types.InferenceBackend` on ``vllm.LLM``."""
 
     def __init__(
@@ -58,18 +58,9 @@ class VLLMBackend:
         self._source: str | None = None
         self._lora_ids: dict[str, int] = {}  # adapter name -> vLLM's integer id (1, 2, ...)
 
-    def generate(
-        self, target: ModelTarget, prompt: Conversation, params: GenerationParams
-    ) -> GenerationResult:
-        return self.generate_batch(target, [prompt], params)[0]
-
-    def generate_batch(
+    def _generate_checked(
         self, target: ModelTarget, prompts: list[Conversation], params: GenerationParams
     ) -> list[GenerationResult]:
-        for prompt in prompts:
-            check_prompt(prompt)
-        if not prompts:
-            return []
         with self._lock:
             llm, tokenizer = self._engine(target)
             requests = [{"prompt_token_ids": prompt_ids(p, tokenizer)} for p in prompts]
