@@ -1,5 +1,420 @@
-"""Placeholder: being written."""
+"""The web dashboard: server-rendered pages over the same Service as the APIs.
 
-from fastapi import APIRouter
+Signing in stores the API key in an HttpOnly, SameSite=Strict cookie; every page checks it
+(the key decides the project, as on the APIs). The strict cookie is also what protects the
+POST forms from other sites. Errors of the service become an error page with their message.
+"""
 
-router = APIRouter()
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Coroutine
+from typing import Any
+from urllib.parse import quote
+
+import jinja2
+from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, RedirectResponse, Response
+from fastapi.routing import APIRoute
+from fastapi.templating import Jinja2Templates
+
+from tuneforge.api.deps import get_service
+from tuneforge.api.errors import status_of
+from tuneforge.api.files import PURPOSES
+from tuneforge.api.files import _filename as upload_filename
+from tuneforge.data.records import Conversation, Turn
+from tuneforge.errors import InvalidArgument, NotFound, TuneforgeError
+from tuneforge.inference.types import GenerationParams
+from tuneforge.service import ModelInfo, Service
+from tuneforge.ui import STATIC_DIR, TEMPLATES_DIR, present
+from tuneforge.ui.svg import histogram_svg, loss_curve_svg
+
+COOKIE = "tuneforge_key"
+COOKIE_MAX_AGE = 30 * 24 * 3600
+REFRESH_SECONDS = 5
+JOBS_PER_PAGE = 50
+FILES_PER_PAGE = 100
+EVENTS_SHOWN = 100
+EVENTS_SCANNED = 1000
+DEFAULT_MAX_TOKENS = 64
+STATIC_TYPES = {".css": "text/css", ".js": "text/javascript", ".svg": "image/svg+xml"}
+
+
+class LoginRequired(Exception):
+    """No valid key in the cookie: the page redirects to the sign-in form."""
+
+
+class DashboardRoute(APIRoute):
+    """Turns a missing sign-in into a redirect and the service's errors into an error page."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def dashboard_handler(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except LoginRequired:
+                return RedirectResponse(_login_url(request), status_code=303)
+            except TuneforgeError as err:
+                return error_page(request, status_of(err), str(err))
+            except RequestValidationError as err:
+                first = err.errors()[0]
+                field = ".".join(str(p) for p in first["loc"][1:])
+                return error_page(request, 400, f"{field}: {first['msg']}")
+
+        return dashboard_handler
+
+
+router = APIRouter(route_class=DashboardRoute, include_in_schema=False)
+
+
+def _environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters.update(
+        time=present.timestamp,
+        duration=present.duration,
+        size=present.file_size,
+        number=present.number,
+        state_label=lambda state: present.STATE_LABELS.get(state, str(state)),
+        plural=present.plural,
+    )
+    return env
+
+
+templates = Jinja2Templates(env=_environment())
+
+
+def render(request: Request, name: str, status_code: int = 200, **context: Any) -> Response:
+    context.setdefault("refresh", None)
+    context.setdefault("active", None)
+    context["project"] = getattr(request.state, "project", None)
+    return templates.TemplateResponse(request, name, context, status_code=status_code)
+
+
+def error_page(request: Request, status: int, message: str) -> Response:
+    return render(request, "error.html", status, status=status, message=message)
+
+
+def signed_in(request: Request, service: Service = Depends(get_service)) -> str:
+    """The project of the key in the sign-in cookie."""
+    project_id = service.authenticate(request.cookies.get(COOKIE))
+    if project_id is None:
+        raise LoginRequired
+    request.state.project = project_id
+    return project_id
+
+
+def _login_url(request: Request) -> str:
+    return f"/ui/login?next={quote(request.url.path)}"
+
+
+def _safe_next(target: str | None) -> str:
+    """Only a dashboard path: never another site after signing in."""
+    if target and target.startswith("/ui") and not target.startswith("//"):
+        return target
+    return "/ui"
+
+
+def _see_other(url: str) -> RedirectResponse:
+    return RedirectResponse(url, status_code=303)
+
+
+# --- sign-in and static files ---------------------------------------------------------------
+
+
+@router.get("/")
+def home() -> RedirectResponse:
+    return _see_other("/ui")
+
+
+@router.get("/ui/static/{name}")
+def static_file(name: str) -> Response:
+    path = STATIC_DIR / name
+    if "/" in name or path.suffix not in STATIC_TYPES or not path.is_file():
+        raise NotFound(f"no static file {name!r}")
+    return FileResponse(
+        path, media_type=STATIC_TYPES[path.suffix], headers={"Cache-Control": "max-age=300"}
+    )
+
+
+@router.get("/ui/login")
+def login_form(request: Request, next: str = "/ui") -> Response:
+    return render(request, "login.html", next=_safe_next(next), error=None)
+
+
+@router.post("/ui/login")
+def login(
+    request: Request,
+    key: str = Form(""),
+    next: str = Form("/ui"),
+    service: Service = Depends(get_service),
+) -> Response:
+    key = key.strip()
+    if service.authenticate(key) is None:
+        error = "That key is not valid (or was revoked)." if key else "Paste an API key."
+        return render(request, "login.html", 401, next=_safe_next(next), error=error)
+    response = _see_other(_safe_next(next))
+    response.set_cookie(
+        COOKIE,
+        key,
+        max_age=COOKIE_MAX_AGE,
+        path="/ui",
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+    )
+    return response
+
+
+@router.api_route("/ui/logout", methods=["GET", "POST"])
+def logout() -> Response:
+    response = _see_other("/ui/login")
+    response.delete_cookie(COOKIE, path="/ui", httponly=True, samesite="strict")
+    return response
+
+
+# --- jobs -----------------------------------------------------------------------------------
+
+
+@router.get("/ui")
+def jobs_page(
+    request: Request,
+    after: str | None = None,
+    project_id: str = Depends(signed_in),
+    service: Service = Depends(get_service),
+) -> Response:
+    page = service.list_jobs(project_id, limit=JOBS_PER_PAGE, after=after)
+    rows = [(view, present.progress(view.job)) for view in page.items]
+    active = any(present.is_active(view.job) for view in page.items)
+    return render(
+        request,
+        "jobs.html",
+        active="jobs",
+        rows=rows,
+        next_after=page.next_after,
+        refresh=REFRESH_SECONDS if active else None,
+    )
+
+
+@router.get("/ui/jobs/{job_id}")
+def job_page(
+    request: Request,
+    job_id: str,
+    steps: bool = False,
+    project_id: str = Depends(signed_in),
+    service: Service = Depends(get_service),
+) -> Response:
+    view = service.get_job(project_id, job_id)
+    job = view.job
+    metrics = service.job_metrics(project_id, job_id)
+    events = _events_shown(service, project_id, job_id, with_steps=steps)
+    stats = present.stats_view(job.data_stats)
+    return render(
+        request,
+        "job.html",
+        active="jobs",
+        view=view,
+        job=job,
+        progress=present.progress(job),
+        actions=present.job_actions(job),
+        last_step=metrics["steps"][-1] if metrics["steps"] else None,
+        epochs=metrics["epochs"],
+        loss_curve=loss_curve_svg(metrics["steps"], metrics["epochs"]),
+        stats=stats,
+        histograms={
+            label: histogram_svg(dist.get("buckets") or []) for label, dist in stats.distributions
+        }
+        if stats
+        else {},
+        distribution_columns=present.DISTRIBUTION_COLUMNS,
+        names=present.tuned_model_names(job, view.tuned_model) if view.tuned_model else None,
+        checkpoints=[(c, present.checkpoint_names(job, c)) for c in view.checkpoints],
+        events=events,
+        with_steps=steps,
+        refresh=REFRESH_SECONDS if present.is_active(job) else None,
+    )
+
+
+def _events_shown(service: Service, project_id: str, job_id: str, *, with_steps: bool) -> list:
+    """The newest events; without ``with_steps``, not the per-step metrics the loss curve
+    already shows (they would push every message off the page)."""
+    if with_steps:
+        return service.list_events(project_id, job_id, limit=EVENTS_SHOWN, newest_first=True)
+    recent = service.list_events(project_id, job_id, limit=EVENTS_SCANNED, newest_first=True)
+    return [e for e in recent if (e.data or {}).get("kind") != "step"][:EVENTS_SHOWN]
+
+
+JOB_ACTIONS: dict[str, Callable[[Service, str, str], Any]] = {
+    "cancel": Service.cancel_job,
+    "pause": Service.pause_job,
+    "resume": Service.resume_job,
+}
+
+
+@router.post("/ui/jobs/{job_id}/{action}")
+def job_action(
+    job_id: str,
+    action: str,
+    project_id: str = Depends(signed_in),
+    service: Service = Depends(get_service),
+) -> Response:
+    if action not in JOB_ACTIONS:
+        raise NotFound(f"no job action {action!r}")
+    JOB_ACTIONS[action](service, project_id, job_id)
+    return _see_other(f"/ui/jobs/{job_id}")
+
+
+# --- files ----------------------------------------------------------------------------------
+
+
+@router.get("/ui/files")
+def files_page(
+    request: Request,
+    after: str | None = None,
+    project_id: str = Depends(signed_in),
+    service: Service = Depends(get_service),
+) -> Response:
+    page = service.list_files(project_id, limit=FILES_PER_PAGE, after=after)
+    rows = [(row, present.problems_summary(row.validation)) for row in page.items]
+    return render(
+        request,
+        "files.html",
+        active="files",
+        rows=rows,
+        next_after=page.next_after,
+        purposes=PURPOSES,
+        error=None,
+    )
+
+
+@router.post("/ui/files")
+def upload(
+    request: Request,
+    file: UploadFile | None = File(None),
+    purpose: str = Form("fine-tune"),
+    project_id: str = Depends(signed_in),
+    service: Service = Depends(get_service),
+) -> Response:
+    if file is None or not file.filename:
+        raise InvalidArgument("choose a file to upload", "file")
+    if purpose not in PURPOSES:
+        raise InvalidArgument(f"purpose must be one of {', '.join(PURPOSES)}", "purpose")
+    row = service.upload_file(project_id, upload_filename(file.filename), file.file, purpose)
+    return _see_other(f"/ui/files/{row.id}")
+
+
+@router.get("/ui/files/{file_id}")
+def file_page(
+    request: Request,
+    file_id: str,
+    project_id: str = Depends(signed_in),
+    service: Service = Depends(get_service),
+) -> Response:
+    row = service.get_file(project_id, file_id)
+    return render(
+        request,
+        "file.html",
+        active="files",
+        file=row,
+        report=row.validation,
+        summary=present.problems_summary(row.validation),
+    )
+
+
+# --- models ---------------------------------------------------------------------------------
+
+
+@router.get("/ui/models")
+def models_page(
+    request: Request,
+    project_id: str = Depends(signed_in),
+    service: Service = Depends(get_service),
+) -> Response:
+    models = service.list_models(project_id)
+    tuned = [
+        (info, present.tuned_model_names(info.job, info.tuned_model))
+        for info in models
+        if info.job is not None and info.tuned_model is not None
+    ]
+    return render(
+        request,
+        "models.html",
+        active="models",
+        base_models=[info for info in models if info.kind == "base"],
+        tuned_models=tuned,
+    )
+
+
+def _model_info(service: Service, project_id: str, name: str) -> ModelInfo:
+    for info in service.list_models(project_id):
+        if info.id == name:
+            return info
+    raise NotFound(f"model {name!r} not found")
+
+
+def _model_page(
+    request: Request, info: ModelInfo, status_code: int = 200, **context: Any
+) -> Response:
+    names = None
+    if info.job is not None and info.tuned_model is not None:
+        names = present.tuned_model_names(info.job, info.tuned_model)
+    context = {
+        "system": "",
+        "prompt": "",
+        "max_tokens": DEFAULT_MAX_TOKENS,
+        "answer": None,
+        "error": None,
+        **context,
+    }
+    return render(
+        request, "model.html", status_code, active="models", info=info, names=names, **context
+    )
+
+
+@router.get("/ui/models/{name:path}")
+def model_page(
+    request: Request,
+    name: str,
+    project_id: str = Depends(signed_in),
+    service: Service = Depends(get_service),
+) -> Response:
+    return _model_page(request, _model_info(service, project_id, name))
+
+
+@router.post("/ui/models/{name:path}")
+def try_model(
+    request: Request,
+    name: str,
+    prompt: str = Form(""),
+    system: str = Form(""),
+    max_tokens: int = Form(DEFAULT_MAX_TOKENS),
+    project_id: str = Depends(signed_in),
+    service: Service = Depends(get_service),
+) -> Response:
+    """Greedy generation from the "try it" form, shown under the form."""
+    info = _model_info(service, project_id, name)
+    form = {"system": system, "prompt": prompt, "max_tokens": max_tokens}
+    try:
+        if not prompt.strip():
+            raise InvalidArgument("write a prompt", "prompt")
+        conversation = Conversation(turns=(Turn("user", prompt),), system=system.strip() or None)
+        params = GenerationParams(max_output_tokens=max_tokens)
+        started = time.perf_counter()
+        result = service.generate(project_id, info.id, conversation, params)
+    except TuneforgeError as err:
+        return _model_page(request, info, status_of(err), error=str(err), **form)
+    answer = {
+        "text": result.completions[0].text,
+        "finish_reason": result.completions[0].finish_reason,
+        "prompt_tokens": result.prompt_tokens,
+        "output_tokens": result.output_tokens,
+        "seconds": time.perf_counter() - started,
+    }
+    return _model_page(request, info, answer=answer, **form)

@@ -1,0 +1,46 @@
+// Auto-refresh of pages about active jobs, and copy buttons. No framework: a page that sets
+// data-refresh on <body> fetches itself every few seconds and swaps in the new <main>.
+(function () {
+  "use strict";
+
+  function busy() {
+    var active = document.activeElement;
+    if (active && /^(INPUT|TEXTAREA|SELECT)$/.test(active.tagName)) return true;
+    var selection = window.getSelection && window.getSelection();
+    return Boolean(selection && selection.toString());  // the user is copying a name
+  }
+
+  function schedule() {
+    var seconds = Number(document.body.dataset.refresh);
+    if (seconds > 0) window.setTimeout(refresh, seconds * 1000);
+  }
+
+  function refresh() {
+    if (document.hidden || busy()) return schedule();
+    fetch(window.location.href, { credentials: "same-origin", headers: { Accept: "text/html" } })
+      .then(function (response) {
+        if (!response.ok || response.redirected) throw new Error("stale page");
+        return response.text();
+      })
+      .then(function (html) {
+        var fresh = new DOMParser().parseFromString(html, "text/html");
+        var main = fresh.querySelector("main");
+        if (main) document.querySelector("main").replaceWith(main);
+        document.body.dataset.refresh = fresh.body.dataset.refresh || "";
+        schedule();
+      })
+      .catch(function () { window.setTimeout(refresh, 30000); });
+  }
+
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest("button.copy");
+    if (!button || !navigator.clipboard) return;
+    navigator.clipboard.writeText(button.dataset.copy).then(function () {
+      button.textContent = "copied";
+      window.setTimeout(function () { button.textContent = "copy"; }, 1500);
+    });
+  });
+
+  if (!navigator.clipboard) document.documentElement.classList.add("no-clipboard");
+  schedule();
+})();

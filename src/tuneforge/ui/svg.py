@@ -1,0 +1,259 @@
+"""Charts drawn on the server as inline SVG: a job's loss curve and a dataset histogram.
+
+Only numbers formatted here and fixed labels go into the markup, so the result is safe to embed
+as it is. Colours and strokes come from the page's stylesheet (the ``chart-*`` classes).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+NO_DATA = "no data yet"
+
+
+@dataclass(frozen=True)
+class Box:
+    """The drawing's size and the margins around its plot area (for axes and labels)."""
+
+    width: float
+    height: float
+    left: float = 56
+    right: float = 16
+    top: float = 28
+    bottom: float = 40
+
+    @property
+    def plot_width(self) -> float:
+        return self.width - self.left - self.right
+
+    @property
+    def plot_height(self) -> float:
+        return self.height - self.top - self.bottom
+
+    @property
+    def plot_right(self) -> float:
+        return self.width - self.right
+
+    @property
+    def plot_bottom(self) -> float:
+        return self.height - self.bottom
+
+
+@dataclass(frozen=True)
+class Scale:
+    """A linear map from data values in [low, high] to pixels in [start, end]."""
+
+    low: float
+    high: float
+    start: float
+    end: float
+
+    def __call__(self, value: float) -> float:
+        span = self.high - self.low
+        share = (value - self.low) / span if span else 0.5
+        return self.start + share * (self.end - self.start)
+
+
+def nice_ticks(low: float, high: float, count: int = 5, *, integer: bool = False) -> list[float]:
+    """Round tick values (1, 2, 2.5 or 5 times a power of ten apart) covering [low, high]."""
+    low, high = min(low, high), max(low, high)
+    if high == low:
+        pad = abs(low) * 0.1 or 1.0
+        low, high = low - pad, high + pad
+    raw = (high - low) / max(count - 1, 1)
+    magnitude = 10 ** math.floor(math.log10(raw))
+    step = next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw * (1 - 1e-9))
+    if integer:
+        step = max(1.0, math.ceil(step))
+    first = math.floor(low / step + 1e-9) * step
+    last = math.ceil(high / step - 1e-9) * step
+    return [round(first + i * step, 12) for i in range(round((last - first) / step) + 1)]
+
+
+def tick_label(value: float, ticks: Sequence[float]) -> str:
+    """A tick's label with as many decimals as the spacing of the ticks needs."""
+    step = abs(ticks[1] - ticks[0]) if len(ticks) > 1 else 1.0
+    decimals = max(0, -math.floor(math.log10(step) + 1e-9)) if step < 1 else 0
+    if step < 1 and round(step * 10**decimals, 6) % 1:  # 0.25 needs two decimals, not one
+        decimals += 1
+    return f"{value:.{decimals}f}"
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _n(value: float) -> str:
+    return f"{value:.1f}"
+
+
+def _svg(box: Box, label: str, body: Iterable[str], css_class: str) -> str:
+    return "\n".join(
+        [
+            f'<svg xmlns="http://www.w3.org/2000/svg" class="{css_class}" role="img" '
+            f'viewBox="0 0 {_n(box.width)} {_n(box.height)}" '
+            f'width="{_n(box.width)}" height="{_n(box.height)}" aria-label="{label}">',
+            f"<title>{label}</title>",
+            *body,
+            "</svg>",
+        ]
+    )
+
+
+def no_data_svg(box: Box, label: str, css_class: str = "chart") -> str:
+    middle = f'x="{_n(box.width / 2)}" y="{_n(box.height / 2)}"'
+    return _svg(
+        box,
+        label,
+        [f'<text class="chart-empty" {middle} text-anchor="middle">{NO_DATA}</text>'],
+        css_class,
+    )
+
+
+def loss_curve_svg(
+    steps: Sequence[Mapping[str, Any]],
+    epochs: Sequence[Mapping[str, Any]] = (),
+    *,
+    box: Box | None = None,
+) -> str:
+    """The loss curve of a job: the training loss of every step as a line, the validation loss
+    of every epoch as points, a dashed gridline where each epoch ends, and axes with ticks.
+
+    ``steps`` and ``epochs`` are the series of ``Service.job_metrics``. The x axis runs to the
+    job's total step count when the metrics know it, so the line grows across as it trains.
+    """
+    box = box or Box(width=1080, height=320)
+    label = "Loss curve"
+    train = [(m["step"], m["loss"]) for m in steps if _finite(m.get("step"))
+             and _finite(m.get("loss"))]  # fmt: skip
+    valid = [(e["step"], e["valid_loss"]) for e in epochs if _finite(e.get("step"))
+             and _finite(e.get("valid_loss"))]  # fmt: skip
+    if not train and not valid:
+        return no_data_svg(box, label)
+    totals = [m["total_steps"] for m in steps if _finite(m.get("total_steps"))]
+    boundaries = [(e["step"], e.get("epoch")) for e in epochs if _finite(e.get("step"))]
+    x_high = max([x for x, _ in train + valid] + totals[-1:] + [1])
+    x_ticks = [t for t in nice_ticks(0, x_high, 6, integer=True) if t <= x_high]
+    losses = [y for _, y in train + valid]
+    y_ticks = nice_ticks(min(losses), max(losses), 5)
+    x = Scale(0, x_high, box.left, box.plot_right)
+    y = Scale(y_ticks[0], y_ticks[-1], box.plot_bottom, box.top)
+
+    body: list[str] = []
+    for tick in y_ticks:
+        py = _n(y(tick))
+        body.append(
+            f'<line class="chart-grid" x1="{_n(box.left)}" x2="{_n(box.plot_right)}" '
+            f'y1="{py}" y2="{py}"/>'
+        )
+        body.append(
+            f'<text class="chart-tick" x="{_n(box.left - 6)}" y="{py}" text-anchor="end" '
+            f'dominant-baseline="middle">{tick_label(tick, y_ticks)}</text>'
+        )
+    for tick in x_ticks:
+        px = _n(x(tick))
+        body.append(
+            f'<line class="chart-axis" x1="{px}" x2="{px}" y1="{_n(box.plot_bottom)}" '
+            f'y2="{_n(box.plot_bottom + 4)}"/>'
+        )
+        body.append(
+            f'<text class="chart-tick" x="{px}" y="{_n(box.plot_bottom + 16)}" '
+            f'text-anchor="middle">{tick:.0f}</text>'
+        )
+    for step, epoch in boundaries:
+        px = _n(x(step))
+        body.append(
+            f'<line class="chart-epoch" x1="{px}" x2="{px}" y1="{_n(box.top)}" '
+            f'y2="{_n(box.plot_bottom)}"/>'
+        )
+        if _finite(epoch):
+            body.append(
+                f'<text class="chart-epoch-label" x="{_n(x(step) - 4)}" y="{_n(box.top + 12)}" '
+                f'text-anchor="end">epoch {epoch:.0f}</text>'
+            )
+    body.append(
+        f'<path class="chart-axis" d="M{_n(box.left)},{_n(box.top)} V{_n(box.plot_bottom)} '
+        f'H{_n(box.plot_right)}"/>'
+    )
+    body.append(
+        f'<text class="chart-label" x="{_n(box.left + box.plot_width / 2)}" '
+        f'y="{_n(box.height - 6)}" text-anchor="middle">step</text>'
+    )
+    body.append(
+        f'<text class="chart-label" x="14" y="{_n(box.top + box.plot_height / 2)}" '
+        f'text-anchor="middle" transform="rotate(-90 14 {_n(box.top + box.plot_height / 2)})">'
+        "loss</text>"
+    )
+    if train:
+        points = " ".join(f"{_n(x(sx))},{_n(y(sy))}" for sx, sy in train)
+        body.append(f'<polyline class="chart-train" points="{points}"/>')
+    for sx, sy in valid:
+        body.append(
+            f'<circle class="chart-valid" cx="{_n(x(sx))}" cy="{_n(y(sy))}" r="4">'
+            f"<title>step {sx:.0f}: validation loss {sy:.4f}</title></circle>"
+        )
+    body.extend(_legend(box, has_train=bool(train), has_valid=bool(valid)))
+    return _svg(box, label, body, "chart")
+
+
+def _legend(box: Box, *, has_train: bool, has_valid: bool) -> list[str]:
+    parts: list[str] = []
+    left = box.left + 4
+    top = _n(box.top - 14)
+    if has_train:
+        parts.append(
+            f'<line class="chart-train" x1="{_n(left)}" x2="{_n(left + 18)}" y1="{top}" '
+            f'y2="{top}"/>'
+        )
+        parts.append(
+            f'<text class="chart-tick" x="{_n(left + 24)}" y="{top}" '
+            'dominant-baseline="middle">training loss</text>'
+        )
+        left += 124
+    if has_valid:
+        parts.append(f'<circle class="chart-valid" cx="{_n(left + 9)}" cy="{top}" r="4"/>')
+        parts.append(
+            f'<text class="chart-tick" x="{_n(left + 20)}" y="{top}" '
+            'dominant-baseline="middle">validation loss</text>'
+        )
+    return parts
+
+
+def histogram_svg(buckets: Sequence[Mapping[str, Any]], *, box: Box | None = None) -> str:
+    """Bars of a distribution's buckets (``count``, ``left``, ``right``), with the lowest and
+    highest values under them; each bar's title tells its range and count."""
+    box = box or Box(width=240, height=64, left=4, right=4, top=4, bottom=16)
+    label = "Distribution"
+    bars = [b for b in buckets if _finite(b.get("count"))]
+    if not bars or max(b["count"] for b in bars) <= 0:
+        return no_data_svg(box, label, "histogram")
+    tallest = max(b["count"] for b in bars)
+    width = box.plot_width / len(bars)
+    body = []
+    for index, bar in enumerate(bars):
+        height = box.plot_height * bar["count"] / tallest
+        body.append(
+            f'<rect class="chart-bar" x="{_n(box.left + index * width + 1)}" '
+            f'y="{_n(box.plot_bottom - height)}" width="{_n(max(width - 2, 1))}" '
+            f'height="{_n(height)}"><title>{_range(bar)}: {bar["count"]}</title></rect>'
+        )
+    low, high = bars[0].get("left"), bars[-1].get("right")
+    baseline = _n(box.height - 3)
+    if _finite(low):
+        body.append(f'<text class="chart-tick" x="{_n(box.left)}" y="{baseline}">{low:g}</text>')
+    if _finite(high):
+        body.append(
+            f'<text class="chart-tick" x="{_n(box.plot_right)}" y="{baseline}" '
+            f'text-anchor="end">{high:g}</text>'
+        )
+    return _svg(box, label, body, "histogram")
+
+
+def _range(bucket: Mapping[str, Any]) -> str:
+    left, right = bucket.get("left"), bucket.get("right")
+    if _finite(left) and _finite(right):
+        return f"{left:g} to {right:g}"
+    return "bucket"

@@ -1,0 +1,347 @@
+"""The web dashboard: sign-in, the jobs, files and models pages, job actions, project scoping,
+and the loss curve's SVG."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import xml.etree.ElementTree as ET
+
+import pytest
+from markupsafe import escape
+
+from tests.api.conftest import Api
+from tests.api.test_models_api import TINY, fine_tuned_name, register_tuned_model
+from tuneforge.service import JobRequest
+from tuneforge.store import repo
+from tuneforge.store.models import TuningJob
+from tuneforge.store.states import JobState
+from tuneforge.ui.svg import NO_DATA, Box, loss_curve_svg, nice_ticks
+
+SVG_NS = "{http://www.w3.org/2000/svg}"
+
+
+def chat_line(question: str, answer: str) -> str:
+    messages = [{"role": "user", "content": question}, {"role": "assistant", "content": answer}]
+    return json.dumps({"messages": messages})
+
+
+VALID_DATASET = "\n".join(chat_line(f"is {n} even?", "yes" if n % 2 == 0 else "no")
+                          for n in range(12)).encode()  # fmt: skip
+
+
+def sign_in(api: Api, key: str | None = None) -> None:
+    response = api.client.post("/ui/login", data={"key": key or api.key}, follow_redirects=False)
+    assert response.status_code == 303, response.text
+
+
+def upload(api: Api, project: str = "default") -> str:
+    return api.service.upload_file(project, "data.jsonl", io.BytesIO(VALID_DATASET), "fine-tune").id
+
+
+def create_job(api: Api, project: str = "default", **fields) -> TuningJob:
+    request = JobRequest(base_model=TINY, training_file=upload(api, project), **fields)
+    return api.service.create_job(project, request).job
+
+
+def record_steps(api: Api, job_id: str, losses: list[float], valid_loss: float | None = None):
+    with api.service.db.session() as s:
+        for step, loss in enumerate(losses, start=1):
+            metrics = {"step": step, "total_steps": len(losses), "loss": loss, "epoch": 1.0}
+            repo.record_event(s, job_id, f"logged step {step}", type="metrics",
+                              data={"kind": "step", "metrics": metrics})  # fmt: skip
+        if valid_loss is not None:
+            metrics = {"epoch": 1, "step": len(losses), "train_loss": losses[-1],
+                       "valid_loss": valid_loss}  # fmt: skip
+            repo.record_event(s, job_id, "logged epoch 1", type="metrics",
+                              data={"kind": "epoch", "metrics": metrics})  # fmt: skip
+
+
+def page(api: Api, path: str, status: int = 200) -> str:
+    response = api.client.get(path)
+    assert response.status_code == status, response.text
+    return response.text
+
+
+# --- sign-in --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", ["/ui", "/ui/jobs/tj-x", "/ui/files", "/ui/models"])
+def test_every_page_redirects_to_sign_in_without_a_key(api: Api, path: str):
+    response = api.client.get(path, follow_redirects=False)
+
+    assert response.status_code == 303
+    assert response.headers["location"] == f"/ui/login?next={path}"
+
+
+def test_the_root_leads_to_the_dashboard(api: Api):
+    response = api.client.get("/", follow_redirects=False)
+
+    assert (response.status_code, response.headers["location"]) == (303, "/ui")
+
+
+def test_a_bad_key_is_refused(api: Api):
+    response = api.client.post("/ui/login", data={"key": "tf-not-a-key"}, follow_redirects=False)
+
+    assert response.status_code == 401
+    assert "not valid" in response.text
+    assert "set-cookie" not in response.headers
+    assert api.client.get("/ui", follow_redirects=False).status_code == 303
+
+
+def test_signing_in_sets_a_strict_http_only_cookie_and_signing_out_clears_it(api: Api):
+    response = api.client.post(
+        "/ui/login", data={"key": api.key, "next": "/ui/files"}, follow_redirects=False
+    )
+
+    assert (response.status_code, response.headers["location"]) == (303, "/ui/files")
+    cookie = response.headers["set-cookie"].lower()
+    assert "httponly" in cookie and "samesite=strict" in cookie and "path=/ui" in cookie
+    assert "project <strong>default</strong>" in page(api, "/ui")
+
+    api.client.get("/ui/logout")
+    assert api.client.get("/ui", follow_redirects=False).status_code == 303
+
+
+def test_sign_in_never_sends_the_user_to_another_site(api: Api):
+    for target in ("https://evil.example/", "//evil.example/ui"):
+        response = api.client.post(
+            "/ui/login", data={"key": api.key, "next": target}, follow_redirects=False
+        )
+        assert response.headers["location"] == "/ui"
+
+
+# --- jobs -----------------------------------------------------------------------------------
+
+
+def test_jobs_list_shows_a_job_and_refreshes_while_it_is_active(api: Api):
+    job = create_job(api, display_name="<b>spam</b> filter")
+    sign_in(api)
+
+    body = page(api, "/ui")
+
+    assert job.id in body
+    assert "&lt;b&gt;spam&lt;/b&gt; filter" in body  # user data is escaped
+    assert "<b>spam</b>" not in body
+    assert 'class="badge state-queued"' in body
+    assert TINY in body and "supervised" in body
+    assert 'data-refresh="5"' in body
+
+
+def test_jobs_list_of_a_new_project_is_empty_and_still(api: Api):
+    sign_in(api)
+
+    body = page(api, "/ui")
+
+    assert "No tuning jobs" in body
+    assert "data-refresh" not in body
+
+
+def test_job_page_shows_state_hyperparameters_and_the_loss_curve(api: Api):
+    job = create_job(api, hyperparameters={"epochs": 3, "learning_rate_multiplier": 2.0})
+    record_steps(api, job.id, [2.0, 1.5, 1.2, 0.9, 0.8], valid_loss=1.1)
+    tokens = {"sum": 120, "min": 8, "max": 12, "mean": 10.0, "median": 10.0, "p5": 8.0,
+              "p95": 12.0, "buckets": [{"count": 12, "left": 8, "right": 12}]}  # fmt: skip
+    stats = {"tuningDatasetExampleCount": 12, "totalBillableTokenCount": 4321,
+             "userInputTokenDistribution": tokens}  # fmt: skip
+    with api.service.db.session() as s:
+        s.get(TuningJob, job.id).data_stats = stats
+    sign_in(api)
+
+    body = page(api, f"/ui/jobs/{job.id}")
+
+    assert "queued" in body
+    assert "learning rate multiplier" in body and "2.0" in body
+    assert re.search(r"<dt>epochs</dt><dd[^>]*>3</dd>", body)
+    [points] = re.findall(r'<polyline class="chart-train" points="([^"]*)"', body)
+    assert len(points.split()) == 5
+    assert body.count('<circle class="chart-valid"') == 2  # the point and the legend's
+    assert "input tokens per example" in body and "4,321" in body
+    assert "logged epoch 1" in body and "logged step 5" not in body  # the curve shows steps
+    assert "logged step 5" in page(api, f"/ui/jobs/{job.id}?steps=true")
+    for action in ("cancel", "pause"):
+        assert f'action="/ui/jobs/{job.id}/{action}"' in body
+    assert f'action="/ui/jobs/{job.id}/resume"' not in body
+
+
+def test_a_failed_job_shows_its_error(api: Api):
+    job = create_job(api)
+    with api.service.db.session() as s:
+        row = s.get(TuningJob, job.id)
+        row.state = JobState.FAILED
+        row.error = {"code": "invalid_training_file", "message": "line 3: <no text>", "param": None}
+    sign_in(api)
+
+    body = page(api, f"/ui/jobs/{job.id}")
+
+    assert "line 3: &lt;no text&gt;" in body
+    assert "invalid_training_file" in body
+    assert "data-refresh" not in body
+    assert "<form" not in body  # no action fits a finished job
+
+
+def test_cancel_button_cancels_a_queued_job(api: Api):
+    job = create_job(api)
+    sign_in(api)
+
+    response = api.client.post(f"/ui/jobs/{job.id}/cancel", follow_redirects=False)
+
+    assert (response.status_code, response.headers["location"]) == (303, f"/ui/jobs/{job.id}")
+    assert api.service.get_job("default", job.id).job.state == JobState.CANCELLED
+    body = page(api, f"/ui/jobs/{job.id}")
+    assert 'class="badge state-cancelled"' in body
+    assert f'action="/ui/jobs/{job.id}/cancel"' not in body
+
+
+def test_pause_and_resume_buttons(api: Api):
+    job = create_job(api)
+    sign_in(api)
+
+    body = api.client.post(f"/ui/jobs/{job.id}/pause").text
+    assert 'class="badge state-paused"' in body
+    assert f'action="/ui/jobs/{job.id}/resume"' in body
+
+    api.client.post(f"/ui/jobs/{job.id}/resume")
+    assert api.service.get_job("default", job.id).job.state == JobState.QUEUED
+
+
+def test_an_action_the_state_forbids_shows_why(api: Api):
+    job = create_job(api)
+    api.service.cancel_job("default", job.id)
+    sign_in(api)
+
+    response = api.client.post(f"/ui/jobs/{job.id}/pause")
+
+    assert response.status_code == 409
+    assert "only a queued or running job can pause" in response.text
+
+
+def test_another_projects_job_is_not_found(api: Api):
+    theirs = create_job(api, project="other")
+    sign_in(api)
+
+    body = page(api, f"/ui/jobs/{theirs.id}", status=404)
+    assert "Not found" in body
+
+    assert api.client.post(f"/ui/jobs/{theirs.id}/cancel").status_code == 404
+    assert api.service.get_job("other", theirs.id).job.state == JobState.QUEUED
+
+
+def test_a_tuned_model_is_shown_with_its_names_for_both_apis(api: Api, tmp_path):
+    job = register_tuned_model(api.service, "default", tmp_path, suffix="mine")
+    tuned = api.service.get_job("default", job.id).tuned_model
+    sign_in(api)
+
+    for path in (f"/ui/jobs/{job.id}", "/ui/models", f"/ui/models/{tuned.id}"):
+        body = page(api, path)
+        assert f"projects/default/locations/local/endpoints/{tuned.id}" in body
+        assert fine_tuned_name(job) in body
+    checkpoints = page(api, f"/ui/jobs/{job.id}")
+    assert f"{fine_tuned_name(job)}:ckpt-step-10" in checkpoints
+    assert ">default</span>" in checkpoints
+
+
+# --- files ----------------------------------------------------------------------------------
+
+
+def test_uploading_a_bad_file_shows_its_problems_by_line(api: Api):
+    bad = b"\n".join([chat_line("hi", "hello").encode(), b"{not json", b'{"messages": "x"}'])
+    sign_in(api)
+
+    response = api.client.post(
+        "/ui/files", files={"file": ("bad.jsonl", bad)}, data={"purpose": "fine-tune"}
+    )
+
+    assert response.status_code == 200
+    assert response.url.path.startswith("/ui/files/file-")
+    body = response.text
+    assert "Invalid" in body
+    file_id = response.url.path.rsplit("/", 1)[1]
+    problems = api.service.get_file("default", file_id).validation["problems"]
+    for line in (2, 3):
+        assert any(p["line"] == line for p in problems)
+        assert re.search(rf'<td class="num">{line}</td>', body)
+    for problem in problems:
+        assert str(escape(problem["message"])) in body
+
+    listing = page(api, "/ui/files")
+    assert "bad.jsonl" in listing and 'class="badge file-error"' in listing
+
+
+def test_uploading_a_valid_file_lists_it(api: Api):
+    sign_in(api)
+
+    body = api.client.post("/ui/files", files={"file": ("good.jsonl", VALID_DATASET)}).text
+
+    assert "Valid" in body and "openai_chat" in body
+    assert "good.jsonl" in page(api, "/ui/files")
+
+
+def test_another_projects_file_is_not_found(api: Api):
+    theirs = upload(api, "other")
+    sign_in(api)
+
+    page(api, f"/ui/files/{theirs}", status=404)
+
+
+# --- models ---------------------------------------------------------------------------------
+
+
+def test_models_page_lists_the_tiny_model(api: Api):
+    sign_in(api)
+
+    body = page(api, "/ui/models")
+
+    assert f'href="/ui/models/{TINY}"' in body
+    assert page(api, f"/ui/models/{TINY}").count("Try it") == 1
+    page(api, "/ui/models/tm-nonexistent", status=404)
+
+
+def test_trying_a_model_shows_the_answer_and_token_counts(api: Api):
+    sign_in(api)
+
+    response = api.client.post(
+        f"/ui/models/{TINY}", data={"prompt": "hello <there>", "system": "", "max_tokens": "4"}
+    )
+
+    assert response.status_code == 200, response.text
+    assert re.search(r"\d+ prompt tokens · \d+ output tokens?", response.text)
+    assert "hello &lt;there&gt;</textarea>" in response.text
+
+
+# --- the SVG helper -------------------------------------------------------------------------
+
+
+def test_loss_curve_points_scale_into_the_plot_box():
+    box = Box(width=400, height=200)
+    steps = [{"step": s, "loss": 3.0 / s, "total_steps": 10} for s in range(1, 11)]
+    epochs = [{"epoch": 1, "step": 10, "train_loss": 0.3, "valid_loss": 0.5}]
+
+    svg = ET.fromstring(loss_curve_svg(steps, epochs, box=box))
+
+    [line] = svg.iter(f"{SVG_NS}polyline")
+    points = [tuple(map(float, p.split(","))) for p in line.attrib["points"].split()]
+    assert len(points) == 10
+    for x, y in points:
+        assert box.left <= x <= box.plot_right
+        assert box.top <= y <= box.plot_bottom
+    assert points[-1][0] == pytest.approx(box.plot_right)  # the last of 10 steps: right edge
+    assert points[0][1] < points[-1][1]  # falling loss: the line goes down (y grows)
+    [valid] = [c for c in svg.iter(f"{SVG_NS}circle") if c.find(f"{SVG_NS}title") is not None]
+    assert float(valid.attrib["cx"]) == pytest.approx(box.plot_right)
+    assert "epoch 1" in "".join(svg.itertext())
+
+
+def test_loss_curve_without_data_says_so():
+    for steps in ([], [{"step": 1, "loss": float("nan")}]):
+        svg = loss_curve_svg(steps, [])
+        assert NO_DATA in svg
+        assert "<polyline" not in svg
+        ET.fromstring(svg)
+
+
+def test_nice_ticks_cover_the_range_with_round_steps():
+    assert nice_ticks(0.83, 2.1) == [0.5, 1.0, 1.5, 2.0, 2.5]
+    assert nice_ticks(0, 3, integer=True) == [0, 1, 2, 3]
+    assert nice_ticks(1.0, 1.0)[0] < 1.0 < nice_ticks(1.0, 1.0)[-1]
