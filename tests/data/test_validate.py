@@ -188,10 +188,10 @@ def test_too_few_examples(count, severity):
     report = validate_dataset(dataset(count=count))
     [problem] = report.problems
     assert (problem.line, problem.field, problem.severity) == (0, "", severity)
-    assert f"the file has {count} example" in problem.message
+    assert f"the file has {count} line" in problem.message
     assert "the cloud services recommend 100-500" in problem.message
     if severity == "error":
-        assert "at least 10 are needed" in problem.message
+        assert "at least 10 examples are needed" in problem.message
 
 
 def test_the_example_thresholds_can_be_changed():

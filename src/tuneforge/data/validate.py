@@ -172,14 +172,14 @@ class _Validator:
             )
         elif count < min_examples:
             message = (
-                f"the file has {count} example{'s' if count != 1 else ''}; at least {min_examples}"
-                " are needed (the cloud services recommend 100-500)"
+                f"the file has {count} line{'s' if count != 1 else ''}; at least {min_examples}"
+                " examples are needed (the cloud services recommend 100-500)"
             )
             self.report.add(Problem(0, "", message))
         elif count < recommended_examples:
             message = (
-                f"the file has {count} examples; the cloud services recommend 100-500 for good"
-                " results"
+                f"the file has {count} lines; the cloud services recommend 100-500 examples for"
+                " good results"
             )
             self.report.add(Problem(0, "", message, "warning"))
         return self.report
