@@ -71,3 +71,9 @@ def live_server(settings, tmp_path):
     server.start()
     yield server
     server.stop()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """ "No tests collected" is not a failure of the code (pytest's exit status 5)."""
+    if exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED:
+        session.exitstatus = pytest.ExitCode.OK

@@ -24,8 +24,9 @@ def free_port() -> int:
 class LiveServer:
     """``tuneforge serve`` on a free loopback port, in its own process group."""
 
-    def __init__(self, settings: Settings, log_path: Path) -> None:
+    def __init__(self, settings: Settings, log_path: Path, *, scheduler: bool = True) -> None:
         self.settings = settings
+        self.scheduler = scheduler
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
@@ -39,7 +40,15 @@ class LiveServer:
         env = {**os.environ, **settings_env(self.settings), "HF_HUB_OFFLINE": "1"}
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "tuneforge.cli.main", "serve", "--port", str(self.port)],
+                [
+                    sys.executable,
+                    "-m",
+                    "tuneforge.cli.main",
+                    "serve",
+                    "--port",
+                    str(self.port),
+                    *([] if self.scheduler else ["--no-scheduler"]),
+                ],
                 env=env,
                 stdout=log,
                 stderr=subprocess.STDOUT,

@@ -89,3 +89,21 @@ def test_tune_then_use_the_tuned_model(cli, sentiment_files, tmp_path):
     plot = tmp_path / "curve.png"
     cli("jobs", "plot", job_id, "--out", str(plot))
     assert plot.read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.slow
+def test_jobs_commands_talk_to_a_server(live_server, monkeypatch):
+    """With --server, the CLI uses that server and TUNEFORGE_API_KEY, not the local data."""
+    monkeypatch.setenv("TUNEFORGE_API_KEY", live_server.key)
+    monkeypatch.setenv("TUNEFORGE_DATA_DIR", str(live_server.settings.data_dir / "elsewhere"))
+    get_settings.cache_clear()
+    try:
+        result = CliRunner().invoke(app, ["jobs", "list", "--server", live_server.url])
+        assert result.exit_code == 0, result.output
+        assert "job" in result.output and "state" in result.output
+        missing = CliRunner().invoke(
+            app, ["jobs", "get", "tj-000000000000", "--server", live_server.url]
+        )
+        assert missing.exit_code == 1 and "not found" in missing.output
+    finally:
+        get_settings.cache_clear()
