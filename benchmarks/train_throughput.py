@@ -322,7 +322,7 @@ def run_trl(setup: Setup, gradient_checkpointing: bool) -> RunResult:
     memory: list[int] = []
     with peak_memory(memory):
         model = load_causal_lm(
-            source, dtype=hardware.dtype, attn_implementation=hardware.attn_implementation
+            source, dtype=hardware.dtype, attn_implementation=hardware.padded_attention
         )
         seed_everything(SEED)
         trainer = SFTTrainer(

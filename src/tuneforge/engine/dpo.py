@@ -8,11 +8,14 @@ log-probabilities are computed once, before training, by the model as it starts.
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
+import datasets
 from datasets import Dataset
+from transformers import TrainerCallback
 from trl import DPOConfig, DPOTrainer
 from trl.trainer.dpo_trainer import DataCollatorForPreference
 
@@ -104,12 +107,23 @@ def _batch_tokens(feature: dict, max_length: int) -> int:
     return sum(min(prompt + len(feature[k]), max_length) for k in ("chosen_ids", "rejected_ids"))
 
 
-def reference_description(spec: TuningSpec) -> str:
-    if spec.mode == "full":
+class DropReferenceAdapter(TrainerCallback):
+    """Going on from a tuned adapter, TRL keeps a frozen copy of it (named "ref") as the
+    reference, and PEFT saves it beside the trained one. A checkpoint needs only the trained
+    adapter: a resumed run makes the copy again from ``init_adapter``. Runs before
+    TuningCallback, which moves the checkpoint folder."""
+
+    def on_save(self, args, state, control, **kwargs):
+        checkpoint = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+        shutil.rmtree(checkpoint / "ref", ignore_errors=True)
+
+
+def reference_description(trainer) -> str:
+    if trainer.precompute_ref_logps:
         return "log-probabilities of the starting weights, computed once before training"
-    if spec.init_adapter:
+    if "ref" in getattr(trainer.model, "peft_config", {}):
         return "a frozen copy of the starting adapter"
-    return "the base model (the adapter disabled)"
+    return "the starting model (the new adapter disabled)"
 
 
 def prepare_dpo(
@@ -120,6 +134,7 @@ def prepare_dpo(
     observer: TuningObserver,
     settings: Settings,
 ) -> PreparedRun:
+    datasets.disable_progress_bars()  # DPOTrainer maps the datasets; our progress is reported
     base = load_base_for_training(spec, settings)
     hp = resolve_for_model(spec, base.model, len(train))
     tokenizer, max_length = base.tokenizer, hp.max_seq_length
@@ -168,10 +183,10 @@ def prepare_dpo(
         eval_dataset=Dataset.from_list(valid_pairs.rows) if valid_pairs else None,
         processing_class=tokenizer,
         peft_config=peft_config_for(spec, hp, base.model),
-        callbacks=[callback],
+        callbacks=[DropReferenceAdapter(), callback],
     )
     counter.reset()  # the reference pass over the data, in full mode, trained nothing
-    observer.on_event(f"DPO reference: {reference_description(spec)}")
+    observer.on_event(f"DPO reference: {reference_description(trainer)}")
     return PreparedRun(trainer, callback, counter, plan, hp, checkpoints_dir)
 
 

@@ -18,7 +18,10 @@ from tuneforge.engine.attention import PACKED_SDPA
 class Hardware:
     device: str  # "cuda" or "cpu"
     dtype: torch.dtype
-    attn_implementation: str
+    # Padding-free rows (training) and padded batches (generation, TRL's default collator) need
+    # different kernels: the per-example SDPA takes example boundaries but no padding mask.
+    packed_attention: str
+    padded_attention: str
     free_memory_bytes: int | None
 
     @property
@@ -31,14 +34,20 @@ def detect_hardware() -> Hardware:
         bf16 = torch.cuda.is_bf16_supported()
         flash = importlib.util.find_spec("flash_attn") is not None
         free, _total = torch.cuda.mem_get_info()
+        flash = flash and bf16
         return Hardware(
             device="cuda",
             dtype=torch.bfloat16 if bf16 else torch.float32,
-            attn_implementation="flash_attention_2" if flash and bf16 else PACKED_SDPA,
+            packed_attention="flash_attention_2" if flash else PACKED_SDPA,
+            padded_attention="flash_attention_2" if flash else "sdpa",
             free_memory_bytes=free,
         )
     return Hardware(
-        device="cpu", dtype=torch.float32, attn_implementation=PACKED_SDPA, free_memory_bytes=None
+        device="cpu",
+        dtype=torch.float32,
+        packed_attention=PACKED_SDPA,
+        padded_attention="sdpa",
+        free_memory_bytes=None,
     )
 
 

@@ -39,40 +39,63 @@ class LoadedBase:
     source: str
 
 
-def load_model(name: str, settings: Settings, hardware: Hardware) -> LoadedBase:
-    """A base model (or a full-weights tuned one) by name, with its tokenizer."""
+def tuned_kind(tuned_dir: str) -> str:
+    """What a tuned model's checkpoint folder holds: "adapter" (LoRA) or "weights" (full)."""
+    folder = Path(tuned_dir)
+    if (folder / "adapter_config.json").is_file():
+        return "adapter"
+    if (folder / "config.json").is_file():
+        return "weights"
+    raise TuningError(
+        f"{tuned_dir} holds neither a LoRA adapter (adapter_config.json) nor a model's "
+        "weights (config.json)",
+        code="invalid_model",
+    )
+
+
+def load_model(
+    name: str,
+    settings: Settings,
+    hardware: Hardware,
+    *,
+    tuned: str | None = None,
+    train_adapter: bool = False,
+) -> LoadedBase:
+    """A base model by name, with its tokenizer; with ``tuned``, a tuned model of that base:
+    its full-weights checkpoint folder, or its LoRA adapter folder (kept apart to go on
+    training with ``train_adapter``, else merged into the weights)."""
     quiet_transformers()
     resolved = resolve_base_model(name, settings)
+    kind = tuned_kind(tuned) if tuned else None
+    source = tuned if kind == "weights" else resolved.source
     tokenizer = load_tokenizer(resolved.source)
     model = load_causal_lm(
-        resolved.source, dtype=hardware.dtype, attn_implementation=hardware.attn_implementation
+        source, dtype=hardware.dtype, attn_implementation=hardware.packed_attention
     )
     # No KV cache while training: with it, transformers ignores the per-example position ids
     # of a padding-free batch and lets examples attend to each other.
     model.config.use_cache = False
+    if kind == "adapter":
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, tuned, is_trainable=train_adapter)
+        if not train_adapter:
+            # PEFT froze the base weights to load the adapter; merged, the model is as
+            # trainable as any freshly loaded one.
+            model = model.merge_and_unload().requires_grad_(True)
     fit_cpu_threads(model)
-    return LoadedBase(model, tokenizer, hardware, resolved.source)
-
-
-def with_adapter(model, adapter_dir: str, *, trainable: bool):
-    """``model`` with a tuned model's LoRA adapter: kept apart to train on, or merged in."""
-    from peft import PeftModel
-
-    if not (Path(adapter_dir) / "adapter_config.json").is_file():
-        raise TuningError(
-            f"{adapter_dir} is not a LoRA adapter (it has no adapter_config.json)",
-            code="invalid_model",
-        )
-    if trainable:
-        return PeftModel.from_pretrained(model, adapter_dir, is_trainable=True)
-    return PeftModel.from_pretrained(model, adapter_dir).merge_and_unload()
+    return LoadedBase(model, tokenizer, hardware, str(source))
 
 
 def load_base_for_training(spec: TuningSpec, settings: Settings) -> LoadedBase:
-    base = load_model(spec.base_model, settings, detect_hardware())
-    if spec.init_adapter:  # continue tuning a tuned model
-        base.model = with_adapter(base.model, spec.init_adapter, trainable=spec.mode == "peft")
-    return base
+    """The model to train: the base, or the tuned model a run goes on from (``init_adapter``)."""
+    return load_model(
+        spec.base_model,
+        settings,
+        detect_hardware(),
+        tuned=spec.init_adapter,
+        train_adapter=spec.mode == "peft",
+    )
 
 
 def resolve_for_model(spec: TuningSpec, model, example_count: int) -> ResolvedHyperparameters:
@@ -83,6 +106,7 @@ def resolve_for_model(spec: TuningSpec, model, example_count: int) -> ResolvedHy
         example_count,
         hidden_size=getattr(config, "hidden_size", None),
         model_max_length=getattr(config, "max_position_embeddings", None),
+        method=spec.method,
     )
 
 

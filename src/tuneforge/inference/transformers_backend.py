@@ -87,7 +87,7 @@ class TransformersBackend(BatchBackend):
             memory_budget_bytes,
             device=self.device,
             dtype=hardware.dtype if on_gpu else torch.float32,
-            attn_implementation=hardware.attn_implementation if on_gpu else "sdpa",
+            attn_implementation=hardware.padded_attention if on_gpu else "sdpa",
             max_adapters_per_model=max_adapters_per_model,
         )
 
