@@ -28,24 +28,21 @@ from tuneforge.engine.spec import Divergence, TuningSpec
 from tuneforge.engine.training import (
     LoadedBase,
     PreparedRun,
-    check_vocabulary,
     load_base_for_training,
     load_model,
-    make_plan,
     padding_free_collator,
     peft_config_for,
+    prepare_sequences,
     resolve_for_model,
     run_trainer,
     seed_everything,
-    sequence_dataset,
-    tokenize_for_training,
     training_arguments,
 )
 from tuneforge.models.loading import load_tokenizer
 from tuneforge.models.resolve import resolve_base_model
 
 with warnings.catch_warnings():
-    warnings.simplefilter("ignore")  # "trl.experimental is unstable": known; TRL is pinned
+    warnings.simplefilter("ignore")  # "trl.experimental is unstable": known; tested with TRL 1.16 (pyproject floor)
     from trl.experimental.gkd import GKDConfig, GKDTrainer
 
 # TRL's generalized JSD interpolates with beta: 0 is KL(teacher || student), 1 is
@@ -218,18 +215,7 @@ def prepare_distillation(
     validation = complete_with_teacher(
         validation, teacher, tokenizer, observer, name="validation", **write
     )
-    train_tokens = tokenize_for_training(train, tokenizer, max_length, observer, "training")
-    valid_tokens = (
-        tokenize_for_training(validation, tokenizer, max_length, observer, "validation")
-        if validation
-        else []
-    )
-    check_vocabulary([t.input_ids for t in train_tokens], student.model, tokenizer)
-    train_set = sequence_dataset(train_tokens, hp.packing, max_length)
-    valid_set = sequence_dataset(valid_tokens, hp.packing, max_length) if valid_tokens else None
-
-    plan = make_plan(hp, len(train_set), len(train_tokens), len(valid_tokens))
-    mean_length = sum(len(t.input_ids) for t in train_tokens) / len(train_tokens)
+    data = prepare_sequences(train, validation, student, hp, observer)
     checkpoints_dir = output_dir / "checkpoints"
     args = GKDConfig(
         **training_arguments(
@@ -237,9 +223,9 @@ def prepare_distillation(
             hp,
             student,
             checkpoints_dir,
-            total_steps=plan.total_steps,
-            has_validation=valid_set is not None,
-            tokens_per_step=int(mean_length * hp.batch_size),
+            total_steps=data.plan.total_steps,
+            has_validation=data.valid_set is not None,
+            tokens_per_step=data.tokens_per_step,
         ),
         beta=GKD_BETA[hp.divergence],
         lmbda=0.0,  # never on-policy: the student learns on the given and the teacher's answers
@@ -256,13 +242,13 @@ def prepare_distillation(
         teacher_model=teacher,
         args=args,
         data_collator=counter,
-        train_dataset=train_set,
-        eval_dataset=valid_set,
+        train_dataset=data.train_set,
+        eval_dataset=data.valid_set,
         processing_class=tokenizer,
         peft_config=peft_config_for(spec, hp, student.model),
         callbacks=[callback],
     )
-    return PreparedRun(trainer, callback, counter, plan, hp, checkpoints_dir)
+    return PreparedRun(trainer, callback, counter, data.plan, hp, checkpoints_dir)
 
 
 def train_distillation(

@@ -14,16 +14,13 @@ from tuneforge.engine.result import TuningResult
 from tuneforge.engine.spec import TuningSpec
 from tuneforge.engine.training import (
     PreparedRun,
-    check_vocabulary,
     load_base_for_training,
-    make_plan,
     padding_free_collator,
     peft_config_for,
+    prepare_sequences,
     resolve_for_model,
     run_trainer,
     seed_everything,
-    sequence_dataset,
-    tokenize_for_training,
     training_arguments,
 )
 
@@ -38,22 +35,7 @@ def prepare_sft(
 ) -> PreparedRun:
     base = load_base_for_training(spec, settings)
     hp = resolve_for_model(spec, base.model, len(train))
-    train_tokens = tokenize_for_training(
-        train, base.tokenizer, hp.max_seq_length, observer, "training"
-    )
-    valid_tokens = (
-        tokenize_for_training(validation, base.tokenizer, hp.max_seq_length, observer, "validation")
-        if validation
-        else []
-    )
-    check_vocabulary([t.input_ids for t in train_tokens], base.model, base.tokenizer)
-    train_set = sequence_dataset(train_tokens, hp.packing, hp.max_seq_length)
-    valid_set = (
-        sequence_dataset(valid_tokens, hp.packing, hp.max_seq_length) if valid_tokens else None
-    )
-
-    plan = make_plan(hp, len(train_set), len(train_tokens), len(valid_tokens))
-    mean_length = sum(len(t.input_ids) for t in train_tokens) / len(train_tokens)
+    data = prepare_sequences(train, validation, base, hp, observer)
     checkpoints_dir = output_dir / "checkpoints"
     args = SFTConfig(
         **training_arguments(
@@ -61,9 +43,9 @@ def prepare_sft(
             hp,
             base,
             checkpoints_dir,
-            total_steps=plan.total_steps,
-            has_validation=valid_set is not None,
-            tokens_per_step=int(mean_length * hp.batch_size),
+            total_steps=data.plan.total_steps,
+            has_validation=data.valid_set is not None,
+            tokens_per_step=data.tokens_per_step,
         ),
         # The padding-free collator is passed below, wrapped to count tokens; TRL refuses a
         # collator of ours when this flag is set, and the flag does nothing else.
@@ -78,13 +60,13 @@ def prepare_sft(
         model=base.model,
         args=args,
         data_collator=counter,
-        train_dataset=train_set,
-        eval_dataset=valid_set,
+        train_dataset=data.train_set,
+        eval_dataset=data.valid_set,
         processing_class=base.tokenizer,
         peft_config=peft_config_for(spec, hp, base.model),
         callbacks=[callback],
     )
-    return PreparedRun(trainer, callback, counter, plan, hp, checkpoints_dir)
+    return PreparedRun(trainer, callback, counter, data.plan, hp, checkpoints_dir)
 
 
 def train_sft(

@@ -184,6 +184,44 @@ def sequence_dataset(examples: list[TokenizedExample], packing: bool, row_length
     )
 
 
+@dataclass
+class SequenceData:
+    """Loss-masked training and validation rows, ready for a padding-free collator."""
+
+    train_set: Any
+    valid_set: Any | None
+    plan: TrainingPlan
+    tokens_per_step: int
+
+
+def prepare_sequences(
+    train: list[Conversation],
+    validation: list[Conversation],
+    base: LoadedBase,
+    hp: ResolvedHyperparameters,
+    observer: TuningObserver,
+) -> SequenceData:
+    """Tokenize with the loss masks, check the tokens fit the model, build the datasets and
+    the plan: what SFT and distillation both train on."""
+    max_length = hp.max_seq_length
+    train_tokens = tokenize_for_training(train, base.tokenizer, max_length, observer, "training")
+    valid_tokens = (
+        tokenize_for_training(validation, base.tokenizer, max_length, observer, "validation")
+        if validation
+        else []
+    )
+    check_vocabulary([t.input_ids for t in train_tokens], base.model, base.tokenizer)
+    train_set = sequence_dataset(train_tokens, hp.packing, max_length)
+    valid_set = sequence_dataset(valid_tokens, hp.packing, max_length) if valid_tokens else None
+    mean_length = sum(len(t.input_ids) for t in train_tokens) / len(train_tokens)
+    return SequenceData(
+        train_set=train_set,
+        valid_set=valid_set,
+        plan=make_plan(hp, len(train_set), len(train_tokens), len(valid_tokens)),
+        tokens_per_step=int(mean_length * hp.batch_size),
+    )
+
+
 def padding_free_collator(tokenizer) -> TokenCounter:
     from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
 
