@@ -42,7 +42,8 @@ from tuneforge.models.loading import load_tokenizer
 from tuneforge.models.resolve import resolve_base_model
 
 with warnings.catch_warnings():
-    warnings.simplefilter("ignore")  # "trl.experimental is unstable": known; tested with TRL 1.16 (pyproject floor)
+    # "trl.experimental is unstable": known; tested with TRL 1.16, the floor in pyproject.
+    warnings.simplefilter("ignore")
     from trl.experimental.gkd import GKDConfig, GKDTrainer
 
 # TRL's generalized JSD interpolates with beta: 0 is KL(teacher || student), 1 is
