@@ -222,14 +222,18 @@ class Service:
                 check_dataset_reference(
                     s, self.settings, project_id, request.validation_file, "validation_file"
                 )
-        base_model = request.base_model
-        if request.pre_tuned_model:
-            base_model = self.tuned_model_base(project_id, request.pre_tuned_model)
+        base_model, pre_tuned = request.base_model, request.pre_tuned_model
+        if pre_tuned is None and isinstance(parse_model_name(base_model), TunedRef):
+            # Tuning a tuned model continues from it (OpenAI's model="ft:...", Vertex's
+            # preTunedModel): the new job starts from its weights on top of its base.
+            pre_tuned = base_model
+        if pre_tuned:
+            base_model = self.tuned_model_base(project_id, pre_tuned)
         self.check_model(project_id, base_model, "base_model")
         if request.teacher_model:
             self.check_model(project_id, request.teacher_model, "teacher_model")
         stored = hyperparameters.model_dump(exclude_unset=True)
-        extra = {"pre_tuned_model": request.pre_tuned_model} if request.pre_tuned_model else {}
+        extra = {"pre_tuned_model": pre_tuned} if pre_tuned else {}
         with self.db.session() as s:
             job = repo.create_job(
                 s,
