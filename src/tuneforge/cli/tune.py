@@ -48,7 +48,7 @@ def tune(
     """Tune BASE_MODEL on TRAIN_FILE and print the tuned model's name."""
     if method not in METHOD_SPEC:
         fail(f"unknown method {method!r}; choose supervised, preference or distillation")
-    _check_locally(train_file, base_model, method, epochs, batch_size)
+    _check_locally(train_file, _tokenizer_model(base_model, server), method, epochs, batch_size)
     hyperparameters = {
         "epochCount": epochs,
         "batchSize": batch_size,
@@ -85,8 +85,26 @@ def tune(
         raise typer.Exit(1)
 
 
+def _tokenizer_model(base_model: str, server: str | None) -> str | None:
+    """The base model whose tokenizer counts the tokens; a tuned model's own base. None when
+    the tuned model lives on a remote server (validation then goes without token counts)."""
+    from tuneforge.models.names import TunedRef, parse_model_name
+
+    if not isinstance(parse_model_name(base_model), TunedRef):
+        return base_model
+    if server or get_settings().server:
+        return None
+    from tuneforge.cli.common import local_service
+
+    return local_service().tuned_job("default", base_model).base_model
+
+
 def _check_locally(
-    train_file: Path, base_model: str, method: str, epochs: int | None, batch_size: int | None
+    train_file: Path,
+    base_model: str | None,
+    method: str,
+    epochs: int | None,
+    batch_size: int | None,
 ) -> None:
     """Validate and show the statistics before anything is uploaded or trained."""
     from tuneforge.data.report import render
@@ -97,10 +115,12 @@ def _check_locally(
     from tuneforge.models.resolve import resolve_base_model
 
     quiet_transformers()
-    tokenizer = load_tokenizer(resolve_base_model(base_model, get_settings()).source)
+    tokenizer = None
+    if base_model:
+        tokenizer = load_tokenizer(resolve_base_model(base_model, get_settings()).source)
     report = validate_dataset(train_file, task=method, tokenizer=tokenizer, max_length=2048)
     stats = None
-    if report.examples:
+    if report.examples and tokenizer is not None:
         hp = resolve_hyperparameters(
             Hyperparameters(epochs=epochs or "auto", batch_size=batch_size or "auto"),
             "peft",
