@@ -213,7 +213,7 @@ def test_an_action_the_state_forbids_shows_why(api: Api):
 
     response = api.client.post(f"/ui/jobs/{job.id}/pause")
 
-    assert response.status_code == 409
+    assert response.status_code == 400  # the same status the APIs give
     assert "only a queued or running job can pause" in response.text
 
 

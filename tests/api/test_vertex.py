@@ -354,7 +354,7 @@ def test_pause_resume_events_and_metrics(api: Api, train_file: str):
     resumed = api.client.post(f"/v1/{name}:resume", headers=api.headers()).json()
     assert resumed["state"] == "JOB_STATE_QUEUED"
     again = api.client.post(f"/v1/{name}:resume", headers=api.headers())
-    assert again.status_code == 409
+    assert again.status_code == 400
     assert again.json()["error"]["status"] == "FAILED_PRECONDITION"
 
     metrics = [("step", {"step": 1, "loss": 2.0}), ("step", {"step": 2, "loss": 1.5}),
@@ -390,7 +390,7 @@ def test_cancelling_a_finished_job_is_a_failed_precondition(
     name = create(api, supervised(train_file)).json()["name"]
     complete_job(api, job_id_of(name), tmp_path)
     response = api.client.post(f"/v1/{name}:cancel", headers=api.headers())
-    assert response.status_code == 409
+    assert response.status_code == 400
     assert response.json()["error"]["status"] == "FAILED_PRECONDITION"
 
 

@@ -12,7 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from tuneforge.errors import Conflict, InvalidArgument, NotFound, TuneforgeError
+from tuneforge.errors import Conflict, NotFound, TuneforgeError
 
 VERTEX_STATUS = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED",
                  404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED", 409: "FAILED_PRECONDITION",
@@ -37,9 +37,12 @@ def is_vertex_path(path: str) -> bool:
     return path.startswith("/v1beta1/") or path.startswith("/v1/projects/")
 
 
-def error_response(request: Request, status: int, message: str, code=None, param=None):
+def error_response(
+    request: Request, status: int, message: str, code=None, param=None, vertex_status=None
+):
     if is_vertex_path(request.url.path):
-        body = {"code": status, "message": message, "status": VERTEX_STATUS.get(status, "UNKNOWN")}
+        vertex_status = vertex_status or VERTEX_STATUS.get(status, "UNKNOWN")
+        body = {"code": status, "message": message, "status": vertex_status}
     else:
         body = {"message": message, "type": OPENAI_TYPE.get(status, "invalid_request_error"),
                 "param": param, "code": code}  # fmt: skip
@@ -47,18 +50,20 @@ def error_response(request: Request, status: int, message: str, code=None, param
     return JSONResponse({"error": body}, status_code=status, headers=headers)
 
 
-def status_of(err: TuneforgeError) -> int:
+def status_of(err: TuneforgeError) -> tuple[int, str | None, str | None]:
+    """HTTP status, OpenAI error code and Vertex status of one of our errors.
+
+    A resource in the wrong state (cancelling a finished job) is 400 on both surfaces: OpenAI
+    answers 400, and Google's FAILED_PRECONDITION is HTTP 400 (409 means ABORTED there)."""
     from tuneforge.service import UploadTooLarge
 
     if isinstance(err, UploadTooLarge):
-        return 413
+        return 413, "file_too_large", None
     if isinstance(err, NotFound):
-        return 404
+        return 404, "not_found", None
     if isinstance(err, Conflict):
-        return 409
-    if isinstance(err, InvalidArgument):
-        return 400
-    return 400
+        return 400, "invalid_state", "FAILED_PRECONDITION"
+    return 400, None, None
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -68,9 +73,9 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(TuneforgeError)
     async def _domain_error(request: Request, err: TuneforgeError):
-        status = status_of(err)
-        code = {404: "not_found", 409: "conflict", 413: "file_too_large"}.get(status)
-        return error_response(request, status, str(err), code, getattr(err, "param", None))
+        status, code, vertex_status = status_of(err)
+        param = getattr(err, "param", None)
+        return error_response(request, status, str(err), code, param, vertex_status)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, err: RequestValidationError):

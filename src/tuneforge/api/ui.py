@@ -57,7 +57,7 @@ class DashboardRoute(APIRoute):
             except LoginRequired:
                 return RedirectResponse(_login_url(request), status_code=303)
             except TuneforgeError as err:
-                return error_page(request, status_of(err), str(err))
+                return error_page(request, status_of(err)[0], str(err))
             except RequestValidationError as err:
                 first = err.errors()[0]
                 field = ".".join(str(p) for p in first["loc"][1:])
@@ -409,7 +409,7 @@ def try_model(
         started = time.perf_counter()
         result = service.generate(project_id, info.id, conversation, params)
     except TuneforgeError as err:
-        return _model_page(request, info, status_of(err), error=str(err), **form)
+        return _model_page(request, info, status_of(err)[0], error=str(err), **form)
     answer = {
         "text": result.completions[0].text,
         "finish_reason": result.completions[0].finish_reason,
