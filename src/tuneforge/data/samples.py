@@ -58,15 +58,34 @@ TASKS = {
 }
 
 
-def generate_pairs(task: str, count: int, seed: int) -> list[dict[str, str]]:
-    """``count`` distinct examples (a duplicate would weigh one example more in training)."""
+def generate_pairs(
+    task: str, count: int, seed: int, exclude: set[str] | None = None
+) -> list[dict[str, str]]:
+    """``count`` distinct examples (a duplicate would weigh one example more in training),
+    none of whose inputs is in ``exclude``."""
     make, _ = TASKS[task]
     rng = random.Random(f"{task}-{seed}")
     pairs: dict[str, dict[str, str]] = {}
     while len(pairs) < count:
         pair = make(rng)
-        pairs.setdefault(pair["input"], pair)
+        if not exclude or pair["input"] not in exclude:
+            pairs.setdefault(pair["input"], pair)
     return list(pairs.values())
+
+
+def split_pairs(
+    task: str, sizes: tuple[int, int, int], seed: int
+) -> dict[str, list[dict[str, str]]]:
+    """Train, validation and test examples; no input of one split appears in another, so the
+    validation and test splits are truly held out."""
+    seen: set[str] = set()
+    splits = {}
+    for offset, (split, size) in enumerate(
+        zip(("train", "validation", "test"), sizes, strict=True)
+    ):
+        splits[split] = generate_pairs(task, size, seed + offset, exclude=seen)
+        seen.update(pair["input"] for pair in splits[split])
+    return splits
 
 
 def to_openai_chat(pair: dict[str, str], system: str) -> dict:
@@ -101,17 +120,13 @@ def write_task(
     seed: int = 0,
 ) -> dict[str, Path]:
     """Write ``train``/``validation``/``test`` JSONL files of one task; return their paths.
-
-    The three splits are drawn from disjoint random streams, so the test set is held out.
-    """
+    No input appears in two splits (see :func:`split_pairs`)."""
     _, system = TASKS[task]
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {}
-    for offset, (split, size) in enumerate(
-        zip(("train", "validation", "test"), sizes, strict=True)
-    ):
+    for split, pairs in split_pairs(task, sizes, seed).items():
         path = out_dir / f"{task}_{split}.jsonl"
-        rows = (WRITERS[style](pair, system) for pair in generate_pairs(task, size, seed + offset))
+        rows = (WRITERS[style](pair, system) for pair in pairs)
         path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
         paths[split] = path
     return paths
@@ -200,11 +215,8 @@ def write_preference_task(
     _, system = TASKS["sentiment"]
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {}
-    for offset, (split, size) in enumerate(
-        zip(("train", "validation", "test"), sizes, strict=True)
-    ):
+    for split, pairs in split_pairs("sentiment", sizes, seed).items():
         path = out_dir / f"sentiment_preference_{split}.jsonl"
-        pairs = generate_pairs("sentiment", size, seed + offset)
         rows = (PREFERENCE_WRITERS[style](pair, system) for pair in pairs)
         path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
         paths[split] = path
