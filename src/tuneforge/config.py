@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -35,6 +36,9 @@ class Settings(BaseSettings):
     )
     server: str | None = Field(default=None, description="URL of a tuneforge server for the CLI.")
     api_key: str | None = Field(default=None, description="API key the CLI sends to a server.")
+    inference_backend: Literal["transformers", "vllm"] = Field(
+        default="transformers", description="What serves tuned models: transformers or vLLM."
+    )
     inference_memory_bytes: int = Field(
         default=8 << 30, description="Memory budget of the cache of loaded base models."
     )

@@ -64,6 +64,12 @@ HYPERPARAMETER_NAMES = {
     "batch_size": "batchSize",
     "adapter_size": "adapterSize",
     "beta": "beta",
+    "max_seq_length": "maxSequenceLength",
+    "warmup_ratio": "warmupRatio",
+    "weight_decay": "weightDecay",
+    "early_stopping_patience": "earlyStoppingPatience",
+    "packing": "packing",
+    "divergence": "divergence",
 }
 GENERATION_NAMES = {
     "max_output_tokens": "generationConfig.maxOutputTokens",
@@ -103,6 +109,13 @@ class HyperParameters(VertexModel):
     batch_size: int | None = Field(default=None, ge=1)
     adapter_size: AdapterSize | None = None
     beta: float | None = Field(default=None, gt=0)
+    # tuneforge's additions (Vertex has no such fields; its own clients never send them).
+    max_sequence_length: int | None = None
+    warmup_ratio: float | None = None
+    weight_decay: float | None = None
+    early_stopping_patience: int | None = None
+    packing: bool | None = None
+    divergence: str | None = None
 
     def to_tuneforge(self) -> dict[str, Any]:
         values = {
@@ -112,6 +125,12 @@ class HyperParameters(VertexModel):
             "batch_size": self.batch_size,
             "adapter_size": ADAPTER_SIZES.get(self.adapter_size or ""),
             "beta": self.beta,
+            "max_seq_length": self.max_sequence_length,
+            "warmup_ratio": self.warmup_ratio,
+            "weight_decay": self.weight_decay,
+            "early_stopping_patience": self.early_stopping_patience,
+            "packing": self.packing,
+            "divergence": self.divergence,
         }
         return {name: value for name, value in values.items() if value is not None}
 

@@ -39,6 +39,17 @@ def tune(
     learning_rate_multiplier: float | None = typer.Option(None, help="Scales the default rate."),
     adapter_size: int = typer.Option(8, help="LoRA rank: 1, 2, 4, 8, 16 or 32."),
     beta: float | None = typer.Option(None, help="DPO's KL strength (preference method)."),
+    max_seq_length: int | None = typer.Option(None, help="Longer examples are cut (2048)."),
+    warmup_ratio: float | None = typer.Option(None, help="Share of warmup steps (0.03)."),
+    early_stopping_patience: int | None = typer.Option(
+        None, help="Epochs without a lower validation loss before stopping (2)."
+    ),
+    packing: bool | None = typer.Option(
+        None, "--packing/--no-packing", help="Pack examples into rows of max length."
+    ),
+    divergence: str | None = typer.Option(
+        None, help="Distillation: forward_kl (default), reverse_kl or jsd."
+    ),
     teacher: str | None = typer.Option(None, help="Teacher model (distillation method)."),
     display_name: str | None = typer.Option(None, "--name", help="Tuned model display name."),
     server: str | None = typer.Option(
@@ -56,6 +67,11 @@ def tune(
         "learningRateMultiplier": learning_rate_multiplier,
         "adapterSize": f"ADAPTER_SIZE_{ADAPTER_SIZE_NAMES.get(adapter_size, '?')}",
         "beta": beta,
+        "maxSequenceLength": max_seq_length,
+        "warmupRatio": warmup_ratio,
+        "earlyStoppingPatience": early_stopping_patience,
+        "packing": packing,
+        "divergence": divergence,
     }
     with connect(server, run_jobs=True) as client:
         spec: dict = {
