@@ -13,13 +13,7 @@ from tuneforge.cli.client import Client, connect
 from tuneforge.cli.common import console, fail, friendly_errors
 from tuneforge.config import get_settings
 
-ADAPTER_SIZE_NAMES = {1: "ONE", 2: "TWO", 4: "FOUR", 8: "EIGHT", 16: "SIXTEEN", 32: "THIRTY_TWO"}
 TERMINAL = {"JOB_STATE_SUCCEEDED", "JOB_STATE_FAILED", "JOB_STATE_CANCELLED", "JOB_STATE_PAUSED"}
-METHOD_SPEC = {
-    "supervised": "supervisedTuningSpec",
-    "preference": "preferenceOptimizationSpec",
-    "distillation": "distillationSpec",
-}
 
 
 @friendly_errors
@@ -57,7 +51,9 @@ def tune(
     ),
 ) -> None:
     """Tune BASE_MODEL on TRAIN_FILE and print the tuned model's name."""
-    if method not in METHOD_SPEC:
+    from tuneforge.api.vertex_schema import ADAPTER_SIZE_NAMES, SPEC_KEYS  # imports torch: late
+
+    if method not in SPEC_KEYS:
         fail(f"unknown method {method!r}; choose supervised, preference or distillation")
     _check_locally(train_file, _tokenizer_model(base_model, server), method, epochs, batch_size)
     hyperparameters = {
@@ -65,7 +61,7 @@ def tune(
         "batchSize": batch_size,
         "learningRate": learning_rate,
         "learningRateMultiplier": learning_rate_multiplier,
-        "adapterSize": f"ADAPTER_SIZE_{ADAPTER_SIZE_NAMES.get(adapter_size, '?')}",
+        "adapterSize": ADAPTER_SIZE_NAMES.get(adapter_size, f"ADAPTER_SIZE_{adapter_size}"),
         "beta": beta,
         "maxSequenceLength": max_seq_length,
         "warmupRatio": warmup_ratio,
@@ -89,7 +85,7 @@ def tune(
             spec["studentModel"] = base_model
         body = {
             "baseModel": base_model,
-            METHOD_SPEC[method]: spec,
+            SPEC_KEYS[method]: spec,
             "tunedModelDisplayName": display_name,
         }
         job = client.create_job(body)

@@ -43,11 +43,6 @@ def read_checkpoints(checkpoints_dir: Path) -> tuple[list[CheckpointInfo], list[
     return checkpoints, epochs
 
 
-def latest_checkpoint(checkpoints_dir: Path) -> CheckpointInfo | None:
-    checkpoints, _ = read_checkpoints(checkpoints_dir) if checkpoints_dir.exists() else ([], [])
-    return checkpoints[-1] if checkpoints else None
-
-
 def remove_incomplete(checkpoints_dir: Path) -> None:
     """Trainer folders a crash left before they were described are not safe to resume from."""
     if not checkpoints_dir.exists():
