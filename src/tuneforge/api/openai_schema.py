@@ -20,7 +20,7 @@ from tuneforge.data.records import Conversation
 from tuneforge.data.turns import openai_messages
 from tuneforge.errors import InvalidArgument
 from tuneforge.inference.types import GenerationParams, GenerationResult
-from tuneforge.models.names import openai_checkpoint_name, openai_model_name
+from tuneforge.models.names import fine_tuned_model_name, openai_checkpoint_name
 from tuneforge.service import JobRequest, JobView, ModelInfo
 from tuneforge.store.models import Checkpoint, Event, TuningJob
 from tuneforge.store.states import JobState, SubState
@@ -46,6 +46,7 @@ STATUS = {
 }
 EVENT_LEVELS = {"info": "info", "warning": "warn", "error": "error"}
 EVENT_ID_PREFIX = "ftevent-"
+DEFAULT_TEMPERATURE = 1.0  # OpenAI samples unless told otherwise; 0 is greedy
 
 
 class Request(BaseModel):
@@ -134,10 +135,6 @@ def job_status(job: TuningJob) -> str:
     if job.state == JobState.RUNNING and job.sub_state == SubState.PROCESSING_DATASET:
         return "validating_files"
     return STATUS[job.state]
-
-
-def fine_tuned_model_name(job: TuningJob) -> str:
-    return openai_model_name(job.base_model, job.project_id, job.suffix, job.id)
 
 
 def job_object(view: JobView, result_files: list[str]) -> dict[str, Any]:
@@ -301,7 +298,7 @@ class ChatRequest(Request):
 
     def params(self) -> GenerationParams:
         given = {
-            "temperature": self.temperature,
+            "temperature": DEFAULT_TEMPERATURE if self.temperature is None else self.temperature,
             "top_p": self.top_p,
             "max_output_tokens": self.max_completion_tokens
             if self.max_completion_tokens is not None

@@ -39,6 +39,11 @@ def openai_model_name(base_model: str, project_id: str, suffix: str | None, job_
     return f"ft:{base}:{project_id}:{suffix or ''}:{job_id}"
 
 
+def fine_tuned_model_name(job) -> str:
+    """The OpenAI name of a job's tuned model (``job``: a TuningJob row)."""
+    return openai_model_name(job.base_model, job.project_id, job.suffix, job.id)
+
+
 def openai_checkpoint_name(fine_tuned_model: str, step: int) -> str:
     return f"{fine_tuned_model}:ckpt-step-{step}"
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from tuneforge.models.names import openai_checkpoint_name, openai_model_name
+from tuneforge.models.names import fine_tuned_model_name, openai_checkpoint_name
 from tuneforge.store.models import Checkpoint, TunedModel, TuningJob
 from tuneforge.store.states import JobState, RequestedAction
 
@@ -51,10 +51,6 @@ class ModelNames:
 
 def vertex_parent(project_id: str) -> str:
     return f"projects/{project_id}/locations/{VERTEX_LOCATION}"
-
-
-def fine_tuned_model_name(job: TuningJob) -> str:
-    return openai_model_name(job.base_model, job.project_id, job.suffix, job.id)
 
 
 def tuned_model_names(job: TuningJob, tuned: TunedModel) -> ModelNames:
