@@ -133,3 +133,42 @@ def test_unknown_and_other_projects_models_are_not_found(api, tmp_path):
         assert error["code"] == "model_not_found"
         assert error["param"] == "model"
         assert model in error["message"]
+
+
+@pytest.mark.parametrize(("given", "temperature"), [({}, 1.0), ({"temperature": 0}, 0.0)])
+def test_completions_sample_unless_told_otherwise(api, monkeypatch, given, temperature):
+    seen = []
+    generate = api.service.generate
+
+    def recording(project, model, prompt, params):
+        seen.append(params)
+        return generate(project, model, prompt, params)
+
+    monkeypatch.setattr(api.service, "generate", recording)
+    chat(api, max_tokens=2, **given)
+    assert seen[0].temperature == temperature
+
+
+def stream_chunks(api, **body) -> list[dict]:
+    body = {"model": TINY, "messages": HELLO, "stream": True, **body}
+    response = api.client.post(CHAT, json=body, headers=api.headers())
+    assert response.status_code == 200, response.text
+    events = [line for line in response.text.split("\n\n") if line]
+    assert events[-1] == "data: [DONE]"
+    return [json.loads(event[6:]) for event in events[:-1]]
+
+
+def test_a_stream_cut_by_max_tokens_finishes_with_length_and_reports_usage(api):
+    whole = chat(api, temperature=0, max_tokens=1)
+    chunks = stream_chunks(api, temperature=0, max_tokens=1, stream_options={"include_usage": True})
+    *text_chunks, usage = chunks
+    assert text_chunks[-1]["choices"][0]["finish_reason"] == "length"
+    assert usage["choices"] == []
+    expected = {"prompt_tokens", "completion_tokens", "total_tokens"}
+    assert usage["usage"] == whole.usage.model_dump(include=expected)
+    assert [c["choices"][0]["finish_reason"] for c in text_chunks].count("length") == 1
+
+
+def test_a_stream_has_no_usage_unless_asked(api):
+    chunks = stream_chunks(api, temperature=0, max_tokens=2)
+    assert all("usage" not in chunk for chunk in chunks)

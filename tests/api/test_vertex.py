@@ -529,10 +529,14 @@ def test_generate_content_with_the_real_tiny_model(api: Api, client: genai.Clien
 
     with pytest.raises(genai_errors.ClientError) as caught:
         client.models.generate_content(
-            model=TINY, contents=types.Content(role="model", parts=[types.Part(text="x")])
+            model=TINY,
+            contents=[
+                types.Content(role="user", parts=[types.Part(text="x")]),
+                types.Content(role="model", parts=[types.Part(text="y")]),
+            ],
         )
     assert caught.value.code == 400
-    assert "end with a user turn" in caught.value.message
+    assert "contents[1]: the contents must end with a user turn" in caught.value.message
 
 
 @pytest.mark.parametrize(
@@ -541,6 +545,15 @@ def test_generate_content_with_the_real_tiny_model(api: Api, client: genai.Clien
         ({"contents": []}, "contents"),
         ({"contents": [{"role": "tool", "parts": [{"text": "x"}]}]}, "contents[0].role"),
         ({"contents": [{"parts": [{"inlineData": {"data": ""}}]}]}, "only text parts"),
+        # The same checks, and field paths, as a dataset line.
+        (
+            {"contents": [{"role": "model", "parts": [{"text": "x"}]}, *TEXT]},
+            'contents[0].role: expected a "user" turn here',
+        ),
+        ({"contents": [*TEXT, *TEXT]}, 'contents[1].role: expected a "model" turn here'),
+        ({"contents": [{"role": "user", "parts": []}]}, "contents[0].parts"),
+        ({"contents": [{"role": "user", "parts": [{"text": 3}]}]}, "contents[0].parts[0].text"),
+        ({"contents": TEXT, "systemInstruction": {"parts": "x"}}, "systemInstruction.parts"),
         ({"contents": TEXT, "generationConfig": {"topP": 2}}, "generationConfig.topP"),
         ({"contents": TEXT, "generationConfig": {"maxOutputTokens": 0}}, "maxOutputTokens"),
         ({"contents": TEXT, "generationConfig": {"candidateCount": 0}}, "candidateCount"),
@@ -572,3 +585,16 @@ def test_generate_content_on_unknown_models_is_not_found(
     )
     assert response.status_code == 404
     assert response.json()["error"]["status"] == "NOT_FOUND"
+
+
+@pytest.mark.parametrize(("config", "temperature"), [({}, 1.0), ({"temperature": 0}, 0.0)])
+def test_generate_content_samples_unless_told_otherwise(
+    api: Api, recording: RecordingBackend, config: dict, temperature: float
+):
+    response = api.client.post(
+        f"/v1/{PARENT}/publishers/tuneforge/models/tiny-chat:generateContent",
+        json={"contents": TEXT, "generationConfig": config},
+        headers=api.headers(),
+    )
+    assert response.status_code == 200, response.text
+    assert recording.calls[-1][2].temperature == temperature

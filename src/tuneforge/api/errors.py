@@ -7,12 +7,16 @@ Vertex routes (``/v1/projects/...``, ``/v1beta1/...``) answer ``{"error": {"code
 
 from __future__ import annotations
 
+import logging
+
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tuneforge.errors import Conflict, NotFound, TuneforgeError
+
+log = logging.getLogger(__name__)
 
 VERTEX_STATUS = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED",
                  404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED", 409: "FAILED_PRECONDITION",
@@ -87,3 +91,9 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, err: StarletteHTTPException):
         return error_response(request, err.status_code, str(err.detail))
+
+    @app.exception_handler(Exception)
+    async def _unexpected_error(request: Request, err: Exception):
+        # The details may hold paths or data: they go to the log, not to the client.
+        log.error("unhandled error in %s %s", request.method, request.url.path, exc_info=err)
+        return error_response(request, 500, "internal error", "internal_error")

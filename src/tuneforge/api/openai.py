@@ -31,8 +31,10 @@ from tuneforge.api.openai_schema import (
     model_name,
     model_object,
     renamed,
+    usage_chunk_object,
 )
 from tuneforge.errors import InvalidArgument, NotFound
+from tuneforge.inference.types import TextStream
 from tuneforge.service import JobView, Service
 from tuneforge.store.repo_common import MAX_PAGE_SIZE
 
@@ -185,8 +187,9 @@ def chat_completions(
             if params.n > 1:
                 raise ApiError(400, "n: a streamed completion has one choice", param="n")
             deltas = service.stream(project, body.model, prompt, params)
+            include_usage = bool(body.stream_options and body.stream_options.include_usage)
             return StreamingResponse(
-                server_sent_events(header, deltas), media_type="text/event-stream"
+                server_sent_events(header, deltas, include_usage), media_type="text/event-stream"
             )
         result = service.generate(project, body.model, prompt, params)
     except NotFound as err:
@@ -197,8 +200,11 @@ def chat_completions(
     return chat_completion_object(header, result)
 
 
-def server_sent_events(header: dict[str, Any], deltas: Iterator[str]) -> Iterator[str]:
-    """``chat.completion.chunk`` events: the role, the text deltas, the finish, ``[DONE]``."""
+def server_sent_events(
+    header: dict[str, Any], deltas: TextStream, include_usage: bool = False
+) -> Iterator[str]:
+    """``chat.completion.chunk`` events: the role, the text deltas, the finish, the usage when
+    asked (``stream_options.include_usage``), ``[DONE]``."""
 
     def event(data: dict[str, Any]) -> str:
         return f"data: {json.dumps(data)}\n\n"
@@ -212,5 +218,7 @@ def server_sent_events(header: dict[str, Any], deltas: Iterator[str]) -> Iterato
         yield event({"error": {"message": str(err), "type": "server_error", "param": None,
                                "code": None}})  # fmt: skip
         return
-    yield event(chunk_object(header, {}, "stop"))
+    yield event(chunk_object(header, {}, deltas.finish_reason or "stop"))
+    if include_usage:
+        yield event(usage_chunk_object(header, deltas.prompt_tokens, deltas.output_tokens))
     yield "data: [DONE]\n\n"

@@ -357,6 +357,22 @@ def chunk_object(
     }
 
 
+def usage_chunk_object(
+    header: dict[str, Any], prompt_tokens: int, completion_tokens: int
+) -> dict[str, Any]:
+    """The last chunk of a stream with ``stream_options.include_usage``: no choices, the usage."""
+    return {
+        **header,
+        "object": "chat.completion.chunk",
+        "choices": [],
+        "usage": {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+        },
+    }
+
+
 # --- shared -------------------------------------------------------------------------------
 
 

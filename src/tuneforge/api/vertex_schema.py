@@ -14,7 +14,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
-from tuneforge.data.records import Conversation, Turn
+from tuneforge.data.checks import LineIssues
+from tuneforge.data.records import Conversation
+from tuneforge.data.turns import vertex_contents
 from tuneforge.errors import InvalidArgument
 from tuneforge.inference.types import GenerationParams, GenerationResult
 from tuneforge.models.names import TunedRef, parse_model_name
@@ -55,6 +57,7 @@ STATS_KEYS = {
 # google.rpc.Code numbers for a failed job's error.
 RPC_INVALID_ARGUMENT, RPC_ABORTED, RPC_INTERNAL = 3, 10, 13
 FINISH_REASONS = {"stop": "STOP", "length": "MAX_TOKENS"}
+DEFAULT_TEMPERATURE = 1.0  # Vertex samples unless told otherwise; 0 is greedy
 
 # tuneforge's hyperparameter names (as the service's messages use them) → Vertex's.
 HYPERPARAMETER_NAMES = {
@@ -387,23 +390,6 @@ def _without_nones(body: dict[str, Any]) -> dict[str, Any]:
 # --- generateContent ------------------------------------------------------------------------
 
 
-class Part(VertexModel):
-    text: str | None = None
-
-
-class Content(VertexModel):
-    role: str | None = None
-    parts: list[Part] = Field(default_factory=list)
-
-    def text(self, where: str) -> str:
-        for index, part in enumerate(self.parts):
-            if part.text is None:
-                raise InvalidArgument(
-                    f"{where}.parts[{index}]: only text parts are supported", f"{where}.parts"
-                )
-        return "".join(part.text or "" for part in self.parts)
-
-
 class GenerationConfig(VertexModel):
     temperature: float | None = None
     top_p: float | None = None
@@ -415,7 +401,7 @@ class GenerationConfig(VertexModel):
 
     def to_params(self) -> GenerationParams:
         given = {
-            "temperature": self.temperature,
+            "temperature": DEFAULT_TEMPERATURE if self.temperature is None else self.temperature,
             "top_p": self.top_p,
             "top_k": int(self.top_k) if self.top_k is not None else None,
             "max_output_tokens": self.max_output_tokens,
@@ -427,26 +413,36 @@ class GenerationConfig(VertexModel):
 
 
 class GenerateContentRequest(VertexModel):
-    contents: list[Content] = Field(default_factory=list)
-    system_instruction: Content | None = None
+    # Read as JSON by the data layer's reader, so a request and a dataset line get the same
+    # checks and the same field paths in their errors.
+    contents: list[Any] = Field(default_factory=list)
+    system_instruction: Any = None
     generation_config: GenerationConfig = Field(default_factory=GenerationConfig)
 
     def conversation(self) -> Conversation:
         if not self.contents:
             raise InvalidArgument("contents: give at least one user content", "contents")
-        turns = []
-        for index, content in enumerate(self.contents):
-            role = content.role or "user"
-            if role not in ("user", "model"):
-                raise InvalidArgument(
-                    f"contents[{index}].role must be 'user' or 'model', got {role!r}",
-                    "contents.role",
-                )
-            turns.append(Turn(role=role, text=content.text(f"contents[{index}]")))  # type: ignore[arg-type]
-        system = None
+        # Vertex lets the role be left out, meaning "user".
+        contents = [
+            {**content, "role": "user"}
+            if isinstance(content, dict) and content.get("role") is None
+            else content
+            for content in self.contents
+        ]
+        raw: dict[str, Any] = {"contents": contents}
         if self.system_instruction is not None:
-            system = self.system_instruction.text("systemInstruction") or None
-        return Conversation(turns=tuple(turns), system=system)
+            raw["systemInstruction"] = self.system_instruction
+        issues = LineIssues(line=0)
+        prompt = vertex_contents(raw, issues, ending="any")
+        if prompt is None:
+            first = next(p for p in issues.problems if p.severity == "error")
+            raise InvalidArgument(f"{first.field}: {first.message}", first.field)
+        if not prompt.is_prompt_only:
+            last = f"contents[{len(contents) - 1}]"
+            raise InvalidArgument(
+                f"{last}: the contents must end with a user turn, which the model answers", last
+            )
+        return prompt
 
 
 def generate_content_json(result: GenerationResult, model_version: str) -> dict[str, Any]:

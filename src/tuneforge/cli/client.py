@@ -7,12 +7,14 @@ takes: API → service → store → scheduler → runner.
 
 from __future__ import annotations
 
+import ipaddress
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -93,6 +95,31 @@ def local_key(settings: Settings) -> str | None:
     return path.read_text().strip() if path.exists() else None
 
 
+def is_loopback(server: str) -> bool:
+    """Whether the server's URL names this machine (localhost, 127.0.0.0/8 or ::1)."""
+    host = urlsplit(server if "://" in server else f"http://{server}").hostname or ""
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def server_key(settings: Settings, server: str) -> str:
+    """TUNEFORGE_API_KEY, else, for a server on this machine only, the local data dir's key:
+    it must never be sent to another machine."""
+    if settings.api_key:
+        return settings.api_key
+    key = local_key(settings) if is_loopback(server) else None
+    if not key:
+        raise TuneforgeError(
+            f"no API key for {server}: set TUNEFORGE_API_KEY to a key of that server "
+            "(the local data dir's key is used only for a server on this machine)"
+        )
+    return key
+
+
 @contextmanager
 def connect(server: str | None = None, *, run_jobs: bool = False) -> Iterator[Client]:
     """A client of ``server``, or of an app started in this process (running queued jobs when
@@ -100,9 +127,7 @@ def connect(server: str | None = None, *, run_jobs: bool = False) -> Iterator[Cl
     settings = get_settings()
     server = server or settings.server
     if server:
-        key = settings.api_key or local_key(settings)
-        if not key:
-            raise TuneforgeError("no API key: set TUNEFORGE_API_KEY for the server")
+        key = server_key(settings, server)
         client = Client(server, key)
         try:
             yield client

@@ -8,7 +8,6 @@ caller its own result. No background thread is needed.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 
@@ -18,6 +17,7 @@ from tuneforge.inference.types import (
     GenerationResult,
     InferenceBackend,
     ModelTarget,
+    TextStream,
     check_prompt,
 )
 
@@ -84,5 +84,5 @@ class BatchingBackend:
 
     def stream(
         self, target: ModelTarget, prompt: Conversation, params: GenerationParams
-    ) -> Iterator[str]:
+    ) -> TextStream:
         return self.inner.stream(target, prompt, params)

@@ -7,7 +7,7 @@ Runs anywhere torch runs (the CPU test machines included). Models come from a
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -22,9 +22,11 @@ from tuneforge.inference.model_cache import LoadedModel, ModelCache
 from tuneforge.inference.types import (
     BatchBackend,
     Completion,
+    FinishReason,
     GenerationParams,
     GenerationResult,
     ModelTarget,
+    TextStream,
     check_prompt,
     cut_at_stop,
     held_back,
@@ -116,7 +118,7 @@ class TransformersBackend(BatchBackend):
 
     def stream(
         self, target: ModelTarget, prompt: Conversation, params: GenerationParams
-    ) -> Iterator[str]:
+    ) -> TextStream:
         check_prompt(prompt)
         loaded = self._cache.get(target)
         ids = prompt_ids(prompt, loaded.tokenizer)
@@ -124,9 +126,11 @@ class TransformersBackend(BatchBackend):
         streamer = TextIteratorStreamer(loaded.tokenizer, skip_prompt=True, **DECODE_KWARGS)
         cancel = threading.Event()
         criteria: list[StoppingCriteria] = [Cancelled(cancel)]
-        if params.stop:
-            criteria.append(StopOnText(loaded.tokenizer, params.stop, len(ids)))
+        stop = StopOnText(loaded.tokenizer, params.stop, len(ids)) if params.stop else None
+        if stop:
+            criteria.append(stop)
         errors: list[BaseException] = []
+        outputs: list[torch.Tensor] = []
 
         def run() -> None:
             try:
@@ -136,19 +140,28 @@ class TransformersBackend(BatchBackend):
                     _seeded(params, self.device),
                     torch.inference_mode(),
                 ):
-                    model.generate(
+                    output = model.generate(
                         input_ids=input_ids.to(self.device),
                         attention_mask=attention_mask.to(self.device),
                         streamer=streamer,
                         stopping_criteria=StoppingCriteriaList(criteria),
                         **_generation_kwargs(loaded, params, max_new, copies=1),
                     )
+                outputs.append(output[0, len(ids) :].cpu())
             except BaseException as err:  # handed to the reader, which re-raises it
                 errors.append(err)
                 streamer.end()
 
+        def finish(stopped_at_text: bool) -> tuple[FinishReason, int]:
+            """Counted as a whole completion is: tokens up to EOS or the stop sequence."""
+            tokens = outputs[0].tolist() if outputs else []
+            end = stop.stopped_at.get(0) if stop else None
+            completion = _completion(loaded.tokenizer, tokens[:end], set(loaded.eos_ids), params)
+            reason = "stop" if stopped_at_text else completion.finish_reason
+            return reason, completion.output_tokens
+
         thread = threading.Thread(target=run, name="tuneforge-stream", daemon=True)
-        return _deltas(streamer, thread, cancel, errors, params.stop)
+        return TextStream(_deltas(streamer, thread, cancel, errors, params.stop), len(ids), finish)
 
     def _generate(
         self,
@@ -259,8 +272,9 @@ def _deltas(
     cancel: threading.Event,
     errors: list[BaseException],
     stop: tuple[str, ...],
-) -> Iterator[str]:
-    """The streamer's text, cut at the first stop sequence; generation starts on first read."""
+) -> Generator[str, None, bool]:
+    """The streamer's text, cut at the first stop sequence; generation starts on first read.
+    Returns whether it cut the text at a stop sequence."""
     thread.start()
     pending = ""  # text that may be the start of a stop sequence, not yet given out
     try:
@@ -270,7 +284,7 @@ def _deltas(
             if stopped:
                 if text:
                     yield text
-                return
+                return True
             ready = len(pending) - held_back(pending, stop)
             if ready:
                 yield pending[:ready]
@@ -279,6 +293,7 @@ def _deltas(
             raise errors[0]
         if pending:
             yield pending
+        return False
     finally:
         cancel.set()
         thread.join()

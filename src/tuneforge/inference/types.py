@@ -7,7 +7,7 @@ turn, and :class:`GenerationParams`.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Protocol
@@ -84,6 +84,37 @@ class GenerationResult:
         return sum(c.output_tokens for c in self.completions)
 
 
+class TextStream(Iterator[str]):
+    """Text deltas of one completion. Once they are all read, ``finish_reason`` and
+    ``output_tokens`` say how it ended (None / 0 before then, or if the reader stops early).
+
+    ``deltas`` returns whether it cut the text at a stop sequence; ``finish`` turns that into
+    the finish reason and the completion's token count."""
+
+    def __init__(
+        self,
+        deltas: Generator[str, None, bool],
+        prompt_tokens: int,
+        finish: Callable[[bool], tuple[FinishReason, int]],
+    ) -> None:
+        self._deltas = deltas
+        self._finish = finish
+        self.prompt_tokens = prompt_tokens
+        self.output_tokens = 0
+        self.finish_reason: FinishReason | None = None
+
+    def __next__(self) -> str:
+        try:
+            return next(self._deltas)
+        except StopIteration as end:
+            self.finish_reason, self.output_tokens = self._finish(bool(end.value))
+            raise
+
+    def close(self) -> None:
+        """Stop reading: the generation behind it ends."""
+        self._deltas.close()
+
+
 class InferenceBackend(Protocol):
     def generate(
         self, target: ModelTarget, prompt: Conversation, params: GenerationParams
@@ -95,7 +126,7 @@ class InferenceBackend(Protocol):
 
     def stream(
         self, target: ModelTarget, prompt: Conversation, params: GenerationParams
-    ) -> Iterator[str]:
+    ) -> TextStream:
         """Text deltas of one completion (``params.n`` is ignored)."""
         ...
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import gc
 import threading
-from collections.abc import Iterator
+from collections.abc import Generator
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,7 @@ from tuneforge.inference.types import (
     GenerationParams,
     GenerationResult,
     ModelTarget,
+    TextStream,
 )
 from tuneforge.models.loading import load_tokenizer
 
@@ -85,10 +86,20 @@ class VLLMBackend(BatchBackend):
 
     def stream(
         self, target: ModelTarget, prompt: Conversation, params: GenerationParams
-    ) -> Iterator[str]:
+    ) -> TextStream:
         result = self.generate(target, prompt, params)
-        if result.completions[0].text:
-            yield result.completions[0].text
+        completion = result.completions[0]
+
+        def deltas() -> Generator[str, None, bool]:
+            if completion.text:
+                yield completion.text
+            return False  # the completion's finish reason already says whether it stopped
+
+        return TextStream(
+            deltas(),
+            result.prompt_tokens,
+            lambda _: (completion.finish_reason, completion.output_tokens),
+        )
 
     def _engine(self, target: ModelTarget) -> tuple[Any, Any]:
         weights = target.weights_path

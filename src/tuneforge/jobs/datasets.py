@@ -5,8 +5,11 @@ Anything else is refused, so a dataset URI can never read an arbitrary file of t
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
+import re
 import shutil
+import tempfile
 from pathlib import Path
 
 from sqlalchemy.orm import Session
@@ -74,11 +77,33 @@ def _remote(uri: str, scheme: str, param: str, fetch: bool, cache_dir: Path) -> 
         raise InvalidArgument(
             f"{param}: reading {scheme}:// URIs needs the packages fsspec and {backend}", param
         )
-    target = cache_dir / uri.replace("://", "/")
+    target = cache_dir / cache_name(uri)
     if fetch:
-        import fsspec
-
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with fsspec.open(uri, "rb") as source, target.open("wb") as sink:
-            shutil.copyfileobj(source, sink)
+        _download(uri, target)
     return target
+
+
+def cache_name(uri: str) -> str:
+    """The cache file of a URI: named by its hash, so the URI's own path ("gs://b/../../x")
+    never picks where it goes; its extension is kept, as readers go by it."""
+    suffix = Path(uri).suffix
+    keep = suffix if re.fullmatch(r"\.[A-Za-z0-9]{1,15}", suffix) else ""
+    return hashlib.sha256(uri.encode()).hexdigest() + keep
+
+
+def _download(uri: str, target: Path) -> None:
+    """Fetch into a private temporary file, then rename it into place: jobs reading the same
+    URI at once never see (or write into) each other's half-written copy."""
+    import fsspec
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=target.parent, prefix=".partial-", delete=False) as sink:
+        partial = Path(sink.name)
+        try:
+            with fsspec.open(uri, "rb") as source:
+                shutil.copyfileobj(source, sink)
+        except BaseException:
+            sink.close()
+            partial.unlink(missing_ok=True)
+            raise
+    partial.replace(target)

@@ -35,6 +35,8 @@ def resolve_base_model(name: str, settings: Settings) -> ResolvedModel:
         return ResolvedModel(name, str(ensure_tiny_model(name, settings.models_dir)))
 
     roots = _model_roots(settings)
+    if ".." in Path(name).parts:
+        raise ModelNotFound(f"base model {name!r}: '..' is not allowed in a model name")
     candidate = Path(name).expanduser()
     if candidate.is_absolute() or name.startswith("."):
         if not (candidate / "config.json").is_file():
@@ -46,8 +48,10 @@ def resolve_base_model(name: str, settings: Settings) -> ResolvedModel:
             )
         return ResolvedModel(name, str(candidate.resolve()))
     for root in roots:
-        if (root / name / "config.json").is_file():
-            return ResolvedModel(name, str((root / name).resolve()))
+        folder = root / name
+        # The resolved folder must stay under its root: a symlink must not lead elsewhere.
+        if (folder / "config.json").is_file() and _is_under(folder, root):
+            return ResolvedModel(name, str(folder.resolve()))
     return ResolvedModel(name, _check_hub_id(name))
 
 

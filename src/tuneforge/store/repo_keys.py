@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 from datetime import timedelta
 
@@ -12,6 +13,7 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from tuneforge.errors import InvalidArgument
 from tuneforge.store.models import ApiKey, Project
 from tuneforge.store.repo_common import get_scoped, require_project
 from tuneforge.store.types import utcnow
@@ -21,10 +23,19 @@ DISPLAY_PREFIX_CHARS = 8
 MAX_API_KEY_CHARS = 256
 # last_used_at is refreshed at most this often, so authenticating is not a write per request.
 LAST_USED_RESOLUTION = timedelta(minutes=1)
+# A project id becomes part of model names (``ft:...:{project}:...``) and resource paths, so it
+# may hold no ':' or '/'.
+PROJECT_ID = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
 
 
 def ensure_project(session: Session, project_id: str) -> Project:
     """The project with this id, created if missing (safe against a concurrent creator)."""
+    if not PROJECT_ID.fullmatch(project_id):
+        raise InvalidArgument(
+            f"project id {project_id!r}: use 1 to 63 lowercase letters, digits and '-', "
+            "starting with a letter or digit",
+            "project",
+        )
     insert = postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
     session.execute(
         insert(Project)
