@@ -10,6 +10,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, Llama
 from tests.engine.conftest import RecordingObserver
 from tests.helpers import exact_match
 from tuneforge.data.records import Conversation, Turn
+from tuneforge.data.tokenize import tokenize_conversation
 from tuneforge.engine.errors import TuningError
 from tuneforge.engine.run import run_tuning
 from tuneforge.engine.spec import Hyperparameters, TuningSpec
@@ -128,7 +129,9 @@ def test_cancel_stops_at_a_step_and_keeps_completed_epochs(sentiment, settings, 
     assert (result.checkpoints[0].path / "adapter_model.safetensors").is_file()
 
 
-def test_pause_then_resume_ends_where_an_uninterrupted_run_ends(sentiment, settings, tmp_path):
+def test_pause_then_resume_ends_where_an_uninterrupted_run_ends(
+    sentiment, settings, tmp_path, models_dir
+):
     train, validation = sentiment["train"][:120], sentiment["validation"][:20]
     spec = TuningSpec(base_model=TINY, hyperparameters=Hyperparameters(epochs=2, batch_size=4))
 
@@ -150,6 +153,84 @@ def test_pause_then_resume_ends_where_an_uninterrupted_run_ends(sentiment, setti
     for a, b in zip(straight.epochs, resumed.epochs, strict=True):
         assert a.valid_loss == pytest.approx(b.valid_loss, rel=1e-3)
     assert straight.step_losses[-1][1] == pytest.approx(resumed.step_losses[-1][1], rel=1e-3)
+    # Training tokens of the whole run (both attempts), no validation tokens.
+    tokenizer = AutoTokenizer.from_pretrained(models_dir / "tiny-chat")
+    per_epoch = sum(len(tokenize_conversation(e, tokenizer, 2048).input_ids) for e in train)
+    assert straight.trained_tokens == resumed.trained_tokens == 2 * per_epoch
+    assert resumed.tokens_per_second > 0
+
+
+@pytest.fixture
+def count_evaluations(monkeypatch) -> list[int]:
+    from transformers import Trainer
+
+    calls: list[int] = []
+    evaluate = Trainer._evaluate
+
+    def counted(self, *args, **kwargs):
+        calls.append(self.state.global_step)
+        return evaluate(self, *args, **kwargs)
+
+    monkeypatch.setattr(Trainer, "_evaluate", counted)
+    return calls
+
+
+def test_cancel_neither_evaluates_nor_saves_again(sentiment, settings, tmp_path, count_evaluations):
+    train, validation = sentiment["train"][:120], sentiment["validation"][:20]
+    spec = TuningSpec(base_model=TINY, hyperparameters=Hyperparameters(epochs=2, batch_size=4))
+    observer = RecordingObserver(stop_at_step=36, stop_with="cancel")
+    result = run_tuning(spec, train, validation, tmp_path / "cancel", settings, observer)
+    assert result.outcome == "cancelled" and result.steps == 37
+    assert count_evaluations == [30]  # epoch 1's only
+    assert [(c.kind, c.step) for c in observer.checkpoints] == [("epoch", 30)]
+    assert [p.name for p in (tmp_path / "cancel" / "checkpoints").glob("*-*")] == ["epoch-1"]
+
+
+def test_pause_saves_once_and_a_cancel_after_resuming_drops_the_resume_point(
+    sentiment, settings, tmp_path, count_evaluations
+):
+    train, validation = sentiment["train"][:120], sentiment["validation"][:20]
+    spec = TuningSpec(base_model=TINY, hyperparameters=Hyperparameters(epochs=3, batch_size=4))
+    output = tmp_path / "run"
+    observer = RecordingObserver(stop_at_step=36, stop_with="pause")
+    paused = run_tuning(spec, train, validation, output, settings, observer)
+    assert paused.outcome == "paused" and paused.steps == 37
+    assert count_evaluations == [30]
+    assert [(c.kind, c.step) for c in observer.checkpoints] == [("epoch", 30), ("resume", 37)]
+
+    observer = RecordingObserver(stop_at_step=70, stop_with="cancel")
+    cancelled = run_tuning(spec, train, validation, output, settings, observer)
+    assert cancelled.outcome == "cancelled" and cancelled.steps == 71
+    assert sorted(p.name for p in (output / "checkpoints").glob("*-*")) == ["epoch-1", "epoch-2"]
+
+
+def test_a_pause_on_an_epochs_last_step_keeps_that_epoch(sentiment, settings, tmp_path):
+    train, validation = sentiment["train"][:120], sentiment["validation"][:20]
+    spec = TuningSpec(base_model=TINY, hyperparameters=Hyperparameters(epochs=2, batch_size=4))
+    output = tmp_path / "run"
+    # Asked once step 29 was reported: it lands on step 30, epoch 1's last.
+    observer = RecordingObserver(stop_at_step=29, stop_with="pause")
+    paused = run_tuning(spec, train, validation, output, settings, observer)
+    assert paused.outcome == "paused" and paused.steps == 30
+    assert [e.epoch for e in observer.epochs] == [1]
+    assert observer.epochs[0].valid_loss is not None
+    assert [(c.kind, c.path.name) for c in observer.checkpoints] == [("epoch", "epoch-1")]
+
+    resumer = RecordingObserver()
+    resumed = run_tuning(spec, train, validation, output, settings, resumer)
+    assert resumed.outcome == "succeeded"
+    assert resumer.plans[0].resumed_from_step == 30
+    assert [e.epoch for e in resumed.epochs] == [1, 2]
+    assert [c.path.name for c in resumed.checkpoints] == ["epoch-1", "epoch-2"]
+
+
+def test_a_pause_on_the_last_step_lets_the_run_complete(sentiment, settings, tmp_path):
+    train = sentiment["train"][:40]
+    spec = TuningSpec(base_model=TINY, hyperparameters=Hyperparameters(epochs=1, batch_size=4))
+    observer = RecordingObserver(stop_at_step=9, stop_with="pause")
+    result = run_tuning(spec, train, [], tmp_path / "run", settings, observer)
+    assert result.outcome == "succeeded" and result.steps == 10
+    assert [c.path.name for c in result.checkpoints] == ["epoch-1"]
 
 
 def test_unknown_model_fails_before_training(sentiment, settings, tmp_path):

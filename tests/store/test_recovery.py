@@ -24,6 +24,11 @@ def alive(job: TuningJob) -> bool:
     return True
 
 
+def unknown(job: TuningJob) -> None:
+    """A runner on another machine: only its heartbeat can tell."""
+    return None
+
+
 def claim(session: Session, worker_id: str = "w1") -> TuningJob:
     job = repo.claim_next_job(session, worker_id, capacity=10)
     assert job is not None
@@ -112,11 +117,25 @@ def test_a_stale_heartbeat_counts_as_gone(session: Session) -> None:
         .where(TuningJob.id == stale.id)
         .values(heartbeat_at=utcnow() - timedelta(minutes=5))
     )
-    recovered = repo.requeue_orphans(session, alive, stale_after_s=60)
+    recovered = repo.requeue_orphans(session, unknown, stale_after_s=60)
     assert [j.id for j in recovered] == [stale.id]
     assert "no heartbeat for over 60 s" in repo.list_events(session, stale.id)[-1].message
     assert repo.load_job(session, fresh.id).state == JobState.RUNNING
-    assert repo.requeue_orphans(session, alive) == []
+    assert repo.requeue_orphans(session, unknown) == []
+
+
+def test_a_live_runner_keeps_its_job_however_old_its_heartbeat(session: Session) -> None:
+    """A long phase without steps (loading a big model, a teacher writing answers) is no
+    reason to take the job from a runner the scheduler can see alive."""
+    job = queue_job(session)
+    claim(session)
+    session.execute(
+        update(TuningJob)
+        .where(TuningJob.id == job.id)
+        .values(heartbeat_at=utcnow() - timedelta(minutes=30))
+    )
+    assert repo.requeue_orphans(session, alive, stale_after_s=60) == []
+    assert repo.load_job(session, job.id).state == JobState.RUNNING
 
 
 def test_only_jobs_a_runner_holds_are_examined(session: Session) -> None:

@@ -34,7 +34,9 @@ def sequence_tokens(feature: dict) -> int:
 class TokenCounter:
     """Wraps a collator to count the real and the padded tokens it hands to the model.
 
-    ``tokens_of`` says how many real tokens one dataset row puts into the batch.
+    ``tokens_of`` says how many real tokens one dataset row puts into the batch. The trainer
+    collates evaluation batches with it too: only batches collated while ``counting`` is on
+    are counted (TuningCallback turns it on for the training part of each epoch).
     """
 
     def __init__(self, collator, tokens_of: Callable[[dict], int] = sequence_tokens) -> None:
@@ -42,12 +44,18 @@ class TokenCounter:
         self.tokens_of = tokens_of
         self.real_tokens = 0
         self.slots = 0
+        self.counting = True
 
     def __call__(self, features):
         batch = self.collator(features)
-        self.real_tokens += sum(self.tokens_of(f) for f in features)
-        self.slots += batch["input_ids"].numel()
+        if self.counting:
+            self.real_tokens += sum(self.tokens_of(f) for f in features)
+            self.slots += batch["input_ids"].numel()
         return batch
+
+    def tokens_per_epoch(self, dataset) -> int:
+        """Real tokens one pass over ``dataset`` (rows as the collator receives them) trains."""
+        return sum(self.tokens_of(row) for row in dataset)
 
     def reset(self) -> None:
         self.real_tokens = self.slots = 0
@@ -83,6 +91,8 @@ class TuningCallback(TrainerCallback):
         self._evals_without_improvement = 0
         self._started = time.perf_counter()
         self._start_step = 0
+        # A pause asked for on an epoch's last step: stop once that epoch is saved.
+        self._pause_after_epoch = False
 
     def restore(self, checkpoints: list[CheckpointInfo], epochs: list[EpochMetrics]) -> None:
         """Carry what earlier attempts of this run achieved (a resumed run)."""
@@ -100,6 +110,13 @@ class TuningCallback(TrainerCallback):
     def on_train_begin(self, args, state: TrainerState, control, **kwargs):
         self._started = time.perf_counter()
         self._start_step = state.global_step
+        # Whatever was collated before (DPO's reference pass) trained nothing.
+        self.counter.reset()
+        self.counter.counting = False
+
+    def on_epoch_begin(self, args, state: TrainerState, control, **kwargs):
+        # Not on_step_begin: the trainer collates a step's batches before calling it.
+        self.counter.counting = True
 
     def on_log(self, args, state: TrainerState, control, logs=None, **kwargs):
         logs = logs or {}
@@ -140,7 +157,15 @@ class TuningCallback(TrainerCallback):
 
     def on_step_end(self, args, state, control: TrainerControl, **kwargs):
         request = self.observer.stop_requested()
-        if request is None:
+        if request is None or self._pause_after_epoch:
+            return
+        if request == "pause" and _at_epoch_end(state):
+            # Let the epoch end as usual (evaluation, epoch-N checkpoint); on_save stops then.
+            self._pause_after_epoch = True
+            self.observer.on_event(
+                f"pause requested: stopping after epoch {round(state.epoch or 0)} "
+                f"(step {state.global_step})"
+            )
             return
         self.stop = request
         control.should_training_stop = True
@@ -151,7 +176,12 @@ class TuningCallback(TrainerCallback):
 
     # --- epochs, evaluation, early stopping ----------------------------------------------
     def on_epoch_end(self, args, state: TrainerState, control: TrainerControl, **kwargs):
+        self.counter.counting = False
         if self.stop is not None:
+            # Stopped mid-epoch: no evaluation, and no epoch checkpoint of a partial epoch (a
+            # pause has already saved its resume point at its step).
+            control.should_evaluate = False
+            control.should_save = False
             return
         train_loss = (
             sum(self._epoch_losses) / len(self._epoch_losses) if self._epoch_losses else 0.0
@@ -184,7 +214,7 @@ class TuningCallback(TrainerCallback):
     def on_save(self, args, state: TrainerState, control, **kwargs):
         saved = Path(args.output_dir) / f"checkpoint-{state.global_step}"
         epoch_float = float(state.epoch or 0.0)
-        at_epoch_end = abs(epoch_float - round(epoch_float)) < 1e-6 and self.stop is None
+        at_epoch_end = _at_epoch_end(state) and self.stop is None
         epoch_metrics = None
         if at_epoch_end:
             epoch = round(epoch_float)
@@ -209,6 +239,12 @@ class TuningCallback(TrainerCallback):
         describe(checkpoint, epoch_metrics)  # last: a described folder is a complete one
         self.checkpoints.append(checkpoint)
         self.observer.on_checkpoint(checkpoint)
+        if self._pause_after_epoch and at_epoch_end:
+            self._pause_after_epoch = False
+            # A run that ends here anyway (its last epoch, an early stop) simply completes.
+            if not control.should_training_stop:
+                self.stop = "pause"
+                control.should_training_stop = True
 
     def _close_epoch(self, epoch: int, step: int) -> EpochMetrics:
         _, train_loss, extra = getattr(self, "_current_epoch_train", (epoch, 0.0, {}))
@@ -227,6 +263,11 @@ class TuningCallback(TrainerCallback):
         self.epochs.append(metrics)
         self.observer.on_epoch(metrics)
         return metrics
+
+
+def _at_epoch_end(state: TrainerState) -> bool:
+    epoch = float(state.epoch or 0.0)
+    return epoch > 0 and abs(epoch - round(epoch)) < 1e-6
 
 
 def _float_or_none(value) -> float | None:

@@ -345,7 +345,7 @@ def run_trainer(
     elapsed = time.perf_counter() - started
 
     outcome = {"cancel": "cancelled", "pause": "paused", None: "succeeded"}[callback.stop]
-    if outcome == "succeeded":
+    if outcome != "paused":  # only a paused run goes on from its resume point
         remove_resume_points(checkpoints_dir)
     checkpoints, epochs = read_checkpoints(checkpoints_dir)
     default, reason = choose_default_checkpoint(checkpoints, epochs)
@@ -359,8 +359,14 @@ def run_trainer(
         default_reason=reason,
         steps=trainer.state.global_step,
         elapsed_s=elapsed,
-        trained_tokens=counter.real_tokens,
+        trained_tokens=trained_tokens(trainer, counter),
         tokens_per_second=counter.real_tokens / elapsed if elapsed else 0.0,
         stopped_early=callback.stopped_early,
         step_losses=callback.step_losses,
     )
+
+
+def trained_tokens(trainer, counter: TokenCounter) -> int:
+    """The run's trained tokens, every attempt included (what OpenAI bills): the training
+    rows' tokens times the epochs done so far."""
+    return round(counter.tokens_per_epoch(trainer.train_dataset) * (trainer.state.epoch or 0.0))

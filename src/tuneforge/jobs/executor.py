@@ -4,7 +4,9 @@ the scheduler gave it.
 The runner is tied to the process that started it (Linux ``PR_SET_PDEATHSIG``): when a server
 or worker dies, even by ``kill -9``, its runners die with it, and the job is requeued and
 resumed from its last checkpoint when a scheduler next looks. A runner that outlived its
-parent would keep training with nobody to supervise it.
+parent would keep training with nobody to supervise it. Linux ties the signal to the parent
+*thread*: runners must be started from a thread that lives as long as the process (the
+scheduler's), never from a short-lived one.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import signal
 import socket
 import subprocess
 import sys
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -105,5 +108,6 @@ class SubprocessExecutor:
             self.kill(job_id)
         self.reap()
 
-    def busy_devices(self) -> set[int]:
-        return {device for r in self.running.values() for device in r.devices}
+    def busy_devices(self) -> Counter[int]:
+        """How many runners use each device."""
+        return Counter(device for r in self.running.values() for device in r.devices)

@@ -12,7 +12,10 @@ import csv
 import logging
 import os
 import sys
+import threading
 import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from tuneforge.config import Settings, get_settings
@@ -49,6 +52,9 @@ METRICS_CSV_COLUMNS = [
 ]
 # Keys of a job's stored hyperparameters that are not engine hyperparameters.
 JOB_ONLY_KEYS = {"pre_tuned_model"}
+# How often the runner tells the store it is alive, whatever it is doing (loading a model,
+# validating a file, a teacher writing answers): well inside the scheduler's stale limit.
+HEARTBEAT_INTERVAL_S = 10.0
 
 
 class DatasetRejected(TuneforgeError):
@@ -62,10 +68,18 @@ def run_job(db: Database, settings: Settings, job_id: str, worker_id: str | None
     with db.session() as s:
         job = repo.heartbeat(s, job_id, worker_id=worker_id, runner_pid=os.getpid())
     observer = StoreObserver(db, job_id, worker_id)
+    with heartbeats(db, job_id, worker_id):
+        _run(db, service, job, observer, worker_id)
+
+
+def _run(db: Database, service: Service, job: TuningJob, observer, worker_id) -> None:
+    job_id = job.id
     try:
         spec = _spec_for(job, service)
         train, validation = _prepare_datasets(job, spec, service, observer)
-        result = run_tuning(spec, train, validation, service.job_dir(job_id), settings, observer)
+        result = run_tuning(
+            spec, train, validation, service.job_dir(job_id), service.settings, observer
+        )
         _record_outcome(db, service, job, result, worker_id)
     except DatasetRejected as err:
         _fail(db, job_id, worker_id, "invalid_training_file", str(err), err.param)
@@ -76,6 +90,32 @@ def run_job(db: Database, settings: Settings, job_id: str, worker_id: str | None
     except Exception as err:  # a bug: keep the traceback in the runner log, tell the user why
         traceback.print_exc()
         _fail(db, job_id, worker_id, "internal_error", f"{type(err).__name__}: {err}")
+
+
+@contextmanager
+def heartbeats(
+    db: Database, job_id: str, worker_id: str | None, interval_s: float = HEARTBEAT_INTERVAL_S
+) -> Iterator[None]:
+    """Heartbeat the job from a background thread while the block runs."""
+    stop = threading.Event()
+
+    def beat() -> None:
+        while not stop.wait(interval_s):
+            try:
+                with db.session() as s:
+                    repo.heartbeat(s, job_id, worker_id=worker_id)
+            except Conflict:
+                return  # finished, or no longer ours: the run itself finds out and stops
+            except Exception:  # a transient database error: try again next time
+                log.warning("heartbeat of job %s failed", job_id, exc_info=True)
+
+    thread = threading.Thread(target=beat, name=f"heartbeat-{job_id}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=interval_s)
 
 
 def _spec_for(job: TuningJob, service: Service) -> TuningSpec:
@@ -189,7 +229,21 @@ def _record_outcome(
         job_dir / "loss_curve.png",
         title=f"{job.id} ({job.base_model})",
     )
+    _finish_succeeded(db, job, result, worker_id)
+
+
+def _finish_succeeded(db: Database, job: TuningJob, result: TuningResult, worker_id) -> None:
+    """Mark the job SUCCEEDED and create its tuned model, both or neither (one transaction)."""
     with db.session() as s:
+        try:
+            repo.finish_job(s, job.id, JobState.SUCCEEDED, worker_id=worker_id)
+        except Conflict:
+            if repo.load_job(s, job.id).state != JobState.CANCELLING:
+                log.warning("job %s is no longer this runner's; its result is dropped", job.id)
+                return
+            # Cancelled while post-processing: the user's word wins, and no model is made.
+            repo.finish_job(s, job.id, JobState.CANCELLED, worker_id=worker_id)
+            return
         default = result.default_checkpoint
         stored = list(repo.list_checkpoints(s, job.id))
         chosen = next((c for c in stored if default and c.step == default.step), None)
@@ -201,10 +255,6 @@ def _record_outcome(
             display_name=job.display_name or job.suffix,
             default_checkpoint_id=chosen.id if chosen else None,
         )
-        try:
-            repo.finish_job(s, job.id, JobState.SUCCEEDED, worker_id=worker_id)
-        except Conflict:  # cancelled while post-processing: the user's word wins
-            repo.finish_job(s, job.id, JobState.CANCELLED, worker_id=worker_id)
 
 
 def _write_metrics_csv(series: dict, path: Path) -> None:
@@ -228,14 +278,19 @@ def _write_metrics_csv(series: dict, path: Path) -> None:
 
 def _fail(db: Database, job_id: str, worker_id, code: str, message: str, param=None) -> None:
     log.error("job %s failed: %s: %s", job_id, code, message)
-    with db.session() as s:
-        job = repo.load_job(s, job_id)
-        state = JobState.CANCELLED if job.state == JobState.CANCELLING else JobState.FAILED
-        error = {"code": code, "message": message, "param": param}
-        repo.finish_job(
-            s, job_id, state, error if state == JobState.FAILED else None, worker_id=worker_id
-        )
-        repo.record_event(s, job_id, f"job failed: {message}", level="error", data={"code": code})
+    try:
+        with db.session() as s:
+            job = repo.load_job(s, job_id)
+            state = JobState.CANCELLED if job.state == JobState.CANCELLING else JobState.FAILED
+            error = {"code": code, "message": message, "param": param}
+            repo.finish_job(
+                s, job_id, state, error if state == JobState.FAILED else None, worker_id=worker_id
+            )
+            repo.record_event(
+                s, job_id, f"job failed: {message}", level="error", data={"code": code}
+            )
+    except Conflict as err:  # requeued or finished meanwhile: the job is not ours to fail
+        log.warning("job %s: failure not recorded: %s", job_id, err)
 
 
 def main(argv: list[str] | None = None) -> int:

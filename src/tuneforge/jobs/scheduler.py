@@ -11,6 +11,7 @@ import socket
 import threading
 
 from tuneforge.config import Settings
+from tuneforge.errors import Conflict
 from tuneforge.jobs.executor import SubprocessExecutor, process_alive, worker_identity
 from tuneforge.store import repo
 from tuneforge.store.db import Database
@@ -18,7 +19,8 @@ from tuneforge.store.models import TuningJob
 
 log = logging.getLogger("tuneforge.scheduler")
 
-# A runner on another machine whose heartbeat is older than this is presumed dead.
+# A runner on another machine whose heartbeat is older than this is presumed dead. Runners
+# heartbeat every runner.HEARTBEAT_INTERVAL_S.
 STALE_HEARTBEAT_S = 120.0
 
 
@@ -59,16 +61,21 @@ class Scheduler:
     def capacity(self) -> int:
         return len(self.slots)
 
-    def is_alive(self, job: TuningJob) -> bool:
-        """Whether the runner of a running job still exists (as far as this machine can tell)."""
+    def is_alive(self, job: TuningJob) -> bool | None:
+        """Whether the runner of a running job still exists: None when this machine cannot
+        tell (another machine's job), and only a stale heartbeat then says it is gone."""
         if job.id in self.executor.running:
             return self.executor.running[job.id].process.poll() is None
         host, _, pid = (job.worker_id or "").rpartition(":")
         if host != socket.gethostname():
-            return True  # another machine's job: only a stale heartbeat says it is gone
+            return None
         if job.worker_id == self.worker_id:
             return False  # ours, but not among our runners: lost in a restart
-        return process_alive(int(pid) if pid.isdigit() else None) and process_alive(job.runner_pid)
+        if not process_alive(int(pid) if pid.isdigit() else None):
+            return False  # its scheduler is gone, and its runners died with it
+        if job.runner_pid is None:
+            return None  # just claimed by a live scheduler that is starting its runner
+        return process_alive(job.runner_pid)
 
     def tick(self) -> list[str]:
         """One round: recover, reap, claim. Returns the ids of the jobs started."""
@@ -84,18 +91,28 @@ class Scheduler:
             if job is None:
                 break
             self.executor.start(job.id, self._free_devices())
+            if runner := self.executor.running.get(job.id):  # still running
+                self._record_runner_pid(job.id, runner.process.pid)
             started.append(job.id)
         if len(self.executor.running) >= self.capacity:
             with self.db.session() as s:
                 repo.mark_waiting_for_capacity(s)
         return started
 
+    def _record_runner_pid(self, job_id: str, pid: int) -> None:
+        """Tell other schedulers on this host which process runs the job, before the runner
+        itself can (it heartbeats once its imports are done)."""
+        try:
+            with self.db.session() as s:
+                repo.heartbeat(s, job_id, worker_id=self.worker_id, runner_pid=pid)
+        except Conflict:  # already finished or recovered; the reaper handles the process
+            log.warning("job %s changed before its runner pid was recorded", job_id)
+
     def _free_devices(self) -> tuple[int, ...]:
+        """The first slot's devices that no runner uses, else the least-used slot's (never
+        none: a runner without CUDA_VISIBLE_DEVICES would see every GPU)."""
         busy = self.executor.busy_devices()
-        for devices in self.slots:
-            if not busy.intersection(devices):
-                return devices
-        return ()
+        return min(self.slots, key=lambda devices: sum(busy[d] for d in devices))
 
     # --- running in the background --------------------------------------------------------
     def run_forever(self, interval_s: float = 0.5) -> None:

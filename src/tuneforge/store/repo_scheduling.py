@@ -94,12 +94,14 @@ def mark_waiting_for_capacity(session: Session) -> list[str]:
 
 def requeue_orphans(
     session: Session,
-    is_alive: Callable[[TuningJob], bool],
+    is_alive: Callable[[TuningJob], bool | None],
     max_attempts: int = DEFAULT_MAX_ATTEMPTS,
     stale_after_s: float | None = None,
 ) -> list[TuningJob]:
-    """Recover running and cancelling jobs whose runner is gone: ``is_alive(job)`` says no, or
-    (when ``stale_after_s`` is given) its last heartbeat is older than that.
+    """Recover running and cancelling jobs whose runner is gone: ``is_alive(job)`` says False,
+    or it says None (it cannot tell: a runner on another machine) and, when ``stale_after_s``
+    is given, the job's last heartbeat is older than that. A runner ``is_alive`` says is alive
+    keeps its job however old its heartbeat.
 
     A cancelling job becomes CANCELLED; one whose pause was requested becomes PAUSED; one that
     has used ``max_attempts`` attempts becomes FAILED (code ``too_many_attempts``); any other
@@ -131,13 +133,14 @@ def requeue_orphans(
 
 def _why_runner_is_gone(
     job: TuningJob,
-    is_alive: Callable[[TuningJob], bool],
+    is_alive: Callable[[TuningJob], bool | None],
     stale_after_s: float | None,
     now: datetime,
 ) -> str | None:
-    if not is_alive(job):
+    alive = is_alive(job)
+    if alive is False:
         return "the runner process is gone"
-    if stale_after_s is None:
+    if alive or stale_after_s is None:
         return None
     if job.heartbeat_at is None or now - job.heartbeat_at > timedelta(seconds=stale_after_s):
         return f"no heartbeat for over {stale_after_s:g} s"
