@@ -18,9 +18,9 @@ from pydantic import ValidationError
 from sqlalchemy.exc import IntegrityError
 
 from tuneforge.config import Settings
-from tuneforge.data.records import PREFERENCE_FORMATS, Conversation
+from tuneforge.data.records import Conversation
 from tuneforge.data.report import to_json as report_to_json
-from tuneforge.data.validate import validate_dataset
+from tuneforge.data.validate import validate_any_task
 from tuneforge.engine.spec import Hyperparameters, Method, Mode
 from tuneforge.errors import InvalidArgument, NotFound, TuneforgeError
 from tuneforge.jobs.datasets import check_dataset_reference, resolve_dataset
@@ -185,7 +185,10 @@ class Service:
     def delete_file(self, project_id: str, file_id: str) -> File:
         with self.db.session() as s:
             row = repo.delete_file(s, project_id, file_id)
-        Path(row.path).unlink(missing_ok=True)
+        path = Path(row.path)
+        # A job's result file (metrics.csv) lives in the job's folder: it is not ours to delete.
+        if path.resolve().is_relative_to(self.settings.files_dir.resolve()):
+            path.unlink(missing_ok=True)
         return row
 
     # --- jobs -------------------------------------------------------------------------
@@ -464,15 +467,6 @@ class Service:
 
     def remove_job_files(self, job_id: str) -> None:
         shutil.rmtree(self.job_dir(job_id), ignore_errors=True)
-
-
-def validate_any_task(path: Path):
-    """Validate a file for the task its format implies (preference formats for preference
-    tuning, every other one for supervised tuning)."""
-    report = validate_dataset(path, task="supervised")
-    if report.format in PREFERENCE_FORMATS:
-        report = validate_dataset(path, task="preference")
-    return report
 
 
 def _filtered_jobs(s, project_id: str, limit: int, after, states, metadata: dict) -> repo.Page:

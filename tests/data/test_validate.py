@@ -7,7 +7,13 @@ import time
 import pytest
 
 from tuneforge.data.records import MAX_REPORTED_PROBLEMS, DatasetFormat, Problem, ValidationReport
-from tuneforge.data.validate import DatasetValidationError, load_examples, validate_dataset
+from tuneforge.data.validate import (
+    DatasetValidationError,
+    implied_task,
+    load_examples,
+    validate_any_task,
+    validate_dataset,
+)
 from tuneforge.errors import InvalidArgument, TuneforgeError
 
 
@@ -310,3 +316,22 @@ def test_a_thousand_bad_lines_are_all_reported_quickly():
     reported = {problem.line for problem in report.problems}
     assert reported >= set(range(2, 1002))
     assert elapsed < 2, f"validating 1,000 bad lines took {elapsed:.2f} s"
+
+
+def prompt_only_chat(index: int) -> dict:
+    return {"messages": chat(index)["messages"][:-1]}
+
+
+def test_prompts_without_responses_are_valid_for_distillation_with_a_warning():
+    report = validate_any_task(dataset(prompt_only_chat, replace={4: chat(4)}))
+    assert report.ok and len(report.examples) == 100
+    [warning] = report.problems
+    assert warning.severity == "warning" and warning.message.startswith("99 examples are prompts")
+    assert implied_task(report) == "distillation"
+    assert implied_task(validate_any_task(dataset())) == "supervised"
+    assert implied_task(validate_any_task(dataset(openai_preference))) == "preference"
+
+
+def test_a_broken_line_among_prompts_is_the_one_error_reported():
+    report = validate_any_task(dataset(prompt_only_chat, replace={7: {"messages": "hello"}}))
+    assert [(p.line, p.severity) for p in report.problems] == [(7, "error"), (0, "warning")]

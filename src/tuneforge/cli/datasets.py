@@ -28,8 +28,7 @@ def validate(
     """Validate FILE line by line; exit 0 when it can be tuned on, 1 when not."""
     from tuneforge.data.report import render, to_json
     from tuneforge.data.stats import compute_stats
-    from tuneforge.data.validate import validate_dataset
-    from tuneforge.service import validate_any_task
+    from tuneforge.data.validate import implied_task, validate_any_task, validate_dataset
 
     tokenizer = None
     if base_model:
@@ -41,7 +40,7 @@ def validate(
     if task == "auto":
         report = validate_any_task(file)
         if tokenizer is not None and report.format is not None:
-            task = "preference" if report.format.is_preference else "supervised"
+            task = implied_task(report)
     if task != "auto":
         report = validate_dataset(file, task=task, tokenizer=tokenizer, max_length=max_length)
     stats = None

@@ -18,6 +18,7 @@ from tuneforge.data.formats import (
 from tuneforge.data.reader import Source, read_jsonl
 from tuneforge.data.records import (
     PREFERENCE_FORMATS,
+    Conversation,
     DatasetFormat,
     Example,
     Problem,
@@ -232,3 +233,36 @@ def load_examples(
     if not report.ok:
         raise DatasetValidationError(report)
     return report.examples
+
+
+PROMPT_ONLY_WARNING = (
+    "{count} examples are prompts without a response: the file can be used for distillation "
+    "(the teacher writes the responses), not for supervised tuning"
+)
+
+
+def validate_any_task(source: Source) -> ValidationReport:
+    """Validate a file for the task its format implies: preference formats for preference
+    tuning, every other one for supervised tuning, or for distillation when prompts without a
+    response (the teacher writes those) are what keeps it from supervised tuning."""
+    report = validate_dataset(source, task="supervised")
+    if report.format in PREFERENCE_FORMATS:
+        return validate_dataset(source, task="preference")
+    if not report.ok:
+        prompts = validate_dataset(source, task="distillation")
+        prompt_only = sum(map(_is_prompt_only, prompts.examples))
+        if prompt_only and prompts.error_count < report.error_count:
+            prompts.add(Problem(0, "", PROMPT_ONLY_WARNING.format(count=prompt_only), "warning"))
+            return prompts
+    return report
+
+
+def implied_task(report: ValidationReport) -> Task:
+    """The task a report of :func:`validate_any_task` found the file fit for."""
+    if report.format is not None and report.format.is_preference:
+        return "preference"
+    return "distillation" if any(map(_is_prompt_only, report.examples)) else "supervised"
+
+
+def _is_prompt_only(example: Example) -> bool:
+    return isinstance(example, Conversation) and example.is_prompt_only
