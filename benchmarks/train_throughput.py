@@ -1,9 +1,11 @@
 """Training throughput: tuneforge's SFT against a plain TRL ``SFTTrainer``, side by side.
 
-Both train the same LoRA adapter on the same model, examples and hyperparameters, one after
+All train the same LoRA adapter on the same model, examples and hyperparameters, one after
 the other in this process with the same seed. tuneforge hands the model padding-free batches
 (the examples of a step laid end to end); TRL's defaults pad every example of a step to the
-longest one. With lengths as uneven as real datasets have, the padding is much of the work.
+longest one, and with lengths as uneven as real datasets have, the padding is much of the
+work. TRL's own ``padding_free=True`` runs as a second baseline, isolating what tuneforge's
+per-example attention adds (engine/attention.py).
 
 Printed for each: trained tokens per second (non-padding input tokens per second of
 ``train()``), the non-padding share of the tokens the model was given, peak memory, and on a
@@ -285,9 +287,10 @@ def run_tuneforge(setup: Setup) -> RunResult:
     return RunResult("tuneforge", result.trained_tokens, result.elapsed_s, share, memory[0])
 
 
-def run_trl(setup: Setup, gradient_checkpointing: bool) -> RunResult:
+def run_trl(setup: Setup, gradient_checkpointing: bool, padding_free: bool = False) -> RunResult:
     """TRL's SFTTrainer as its documentation shows it: a ``messages`` dataset, default collator
-    (padded batches), and only what must match tuneforge's run set explicitly."""
+    (padded batches), and only what must match tuneforge's run set explicitly. With
+    ``padding_free``, TRL's own padding-free batches (its ``padding_free=True``)."""
     from datasets import Dataset
     from transformers import PrinterCallback
     from trl import SFTConfig, SFTTrainer
@@ -307,7 +310,9 @@ def run_trl(setup: Setup, gradient_checkpointing: bool) -> RunResult:
         num_train_epochs=1,
         per_device_train_batch_size=setup.batch_size,
         learning_rate=setup.learning_rate,
-        max_length=setup.max_length,
+        # TRL refuses a max_length it cannot enforce without packing; the examples are
+        # already cut to it.
+        max_length=None if padding_free else setup.max_length,
         seed=SEED,
         data_seed=SEED,
         bf16=hardware.bf16,  # TRL's default bf16 raises on a CPU
@@ -315,6 +320,7 @@ def run_trl(setup: Setup, gradient_checkpointing: bool) -> RunResult:
         # SFTConfig turns recomputation on by default; it is set as tuneforge chose, so the
         # two runs differ in batching alone.
         gradient_checkpointing=gradient_checkpointing,
+        padding_free=padding_free,
         save_strategy="no",
         report_to=[],
         disable_tqdm=True,
@@ -324,6 +330,9 @@ def run_trl(setup: Setup, gradient_checkpointing: bool) -> RunResult:
         model = load_causal_lm(
             source, dtype=hardware.dtype, attn_implementation=hardware.padded_attention
         )
+        # Without this, transformers ignores a padding-free row's position ids and lets its
+        # examples attend to each other (tuneforge's engine does the same).
+        model.config.use_cache = False
         seed_everything(SEED)
         trainer = SFTTrainer(
             model=model,
@@ -337,9 +346,8 @@ def run_trl(setup: Setup, gradient_checkpointing: bool) -> RunResult:
         trainer.data_collator = counter
         elapsed = timed_train(trainer)
         del trainer, model
-    return RunResult(
-        "TRL SFTTrainer", counter.real_tokens, elapsed, counter.non_padding_share, memory[0]
-    )
+    name = "TRL padding-free" if padding_free else "TRL SFTTrainer"
+    return RunResult(name, counter.real_tokens, elapsed, counter.non_padding_share, memory[0])
 
 
 def tuneforge_gradient_checkpointing(source: str, parameters: int, tokens_per_step: int) -> bool:
@@ -404,9 +412,10 @@ def print_report(results: list[RunResult], parameters: int, device_name: str) ->
     # Piped output is 80 columns to rich; the table needs a little more.
     console = Console() if sys.stdout.isatty() else Console(width=100)
     console.print(table)
-    ours, theirs = results
-    ratio = ours.tokens_per_second / theirs.tokens_per_second if theirs.tokens_per_second else 0
-    console.print(f"tuneforge / TRL: {ratio:.2f}x trained tokens per second")
+    ours, *baselines = results
+    for theirs in baselines:
+        ratio = ours.tokens_per_second / theirs.tokens_per_second if theirs.tokens_per_second else 0
+        console.print(f"tuneforge / {theirs.name}: {ratio:.2f}x trained tokens per second")
     if on_gpu and device_flops is None:
         console.print(f"MFU: no peak bf16 FLOPs known for {device_name!r}")
 
@@ -418,7 +427,12 @@ def fastest_of(repeats: int, setup: Setup, recompute: bool) -> list[RunResult]:
     for repeat in range(repeats):
         # A folder per run: tuneforge would resume from a finished run's checkpoint.
         attempt = replace(setup, output_dir=setup.output_dir / str(repeat))
-        for result in (run_tuneforge(attempt), run_trl(attempt, recompute)):
+        runs = (
+            run_tuneforge(attempt),
+            run_trl(attempt, recompute),
+            run_trl(attempt, recompute, padding_free=True),
+        )
+        for result in runs:
             best = fastest.get(result.name)
             if best is None or result.train_s < best.train_s:
                 fastest[result.name] = result
