@@ -8,7 +8,6 @@ project's file, job or model raises NotFound exactly as a missing one does.
 from __future__ import annotations
 
 import hashlib
-import shutil
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -464,9 +463,6 @@ class Service:
 
     def job_dir(self, job_id: str) -> Path:
         return self.settings.jobs_dir / job_id
-
-    def remove_job_files(self, job_id: str) -> None:
-        shutil.rmtree(self.job_dir(job_id), ignore_errors=True)
 
 
 def _filtered_jobs(s, project_id: str, limit: int, after, states, metadata: dict) -> repo.Page:

@@ -10,7 +10,9 @@ from rich.table import Table
 
 from tuneforge.cli.common import console, fail, friendly_errors, local_service, print_json
 
-app = typer.Typer(help="List tuned models and export them.", no_args_is_help=True)
+app = typer.Typer(
+    help="List tuned models and export them (from the local data dir).", no_args_is_help=True
+)
 PROJECT = "default"
 
 

@@ -27,7 +27,8 @@ def generate(
     seed: int | None = typer.Option(None, help="Seed for sampling."),
     n: int = typer.Option(1, help="How many answers."),
 ) -> None:
-    """Answer PROMPT with MODEL."""
+    """Answer PROMPT with MODEL, loaded on this machine from the local data dir (on a server,
+    use its chat/completions or generateContent API)."""
     from tuneforge.inference.types import GenerationParams
 
     params = GenerationParams(
@@ -64,7 +65,8 @@ def evaluate(
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
     """Compare MODEL with its base model zero-shot and few-shot (and, for a distilled model,
-    with its teacher) on TEST_FILE: exact match, token F1, ROUGE-L, prompt tokens, speed."""
+    with its teacher) on TEST_FILE: exact match, token F1, ROUGE-L, prompt tokens, speed.
+    The models run on this machine, from the local data dir."""
     from tuneforge.data.validate import load_examples
     from tuneforge.inference.evaluate import (
         Candidate,

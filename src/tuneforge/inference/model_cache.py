@@ -110,7 +110,9 @@ class LoadedModel:
 class ModelCache:
     """Loaded models, least recently used evicted once their parameters pass the budget.
 
-    The model in use is never evicted, so a single model larger than the budget still loads.
+    The model just loaded is never evicted, so a single model larger than the budget still
+    loads. A model evicted while a request still runs on it stays in memory until that request
+    ends (its last reference goes), which can briefly exceed the budget.
     """
 
     def __init__(
