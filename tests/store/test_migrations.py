@@ -88,3 +88,26 @@ def test_plain_postgresql_urls_mean_psycopg_3() -> None:
 def test_other_databases_are_refused() -> None:
     with pytest.raises(InvalidArgument):
         make_engine("mysql://u@h/db")
+
+
+@pytest.mark.timeout(60)  # without the migration lock, the starts deadlock
+def test_processes_starting_together_on_a_new_database_migrate_it_once(empty_url: str):
+    """``serve``, ``worker`` and the CLI may all start at once on an empty database."""
+    import threading
+
+    from tuneforge.store.db import upgrade
+
+    errors: list[BaseException] = []
+
+    def start() -> None:
+        try:
+            upgrade(empty_url)
+        except BaseException as err:  # collected and asserted below
+            errors.append(err)
+
+    threads = [threading.Thread(target=start) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []

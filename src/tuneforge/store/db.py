@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import fcntl
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -97,10 +98,38 @@ def alembic_config() -> Config:
     return config
 
 
+# Any constant shared by every tuneforge process: the key of PostgreSQL's advisory lock.
+MIGRATION_LOCK_KEY = 0x74756E65  # "tune"
+
+
+@contextmanager
+def _sqlite_migration_lock(url: URL) -> Iterator[None]:
+    """Processes starting together on a new SQLite file take turns: both would otherwise
+    find no schema and both try to create it."""
+    database = url.database
+    if not database or database == ":memory:":
+        yield
+        return
+    with open(f"{database}.migrate-lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def _run_alembic(url: str | URL, action: Any, revision: str) -> None:
+    url = normalize_url(url)
     engine = make_engine(url)
+    serialized = (
+        _sqlite_migration_lock(url) if url.get_backend_name() == "sqlite" else nullcontext()
+    )
     try:
-        with engine.begin() as connection:
+        with serialized, engine.begin() as connection:
+            if connection.dialect.name == "postgresql":
+                # Held to the end of this transaction: concurrent first starts take turns, and
+                # the later ones find the schema already at head.
+                connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK_KEY})")
             is_sqlite = connection.dialect.name == "sqlite"
             if is_sqlite:
                 # SQLite batch migrations rebuild a table by dropping it; with foreign keys
