@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 
 import pytest
+from pydantic import ValidationError
 
 from tests.inference.conftest import PROMPTS
 from tuneforge.config import Settings
@@ -20,10 +21,10 @@ def test_transformers_is_the_default(monkeypatch, tmp_path):
     assert type(backend.inner).__name__ == "TransformersBackend"
 
 
-def test_an_unknown_backend_is_refused(monkeypatch, tmp_path):
+def test_an_unknown_backend_is_refused_when_the_settings_load(monkeypatch, tmp_path):
     monkeypatch.setenv("TUNEFORGE_INFERENCE_BACKEND", "tgi")
-    with pytest.raises(InvalidArgument, match="tgi"):
-        make_backend(Settings(data_dir=tmp_path))
+    with pytest.raises(ValidationError, match="inference_backend"):
+        Settings(data_dir=tmp_path)
 
 
 @pytest.mark.skipif(importlib.util.find_spec("vllm") is not None, reason="vllm is installed")

@@ -8,10 +8,7 @@ and vLLM are imported only when a backend is made.
 
 from __future__ import annotations
 
-import os
-
 from tuneforge.config import Settings
-from tuneforge.errors import InvalidArgument
 from tuneforge.inference.batching import BatchingBackend
 from tuneforge.inference.types import (
     Completion,
@@ -32,19 +29,10 @@ __all__ = [
     "make_backend",
 ]
 
-BACKEND_ENV = "TUNEFORGE_INFERENCE_BACKEND"
-BACKENDS = ("transformers", "vllm")
-
 
 def backend_kind(settings: Settings) -> str:
-    """The settings' ``inference_backend`` when it has one, else the environment variable."""
-    kind = getattr(settings, "inference_backend", None) or os.environ.get(BACKEND_ENV)
-    kind = (kind or "transformers").strip().lower()
-    if kind not in BACKENDS:
-        raise InvalidArgument(
-            f"{BACKEND_ENV}={kind!r}: expected one of {', '.join(BACKENDS)}", BACKEND_ENV
-        )
-    return kind
+    """``transformers`` or ``vllm``, from ``TUNEFORGE_INFERENCE_BACKEND`` (checked by Settings)."""
+    return settings.inference_backend
 
 
 def make_backend(settings: Settings) -> BatchingBackend:
