@@ -23,7 +23,6 @@ from tuneforge.engine.attention import PACKED_SDPA
 from tuneforge.engine.callbacks import TuningCallback
 from tuneforge.engine.errors import TuningError
 from tuneforge.engine.observer import TuningObserver
-from tuneforge.engine.result import TuningResult
 from tuneforge.engine.spec import Divergence, TuningSpec
 from tuneforge.engine.training import (
     LoadedBase,
@@ -34,7 +33,6 @@ from tuneforge.engine.training import (
     peft_config_for,
     prepare_sequences,
     resolve_for_model,
-    run_trainer,
     seed_everything,
     training_arguments,
 )
@@ -250,17 +248,3 @@ def prepare_distillation(
         callbacks=[callback],
     )
     return PreparedRun(trainer, callback, counter, data.plan, hp, checkpoints_dir)
-
-
-def train_distillation(
-    spec: TuningSpec,
-    train: list[Conversation],
-    validation: list[Conversation],
-    output_dir: Path,
-    observer: TuningObserver,
-    settings: Settings,
-    *,
-    resume: bool = True,
-) -> TuningResult:
-    run = prepare_distillation(spec, train, validation, output_dir, observer, settings)
-    return run_trainer(run, spec, observer, resume=resume)

@@ -30,7 +30,6 @@ from tuneforge.data.tokenize import (
 from tuneforge.engine.callbacks import TokenCounter, TuningCallback
 from tuneforge.engine.errors import TuningError
 from tuneforge.engine.observer import TuningObserver
-from tuneforge.engine.result import TuningResult
 from tuneforge.engine.spec import TuningSpec
 from tuneforge.engine.training import (
     PreparedRun,
@@ -39,7 +38,6 @@ from tuneforge.engine.training import (
     make_plan,
     peft_config_for,
     resolve_for_model,
-    run_trainer,
     seed_everything,
     training_arguments,
 )
@@ -188,17 +186,3 @@ def prepare_dpo(
     counter.reset()  # the reference pass over the data, in full mode, trained nothing
     observer.on_event(f"DPO reference: {reference_description(trainer)}")
     return PreparedRun(trainer, callback, counter, plan, hp, checkpoints_dir)
-
-
-def train_dpo(
-    spec: TuningSpec,
-    train: list[PreferenceExample],
-    validation: list[PreferenceExample],
-    output_dir: Path,
-    observer: TuningObserver,
-    settings: Settings,
-    *,
-    resume: bool = True,
-) -> TuningResult:
-    run = prepare_dpo(spec, train, validation, output_dir, observer, settings)
-    return run_trainer(run, spec, observer, resume=resume)

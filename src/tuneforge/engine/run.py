@@ -10,6 +10,7 @@ from tuneforge.engine.errors import TuningError
 from tuneforge.engine.observer import TuningObserver
 from tuneforge.engine.result import TuningResult
 from tuneforge.engine.spec import TuningSpec
+from tuneforge.engine.training import run_trainer
 
 
 def run_tuning(
@@ -27,15 +28,16 @@ def run_tuning(
     observer = observer or TuningObserver()
     output_dir.mkdir(parents=True, exist_ok=True)
     if spec.method == "supervised":
-        from tuneforge.engine.sft import train_sft as method
+        from tuneforge.engine.sft import prepare_sft as prepare
     elif spec.method == "preference":
-        from tuneforge.engine.dpo import train_dpo as method
+        from tuneforge.engine.dpo import prepare_dpo as prepare
     elif spec.method == "distillation":
-        from tuneforge.engine.distill import train_distillation as method
+        from tuneforge.engine.distill import prepare_distillation as prepare
     else:
         raise TuningError(f"tuning method {spec.method!r} is not available", code="invalid_method")
     _check_examples(spec, [*train, *validation])
-    return method(spec, train, validation, output_dir, observer, settings, resume=resume)
+    run = prepare(spec, train, validation, output_dir, observer, settings)
+    return run_trainer(run, spec, observer, resume=resume)
 
 
 def _check_examples(spec: TuningSpec, examples: list[Example]) -> None:

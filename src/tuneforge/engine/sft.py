@@ -10,7 +10,6 @@ from tuneforge.config import Settings
 from tuneforge.data.records import Conversation
 from tuneforge.engine.callbacks import TuningCallback
 from tuneforge.engine.observer import TuningObserver
-from tuneforge.engine.result import TuningResult
 from tuneforge.engine.spec import TuningSpec
 from tuneforge.engine.training import (
     PreparedRun,
@@ -19,7 +18,6 @@ from tuneforge.engine.training import (
     peft_config_for,
     prepare_sequences,
     resolve_for_model,
-    run_trainer,
     seed_everything,
     training_arguments,
 )
@@ -67,17 +65,3 @@ def prepare_sft(
         callbacks=[callback],
     )
     return PreparedRun(trainer, callback, counter, data.plan, hp, checkpoints_dir)
-
-
-def train_sft(
-    spec: TuningSpec,
-    train: list[Conversation],
-    validation: list[Conversation],
-    output_dir: Path,
-    observer: TuningObserver,
-    settings: Settings,
-    *,
-    resume: bool = True,
-) -> TuningResult:
-    run = prepare_sft(spec, train, validation, output_dir, observer, settings)
-    return run_trainer(run, spec, observer, resume=resume)
