@@ -18,6 +18,8 @@ from starlette.datastructures import UploadFile
 
 from tuneforge.api.deps import current_project, get_service
 from tuneforge.api.errors import ApiError
+from tuneforge.data.records import Problem
+from tuneforge.data.validate import first_errors
 from tuneforge.service import Service, UploadTooLarge
 from tuneforge.store.models import File
 from tuneforge.store.repo_common import MAX_PAGE_SIZE
@@ -74,16 +76,11 @@ def _status_details(row: File) -> str | None:
     report = row.validation or {}
     if row.status != "error":
         return None
-    errors = [p for p in report.get("problems", []) if p.get("severity") == "error"]
-    shown = []
-    for problem in errors[:SHOWN_PROBLEMS]:
-        where = f"line {problem['line']}" if problem.get("line") else "dataset"
-        if problem.get("field"):
-            where += f", {problem['field']}"
-        shown.append(f"{where}: {problem['message']}")
-    total = report.get("error_count", len(errors))
-    more = f" (and {total - len(shown)} more errors)" if total > len(shown) else ""
-    return "; ".join(shown) + more if shown else "the file is not a valid dataset"
+    problems = [Problem(**problem) for problem in report.get("problems", [])]
+    errors = sum(p.severity == "error" for p in problems)
+    return first_errors(problems, report.get("error_count", errors), SHOWN_PROBLEMS) or (
+        "the file is not a valid dataset"
+    )
 
 
 @router.post("", openapi_extra=UPLOAD_BODY)

@@ -6,6 +6,8 @@ is what training calls: the examples, or :class:`DatasetValidationError` carryin
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from tuneforge.data.checks import describe, join_keys
 from tuneforge.data.formats import (
     FORMAT_KEYS,
@@ -46,13 +48,19 @@ class DatasetValidationError(TuneforgeError):
 
     def __init__(self, report: ValidationReport) -> None:
         self.report = report
-        errors = [p for p in report.problems if p.severity == "error"][:SHOWN_IN_ERROR]
-        message = f"the dataset has {report.error_count} error{'s' * (report.error_count != 1)}"
-        if errors:
-            message += ": " + "; ".join(map(str, errors))
-        if report.error_count > len(errors):
-            message += f" (and {report.error_count - len(errors)} more)"
+        count = report.error_count
+        message = f"the dataset has {count} error{'s' * (count != 1)}"
+        if report.problems:
+            message += ": " + first_errors(report.problems, count)
         super().__init__(message)
+
+
+def first_errors(problems: Iterable[Problem], error_count: int, limit: int = SHOWN_IN_ERROR) -> str:
+    """The first ``limit`` errors by line and field, and how many more there are:
+    ``line 3, messages[1].content: ...; line 9: ... (and 4 more)``."""
+    shown = [p for p in problems if p.severity == "error"][:limit]
+    more = error_count - len(shown)
+    return "; ".join(map(str, shown)) + (f" (and {more} more)" if more > 0 else "")
 
 
 def formats_list(formats: tuple[DatasetFormat, ...]) -> str:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from tuneforge.config import Settings, get_settings
 from tuneforge.data.stats import compute_stats
-from tuneforge.data.validate import validate_dataset
+from tuneforge.data.validate import first_errors, validate_dataset
 from tuneforge.engine.errors import TuningError
 from tuneforge.engine.plot import plot_loss_curve
 from tuneforge.engine.result import TuningResult
@@ -38,11 +38,6 @@ from tuneforge.store.states import JobState, SubState
 
 log = logging.getLogger("tuneforge.runner")
 
-TASK_OF_METHOD = {
-    "supervised": "supervised",
-    "preference": "preference",
-    "distillation": "distillation",
-}
 METRICS_CSV_COLUMNS = [
     "step",
     "train_loss",
@@ -143,7 +138,7 @@ def _prepare_datasets(job: TuningJob, spec: TuningSpec, service: Service, observ
     """Validate both files against the base model's tokenizer and record the statistics."""
     quiet_transformers()
     tokenizer = load_tokenizer(resolve_base_model(job.base_model, service.settings).source)
-    task = TASK_OF_METHOD[job.method.value]
+    task = job.method.value  # each method trains on the task of the same name
     max_length = spec.hyperparameters.max_seq_length
     datasets = {}
     for param, reference in (
@@ -163,7 +158,7 @@ def _prepare_datasets(job: TuningJob, spec: TuningSpec, service: Service, observ
             recommended_examples=100 if param == "training_file" else 1,
         )
         if not report.ok:
-            raise DatasetRejected(_describe_errors(report), param)
+            raise DatasetRejected(first_errors(report.problems, report.error_count), param)
         for warning in report.problems:
             if warning.severity == "warning":
                 observer.on_event(f"{param}: {warning}", level="warning")
@@ -191,17 +186,6 @@ def _prepare_datasets(job: TuningJob, spec: TuningSpec, service: Service, observ
             data={"examples": len(train), "tokens": stats.total_tokens},
         )
     return train, datasets["validation_file"]
-
-
-def _describe_errors(report, limit: int = 3) -> str:
-    errors = [p for p in report.problems if p.severity == "error"]
-    parts = []
-    for problem in errors[:limit]:
-        where = f"Example at line {problem.line}" if problem.line else "The dataset"
-        field = f", {problem.field}" if problem.field else ""
-        parts.append(f"{where}{field}: {problem.message}")
-    more = report.error_count - len(parts)
-    return "; ".join(parts) + (f" (and {more} more errors)" if more > 0 else "")
 
 
 def _record_outcome(
