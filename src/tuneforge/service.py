@@ -156,22 +156,26 @@ class Service:
         finally:
             partial.unlink(missing_ok=True)
         report = validate_any_task(target)
-        with self.db.session() as s:
-            repo.ensure_project(s, project_id)
-            return repo.create_file(
-                s,
-                project_id,
-                file_id=file_id,
-                filename=filename,
-                bytes=size,
-                sha256=digest.hexdigest(),
-                purpose=purpose,
-                path=str(target),
-                status="processed" if report.ok else "error",
-                format=report.format.value if report.format else None,
-                example_count=len(report.examples),
-                validation=report_to_json(report),
-            )
+        try:
+            with self.db.session() as s:
+                repo.ensure_project(s, project_id)
+                return repo.create_file(
+                    s,
+                    project_id,
+                    file_id=file_id,
+                    filename=filename,
+                    bytes=size,
+                    sha256=digest.hexdigest(),
+                    purpose=purpose,
+                    path=str(target),
+                    status="processed" if report.ok else "error",
+                    format=report.format.value if report.format else None,
+                    example_count=len(report.examples),
+                    validation=report_to_json(report),
+                )
+        except BaseException:
+            target.unlink(missing_ok=True)  # no row points at it: do not keep it
+            raise
 
     def get_file(self, project_id: str, file_id: str) -> File:
         with self.db.session() as s:
