@@ -150,3 +150,25 @@ def test_to_vertex_is_vertexs_supervised_tuning_data_stats():
     assert parsed.tuning_dataset_example_count == 2
     assert parsed.user_input_token_distribution.p95 == stats.input_tokens.p95
     assert parsed.model_extra in (None, {})
+
+
+def test_counts_from_validation_are_used_and_agree(models_dir, tmp_path):
+    """A report validated with the tokenizer carries each example's counts; the statistics
+    built from them equal those counted afresh, and nothing is tokenized a second time."""
+    from unittest import mock
+
+    from transformers import AutoTokenizer
+
+    from tuneforge.data.samples import write_task
+    from tuneforge.data.validate import validate_dataset
+
+    tokenizer = AutoTokenizer.from_pretrained(models_dir / "tiny-chat")
+    path = write_task(tmp_path, "sentiment", sizes=(30, 5, 5))["train"]
+    report = validate_dataset(path, tokenizer=tokenizer, max_length=2048)
+    assert len(report.token_counts) == len(report.examples) == 30
+    fresh = compute_stats(report.examples, tokenizer, epochs=2, batch_size=4)
+    with mock.patch.object(stats_module, "count_tokens", side_effect=AssertionError):
+        reused = compute_stats(
+            report.examples, tokenizer, epochs=2, batch_size=4, token_counts=report.token_counts
+        )
+    assert reused == fresh

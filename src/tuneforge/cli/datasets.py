@@ -46,7 +46,12 @@ def validate(
     stats = None
     if tokenizer is not None and report.examples:
         stats = compute_stats(
-            report.examples, tokenizer, epochs=epochs, batch_size=batch_size, max_length=max_length
+            report.examples,
+            tokenizer,
+            epochs=epochs,
+            batch_size=batch_size,
+            max_length=max_length,
+            token_counts=report.token_counts,
         )
     if as_json:
         print_json(to_json(report, stats))

@@ -139,7 +139,11 @@ def _check_locally(
             len(report.examples),
         )
         stats = compute_stats(
-            report.examples, tokenizer, epochs=hp.epochs, batch_size=hp.batch_size
+            report.examples,
+            tokenizer,
+            epochs=hp.epochs,
+            batch_size=hp.batch_size,
+            token_counts=report.token_counts,
         )
     console.print(render(report, stats, source=str(train_file)))
     if not report.ok:

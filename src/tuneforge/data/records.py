@@ -106,6 +106,8 @@ class ValidationReport:
     error_count: int = 0
     warning_count: int = 0
     truncated: list[int] = field(default_factory=list)  # indices of examples over max length
+    # (input, output) tokens of each example, when validated with a model's tokenizer
+    token_counts: list[tuple[int, int]] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:

@@ -136,8 +136,11 @@ def compute_stats(
     epochs: int = 1,
     batch_size: int = 1,
     max_length: int | None = None,
+    token_counts: Sequence[tuple[int, int]] | None = None,
 ) -> DatasetStats:
-    """Statistics of ``examples`` as tuned with ``tokenizer``'s chat template."""
+    """Statistics of ``examples`` as tuned with ``tokenizer``'s chat template.
+
+    ``token_counts`` (a validation report's, one per example) saves counting them again."""
     if epochs < 1 or batch_size < 1:
         raise InvalidArgument(
             f"epochs and batch_size must be at least 1 (got {epochs}, {batch_size})"
@@ -146,8 +149,9 @@ def compute_stats(
     output_counts: list[int] = []
     trained_tokens = 0
     truncated: list[int] = []
-    for index, example in enumerate(examples):
-        input_tokens, output_tokens = count_tokens(example, tokenizer)
+    if token_counts is None or len(token_counts) != len(examples):
+        token_counts = [count_tokens(example, tokenizer) for example in examples]
+    for index, (input_tokens, output_tokens) in enumerate(token_counts):
         input_counts.append(input_tokens)
         output_counts.append(output_tokens)
         total = input_tokens + output_tokens

@@ -164,6 +164,7 @@ class _Validator:
             message = f"the model's tokenizer failed on this example: {type(err).__name__}: {err}"
             self.report.add(Problem(line, "", message))
             return
+        self.report.token_counts.append((input_tokens, output_tokens))
         total = input_tokens + output_tokens
         if total > self.max_length:
             message = (

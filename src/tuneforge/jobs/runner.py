@@ -140,7 +140,7 @@ def _prepare_datasets(job: TuningJob, spec: TuningSpec, service: Service, observ
     tokenizer = load_tokenizer(resolve_base_model(job.base_model, service.settings).source)
     task = job.method.value  # each method trains on the task of the same name
     max_length = spec.hyperparameters.max_seq_length
-    datasets = {}
+    datasets, token_counts = {}, []
     for param, reference in (
         ("training_file", job.training_file),
         ("validation_file", job.validation_file),
@@ -163,10 +163,17 @@ def _prepare_datasets(job: TuningJob, spec: TuningSpec, service: Service, observ
             if warning.severity == "warning":
                 observer.on_event(f"{param}: {warning}", level="warning")
         datasets[param] = report.examples
+        if param == "training_file":
+            token_counts = report.token_counts
     train = datasets["training_file"]
     hp = resolve_hyperparameters(spec.hyperparameters, spec.mode, len(train))
     stats = compute_stats(
-        train, tokenizer, epochs=hp.epochs, batch_size=hp.batch_size, max_length=max_length
+        train,
+        tokenizer,
+        epochs=hp.epochs,
+        batch_size=hp.batch_size,
+        max_length=max_length,
+        token_counts=token_counts,
     )
     with service.db.session() as s:
         repo.update_progress(
