@@ -66,6 +66,32 @@ class LiveServer:
             time.sleep(0.2)
         raise RuntimeError(f"server did not start: {self.log_path.read_text()[-3000:]}")
 
+    def upload(self, path: Path, purpose: str = "fine-tune") -> dict:
+        """``POST /v1/files`` as a user would (genai has no files API in Vertex mode)."""
+        response = httpx.post(
+            f"{self.url}/v1/files",
+            headers={"Authorization": f"Bearer {self.key}"},
+            files={"file": (path.name, path.read_bytes())},
+            data={"purpose": purpose},
+            timeout=60,
+        )
+        response.raise_for_status()
+        return response.json()
+
+    def vertex_client(self, project: str, location: str):
+        """The unmodified google-genai SDK in Vertex mode, pointed at this server."""
+        import google.oauth2.credentials
+        from google import genai
+        from google.genai import types
+
+        return genai.Client(
+            vertexai=True,
+            project=project,
+            location=location,
+            credentials=google.oauth2.credentials.Credentials(token=self.key),
+            http_options=types.HttpOptions(base_url=self.url, api_version="v1"),
+        )
+
     def kill(self) -> None:
         """kill -9 the server's whole process group (as a crash would)."""
         if self.process and self.process.poll() is None:

@@ -48,13 +48,7 @@ def wait_for(condition, what: str, timeout_s: float = JOB_TIMEOUT_S):
 
 def test_a_job_killed_mid_training_resumes_and_succeeds(live_server, sentiment_files):
     api = VertexApi(live_server)
-    path = sentiment_files["train"]
-    upload = api.call(
-        "POST",
-        f"{live_server.url}/v1/files",
-        files={"file": (path.name, path.read_bytes())},
-        data={"purpose": "fine-tune"},
-    )
+    upload = live_server.upload(sentiment_files["train"])
     job = api.call(
         "POST",
         f"{api.parent}/tuningJobs",

@@ -7,8 +7,6 @@ from __future__ import annotations
 import time
 import warnings
 
-import google.oauth2.credentials
-import httpx
 import pytest
 from google import genai
 from google.genai import types
@@ -26,27 +24,13 @@ JOB_TIMEOUT_S = 300.0
 
 
 def vertex_client(server) -> genai.Client:
-    return genai.Client(
-        vertexai=True,
-        project=PROJECT,
-        location=LOCATION,
-        credentials=google.oauth2.credentials.Credentials(token=server.key),
-        http_options=types.HttpOptions(base_url=server.url, api_version="v1"),
-    )
+    return server.vertex_client(PROJECT, LOCATION)
 
 
 def upload_file(server, path) -> str:
-    """genai has no files API in Vertex mode: upload with plain HTTP, as a user would."""
-    response = httpx.post(
-        f"{server.url}/v1/files",
-        headers={"Authorization": f"Bearer {server.key}"},
-        files={"file": (path.name, path.read_bytes())},
-        data={"purpose": "fine-tune"},
-        timeout=60,
-    )
-    response.raise_for_status()
-    assert response.json()["status"] == "processed"
-    return response.json()["id"]
+    uploaded = server.upload(path)
+    assert uploaded["status"] == "processed"
+    return uploaded["id"]
 
 
 def wait_until_done(client: genai.Client, name: str) -> types.TuningJob:

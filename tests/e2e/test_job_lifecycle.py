@@ -24,11 +24,8 @@ def client_for(server: LiveServer) -> httpx.Client:
     )
 
 
-def start_job(client: httpx.Client, train_file, epochs: int) -> str:
-    with open(train_file, "rb") as handle:
-        file_id = client.post(
-            "/v1/files", files={"file": handle}, data={"purpose": "fine-tune"}
-        ).json()["id"]
+def start_job(server: LiveServer, client: httpx.Client, train_file, epochs: int) -> str:
+    file_id = server.upload(train_file)["id"]
     body = {
         "baseModel": "tuneforge/tiny-chat",
         "supervisedTuningSpec": {
@@ -62,7 +59,7 @@ def steps_done(job: dict) -> int:
 
 def test_pause_keeps_the_position_and_resume_finishes_the_job(live_server, sentiment_files):
     client = client_for(live_server)
-    job_id = start_job(client, sentiment_files["train"], epochs=4)
+    job_id = start_job(live_server, client, sentiment_files["train"], epochs=4)
     wait_for(client, job_id, lambda job: steps_done(job) >= 60)  # into epoch 2
     assert client.post(f"{JOBS}/{job_id}:pause").status_code == 200
     paused = wait_for(client, job_id, lambda job: job["state"] == "JOB_STATE_PAUSED")
@@ -86,7 +83,7 @@ def test_a_worker_runs_the_jobs_of_a_server_without_a_scheduler(
     worker = None
     try:
         client = client_for(server)
-        job_id = start_job(client, sentiment_files["train"], epochs=1)
+        job_id = start_job(server, client, sentiment_files["train"], epochs=1)
         time.sleep(1.5)
         assert client.get(f"{JOBS}/{job_id}").json()["state"] == "JOB_STATE_QUEUED"
         env = {**os.environ, **settings_env(settings), "HF_HUB_OFFLINE": "1"}

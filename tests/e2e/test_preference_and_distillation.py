@@ -16,7 +16,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-import google.oauth2.credentials
 import httpx
 import pytest
 from google import genai
@@ -89,21 +88,8 @@ def prompt_files(sentiment_files, tmp_path_factory) -> dict[str, Path]:
     return paths
 
 
-def upload(server: LiveServer, path: Path) -> dict:
-    """genai has no files API in Vertex mode: upload with plain HTTP, as a user would."""
-    response = httpx.post(
-        f"{server.url}/v1/files",
-        headers={"Authorization": f"Bearer {server.key}"},
-        files={"file": (path.name, path.read_bytes())},
-        data={"purpose": "fine-tune"},
-        timeout=60,
-    )
-    response.raise_for_status()
-    return response.json()
-
-
 def upload_valid(server: LiveServer, path: Path) -> str:
-    uploaded = upload(server, path)
+    uploaded = server.upload(path)
     assert uploaded["status"] == "processed", uploaded["status_details"]
     return uploaded["id"]
 
@@ -121,13 +107,7 @@ def held_out_accuracy(answer: Callable[[Conversation], str], examples: list[Conv
 
 @pytest.fixture(scope="module")
 def vertex(server) -> genai.Client:
-    return genai.Client(
-        vertexai=True,
-        project=PROJECT,
-        location=LOCATION,
-        credentials=google.oauth2.credentials.Credentials(token=server.key),
-        http_options=types.HttpOptions(base_url=server.url, api_version="v1"),
-    )
+    return server.vertex_client(PROJECT, LOCATION)
 
 
 def wait_for_vertex_job(client: genai.Client, job: types.TuningJob) -> types.TuningJob:
@@ -468,7 +448,7 @@ BAD_PREFERENCE_DATA = {
 def test_bad_preference_data_fails_validation_naming_the_line(case, vertex, server, tmp_path):
     style, breaks, field, words = BAD_PREFERENCE_DATA[case]
     source = write_preference_task(tmp_path / "source", style=style, sizes=(40, 1, 1))["train"]
-    uploaded = upload(server, broken_copy(source, tmp_path / "bad.jsonl", breaks))
+    uploaded = server.upload(broken_copy(source, tmp_path / "bad.jsonl", breaks))
     assert uploaded["status"] == "error"
     errors = [p for p in uploaded["validation"]["problems"] if p["severity"] == "error"]
     assert [(p["line"], p["field"]) for p in errors] == [(BAD_LINE, field)], errors
