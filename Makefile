@@ -1,25 +1,36 @@
-# Two commands a new user needs: `make demo` and `make test`. Both set up .venv first.
+# Two commands a new user needs: `make demo` and `make test`. Both set up .venv first, with
+# exactly the versions in the lock file; `make lock` moves them on purpose.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-TORCH_VERSION ?= 2.13.0
+LOCK := requirements-lock.txt
+PIP_VERSION := 26.3
+PIP_TOOLS_VERSION := 7.6.2
 export HF_HUB_OFFLINE ?= 1
 
-# On a machine without CUDA, pin the CPU torch so no other package can pull a CUDA build.
-HAS_CUDA := $(shell command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1 && echo yes)
-CONSTRAINTS := $(if $(HAS_CUDA),,-c constraints/cpu.txt)
-
-.PHONY: install demo test lint format clean
+.PHONY: install lock demo test lint format clean
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml constraints/cpu.txt
+# pip first (pinned here: nothing in the lock depends on it), then every locked package, then tuneforge itself with no
+# resolving of its own: nothing is installed that the lock does not name.
+$(STAMP): $(LOCK) pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet $(CONSTRAINTS) "torch==$(TORCH_VERSION)"
-	$(BIN)/python -m pip install --quiet $(CONSTRAINTS) -e ".[dev]"
+	$(BIN)/python -m pip install --quiet "pip==$(PIP_VERSION)"
+	$(BIN)/python -m pip install --quiet -r $(LOCK)
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)
+
+# Re-resolve every dependency to its newest release allowed by pyproject.toml; torch stays at the
+# CPU release that constraints/cpu.txt names. The "+cpu" label is dropped so that a CUDA machine
+# installs the same release of its own build.
+lock: $(STAMP)
+	$(BIN)/python -m pip install --quiet "pip-tools==$(PIP_TOOLS_VERSION)"
+	$(BIN)/pip-compile --quiet --upgrade --allow-unsafe --extra dev --strip-extras \
+		--constraint constraints/cpu.txt --no-emit-index-url --no-emit-find-links \
+		--output-file $(LOCK) pyproject.toml
+	sed -i -E 's/^(torch==[^+ ]+)\+[a-z0-9]+/\1/' $(LOCK)
 
 demo: $(STAMP)
 	$(BIN)/python -m tuneforge.demo
