@@ -47,6 +47,30 @@ def test_validate_reports_every_bad_line_and_exits_1(cli, tmp_path):
     assert lines == {13, 14}  # line 14: "prompt" is not text, and "completion" is missing
 
 
+def test_validate_without_a_task_names_each_prompt_only_line_of_a_supervised_file(
+    cli, sentiment_files, tmp_path
+):
+    rows = [json.loads(line) for line in sentiment_files["train"].read_text().splitlines()]
+    for line in (5, 123):  # the last turn is the user's: nothing to learn
+        rows[line - 1]["messages"] = rows[line - 1]["messages"][:-1]
+    mixed = tmp_path / "mixed.jsonl"
+    mixed.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    report = json.loads(cli("datasets", "validate", str(mixed), "--json", code=1))
+    errors = [(p["line"], p["field"]) for p in report["problems"] if p["severity"] == "error"]
+    assert [line for line, _ in errors] == [5, 123]
+    assert all(field.startswith("messages") for _, field in errors)
+
+
+def test_validate_accepts_a_file_of_prompts_for_distillation(cli, sentiment_files, tmp_path):
+    rows = [json.loads(line) for line in sentiment_files["train"].read_text().splitlines()]
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text(
+        "".join(json.dumps({"messages": row["messages"][:-1]}) + "\n" for row in rows)
+    )
+    output = cli("datasets", "validate", str(prompts))
+    assert "400 of the 400 examples are prompts" in output and "distillation" in output
+
+
 @pytest.mark.slow
 def test_tune_then_use_the_tuned_model(cli, sentiment_files, tmp_path):
     train, validation, test = (str(sentiment_files[k]) for k in ("train", "validation", "test"))
@@ -107,3 +131,23 @@ def test_jobs_commands_talk_to_a_server(live_server, monkeypatch):
         assert missing.exit_code == 1 and "not found" in missing.output
     finally:
         get_settings.cache_clear()
+
+
+def test_tune_with_a_broken_validation_file_is_refused_before_any_training(
+    cli, sentiment_files, tmp_path
+):
+    rows = sentiment_files["validation"].read_text().splitlines()
+    rows[2] = json.dumps({"messages": [{"role": "user", "content": "hi"}, {"role": "assistant"}]})
+    broken = tmp_path / "broken.jsonl"
+    broken.write_text("\n".join(rows) + "\n")
+    output = cli(
+        "tune",
+        str(sentiment_files["train"]),
+        "--base-model",
+        TINY,
+        "--validation",
+        str(broken),
+        code=1,
+    )
+    assert "validationDatasetUri" in output and "line 3, messages[1].content" in output
+    assert "created" not in output

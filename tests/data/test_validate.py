@@ -133,12 +133,26 @@ def test_unknown_format_points_at_a_key_with_the_wrong_case():
     assert '"Messages" should be "messages"' in only_problem(report, 2).message
 
 
-def test_mixed_formats_name_the_files_format_the_deciding_line_and_the_lines_format():
+def test_mixed_formats_name_the_files_format_its_share_of_lines_and_the_lines_format():
     report = validate_dataset(dataset(replace={1: b"oops", 6: vertex(6)}))
     problem = only_problem(report, 6)
     assert report.format == DatasetFormat.OPENAI_CHAT
     assert "this line is in Vertex/Gemini SFT format" in problem.message
-    assert "the file is in OpenAI chat format (decided by line 2)" in problem.message
+    assert "the file is in OpenAI chat format (98 of its 100 lines are)" in problem.message
+
+
+@pytest.mark.parametrize("odd_line", [1, 2, 50])
+def test_the_format_of_most_lines_decides_so_only_the_odd_line_is_reported(odd_line):
+    report = validate_dataset(dataset(replace={odd_line: vertex(odd_line)}))
+    assert report.format == DatasetFormat.OPENAI_CHAT
+    assert [p.line for p in report.problems] == [odd_line]
+    assert len(report.examples) == 99
+
+
+def test_a_file_in_the_wrong_format_for_its_task_is_named_once_at_its_first_line():
+    report = validate_dataset(dataset(replace={1: b"oops"}), task="preference")
+    [mismatch] = [p for p in report.problems if "a supervised format" in p.message]
+    assert mismatch.line == 2 and report.format == DatasetFormat.OPENAI_CHAT
 
 
 def test_a_line_that_lacks_keys_is_read_in_the_files_format():
@@ -323,13 +337,32 @@ def prompt_only_chat(index: int) -> dict:
 
 
 def test_prompts_without_responses_are_valid_for_distillation_with_a_warning():
-    report = validate_any_task(dataset(prompt_only_chat, replace={4: chat(4)}))
+    report = validate_any_task(dataset(prompt_only_chat, replace={4: chat(4), 9: chat(9)}))
     assert report.ok and len(report.examples) == 100
     [warning] = report.problems
-    assert warning.severity == "warning" and warning.message.startswith("99 examples are prompts")
+    assert warning.severity == "warning"
+    assert warning.message.startswith("98 of the 100 examples are prompts without a response")
+    assert "lines 4, 9 have a response" in warning.message
     assert implied_task(report) == "distillation"
+    [only_prompts] = validate_any_task(dataset(prompt_only_chat)).problems
+    assert only_prompts.message.startswith("100 of the 100 examples are prompts")
+    assert "have a response" not in only_prompts.message
     assert implied_task(validate_any_task(dataset())) == "supervised"
     assert implied_task(validate_any_task(dataset(openai_preference))) == "preference"
+
+
+@pytest.mark.parametrize("make", [chat, vertex, MAKERS[DatasetFormat.PROMPT_COMPLETION]])
+def test_a_few_prompt_only_lines_in_a_supervised_file_are_errors_by_line_and_field(make):
+    prompt_only = {
+        chat: prompt_only_chat(3),
+        vertex: {"contents": vertex(3)["contents"][:1]},
+    }.get(make, {"prompt": "q3"})
+    replace = {3: prompt_only, 40: prompt_only, 77: prompt_only}
+    report = validate_any_task(dataset(make, replace=replace))
+    assert not report.ok and implied_task(report) == "supervised"
+    errors = [(p.line, p.field) for p in report.problems if p.severity == "error"]
+    assert [line for line, _ in errors] == [3, 40, 77]
+    assert all(field for _, field in errors)  # each names the field: messages[1], completion
 
 
 def test_a_broken_line_among_prompts_is_the_one_error_reported():

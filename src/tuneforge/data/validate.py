@@ -6,6 +6,7 @@ is what training calls: the examples, or :class:`DatasetValidationError` carryin
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable
 
 from tuneforge.data.checks import describe, join_keys
@@ -103,7 +104,7 @@ class _Validator:
         self.tokenizer = tokenizer if max_length is not None else None
         self.max_length = max_length
         self.report = ValidationReport(format=None)
-        self.format_line = 0
+        self.format_lines = 0  # how many lines are in the file's format
         self.line_count = 0  # non-blank lines: each is meant to be one example
         self.first_line_of: dict[Example, int] = {}
 
@@ -119,20 +120,29 @@ class _Validator:
             return detected
         return next((f for f in candidates if fits_format(obj, f)), detected)
 
+    def decide_format(self, objects: list[tuple[int, dict]]) -> None:
+        """The file's format is the one most of its lines are in (the first such line's, on a
+        tie), so one odd line is reported as the odd one, whichever line it is."""
+        formats = Counter(f for _, obj in objects if (f := self.line_format(obj)) is not None)
+        if not formats:
+            return
+        fmt, self.format_lines = formats.most_common(1)[0]
+        self.report.format = fmt
+        if fmt not in TASK_FORMATS[self.task]:
+            first = next(line for line, obj in objects if self.line_format(obj) == fmt)
+            self.report.add(Problem(first, "", task_mismatch_message(fmt, self.task)))
+
     def add_line(self, line: int, obj: dict) -> None:
         fmt = self.line_format(obj)
         if fmt is None:
             self.report.add(Problem(line, "", unknown_format_message(obj)))
             return
-        if self.report.format is None:
-            self.report.format, self.format_line = fmt, line
-            if fmt not in TASK_FORMATS[self.task]:
-                self.report.add(Problem(line, "", task_mismatch_message(fmt, self.task)))
-        elif fmt != self.report.format:
+        if fmt != self.report.format:
+            assert self.report.format is not None  # decide_format saw this line's format
             message = (
                 f"this line is in {FORMAT_NAMES[fmt]} format, but the file is in"
-                f" {FORMAT_NAMES[self.report.format]} format (decided by line"
-                f" {self.format_line}); every line of a file must use the same format"
+                f" {FORMAT_NAMES[self.report.format]} format ({self.format_lines} of its"
+                f" {self.line_count} lines are); every line of a file must use the same format"
             )
             self.report.add(Problem(line, "", message))
             return
@@ -206,8 +216,8 @@ def validate_dataset(
 ) -> ValidationReport:
     """Read and check a JSONL dataset (a path or its bytes), collecting every problem.
 
-    The file's format is that of its first line with a known format; every line must share
-    it, and it must suit ``task``. With ``tokenizer`` and ``max_length``, examples longer than
+    The file's format is the one most of its lines are in; every line must share it, and it
+    must suit ``task``. With ``tokenizer`` and ``max_length``, examples longer than
     ``max_length`` tokens get a warning and their indices go to ``report.truncated``.
     Fewer than ``min_examples`` examples is an error, fewer than ``recommended_examples`` a
     warning. Raises nothing for the file's content (only for an unknown ``task``).
@@ -217,12 +227,13 @@ def validate_dataset(
             f"unknown task {task!r}; expected one of {', '.join(TASK_FORMATS)}", param="task"
         )
     validator = _Validator(task, tokenizer, max_length)
-    for item in read_jsonl(source):
+    items = list(read_jsonl(source))
+    validator.line_count = sum(not isinstance(i, Problem) or i.line > 0 for i in items)
+    validator.decide_format([item for item in items if not isinstance(item, Problem)])
+    for item in items:
         if isinstance(item, Problem):
             validator.report.add(item)
-            validator.line_count += item.line > 0
         else:
-            validator.line_count += 1
             validator.add_line(*item)
     return validator.finish(min_examples, recommended_examples)
 
@@ -244,24 +255,42 @@ def load_examples(
     return report.examples
 
 
-PROMPT_ONLY_WARNING = (
-    "{count} examples are prompts without a response: the file can be used for distillation "
-    "(the teacher writes the responses), not for supervised tuning"
-)
+SHOWN_LINES = 10  # line numbers named in a warning about several lines
+
+
+def line_list(lines: list[int], limit: int = SHOWN_LINES) -> str:
+    """``line 4``, ``lines 4, 9, 12`` or ``lines 4, 9, ... (and 20 more)``."""
+    shown = ", ".join(map(str, lines[:limit]))
+    more = f" (and {len(lines) - limit} more)" if len(lines) > limit else ""
+    return f"line{'s' * (len(lines) != 1)} {shown}{more}"
 
 
 def validate_any_task(source: Source) -> ValidationReport:
     """Validate a file for the task its format implies: preference formats for preference
-    tuning, every other one for supervised tuning, or for distillation when prompts without a
-    response (the teacher writes those) are what keeps it from supervised tuning."""
+    tuning, every other one for supervised tuning, or for distillation when most examples are
+    prompts without a response (the teacher writes those). A supervised file with a few
+    prompt-only lines is reported as supervised: each of those lines is an error, by line and
+    field, as the cloud services report them."""
     report = validate_dataset(source, task="supervised")
     if report.format in PREFERENCE_FORMATS:
         return validate_dataset(source, task="preference")
     if not report.ok:
         prompts = validate_dataset(source, task="distillation")
-        prompt_only = sum(map(_is_prompt_only, prompts.examples))
-        if prompt_only and prompts.error_count < report.error_count:
-            prompts.add(Problem(0, "", PROMPT_ONLY_WARNING.format(count=prompt_only), "warning"))
+        answered = [
+            line
+            for line, example in zip(prompts.lines, prompts.examples, strict=True)
+            if not _is_prompt_only(example)
+        ]
+        prompt_only = len(prompts.examples) - len(answered)
+        if prompt_only > len(answered):
+            message = (
+                f"{prompt_only} of the {len(prompts.examples)} examples are prompts without a "
+                "response: the file can be used for distillation (the teacher writes the "
+                "responses), not for supervised tuning"
+            )
+            if answered:
+                message += f"; {line_list(answered)} have a response, trained on as given"
+            prompts.add(Problem(0, "", message, "warning"))
             return prompts
     return report
 
