@@ -11,7 +11,7 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from tuneforge.config import Settings
-from tuneforge.data.samples import write_task
+from tuneforge.data.samples import write_preference_task, write_task
 from tuneforge.data.validate import load_examples
 from tuneforge.models.tiny import TINY_MODELS, ensure_tiny_model
 
@@ -50,6 +50,12 @@ def settings(tmp_path, models_dir) -> Settings:
 @pytest.fixture(scope="session")
 def sentiment_files(tmp_path_factory) -> dict[str, Path]:
     return write_task(tmp_path_factory.mktemp("sentiment"), "sentiment")
+
+
+@pytest.fixture(scope="session")
+def preference_files(tmp_path_factory) -> dict[str, Path]:
+    """The sentiment task's splits as OpenAI DPO preference pairs."""
+    return write_preference_task(tmp_path_factory.mktemp("preference"))
 
 
 @pytest.fixture(scope="session")

@@ -22,7 +22,7 @@ from tuneforge.data.report import to_json as report_to_json
 from tuneforge.data.validate import validate_any_task
 from tuneforge.engine.spec import Hyperparameters, Method, Mode
 from tuneforge.errors import InvalidArgument, NotFound, TuneforgeError
-from tuneforge.jobs.datasets import check_dataset_reference, resolve_dataset
+from tuneforge.jobs.datasets import refuse_invalid_dataset, resolve_dataset
 from tuneforge.models.names import TunedRef, parse_model_name
 from tuneforge.models.resolve import resolve_base_model
 from tuneforge.models.tiny import TINY_MODELS
@@ -196,8 +196,9 @@ class Service:
 
     # --- jobs -------------------------------------------------------------------------
     def create_job(self, project_id: str, request: JobRequest) -> JobView:
-        """Check everything that can be checked without reading the data, then queue the job.
-        The dataset itself is validated by the job (a bad file fails the job, as OpenAI does)."""
+        """Check everything that can be checked before the job starts, each local dataset's
+        lines included, then queue the job. The job validates again with the model's
+        tokenizer (lengths) and validates a remote dataset once it has fetched it."""
         try:
             hyperparameters = Hyperparameters(**request.hyperparameters)
         except ValidationError as err:
@@ -209,6 +210,7 @@ class Service:
             raise InvalidArgument(f"unknown tuning method {request.method!r}", "method")
         if request.mode not in ("peft", "full"):
             raise InvalidArgument(f"unknown tuning mode {request.mode!r}", "mode")
+        task = request.method  # each method trains on the task of the same name
         if request.method == "distillation" and not request.teacher_model:
             raise InvalidArgument("distillation needs a teacher model", "teacher_model")
         if request.suffix is not None and (
@@ -221,12 +223,12 @@ class Service:
             )
         with self.db.session() as s:
             repo.ensure_project(s, project_id)
-            check_dataset_reference(
-                s, self.settings, project_id, request.training_file, "training_file"
+            refuse_invalid_dataset(
+                s, self.settings, project_id, request.training_file, "training_file", task
             )
             if request.validation_file:
-                check_dataset_reference(
-                    s, self.settings, project_id, request.validation_file, "validation_file"
+                refuse_invalid_dataset(
+                    s, self.settings, project_id, request.validation_file, "validation_file", task
                 )
         base_model, pre_tuned = request.base_model, request.pre_tuned_model
         if pre_tuned is None and isinstance(parse_model_name(base_model), TunedRef):

@@ -132,11 +132,11 @@ def test_the_deprecated_top_level_hyperparameters_still_work(api, train_file):
     }
 
 
-def test_dpo_is_the_preference_method_with_its_beta(api, train_file):
+def test_dpo_is_the_preference_method_with_its_beta(api, preference_files):
     body = create(
         api,
         model=TINY,
-        training_file=train_file,
+        training_file=upload(api, preference_files["train"]),
         method={"type": "dpo", "dpo": {"hyperparameters": {"beta": 0.2, "n_epochs": 1}}},
     )
 
@@ -298,12 +298,41 @@ def test_events_are_newest_first_and_page_with_after(api, train_file):
 # --- running jobs -------------------------------------------------------------------------
 
 
-def test_a_training_file_with_a_bad_line_fails_the_job(api, sentiment_files, tmp_path):
+def bad_copy(sentiment_files, target: Path) -> Path:
+    """20 lines of the sentiment task; line 3's answer has no content."""
     lines = sentiment_files["train"].read_text().splitlines()[:20]
     lines[2] = json.dumps({"messages": [{"role": "user", "content": "hi"}, {"role": "assistant"}]})
-    bad = tmp_path / "bad.jsonl"
-    bad.write_text("\n".join(lines) + "\n")
-    job_id = create(api, model=TINY, training_file=upload(api, bad))["id"]
+    target.write_text("\n".join(lines) + "\n")
+    return target
+
+
+@pytest.mark.parametrize("param", ["training_file", "validation_file"])
+def test_a_file_with_a_bad_line_is_refused_at_creation(api, sentiment_files, tmp_path, param):
+    bad = upload(api, bad_copy(sentiment_files, tmp_path / "bad.jsonl"))
+    files = {"training_file": upload(api, sentiment_files["train"]), param: bad}
+    error = refused(api, model=TINY, **files)
+
+    assert error["param"] == param
+    assert "line 3, messages[1].content" in error["message"] and bad in error["message"]
+    assert api.service.list_jobs("default").items == []  # nothing was queued
+
+
+def test_a_file_for_another_method_is_refused_at_creation(api, train_file):
+    error = refused(api, model=TINY, training_file=train_file, method={"type": "dpo"})
+
+    assert error["param"] == "training_file"
+    assert "not a valid preference dataset" in error["message"]
+    assert "use the supervised or distillation method" in error["message"]
+
+
+def test_a_training_file_broken_after_creation_fails_the_job(api, sentiment_files):
+    """A file under a dataset root can change between creation and start: the job validates
+    it again, and fails naming the line and field."""
+    root = api.service.settings.dataset_roots[0]
+    dataset = root / "train.jsonl"
+    dataset.write_text(sentiment_files["train"].read_text())
+    job_id = create(api, model=TINY, training_file=str(dataset))["id"]
+    bad_copy(sentiment_files, dataset)
 
     run_next_job(api)
 

@@ -3,6 +3,7 @@ the TestClient) and by plain requests where the SDK has no call for a route."""
 
 from __future__ import annotations
 
+import json
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -203,7 +204,7 @@ def test_bad_list_parameters_say_what_to_fix(api: Api, query, fragment):
 
 
 def test_methods_modes_and_pre_tuned_models_map_to_the_service(
-    api: Api, client: genai.Client, train_file: str, tmp_path: Path
+    api: Api, client: genai.Client, train_file: str, preference_files, tmp_path: Path
 ):
     full = client.tunings.tune(
         base_model=TINY,
@@ -224,9 +225,11 @@ def test_methods_modes_and_pre_tuned_models_map_to_the_service(
     )
     api.service.cancel_job("default", stored.id)
 
+    with preference_files["train"].open("rb") as stream:
+        pairs = api.service.upload_file("default", "pairs.jsonl", stream, "fine-tune").id
     preference = client.tunings.tune(
         base_model=TINY,
-        training_dataset=types.TuningDataset(gcs_uri=train_file),
+        training_dataset=types.TuningDataset(gcs_uri=pairs),
         config=types.CreateTuningJobConfig(method="PREFERENCE_TUNING", epoch_count=2, beta=0.2),
     )
     assert preference.preference_optimization_spec.hyper_parameters.beta == 0.2
@@ -392,6 +395,24 @@ def test_cancelling_a_finished_job_is_a_failed_precondition(
     response = api.client.post(f"/v1/{name}:cancel", headers=api.headers())
     assert response.status_code == 400
     assert response.json()["error"]["status"] == "FAILED_PRECONDITION"
+
+
+def test_a_broken_training_file_is_refused_at_creation_with_its_first_errors(
+    api: Api, sentiment_files, tmp_path: Path
+):
+    rows = sentiment_files["train"].read_text().splitlines()
+    rows[6] = json.dumps({"messages": [{"role": "user", "content": "hi"}]})
+    broken = tmp_path / "broken.jsonl"
+    broken.write_text("\n".join(rows) + "\n")
+    with broken.open("rb") as stream:
+        file_id = api.service.upload_file("default", "broken.jsonl", stream, "fine-tune").id
+    response = create(api, supervised(file_id))
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["status"] == "INVALID_ARGUMENT"
+    assert "supervisedTuningSpec.trainingDatasetUri" in error["message"]
+    assert 'line 7, messages[0]: the last message is a "user" message' in error["message"]
+    assert api.service.list_jobs("default").items == []
 
 
 def test_a_failed_job_shows_a_google_rpc_status(api: Api, client: genai.Client, train_file: str):

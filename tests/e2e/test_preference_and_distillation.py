@@ -40,10 +40,10 @@ PROJECT, LOCATION = "e2e-project", "us-central1"
 SFT_EPOCHS = 2  # leaves the policy part-way: DPO goes on from there
 DPO_EPOCHS = 2
 TEACHER_EPOCHS = 4
-STUDENT_EPOCHS = 3
+STUDENT_EPOCHS = 8  # as in tests/engine/test_distill.py: 0.97-1.0 of the teacher on 10 seeds
 BETA = 0.1
 ACCURACY_BAR = 0.9
-STUDENT_SHARE_OF_TEACHER = 0.9
+STUDENT_SHARE_OF_TEACHER = 0.95
 JOB_TIMEOUT_S = 300.0
 ANSWER_TOKENS = 4
 
@@ -455,14 +455,12 @@ def test_bad_preference_data_fails_validation_naming_the_line(case, vertex, serv
     assert words in errors[0]["message"]
     assert f"line {BAD_LINE}" in uploaded["status_details"]
 
-    job = wait_for_vertex_job(
-        vertex,
+    with pytest.raises(genai.errors.ClientError) as refused:  # at creation, not 25 s later
         vertex.tunings.tune(
             base_model=STUDENT,
             training_dataset=types.TuningDataset(gcs_uri=uploaded["id"]),
             config=types.CreateTuningJobConfig(method="PREFERENCE_TUNING", epoch_count=1),
-        ),
-    )
-    assert job.state == types.JobState.JOB_STATE_FAILED
-    assert job.error.details[0]["reason"] == "INVALID_TRAINING_FILE"
-    assert f"line {BAD_LINE}, {field}: " in job.error.message and words in job.error.message
+        )
+    assert refused.value.code == 400 and refused.value.status == "INVALID_ARGUMENT"
+    message = refused.value.message
+    assert f"line {BAD_LINE}, {field}: " in message and words in message

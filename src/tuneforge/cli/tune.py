@@ -137,6 +137,7 @@ def _check_locally(
             Hyperparameters(epochs=epochs or "auto", batch_size=batch_size or "auto"),
             "peft",
             len(report.examples),
+            method=method,
         )
         stats = compute_stats(
             report.examples,

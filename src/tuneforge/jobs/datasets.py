@@ -15,6 +15,13 @@ from pathlib import Path
 from sqlalchemy.orm import Session
 
 from tuneforge.config import Settings
+from tuneforge.data.records import Task, ValidationReport
+from tuneforge.data.validate import (
+    MIN_EXAMPLES,
+    RECOMMENDED_EXAMPLES,
+    first_errors,
+    validate_dataset,
+)
 from tuneforge.errors import InvalidArgument, NotFound
 from tuneforge.store import repo
 
@@ -27,11 +34,42 @@ def file_id_of(reference: str) -> str | None:
     return reference if reference.startswith("file-") else None
 
 
-def check_dataset_reference(
-    session: Session, settings: Settings, project_id: str, reference: str, param: str
+def is_remote(reference: str) -> bool:
+    scheme, sep, _ = reference.partition("://")
+    return bool(sep) and scheme in REMOTE_SCHEMES
+
+
+def validate_for_job(
+    path: Path, task: Task, param: str, *, tokenizer=None, max_length: int | None = None
+) -> ValidationReport:
+    """A job's dataset, checked as the job trains on it: a training file needs MIN_EXAMPLES
+    examples, a validation file one."""
+    training = param == "training_file"
+    return validate_dataset(
+        path,
+        task=task,
+        tokenizer=tokenizer,
+        max_length=max_length,
+        min_examples=MIN_EXAMPLES if training else 1,
+        recommended_examples=RECOMMENDED_EXAMPLES if training else 1,
+    )
+
+
+def refuse_invalid_dataset(
+    session: Session, settings: Settings, project_id: str, reference: str, param: str, task: Task
 ) -> None:
-    """Refuse, with a message naming ``param``, a reference that a job could never read."""
-    resolve_dataset(session, settings, project_id, reference, param, fetch=False)
+    """Refuse, with a message naming ``param`` and the file's first errors, a dataset a job
+    could never read or would fail on. A remote URI is validated by the job once fetched."""
+    path = resolve_dataset(session, settings, project_id, reference, param, fetch=False)
+    if is_remote(reference):
+        return
+    report = validate_for_job(path, task, param)
+    if not report.ok:
+        raise InvalidArgument(
+            f"{param}: {reference} is not a valid {task} dataset: "
+            + first_errors(report.problems, report.error_count),
+            param,
+        )
 
 
 def resolve_dataset(
@@ -50,7 +88,7 @@ def resolve_dataset(
         except NotFound:
             raise InvalidArgument(f"{param}: no file {file_id!r} in this project", param) from None
     scheme, sep, _ = reference.partition("://")
-    if sep and scheme in REMOTE_SCHEMES:
+    if is_remote(reference):
         return _remote(reference, scheme, param, fetch, cache_dir or settings.data_dir / "cache")
     if sep:
         raise InvalidArgument(

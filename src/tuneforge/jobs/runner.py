@@ -20,13 +20,14 @@ from pathlib import Path
 
 from tuneforge.config import Settings, get_settings
 from tuneforge.data.stats import compute_stats
-from tuneforge.data.validate import first_errors, validate_dataset
+from tuneforge.data.validate import first_errors
 from tuneforge.engine.errors import TuningError
 from tuneforge.engine.plot import plot_loss_curve
 from tuneforge.engine.result import TuningResult
 from tuneforge.engine.run import run_tuning
 from tuneforge.engine.spec import Hyperparameters, TuningSpec, resolve_hyperparameters
 from tuneforge.errors import Conflict, TuneforgeError
+from tuneforge.jobs.datasets import validate_for_job
 from tuneforge.jobs.store_observer import StoreObserver
 from tuneforge.models.loading import load_tokenizer, quiet_transformers
 from tuneforge.models.resolve import resolve_base_model
@@ -149,14 +150,7 @@ def _prepare_datasets(job: TuningJob, spec: TuningSpec, service: Service, observ
             datasets[param] = []
             continue
         path = service.dataset_path(job.project_id, reference, param)
-        report = validate_dataset(
-            path,
-            task=task,
-            tokenizer=tokenizer,
-            max_length=max_length,
-            min_examples=10 if param == "training_file" else 1,
-            recommended_examples=100 if param == "training_file" else 1,
-        )
+        report = validate_for_job(path, task, param, tokenizer=tokenizer, max_length=max_length)
         if not report.ok:
             raise DatasetRejected(first_errors(report.problems, report.error_count), param)
         for warning in report.problems:
@@ -166,7 +160,7 @@ def _prepare_datasets(job: TuningJob, spec: TuningSpec, service: Service, observ
         if param == "training_file":
             token_counts = report.token_counts
     train = datasets["training_file"]
-    hp = resolve_hyperparameters(spec.hyperparameters, spec.mode, len(train))
+    hp = resolve_hyperparameters(spec.hyperparameters, spec.mode, len(train), method=spec.method)
     stats = compute_stats(
         train,
         tokenizer,
