@@ -47,24 +47,39 @@ def distillation_spec(teacher_adapter, **hyperparameters) -> TuningSpec:
     )
 
 
+# 8 epochs: at 3, 2 of 5 seeds left the student at 0.80 and 0.90 of the teacher's exact match; at 8,
+# seeds 1-10 reached 0.97-1.0 of it (early stopping ends some runs at 6-7).
+STUDENT_EPOCHS = 8
+STUDENT_SHARE_OF_TEACHER = 0.95
+
+
+def distill(teacher_adapter, sentiment, settings, output, seed: int, observer=None):
+    return run_tuning(
+        distillation_spec(teacher_adapter, epochs=STUDENT_EPOCHS).model_copy(update={"seed": seed}),
+        prompts_of(sentiment["train"]),
+        prompts_of(sentiment["validation"]),
+        output,
+        settings,
+        observer,
+    )
+
+
 @pytest.fixture(scope="module")
 def distilled(teacher_adapter, sentiment, session_settings, tmp_path_factory):
     observer = RecordingObserver()
-    result = run_tuning(
-        distillation_spec(teacher_adapter, epochs=3),
-        prompts_of(sentiment["train"]),
-        prompts_of(sentiment["validation"]),
-        tmp_path_factory.mktemp("student"),
-        session_settings,
-        observer,
-    )
-    return result, observer
+    output = tmp_path_factory.mktemp("student")
+    return distill(teacher_adapter, sentiment, session_settings, output, 42, observer), observer
 
 
+@pytest.mark.parametrize("seed", [42, 1, 2])
 def test_student_reaches_most_of_the_teachers_exact_match(
-    teacher_adapter, distilled, sentiment, models_dir
+    seed, teacher_adapter, distilled, sentiment, session_settings, models_dir, tmp_path
 ):
-    result, _ = distilled
+    result = (
+        distilled[0]
+        if seed == 42
+        else distill(teacher_adapter, sentiment, session_settings, tmp_path, seed)
+    )
     tokenizer = AutoTokenizer.from_pretrained(models_dir / "tiny-chat")
     teacher_base = AutoModelForCausalLM.from_pretrained(models_dir / "tiny-chat-large")
     teacher = PeftModel.from_pretrained(teacher_base, teacher_adapter)
@@ -75,7 +90,7 @@ def test_student_reaches_most_of_the_teachers_exact_match(
     student_match = exact_match(student, tokenizer, sentiment["test"])
     print(f"\nexact match: teacher {teacher_match:.2f}, student {untrained} -> {student_match}")
     assert teacher_match >= 0.9
-    assert student_match >= 0.9 * teacher_match
+    assert student_match >= STUDENT_SHARE_OF_TEACHER * teacher_match
 
 
 def test_teacher_writes_responses_and_training_is_reported(distilled):

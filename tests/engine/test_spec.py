@@ -35,6 +35,13 @@ def test_auto_epochs_follow_openai_guide():
     assert auto_epochs(1) == 25
 
 
+def test_a_distilled_student_gets_twice_the_passes_within_the_cap():
+    assert auto_epochs(400, "distillation") == 6
+    assert auto_epochs(20_000, "distillation") == 2
+    assert auto_epochs(10, "distillation") == 20
+    assert auto_epochs(1, "distillation") == 25
+
+
 def test_auto_batch_size_grows_with_dataset_and_is_bounded():
     assert auto_batch_size(20) == 1
     assert auto_batch_size(400) == 8
