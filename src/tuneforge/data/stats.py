@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-import numpy as np
 from pydantic import BaseModel
 
 from tuneforge.data.records import Conversation, Example, PreferenceExample
 from tuneforge.data.tokenize import count_tokens
 from tuneforge.errors import InvalidArgument
+
+if TYPE_CHECKING:  # numpy loads when statistics are computed, not with every command
+    import numpy as np
 
 MAX_BUCKETS = 10
 
@@ -42,6 +45,8 @@ class Distribution(BaseModel):
     def of(cls, values: Sequence[int]) -> Distribution:
         if not values:
             return cls()
+        import numpy as np
+
         array = np.asarray(values, dtype=np.int64)
         low, high = int(array.min()), int(array.max())
         p5, median, p95 = np.percentile(array, [5, 50, 95])
@@ -65,6 +70,8 @@ def equal_width_buckets(values: np.ndarray, low: int, high: int) -> list[Bucket]
     """
     if low == high:
         return [Bucket(count=len(values), left=low, right=high)]
+    import numpy as np
+
     bins = min(MAX_BUCKETS, high - low + 1)
     counts, edges = np.histogram(values, bins=bins, range=(low, high))
     return [

@@ -7,14 +7,16 @@ adapter cannot move them and the model never learns (DESIGN.md).
 
 from __future__ import annotations
 
+import secrets
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
-
-import torch
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+from typing import TYPE_CHECKING
 
 from tuneforge.data.samples import corpus_lines
+
+if TYPE_CHECKING:  # torch and transformers load only when a model is built: see models/resolve
+    from transformers import LlamaForCausalLM, PreTrainedTokenizerFast
 
 # ChatML-style template. Each turn ends with <|im_end|>, which is also the EOS token, so a model
 # trained on its turns learns to stop.
@@ -43,6 +45,9 @@ TINY_MODELS = {
 
 
 def build_tokenizer() -> PreTrainedTokenizerFast:
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
     bpe = Tokenizer(models.BPE(unk_token=None))
     bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     bpe.decoder = decoders.ByteLevel()
@@ -65,6 +70,9 @@ def build_tokenizer() -> PreTrainedTokenizerFast:
 
 
 def build_model(spec: TinySpec, tokenizer: PreTrainedTokenizerFast) -> LlamaForCausalLM:
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
     config = LlamaConfig(
         vocab_size=len(tokenizer),
         hidden_size=spec.hidden_size,
@@ -94,7 +102,7 @@ def ensure_tiny_model(name: str, models_dir: Path) -> Path:
         return target
     # Build into a temporary sibling and rename, so a crash never leaves half a model behind
     # and two processes building at once both end with a complete one.
-    staging = target.with_name(f".{target.name}.{torch.randint(0, 2**31, ()).item()}")
+    staging = target.with_name(f".{target.name}.{secrets.token_hex(8)}")
     tokenizer = build_tokenizer()
     build_model(spec, tokenizer).save_pretrained(staging)
     tokenizer.save_pretrained(staging)
@@ -103,7 +111,5 @@ def ensure_tiny_model(name: str, models_dir: Path) -> Path:
     except OSError:  # another process finished first
         if not (target / "config.json").exists():
             raise
-        import shutil
-
         shutil.rmtree(staging, ignore_errors=True)
     return target
