@@ -57,6 +57,10 @@ class Settings(BaseSettings):
     def jobs_dir(self) -> Path:
         return self.data_dir / "jobs"
 
+    def job_dir(self, job_id: str) -> Path:
+        """A job's folder: its checkpoints, logs, metrics CSV and loss curve."""
+        return self.jobs_dir / job_id
+
     @property
     def models_dir(self) -> Path:
         return self.data_dir / "models"

@@ -8,7 +8,6 @@ project's file, job or model raises NotFound exactly as a missing one does.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -21,8 +20,10 @@ from tuneforge.data.records import Conversation
 from tuneforge.data.report import to_json as report_to_json
 from tuneforge.data.validate import validate_any_task
 from tuneforge.engine.spec import Hyperparameters, Method, Mode
-from tuneforge.errors import InvalidArgument, NotFound, TuneforgeError
+from tuneforge.errors import InvalidArgument, NotFound
+from tuneforge.inference.types import ModelTarget
 from tuneforge.jobs.datasets import refuse_invalid_dataset, resolve_dataset
+from tuneforge.jobs.targets import model_target, tuned_checkpoint
 from tuneforge.models.names import TunedRef, parse_model_name
 from tuneforge.models.resolve import resolve_base_model
 from tuneforge.models.tiny import TINY_MODELS
@@ -303,23 +304,9 @@ class Service:
 
     def job_metrics(self, project_id: str, job_id: str) -> dict[str, list[dict[str, Any]]]:
         """The loss curve as series: per-step training metrics and per-epoch metrics."""
-        steps, epochs = [], []
-        after = None
         with self.db.session() as s:
             repo.get_job(s, project_id, job_id)
-            while True:
-                batch = repo.list_events(s, job_id, after_id=after, limit=1000)
-                if not batch:
-                    break
-                for event in batch:
-                    kind = (event.data or {}).get("kind")
-                    if event.type == "metrics" and kind == "step":
-                        steps.append(event.data["metrics"])
-                    elif event.type == "metrics" and kind == "epoch":
-                        epochs.append(event.data["metrics"])
-                after = batch[-1].id
-        # A resumed attempt repeats the steps after its checkpoint: keep the latest of each.
-        return {"steps": _latest_by(steps, "step"), "epochs": _latest_by(epochs, "epoch")}
+            return repo.metric_series(s, job_id)
 
     def result_file(self, project_id: str, job_id: str) -> File | None:
         """A succeeded job's metrics CSV as a file of purpose ``fine-tune-results`` (registered
@@ -373,7 +360,7 @@ class Service:
     def tuned_job(self, project_id: str, name: str) -> TuningJob:
         """The job that produced the tuned model (or checkpoint) called ``name``."""
         with self.db.session() as s:
-            job, _ = self._tuned_checkpoint(s, project_id, name)
+            job, _ = tuned_checkpoint(s, project_id, name)
             return job
 
     def list_models(self, project_id: str) -> list[ModelInfo]:
@@ -400,52 +387,10 @@ class Service:
                 )
         return models
 
-    def model_target(self, project_id: str, name: str):
-        """What inference loads for a model name: a base model, or a tuned model's checkpoint
-        (its default one unless the name picks another)."""
-        from tuneforge.inference.types import ModelTarget
-
-        reference = parse_model_name(name)
-        if not isinstance(reference, TunedRef):
-            try:
-                resolved = resolve_base_model(reference, self.settings)
-            except TuneforgeError as err:
-                raise NotFound(f"model {name!r} not found: {err}") from None
-            return ModelTarget(name=name, base_source=resolved.source)
+    def model_target(self, project_id: str, name: str) -> ModelTarget:
+        """What inference loads for a model name: a base model, or a tuned model's checkpoint."""
         with self.db.session() as s:
-            job, checkpoint = self._tuned_checkpoint(s, project_id, name)
-        base = resolve_base_model(job.base_model, self.settings)
-        path = Path(checkpoint.path)
-        if job.mode == "full":
-            return ModelTarget(name=name, base_source=base.source, weights_path=path)
-        return ModelTarget(name=name, base_source=base.source, adapter_path=path)
-
-    def _tuned_checkpoint(self, s, project_id: str, name: str) -> tuple[TuningJob, Checkpoint]:
-        reference = parse_model_name(name)
-        if not isinstance(reference, TunedRef):
-            raise NotFound(f"{name!r} is not a tuned model")
-        missing = NotFound(f"tuned model {name!r} not found")
-        if reference.checkpoint_id:
-            checkpoint = s.get(Checkpoint, reference.checkpoint_id)
-            if checkpoint is None:
-                raise missing
-            job = repo.get_job(s, project_id, checkpoint.job_id)
-            return job, checkpoint
-        if reference.tuned_model_id:
-            job_id = repo.get_tuned_model(s, project_id, reference.tuned_model_id).job_id
-        else:
-            job_id = reference.job_id
-        job = repo.get_job(s, project_id, job_id)
-        checkpoints = list(repo.list_checkpoints(s, job.id))
-        if reference.epoch is not None or reference.step is not None:
-            for checkpoint in checkpoints:
-                if checkpoint.epoch == reference.epoch or checkpoint.step == reference.step:
-                    return job, checkpoint
-            raise NotFound(f"tuned model {name!r}: no such checkpoint")
-        default = next((c for c in checkpoints if c.is_default), None)
-        if default is None:
-            raise NotFound(f"tuned model {name!r} is not ready: its job has not succeeded")
-        return job, default
+            return model_target(s, self.settings, project_id, name)
 
     # --- inference --------------------------------------------------------------------
     @property
@@ -462,13 +407,13 @@ class Service:
     def stream(self, project_id: str, model: str, prompt: Conversation, params):
         return self.inference.stream(self.model_target(project_id, model), prompt, params)
 
-    # --- data for a runner ------------------------------------------------------------
+    # --- local data ---------------------------------------------------------------------
     def dataset_path(self, project_id: str, reference: str, param: str) -> Path:
         with self.db.session() as s:
             return resolve_dataset(s, self.settings, project_id, reference, param)
 
     def job_dir(self, job_id: str) -> Path:
-        return self.settings.jobs_dir / job_id
+        return self.settings.job_dir(job_id)
 
 
 def _filtered_jobs(s, project_id: str, limit: int, after, states, metadata: dict) -> repo.Page:
@@ -487,8 +432,3 @@ def _filtered_jobs(s, project_id: str, limit: int, after, states, metadata: dict
             break
         after = page.items[-1].id
     return repo.Page(items=matched[:limit], has_more=len(matched) > limit)
-
-
-def _latest_by(rows: Iterable[dict[str, Any]], key: str) -> list[dict[str, Any]]:
-    latest = {row[key]: row for row in rows}
-    return [latest[k] for k in sorted(latest)]

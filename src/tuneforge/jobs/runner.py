@@ -27,11 +27,11 @@ from tuneforge.engine.result import TuningResult
 from tuneforge.engine.run import run_tuning
 from tuneforge.engine.spec import Hyperparameters, TuningSpec, resolve_hyperparameters
 from tuneforge.errors import Conflict, TuneforgeError
-from tuneforge.jobs.datasets import validate_for_job
+from tuneforge.jobs.datasets import resolve_dataset, validate_for_job
 from tuneforge.jobs.store_observer import StoreObserver
+from tuneforge.jobs.targets import model_target
 from tuneforge.models.loading import load_tokenizer, quiet_transformers
 from tuneforge.models.resolve import resolve_base_model
-from tuneforge.service import Service
 from tuneforge.store import repo
 from tuneforge.store.db import Database
 from tuneforge.store.models import TuningJob
@@ -60,23 +60,20 @@ class DatasetRejected(TuneforgeError):
 
 
 def run_job(db: Database, settings: Settings, job_id: str, worker_id: str | None = None) -> None:
-    service = Service(db, settings)
     with db.session() as s:
         job = repo.heartbeat(s, job_id, worker_id=worker_id, runner_pid=os.getpid())
     observer = StoreObserver(db, job_id, worker_id)
     with heartbeats(db, job_id, worker_id):
-        _run(db, service, job, observer, worker_id)
+        _run(db, settings, job, observer, worker_id)
 
 
-def _run(db: Database, service: Service, job: TuningJob, observer, worker_id) -> None:
+def _run(db: Database, settings: Settings, job: TuningJob, observer, worker_id) -> None:
     job_id = job.id
     try:
-        spec = _spec_for(job, service)
-        train, validation = _prepare_datasets(job, spec, service, observer)
-        result = run_tuning(
-            spec, train, validation, service.job_dir(job_id), service.settings, observer
-        )
-        _record_outcome(db, service, job, result, worker_id)
+        spec = _spec_for(job, db, settings)
+        train, validation = _prepare_datasets(job, spec, db, settings, observer)
+        result = run_tuning(spec, train, validation, settings.job_dir(job_id), settings, observer)
+        _record_outcome(db, settings, job, result, worker_id)
     except DatasetRejected as err:
         _fail(db, job_id, worker_id, "invalid_training_file", str(err), err.param)
     except TuningError as err:
@@ -114,14 +111,16 @@ def heartbeats(
         thread.join(timeout=interval_s)
 
 
-def _spec_for(job: TuningJob, service: Service) -> TuningSpec:
+def _spec_for(job: TuningJob, db: Database, settings: Settings) -> TuningSpec:
     hyperparameters = {k: v for k, v in job.hyperparameters.items() if k not in JOB_ONLY_KEYS}
     options: dict = {}
     if pre_tuned := job.hyperparameters.get("pre_tuned_model"):
-        target = service.model_target(job.project_id, pre_tuned)
+        with db.session() as s:
+            target = model_target(s, settings, job.project_id, pre_tuned)
         options["init_adapter"] = str(target.adapter_path or target.weights_path)
     if job.teacher_model:
-        teacher = service.model_target(job.project_id, job.teacher_model)
+        with db.session() as s:
+            teacher = model_target(s, settings, job.project_id, job.teacher_model)
         options["teacher_model"] = teacher.base_source
         if teacher.adapter_path or teacher.weights_path:
             options["teacher_adapter"] = str(teacher.adapter_path or teacher.weights_path)
@@ -135,10 +134,10 @@ def _spec_for(job: TuningJob, service: Service) -> TuningSpec:
     )
 
 
-def _prepare_datasets(job: TuningJob, spec: TuningSpec, service: Service, observer):
+def _prepare_datasets(job: TuningJob, spec: TuningSpec, db: Database, settings: Settings, observer):
     """Validate both files against the base model's tokenizer and record the statistics."""
     quiet_transformers()
-    tokenizer = load_tokenizer(resolve_base_model(job.base_model, service.settings).source)
+    tokenizer = load_tokenizer(resolve_base_model(job.base_model, settings).source)
     task = job.method.value  # each method trains on the task of the same name
     max_length = spec.hyperparameters.max_seq_length
     datasets, token_counts = {}, []
@@ -149,7 +148,8 @@ def _prepare_datasets(job: TuningJob, spec: TuningSpec, service: Service, observ
         if not reference:
             datasets[param] = []
             continue
-        path = service.dataset_path(job.project_id, reference, param)
+        with db.session() as s:
+            path = resolve_dataset(s, settings, job.project_id, reference, param)
         report = validate_for_job(path, task, param, tokenizer=tokenizer, max_length=max_length)
         if not report.ok:
             raise DatasetRejected(first_errors(report.problems, report.error_count), param)
@@ -169,7 +169,7 @@ def _prepare_datasets(job: TuningJob, spec: TuningSpec, service: Service, observ
         max_length=max_length,
         token_counts=token_counts,
     )
-    with service.db.session() as s:
+    with db.session() as s:
         repo.update_progress(
             s,
             job.id,
@@ -190,7 +190,7 @@ def _prepare_datasets(job: TuningJob, spec: TuningSpec, service: Service, observ
 
 
 def _record_outcome(
-    db: Database, service: Service, job: TuningJob, result: TuningResult, worker_id
+    db: Database, settings: Settings, job: TuningJob, result: TuningResult, worker_id
 ) -> None:
     if result.outcome != "succeeded":
         state = JobState.CANCELLED if result.outcome == "cancelled" else JobState.PAUSED
@@ -205,8 +205,9 @@ def _record_outcome(
             sub_state=SubState.POST_PROCESSING,
             trained_tokens=result.trained_tokens,
         )
-    job_dir = service.job_dir(job.id)
-    series = service.job_metrics(job.project_id, job.id)
+    job_dir = settings.job_dir(job.id)
+    with db.session() as s:
+        series = repo.metric_series(s, job.id)
     _write_metrics_csv(series, job_dir / "metrics.csv")
     plot_loss_curve(
         [(row["step"], row["loss"]) for row in series["steps"]],

@@ -6,7 +6,7 @@ checkpoints) are for the scheduler and runner, or for callers that already check
 """
 
 from tuneforge.store.repo_common import Page, decode_page_token, encode_page_token
-from tuneforge.store.repo_events import list_events, record_event
+from tuneforge.store.repo_events import list_events, metric_series, record_event
 from tuneforge.store.repo_files import (
     create_file,
     delete_file,
@@ -87,6 +87,7 @@ __all__ = [
     "list_tuned_models",
     "load_job",
     "mark_waiting_for_capacity",
+    "metric_series",
     "new_file_id",
     "new_job_id",
     "record_event",

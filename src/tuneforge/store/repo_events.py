@@ -56,3 +56,23 @@ def list_events(
             query = query.where(Event.id > after_id)
         query = query.order_by(Event.id)
     return list(session.scalars(query.limit(limit)))
+
+
+def metric_series(session: Session, job_id: str) -> dict[str, list[dict[str, Any]]]:
+    """A job's loss curve as series: per-step training metrics and per-epoch metrics. A resumed
+    attempt repeats the steps after its checkpoint: the latest report of each step is kept."""
+    steps: dict[int, dict[str, Any]] = {}
+    epochs: dict[int, dict[str, Any]] = {}
+    after = None
+    while batch := list_events(session, job_id, after_id=after, limit=1000):
+        for event in batch:
+            kind = (event.data or {}).get("kind")
+            if event.type == "metrics" and kind == "step":
+                steps[event.data["metrics"]["step"]] = event.data["metrics"]
+            elif event.type == "metrics" and kind == "epoch":
+                epochs[event.data["metrics"]["epoch"]] = event.data["metrics"]
+        after = batch[-1].id
+    return {
+        "steps": [steps[k] for k in sorted(steps)],
+        "epochs": [epochs[k] for k in sorted(epochs)],
+    }
