@@ -163,6 +163,12 @@ def prepare_dpo(
             tokens_per_step=int(mean_pair_tokens * hp.batch_size),
         ),
         beta=hp.beta,
+        # DPO plus the chosen answer's NLL (RPO, Pang et al. 2024). Plain DPO widened the margin
+        # by pushing both answers down: the chosen one's log-prob fell from -1.3 to -6.4 and the
+        # model stopped ending its answers ("negativenegative"), exact match 0.91 -> 0.17 on 2
+        # of 4 seeds. With the NLL term seeds 1-5 and 42 end at 0.91-0.99.
+        loss_type=["sigmoid", "sft"],
+        loss_weights=[1.0, 1.0],
         max_length=max_length,
         # TRL 1.16 has no padding-free DPO ("temporarily unavailable"): pairs are padded to the
         # longest sequence of their batch.
