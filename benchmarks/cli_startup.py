@@ -32,8 +32,8 @@ def make_data_dir(root: Path) -> str:
     service = local_service(Settings(data_dir=root / "data"))
     train = write_task(root / "task", "sentiment")["train"]
     with train.open("rb") as stream:
-        file_id = service.upload_file("default", train.name, stream, "fine-tune").id
-    return service.create_job("default", JobRequest(base_model=TINY, training_file=file_id)).job.id
+        file_id = service.files.upload("default", train.name, stream, "fine-tune").id
+    return service.jobs.create("default", JobRequest(base_model=TINY, training_file=file_id)).job.id
 
 
 def timed(argv: list[str], env: dict[str, str], repeats: int) -> float:

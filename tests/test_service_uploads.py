@@ -17,5 +17,5 @@ def test_a_failed_upload_keeps_no_file_on_disk(settings, monkeypatch):
     monkeypatch.setattr("tuneforge.store.repo.create_file", broken)
     line = b'{"prompt": "a", "completion": "b"}\n'
     with pytest.raises(RuntimeError, match="went away"):
-        service.upload_file("default", "train.jsonl", io.BytesIO(line * 12), "fine-tune")
+        service.files.upload("default", "train.jsonl", io.BytesIO(line * 12), "fine-tune")
     assert list(settings.files_dir.iterdir()) == []

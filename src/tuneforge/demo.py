@@ -46,7 +46,7 @@ def main() -> None:
         "--name",
         "demo-sentiment",
     )
-    job = local_service().list_jobs("default", limit=1).items[0].job
+    job = local_service().jobs.list("default", limit=1).items[0].job
     console.rule("2. tuned model vs. base model zero-shot and few-shot, on held-out reviews")
     run("evaluate", job.id, str(files["test"]), "--few-shot", "3")
     console.print(

@@ -38,8 +38,8 @@ def api(request, settings, tmp_path):
             app = create_app(app_settings, run_scheduler=False)
             with TestClient(app) as client:
                 service = app.state.service
-                _, key = service.create_key("default", "test")
-                _, other_key = service.create_key("other", "test")
+                _, key = service.keys.create("default", "test")
+                _, other_key = service.keys.create("other", "test")
                 yield Api(client, service, key, other_key)
     except PostgresUnavailable as err:
         if err.required:

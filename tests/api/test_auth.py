@@ -98,9 +98,9 @@ def test_a_wrong_or_revoked_key_is_401(api: Api, surface: Surface):
     assert api.client.get(surface.jobs, headers=api.headers()).status_code == 200
     surface.check_error(api.client.get(surface.jobs, headers=api.headers("tf-wrong")), 401)
 
-    key_row, key = api.service.create_key("default", "soon revoked")
+    key_row, key = api.service.keys.create("default", "soon revoked")
     assert api.client.get(surface.jobs, headers=api.headers(key)).status_code == 200
-    api.service.revoke_key("default", key_row.id)
+    api.service.keys.revoke("default", key_row.id)
     message = surface.check_error(api.client.get(surface.jobs, headers=api.headers(key)), 401)
     assert "revoked" in message
     # Other keys of the project keep working.

@@ -138,13 +138,13 @@ def test_unknown_and_other_projects_models_are_not_found(api, tmp_path):
 @pytest.mark.parametrize(("given", "temperature"), [({}, 1.0), ({"temperature": 0}, 0.0)])
 def test_completions_sample_unless_told_otherwise(api, monkeypatch, given, temperature):
     seen = []
-    generate = api.service.generate
+    generate = api.service.generation.generate
 
     def recording(project, model, prompt, params):
         seen.append(params)
         return generate(project, model, prompt, params)
 
-    monkeypatch.setattr(api.service, "generate", recording)
+    monkeypatch.setattr(api.service.generation, "generate", recording)
     chat(api, max_tokens=2, **given)
     assert seen[0].temperature == temperature
 

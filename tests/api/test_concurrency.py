@@ -121,9 +121,9 @@ def test_twenty_jobs_submitted_at_once_each_run_exactly_once(api: Api, sentiment
     started = Counter(job_id for _, job_id in starts)
     assert started == Counter({job_id: 1 for job_id in job_ids})
     for job_id in job_ids:
-        job = api.service.get_job("default", job_id).job
+        job = api.service.jobs.get("default", job_id).job
         assert (job.state, job.attempt_count) == (JobState.SUCCEEDED, 1)
-        events = [e.message for e in api.service.list_events("default", job_id)]
+        events = [e.message for e in api.service.jobs.events("default", job_id)]
         assert events.count("tuning job started (attempt 1)") == 1
     listed = api.client.get(JOBS_URL, params={"pageSize": 100}, headers=api.headers()).json()
     assert {job["state"] for job in listed["tuningJobs"]} == {"JOB_STATE_SUCCEEDED"}

@@ -54,7 +54,7 @@ def test_upload_shows_openai_fields_format_count_and_report(
 
     assert sdk.files.retrieve(created.id).id == created.id
     assert sdk.files.content(created.id).read() == content
-    stored = api.service.get_file("default", created.id)
+    stored = api.service.files.get("default", created.id)
     assert stored.path.endswith(f"{created.id}.jsonl")
 
 
@@ -94,7 +94,7 @@ def test_list_pages_newest_first_and_filters_on_purpose(api: Api, sdk: openai.Op
 
 def test_delete_removes_the_row_and_the_bytes(api: Api, sdk: openai.OpenAI):
     file_id = upload(api, b'{"prompt": "a", "completion": "b"}\n').json()["id"]
-    path = api.service.get_file("default", file_id).path
+    path = api.service.files.get("default", file_id).path
     deleted = sdk.files.delete(file_id)
     assert (deleted.id, deleted.object, deleted.deleted) == (file_id, "file", True)
     missing = api.client.get(f"/v1/files/{file_id}", headers=api.headers())
@@ -116,7 +116,7 @@ def test_files_of_another_project_are_not_found(api: Api):
         assert response.status_code == 404, (method, path)
     listed = api.client.get("/v1/files", headers=api.headers(api.other_key)).json()
     assert listed["data"] == []
-    assert api.service.get_file("default", file_id).id == file_id
+    assert api.service.files.get("default", file_id).id == file_id
 
 
 @pytest.mark.parametrize("size", [1_500, 3 << 20], ids=["just-over", "declared-too-large"])
@@ -175,4 +175,4 @@ def test_an_upload_streams_from_a_file_object(api: Api, sdk: openai.OpenAI):
     content = b'{"prompt": "a", "completion": "b"}\n' * 1000
     created = sdk.files.create(file=("big.jsonl", io.BytesIO(content)), purpose="fine-tune")
     assert created.bytes == len(content)
-    assert api.service.get_file("default", created.id).example_count == 1000
+    assert api.service.files.get("default", created.id).example_count == 1000

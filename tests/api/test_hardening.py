@@ -52,9 +52,9 @@ def test_an_uploaded_file_is_still_removed_from_disk(api: Api, sentiment_files):
 @pytest.mark.parametrize(
     ("method", "path", "expected"),
     [
-        ("list_models", "/v1/models", {"message": "internal error", "type": "server_error"}),
+        ("models.list", "/v1/models", {"message": "internal error", "type": "server_error"}),
         (
-            "list_jobs",
+            "jobs.list",
             "/v1/projects/p/locations/l/tuningJobs",
             {"code": 500, "message": "internal error", "status": "INTERNAL"},
         ),
@@ -66,7 +66,8 @@ def test_unexpected_errors_answer_500_in_the_surfaces_shape(
     def boom(*args, **kwargs):
         raise RuntimeError("secret detail /data/path")
 
-    monkeypatch.setattr(api.service, method, boom)
+    resource, name = method.split(".")
+    monkeypatch.setattr(getattr(api.service, resource), name, boom)
     client = TestClient(api.client.app, raise_server_exceptions=False)
     response = client.get(path, headers=api.headers())
     assert response.status_code == 500

@@ -19,7 +19,7 @@ JOBS = "/v1/fine_tuning/jobs"
 
 def upload(api, path: Path, project: str = "default") -> str:
     with path.open("rb") as stream:
-        return api.service.upload_file(project, path.name, stream, "fine-tune").id
+        return api.service.files.upload(project, path.name, stream, "fine-tune").id
 
 
 @pytest.fixture
@@ -100,7 +100,7 @@ def test_method_hyperparameters_suffix_seed_and_metadata_are_kept(api, sentiment
     assert job.hyperparameters.model_dump() == hyperparameters
     assert job.method.supervised.hyperparameters.model_dump() == hyperparameters
     assert (job.validation_file, job.seed, job.metadata) == (validation, 7, {"k": "v"})
-    stored = api.service.get_job("default", job.id).job
+    stored = api.service.jobs.get("default", job.id).job
     assert stored.suffix == "probe"
     assert stored.hyperparameters == {"epochs": 3, "batch_size": 8, "learning_rate_multiplier": 0.5}
 
@@ -115,7 +115,7 @@ def test_the_deprecated_top_level_hyperparameters_still_work(api, train_file):
 
     assert body["hyperparameters"]["n_epochs"] == 2
     assert body["hyperparameters"]["batch_size"] == "auto"
-    assert api.service.get_job("default", body["id"]).job.hyperparameters == {"epochs": 2}
+    assert api.service.jobs.get("default", body["id"]).job.hyperparameters == {"epochs": 2}
 
     method = {"type": "supervised", "supervised": {"hyperparameters": {"n_epochs": 4}}}
     both = create(
@@ -143,7 +143,7 @@ def test_dpo_is_the_preference_method_with_its_beta(api, preference_files):
     job = FineTuningJob.model_validate(body)
     assert job.method.type == "dpo"
     assert job.method.dpo.hyperparameters.beta == 0.2
-    stored = api.service.get_job("default", job.id).job
+    stored = api.service.jobs.get("default", job.id).job
     assert stored.method.value == "preference"
     assert stored.hyperparameters == {"beta": 0.2, "epochs": 1}
 
@@ -314,7 +314,7 @@ def test_a_file_with_a_bad_line_is_refused_at_creation(api, sentiment_files, tmp
 
     assert error["param"] == param
     assert "line 3, messages[1].content" in error["message"] and bad in error["message"]
-    assert api.service.list_jobs("default").items == []  # nothing was queued
+    assert api.service.jobs.list("default").items == []  # nothing was queued
 
 
 def test_a_file_for_another_method_is_refused_at_creation(api, train_file):

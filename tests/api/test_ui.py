@@ -37,12 +37,14 @@ def sign_in(api: Api, key: str | None = None) -> None:
 
 
 def upload(api: Api, project: str = "default") -> str:
-    return api.service.upload_file(project, "data.jsonl", io.BytesIO(VALID_DATASET), "fine-tune").id
+    return api.service.files.upload(
+        project, "data.jsonl", io.BytesIO(VALID_DATASET), "fine-tune"
+    ).id
 
 
 def create_job(api: Api, project: str = "default", **fields) -> TuningJob:
     request = JobRequest(base_model=TINY, training_file=upload(api, project), **fields)
-    return api.service.create_job(project, request).job
+    return api.service.jobs.create(project, request).job
 
 
 def record_steps(api: Api, job_id: str, losses: list[float], valid_loss: float | None = None):
@@ -188,7 +190,7 @@ def test_cancel_button_cancels_a_queued_job(api: Api):
     response = api.client.post(f"/ui/jobs/{job.id}/cancel", follow_redirects=False)
 
     assert (response.status_code, response.headers["location"]) == (303, f"/ui/jobs/{job.id}")
-    assert api.service.get_job("default", job.id).job.state == JobState.CANCELLED
+    assert api.service.jobs.get("default", job.id).job.state == JobState.CANCELLED
     body = page(api, f"/ui/jobs/{job.id}")
     assert 'class="badge state-cancelled"' in body
     assert f'action="/ui/jobs/{job.id}/cancel"' not in body
@@ -203,12 +205,12 @@ def test_pause_and_resume_buttons(api: Api):
     assert f'action="/ui/jobs/{job.id}/resume"' in body
 
     api.client.post(f"/ui/jobs/{job.id}/resume")
-    assert api.service.get_job("default", job.id).job.state == JobState.QUEUED
+    assert api.service.jobs.get("default", job.id).job.state == JobState.QUEUED
 
 
 def test_an_action_the_state_forbids_shows_why(api: Api):
     job = create_job(api)
-    api.service.cancel_job("default", job.id)
+    api.service.jobs.cancel("default", job.id)
     sign_in(api)
 
     response = api.client.post(f"/ui/jobs/{job.id}/pause")
@@ -225,12 +227,12 @@ def test_another_projects_job_is_not_found(api: Api):
     assert "Not found" in body
 
     assert api.client.post(f"/ui/jobs/{theirs.id}/cancel").status_code == 404
-    assert api.service.get_job("other", theirs.id).job.state == JobState.QUEUED
+    assert api.service.jobs.get("other", theirs.id).job.state == JobState.QUEUED
 
 
 def test_a_tuned_model_is_shown_with_its_names_for_both_apis(api: Api, tmp_path):
     job = register_tuned_model(api.service, "default", tmp_path, suffix="mine")
-    tuned = api.service.get_job("default", job.id).tuned_model
+    tuned = api.service.jobs.get("default", job.id).tuned_model
     sign_in(api)
 
     for path in (f"/ui/jobs/{job.id}", "/ui/models", f"/ui/models/{tuned.id}"):
@@ -258,7 +260,7 @@ def test_uploading_a_bad_file_shows_its_problems_by_line(api: Api):
     body = response.text
     assert "Invalid" in body
     file_id = response.url.path.rsplit("/", 1)[1]
-    problems = api.service.get_file("default", file_id).validation["problems"]
+    problems = api.service.files.get("default", file_id).validation["problems"]
     for line in (2, 3):
         assert any(p["line"] == line for p in problems)
         assert re.search(rf'<td class="num">{line}</td>', body)

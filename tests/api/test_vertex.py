@@ -121,7 +121,7 @@ def test_sdk_tunes_gets_lists_and_cancels(api: Api, client: genai.Client, train_
     assert spec.hyper_parameters.adapter_size == types.AdapterSize.ADAPTER_SIZE_FOUR
     assert job.create_time is not None and job.start_time is None
 
-    stored = api.service.get_job("default", job_id_of(job.name)).job
+    stored = api.service.jobs.get("default", job_id_of(job.name)).job
     assert stored.hyperparameters == {
         "epochs": 3,
         "learning_rate_multiplier": 2.0,
@@ -144,7 +144,7 @@ def test_a_finished_job_shows_its_tuned_model_and_checkpoints(
     job = client.tunings.get(name=created["name"])
     assert job.state == types.JobState.JOB_STATE_SUCCEEDED
     assert job.end_time is not None and job.start_time is not None
-    tuned = api.service.get_job("default", job_id_of(job.name)).tuned_model
+    tuned = api.service.jobs.get("default", job_id_of(job.name)).tuned_model
     assert job.tuned_model.model == f"{PARENT}/models/{tuned.id}"
     assert job.tuned_model.endpoint == f"{PARENT}/endpoints/{tuned.id}"
     assert [
@@ -218,15 +218,15 @@ def test_methods_modes_and_pre_tuned_models_map_to_the_service(
     )
     assert full.supervised_tuning_spec.tuning_mode == types.TuningMode.TUNING_MODE_FULL
     assert full.supervised_tuning_spec.validation_dataset_uri == train_file
-    stored = api.service.get_job("default", job_id_of(full.name)).job
+    stored = api.service.jobs.get("default", job_id_of(full.name)).job
     assert (stored.mode, stored.hyperparameters) == (
         "full",
         {"batch_size": 8, "learning_rate": 1e-3},
     )
-    api.service.cancel_job("default", stored.id)
+    api.service.jobs.cancel("default", stored.id)
 
     with preference_files["train"].open("rb") as stream:
-        pairs = api.service.upload_file("default", "pairs.jsonl", stream, "fine-tune").id
+        pairs = api.service.files.upload("default", "pairs.jsonl", stream, "fine-tune").id
     preference = client.tunings.tune(
         base_model=TINY,
         training_dataset=types.TuningDataset(gcs_uri=pairs),
@@ -234,9 +234,9 @@ def test_methods_modes_and_pre_tuned_models_map_to_the_service(
     )
     assert preference.preference_optimization_spec.hyper_parameters.beta == 0.2
     assert preference.supervised_tuning_spec is None
-    stored = api.service.get_job("default", job_id_of(preference.name)).job
+    stored = api.service.jobs.get("default", job_id_of(preference.name)).job
     assert (stored.method, stored.hyperparameters) == ("preference", {"epochs": 2, "beta": 0.2})
-    api.service.cancel_job("default", stored.id)
+    api.service.jobs.cancel("default", stored.id)
 
     distillation = client.tunings.tune(
         base_model=TINY,
@@ -247,9 +247,9 @@ def test_methods_modes_and_pre_tuned_models_map_to_the_service(
     )
     assert distillation.distillation_spec.base_teacher_model == "tuneforge/tiny-chat-large"
     assert distillation.distillation_spec.prompt_dataset_uri == train_file
-    stored = api.service.get_job("default", job_id_of(distillation.name)).job
+    stored = api.service.jobs.get("default", job_id_of(distillation.name)).job
     assert (stored.method, stored.teacher_model) == ("distillation", "tuneforge/tiny-chat-large")
-    api.service.cancel_job("default", stored.id)
+    api.service.jobs.cancel("default", stored.id)
 
     # A tuned model's Vertex name as the base continues its tuning (the SDK sends
     # preTunedModel with snake_case keys).
@@ -263,7 +263,7 @@ def test_methods_modes_and_pre_tuned_models_map_to_the_service(
     )
     assert further.base_model == TINY
     assert further.pre_tuned_model.tuned_model_name == checkpoints[0]
-    stored = api.service.get_job("default", job_id_of(further.name)).job
+    stored = api.service.jobs.get("default", job_id_of(further.name)).job
     assert stored.hyperparameters == {"pre_tuned_model": checkpoints[0]}
 
     without_checkpoint = create(
@@ -405,14 +405,14 @@ def test_a_broken_training_file_is_refused_at_creation_with_its_first_errors(
     broken = tmp_path / "broken.jsonl"
     broken.write_text("\n".join(rows) + "\n")
     with broken.open("rb") as stream:
-        file_id = api.service.upload_file("default", "broken.jsonl", stream, "fine-tune").id
+        file_id = api.service.files.upload("default", "broken.jsonl", stream, "fine-tune").id
     response = create(api, supervised(file_id))
     assert response.status_code == 400
     error = response.json()["error"]
     assert error["status"] == "INVALID_ARGUMENT"
     assert "supervisedTuningSpec.trainingDatasetUri" in error["message"]
     assert 'line 7, messages[0]: the last message is a "user" message' in error["message"]
-    assert api.service.list_jobs("default").items == []
+    assert api.service.jobs.list("default").items == []
 
 
 def test_a_failed_job_shows_a_google_rpc_status(api: Api, client: genai.Client, train_file: str):
@@ -449,7 +449,7 @@ class RecordingBackend:
 @pytest.fixture
 def recording(api: Api, monkeypatch) -> RecordingBackend:
     backend = RecordingBackend([])
-    monkeypatch.setattr(api.service, "_inference", backend)
+    monkeypatch.setattr(api.service.generation, "_backend", backend)
     return backend
 
 

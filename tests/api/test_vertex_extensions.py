@@ -10,7 +10,7 @@ def test_extension_hyperparameters_reach_the_job(api: Api, tmp_path):
 
     train = write_task(tmp_path / "data", "sentiment", sizes=(20, 5, 5))["train"]
     with train.open("rb") as handle:
-        file_id = api.service.upload_file("default", "train.jsonl", handle, "fine-tune").id
+        file_id = api.service.files.upload("default", "train.jsonl", handle, "fine-tune").id
     body = {
         "baseModel": "tuneforge/tiny-chat",
         "supervisedTuningSpec": {
@@ -27,7 +27,7 @@ def test_extension_hyperparameters_reach_the_job(api: Api, tmp_path):
     response = api.client.post(JOBS, json=body, headers=api.headers())
     assert response.status_code == 200, response.text
     job_id = response.json()["name"].rsplit("/", 1)[-1]
-    stored = api.service.get_job("default", job_id).job.hyperparameters
+    stored = api.service.jobs.get("default", job_id).job.hyperparameters
     assert stored == {
         "epochs": 2,
         "max_seq_length": 128,

@@ -28,9 +28,9 @@ print(json.dumps({"code": result.exit_code, "heavy": heavy, "output": result.out
 def job_id(settings, sentiment_files) -> str:
     service = local_service(settings)
     with sentiment_files["train"].open("rb") as stream:
-        file_id = service.upload_file("default", "train.jsonl", stream, "fine-tune").id
+        file_id = service.files.upload("default", "train.jsonl", stream, "fine-tune").id
     request = JobRequest(base_model=TINY, training_file=file_id)
-    return service.create_job("default", request).job.id
+    return service.jobs.create("default", request).job.id
 
 
 @pytest.mark.parametrize(

@@ -26,7 +26,7 @@ def served(settings):
     inner = TransformersBackend(memory_budget_bytes=1 << 30, device="cpu")
     app = create_app(settings, run_scheduler=False, inference=BatchingBackend(inner))
     with TestClient(app) as client:
-        _, key = app.state.service.create_key("default", "test")
+        _, key = app.state.service.keys.create("default", "test")
         yield client, app.state.service, inner, {"Authorization": f"Bearer {key}"}
 
 

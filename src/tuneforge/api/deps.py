@@ -26,7 +26,7 @@ def current_project(request: Request, service: Service = Depends(get_service)) -
     if key is None:
         raise ApiError(401, "missing API key: send 'Authorization: Bearer KEY'",
                        code="missing_api_key")  # fmt: skip
-    project_id = service.authenticate(key)
+    project_id = service.keys.authenticate(key)
     if project_id is None:
         raise ApiError(401, "invalid or revoked API key", code="invalid_api_key")
     return project_id

@@ -108,7 +108,7 @@ async def upload_file(
                 param="purpose",
             )
         row = await run_in_threadpool(
-            service.upload_file, project_id, _filename(upload.filename), upload.file, purpose
+            service.files.upload, project_id, _filename(upload.filename), upload.file, purpose
         )
     return file_json(row)
 
@@ -128,7 +128,7 @@ def list_files(
     service: Service = Depends(get_service),
 ) -> dict[str, Any]:
     """Newest first; pass the last id seen as ``after`` for the next page."""
-    page = service.list_files(project_id, purpose=purpose, limit=limit, after=after)
+    page = service.files.list(project_id, purpose=purpose, limit=limit, after=after)
     data = [file_json(row) for row in page.items]
     return {
         "object": "list",
@@ -145,7 +145,7 @@ def get_file(
     project_id: str = Depends(current_project),
     service: Service = Depends(get_service),
 ) -> dict[str, Any]:
-    return file_json(service.get_file(project_id, file_id))
+    return file_json(service.files.get(project_id, file_id))
 
 
 @router.get("/{file_id}/content")
@@ -154,7 +154,7 @@ def get_file_content(
     project_id: str = Depends(current_project),
     service: Service = Depends(get_service),
 ) -> FileResponse:
-    row = service.get_file(project_id, file_id)
+    row = service.files.get(project_id, file_id)
     return FileResponse(row.path, media_type="application/octet-stream", filename=row.filename)
 
 
@@ -164,5 +164,5 @@ def delete_file(
     project_id: str = Depends(current_project),
     service: Service = Depends(get_service),
 ) -> dict[str, Any]:
-    row = service.delete_file(project_id, file_id)
+    row = service.files.delete(project_id, file_id)
     return {"id": row.id, "object": "file", "deleted": True}

@@ -36,6 +36,7 @@ from tuneforge.api.openai_schema import (
 from tuneforge.errors import InvalidArgument, NotFound
 from tuneforge.inference.types import TextStream
 from tuneforge.service import JobView, Service
+from tuneforge.service.jobs import JobService
 from tuneforge.store.repo_common import MAX_PAGE_SIZE
 
 log = logging.getLogger("tuneforge.api.openai")
@@ -53,7 +54,7 @@ def page(items: list[dict[str, Any]], has_more: bool) -> dict[str, Any]:
 
 
 def job_response(service: Service, project: str, view: JobView) -> dict[str, Any]:
-    results = service.result_file(project, view.job.id)
+    results = service.jobs.result_file(project, view.job.id)
     return job_object(view, [results.id] if results else [])
 
 
@@ -64,7 +65,7 @@ def job_response(service: Service, project: str, view: JobView) -> dict[str, Any
 def create_job(body: JobCreate, project: Project, service: Services) -> dict[str, Any]:
     request = body.to_job_request()
     try:
-        view = service.create_job(project, request)
+        view = service.jobs.create(project, request)
     except InvalidArgument as err:
         raise renamed(err, body.param_names()) from None
     return job_response(service, project, view)
@@ -84,26 +85,26 @@ def list_jobs(
         for name, value in request.query_params.multi_items()
         if (match := METADATA_FILTER.match(name))
     }
-    jobs = service.list_jobs(project, limit=limit, after=after, metadata=metadata)
+    jobs = service.jobs.list(project, limit=limit, after=after, metadata=metadata)
     return page([job_response(service, project, view) for view in jobs.items], jobs.has_more)
 
 
 @router.get("/fine_tuning/jobs/{job_id}")
 def get_job(job_id: str, project: Project, service: Services) -> dict[str, Any]:
-    return job_response(service, project, service.get_job(project, job_id))
+    return job_response(service, project, service.jobs.get(project, job_id))
 
 
-def job_action(action: Callable[[Service, str, str], JobView]):
+def job_action(action: Callable[[JobService, str, str], JobView]):
     def route(job_id: str, project: Project, service: Services) -> dict[str, Any]:
-        return job_response(service, project, action(service, project, job_id))
+        return job_response(service, project, action(service.jobs, project, job_id))
 
     return route
 
 
 for name, action in {
-    "cancel": Service.cancel_job,
-    "pause": Service.pause_job,
-    "resume": Service.resume_job,
+    "cancel": JobService.cancel,
+    "pause": JobService.pause,
+    "resume": JobService.resume,
 }.items():
     router.add_api_route(
         f"/fine_tuning/jobs/{{job_id}}/{name}",
@@ -123,9 +124,9 @@ def list_events(
 ) -> dict[str, Any]:
     """Newest first, as OpenAI lists them; ``after`` is the last event id already seen."""
     after_id = event_id(after) if after else None
-    events = service.list_events(project, job_id, after_id=after_id, limit=limit, newest_first=True)
+    events = service.jobs.events(project, job_id, after_id=after_id, limit=limit, newest_first=True)
     has_more = len(events) == limit and bool(
-        service.list_events(project, job_id, after_id=events[-1].id, limit=1, newest_first=True)
+        service.jobs.events(project, job_id, after_id=events[-1].id, limit=1, newest_first=True)
     )
     return page([event_object(event) for event in events], has_more)
 
@@ -139,7 +140,7 @@ def list_checkpoints(
     limit: Annotated[int, Limit] = 10,
 ) -> dict[str, Any]:
     """Newest first; ``after`` is the last checkpoint id already seen."""
-    view = service.get_job(project, job_id)
+    view = service.jobs.get(project, job_id)
     checkpoints = view.checkpoints[::-1]
     start = 0
     if after is not None:
@@ -148,7 +149,7 @@ def list_checkpoints(
             raise ApiError(400, f"after: {after!r} is not a checkpoint of this job", param="after")
         start = ids.index(after) + 1
     shown = checkpoints[start : start + limit]
-    steps = {row["step"]: row for row in service.job_metrics(project, job_id)["steps"]}
+    steps = {row["step"]: row for row in service.jobs.metrics(project, job_id)["steps"]}
     return page(
         [checkpoint_object(view.job, c, steps.get(c.step, {})) for c in shown],
         start + limit < len(checkpoints),
@@ -161,12 +162,12 @@ def list_checkpoints(
 @router.get("/models")
 def list_models(project: Project, service: Services) -> dict[str, Any]:
     """The base models and this project's tuned models."""
-    return {"object": "list", "data": [model_object(m) for m in service.list_models(project)]}
+    return {"object": "list", "data": [model_object(m) for m in service.models.list(project)]}
 
 
 @router.get("/models/{model:path}")
 def get_model(model: str, project: Project, service: Services) -> dict[str, Any]:
-    for info in service.list_models(project):
+    for info in service.models.list(project):
         if model_name(info) == model:
             return model_object(info)
     raise ApiError(404, f"model {model!r} not found", code="model_not_found", param="model")
@@ -186,12 +187,12 @@ def chat_completions(
         if body.stream:
             if params.n > 1:
                 raise ApiError(400, "n: a streamed completion has one choice", param="n")
-            deltas = service.stream(project, body.model, prompt, params)
+            deltas = service.generation.stream(project, body.model, prompt, params)
             include_usage = bool(body.stream_options and body.stream_options.include_usage)
             return StreamingResponse(
                 server_sent_events(header, deltas, include_usage), media_type="text/event-stream"
             )
-        result = service.generate(project, body.model, prompt, params)
+        result = service.generation.generate(project, body.model, prompt, params)
     except NotFound as err:
         message = str(err) if body.model in str(err) else f"model {body.model!r}: {err}"
         raise ApiError(404, message, code="model_not_found", param="model") from None

@@ -27,6 +27,7 @@ from tuneforge.data.records import Conversation, Turn
 from tuneforge.errors import InvalidArgument, NotFound, TuneforgeError
 from tuneforge.inference.types import GenerationParams
 from tuneforge.service import ModelInfo, Service
+from tuneforge.service.jobs import JobService
 from tuneforge.ui import STATIC_DIR, TEMPLATES_DIR, present
 from tuneforge.ui.svg import histogram_svg, loss_curve_svg
 
@@ -104,7 +105,7 @@ def error_page(request: Request, status: int, message: str) -> Response:
 
 def signed_in(request: Request, service: Service = Depends(get_service)) -> str:
     """The project of the key in the sign-in cookie."""
-    project_id = service.authenticate(request.cookies.get(COOKIE))
+    project_id = service.keys.authenticate(request.cookies.get(COOKIE))
     if project_id is None:
         raise LoginRequired
     request.state.project = project_id
@@ -157,7 +158,7 @@ def login(
     service: Service = Depends(get_service),
 ) -> Response:
     key = key.strip()
-    if service.authenticate(key) is None:
+    if service.keys.authenticate(key) is None:
         error = "That key is not valid (or was revoked)." if key else "Paste an API key."
         return render(request, "login.html", 401, next=_safe_next(next), error=error)
     response = _see_other(_safe_next(next))
@@ -190,7 +191,7 @@ def jobs_page(
     project_id: str = Depends(signed_in),
     service: Service = Depends(get_service),
 ) -> Response:
-    page = service.list_jobs(project_id, limit=JOBS_PER_PAGE, after=after)
+    page = service.jobs.list(project_id, limit=JOBS_PER_PAGE, after=after)
     rows = [(view, present.progress(view.job)) for view in page.items]
     active = any(present.is_active(view.job) for view in page.items)
     return render(
@@ -211,9 +212,9 @@ def job_page(
     project_id: str = Depends(signed_in),
     service: Service = Depends(get_service),
 ) -> Response:
-    view = service.get_job(project_id, job_id)
+    view = service.jobs.get(project_id, job_id)
     job = view.job
-    metrics = service.job_metrics(project_id, job_id)
+    metrics = service.jobs.metrics(project_id, job_id)
     events = _events_shown(service, project_id, job_id, with_steps=steps)
     stats = present.stats_view(job.data_stats)
     return render(
@@ -246,15 +247,15 @@ def _events_shown(service: Service, project_id: str, job_id: str, *, with_steps:
     """The newest events; without ``with_steps``, not the per-step metrics the loss curve
     already shows (they would push every message off the page)."""
     if with_steps:
-        return service.list_events(project_id, job_id, limit=EVENTS_SHOWN, newest_first=True)
-    recent = service.list_events(project_id, job_id, limit=EVENTS_SCANNED, newest_first=True)
+        return service.jobs.events(project_id, job_id, limit=EVENTS_SHOWN, newest_first=True)
+    recent = service.jobs.events(project_id, job_id, limit=EVENTS_SCANNED, newest_first=True)
     return [e for e in recent if (e.data or {}).get("kind") != "step"][:EVENTS_SHOWN]
 
 
-JOB_ACTIONS: dict[str, Callable[[Service, str, str], Any]] = {
-    "cancel": Service.cancel_job,
-    "pause": Service.pause_job,
-    "resume": Service.resume_job,
+JOB_ACTIONS: dict[str, Callable[[JobService, str, str], Any]] = {
+    "cancel": JobService.cancel,
+    "pause": JobService.pause,
+    "resume": JobService.resume,
 }
 
 
@@ -267,7 +268,7 @@ def job_action(
 ) -> Response:
     if action not in JOB_ACTIONS:
         raise NotFound(f"no job action {action!r}")
-    JOB_ACTIONS[action](service, project_id, job_id)
+    JOB_ACTIONS[action](service.jobs, project_id, job_id)
     return _see_other(f"/ui/jobs/{job_id}")
 
 
@@ -281,7 +282,7 @@ def files_page(
     project_id: str = Depends(signed_in),
     service: Service = Depends(get_service),
 ) -> Response:
-    page = service.list_files(project_id, limit=FILES_PER_PAGE, after=after)
+    page = service.files.list(project_id, limit=FILES_PER_PAGE, after=after)
     rows = [(row, present.problems_summary(row.validation)) for row in page.items]
     return render(
         request,
@@ -306,7 +307,7 @@ def upload(
         raise InvalidArgument("choose a file to upload", "file")
     if purpose not in PURPOSES:
         raise InvalidArgument(f"purpose must be one of {', '.join(PURPOSES)}", "purpose")
-    row = service.upload_file(project_id, upload_filename(file.filename), file.file, purpose)
+    row = service.files.upload(project_id, upload_filename(file.filename), file.file, purpose)
     return _see_other(f"/ui/files/{row.id}")
 
 
@@ -317,7 +318,7 @@ def file_page(
     project_id: str = Depends(signed_in),
     service: Service = Depends(get_service),
 ) -> Response:
-    row = service.get_file(project_id, file_id)
+    row = service.files.get(project_id, file_id)
     return render(
         request,
         "file.html",
@@ -337,7 +338,7 @@ def models_page(
     project_id: str = Depends(signed_in),
     service: Service = Depends(get_service),
 ) -> Response:
-    models = service.list_models(project_id)
+    models = service.models.list(project_id)
     tuned = [
         (info, present.tuned_model_names(info.job, info.tuned_model))
         for info in models
@@ -353,7 +354,7 @@ def models_page(
 
 
 def _model_info(service: Service, project_id: str, name: str) -> ModelInfo:
-    for info in service.list_models(project_id):
+    for info in service.models.list(project_id):
         if info.id == name:
             return info
     raise NotFound(f"model {name!r} not found")
@@ -407,7 +408,7 @@ def try_model(
         conversation = Conversation(turns=(Turn("user", prompt),), system=system.strip() or None)
         params = GenerationParams(max_output_tokens=max_tokens)
         started = time.perf_counter()
-        result = service.generate(project_id, info.id, conversation, params)
+        result = service.generation.generate(project_id, info.id, conversation, params)
     except TuneforgeError as err:
         return _model_page(request, info, status_of(err)[0], error=str(err), **form)
     answer = {

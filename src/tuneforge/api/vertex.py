@@ -53,7 +53,7 @@ def create_tuning_job(
 ) -> dict[str, Any]:
     request = body.to_job_request()  # its own errors already use Vertex's names
     try:
-        view = service.create_job(project_id, request)
+        view = service.jobs.create(project_id, request)
     except InvalidArgument as err:
         raise in_vertex_terms(err, body.vertex_names()) from None
     return tuning_job_json(view, parent_of(project, location))
@@ -69,7 +69,7 @@ def list_tuning_jobs(
     project_id: str = Depends(current_project),
     service: Service = Depends(get_service),
 ) -> dict[str, Any]:
-    page = service.list_jobs(
+    page = service.jobs.list(
         project_id,
         limit=min(page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE),
         after=repo.decode_page_token(page_token) if page_token else None,
@@ -90,7 +90,7 @@ def get_tuning_job(
     project_id: str = Depends(current_project),
     service: Service = Depends(get_service),
 ) -> dict[str, Any]:
-    return tuning_job_json(service.get_job(project_id, job_id), parent_of(project, location))
+    return tuning_job_json(service.jobs.get(project_id, job_id), parent_of(project, location))
 
 
 @routes.post(JOB + ":cancel")
@@ -99,7 +99,7 @@ def cancel_tuning_job(
     project_id: str = Depends(current_project),
     service: Service = Depends(get_service),
 ) -> dict[str, Any]:
-    service.cancel_job(project_id, job_id)
+    service.jobs.cancel(project_id, job_id)
     return {}  # google.protobuf.Empty, as Vertex answers
 
 
@@ -111,7 +111,7 @@ def pause_tuning_job(
     project_id: str = Depends(current_project),
     service: Service = Depends(get_service),
 ) -> dict[str, Any]:
-    return tuning_job_json(service.pause_job(project_id, job_id), parent_of(project, location))
+    return tuning_job_json(service.jobs.pause(project_id, job_id), parent_of(project, location))
 
 
 @routes.post(JOB + ":resume")
@@ -122,7 +122,7 @@ def resume_tuning_job(
     project_id: str = Depends(current_project),
     service: Service = Depends(get_service),
 ) -> dict[str, Any]:
-    return tuning_job_json(service.resume_job(project_id, job_id), parent_of(project, location))
+    return tuning_job_json(service.jobs.resume(project_id, job_id), parent_of(project, location))
 
 
 @routes.get(JOB + "/events")
@@ -138,7 +138,7 @@ def list_tuning_job_events(
         raise InvalidArgument("pageToken: pass the nextPageToken of the previous page", "pageToken")
     limit = min(page_size or DEFAULT_EVENTS_PAGE_SIZE, MAX_PAGE_SIZE)
     after = int(page_token) if page_token else None
-    events = service.list_events(project_id, job_id, after_id=after, limit=limit)
+    events = service.jobs.events(project_id, job_id, after_id=after, limit=limit)
     body: dict[str, Any] = {"events": [event_json(event) for event in events]}
     if len(events) == limit:
         body["nextPageToken"] = str(events[-1].id)
@@ -153,7 +153,7 @@ def get_tuning_job_metrics(
 ) -> dict[str, Any]:
     """The loss curve as series: ``steps`` (training metrics per step) and ``epochs``
     (validation metrics per epoch)."""
-    return service.job_metrics(project_id, job_id)
+    return service.jobs.metrics(project_id, job_id)
 
 
 _STATE_TERM = re.compile(r'^state\s*=\s*"?(?:JOB_STATE_)?([A-Z_]+)"?$', re.IGNORECASE)
@@ -197,7 +197,7 @@ def generate_content(
         params = body.generation_config.to_params()
     except InvalidArgument as err:
         raise in_vertex_terms(err, GENERATION_NAMES) from None
-    result = service.generate(project_id, model, conversation, params)
+    result = service.generation.generate(project_id, model, conversation, params)
     return generate_content_json(result, model)
 
 
@@ -225,7 +225,7 @@ def _base_or_tuned(service: Service, project_id: str, qualified: str, model: str
     if isinstance(parse_model_name(model), TunedRef):
         return model
     try:
-        service.model_target(project_id, qualified)
+        service.models.target(project_id, qualified)
     except NotFound:
         return model
     return qualified

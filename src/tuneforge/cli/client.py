@@ -149,7 +149,7 @@ def embedded_server(settings: Settings, *, run_jobs: bool) -> Iterator[tuple[str
     from tuneforge.api.app import create_app
 
     app = create_app(settings, run_scheduler=run_jobs)
-    key, _ = app.state.service.ensure_local_key()
+    key, _ = app.state.service.keys.ensure_local()
     config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
     server = uvicorn.Server(config)
     server.install_signal_handlers = lambda: None  # the main thread keeps Ctrl-C

@@ -17,7 +17,7 @@ def create(
     name: str | None = typer.Option(None, help="A name to recognise the key by."),
 ) -> None:
     """Create a key; it is shown once."""
-    row, key = local_service().create_key(project, name)
+    row, key = local_service().keys.create(project, name)
     console.print(f"key {row.id} for project [bold]{project}[/] (shown once):")
     console.print(key, style="bold green", soft_wrap=True)
 
@@ -27,7 +27,7 @@ def create(
 def list_keys(project: str = typer.Option("default")) -> None:
     """The project's keys (their first characters only)."""
     table = Table("id", "prefix", "name", "created", "last used", "revoked")
-    for row in local_service().list_keys(project):
+    for row in local_service().keys.list(project):
         table.add_row(
             row.id,
             row.prefix + "…",
@@ -43,5 +43,5 @@ def list_keys(project: str = typer.Option("default")) -> None:
 @friendly_errors
 def revoke(key_id: str, project: str = typer.Option("default")) -> None:
     """Revoke a key: requests with it are refused from now on."""
-    local_service().revoke_key(project, key_id)
+    local_service().keys.revoke(project, key_id)
     console.print(f"revoked {key_id}")

@@ -21,7 +21,7 @@ PROJECT = "default"
 def list_models() -> None:
     """Base models that can be tuned here, and the tuned models of project default."""
     table = Table("model", "kind", "base model", "created")
-    for info in local_service().list_models(PROJECT):
+    for info in local_service().models.list(PROJECT):
         table.add_row(info.id, info.kind, info.base_model, str(info.created_at or "")[:19])
     console.print(table)
 
@@ -31,8 +31,8 @@ def list_models() -> None:
 def get(model: str) -> None:
     """Where a tuned model's weights are and what it was tuned from."""
     service = local_service()
-    target = service.model_target(PROJECT, model)
-    job = service.tuned_job(PROJECT, model)
+    target = service.models.target(PROJECT, model)
+    job = service.models.tuned_job(PROJECT, model)
     print_json(
         {
             "model": model,
@@ -56,7 +56,7 @@ def export(
     """Write a tuned model to OUT: its PEFT adapter (loads with PeftModel.from_pretrained and
     vLLM), or with --merged / a full fine-tune, a complete model folder."""
     service = local_service()
-    target = service.model_target(PROJECT, model)
+    target = service.models.target(PROJECT, model)
     source = target.adapter_path or target.weights_path
     if source is None:
         fail(f"{model} is a base model; nothing to export")

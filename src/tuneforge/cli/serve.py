@@ -24,7 +24,7 @@ def serve(
 
     settings = get_settings()
     app = create_app(settings, run_scheduler=scheduler)
-    key, created = app.state.service.ensure_local_key()
+    key, created = app.state.service.keys.ensure_local()
     if created:
         console.print(f"API key for project [bold]default[/] (shown once): [bold green]{key}[/]")
         console.print(f"It is also stored in {settings.data_dir / 'api_key'} for the local CLI.")

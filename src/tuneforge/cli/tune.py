@@ -108,7 +108,7 @@ def _tokenizer_model(base_model: str, server: str | None) -> str | None:
         return None
     from tuneforge.cli.common import local_service
 
-    return local_service().tuned_job("default", base_model).base_model
+    return local_service().models.tuned_job("default", base_model).base_model
 
 
 def _check_locally(

@@ -82,19 +82,19 @@ def evaluate(
     train = load_examples(train_file, min_examples=1) if train_file else []
     tuned, extra = None, []
     if isinstance(parse_model_name(model), TunedRef):
-        job = service.tuned_job(PROJECT, model)
-        tuned = service.model_target(PROJECT, model)
-        base = service.model_target(PROJECT, job.base_model)
+        job = service.models.tuned_job(PROJECT, model)
+        tuned = service.models.target(PROJECT, model)
+        base = service.models.target(PROJECT, job.base_model)
         if not train:
-            path = service.dataset_path(PROJECT, job.training_file, "training_file")
+            path = service.files.dataset_path(PROJECT, job.training_file, "training_file")
             train = load_examples(path, task=job.method.value, min_examples=1)
         if job.teacher_model:
-            extra.append(Candidate("teacher", service.model_target(PROJECT, job.teacher_model)))
+            extra.append(Candidate("teacher", service.models.target(PROJECT, job.teacher_model)))
     else:
-        base = service.model_target(PROJECT, model)
+        base = service.models.target(PROJECT, model)
     candidates = standard_candidates(tuned, base, train, few_shot, extra)
     with console.status(f"evaluating {len(candidates)} candidates on {len(test)} examples"):
-        report = evaluate_candidates(candidates, test, service.inference)
+        report = evaluate_candidates(candidates, test, service.generation.backend)
     if as_json:
         print_json(to_json(report))
     else:

@@ -122,7 +122,7 @@ def loss_curve_svg(
     """The loss curve of a job: the training loss of every step as a line, the validation loss
     of every epoch as points, a dashed gridline where each epoch ends, and axes with ticks.
 
-    ``steps`` and ``epochs`` are the series of ``Service.job_metrics``. The x axis runs to the
+    ``steps`` and ``epochs`` are the series of ``JobService.metrics``. The x axis runs to the
     job's total step count when the metrics know it, so the line grows across as it trains.
     """
     box = box or Box(width=1080, height=320)

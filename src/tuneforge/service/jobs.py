@@ -1,0 +1,229 @@
+"""Tuning jobs: created with every check that can run before they start, then listed,
+followed (events, metrics, result file), cancelled, paused and resumed."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy.exc import IntegrityError
+
+from tuneforge.config import Settings
+from tuneforge.engine.spec import Hyperparameters, Method, Mode
+from tuneforge.errors import InvalidArgument
+from tuneforge.jobs.datasets import refuse_invalid_dataset
+from tuneforge.models.names import TunedRef, parse_model_name
+from tuneforge.service.models import ModelService
+from tuneforge.store import repo
+from tuneforge.store.db import Database
+from tuneforge.store.models import Checkpoint, Event, File, TunedModel, TuningJob
+from tuneforge.store.repo_common import MAX_PAGE_SIZE
+from tuneforge.store.states import JobState
+
+RESULTS_PURPOSE = "fine-tune-results"
+MAX_SUFFIX_LENGTH = 64
+
+
+@dataclass
+class JobRequest:
+    """A tuning job as a surface asks for it, in tuneforge's own names."""
+
+    base_model: str
+    training_file: str
+    validation_file: str | None = None
+    method: Method = "supervised"
+    mode: Mode = "peft"
+    hyperparameters: dict[str, Any] = field(default_factory=dict)
+    display_name: str | None = None
+    description: str | None = None
+    suffix: str | None = None
+    seed: int | None = None
+    metadata: dict[str, str] = field(default_factory=dict)
+    teacher_model: str | None = None  # distillation: a base model or a tuned model name
+    pre_tuned_model: str | None = None  # continue tuning this tuned model
+
+
+@dataclass
+class JobView:
+    """A job with what the surfaces show beside it."""
+
+    job: TuningJob
+    tuned_model: TunedModel | None
+    checkpoints: list[Checkpoint]
+
+    @property
+    def id(self) -> str:  # a page of views continues after its last job (Page.next_after)
+        return self.job.id
+
+
+class JobService:
+    def __init__(self, db: Database, settings: Settings, models: ModelService) -> None:
+        self.db = db
+        self.settings = settings
+        self.models = models
+
+    def create(self, project_id: str, request: JobRequest) -> JobView:
+        """Check everything that can be checked before the job starts, each local dataset's
+        lines included, then queue the job. The job validates again with the model's
+        tokenizer (lengths) and validates a remote dataset once it has fetched it."""
+        try:
+            hyperparameters = Hyperparameters(**request.hyperparameters)
+        except ValidationError as err:
+            first = err.errors()[0]
+            # The field's name only: a union's member ("epochs.int") is no parameter.
+            name = str(first["loc"][0]) if first["loc"] else "hyperparameters"
+            raise InvalidArgument(f"hyperparameters.{name}: {first['msg']}", name) from None
+        if request.method not in ("supervised", "preference", "distillation"):
+            raise InvalidArgument(f"unknown tuning method {request.method!r}", "method")
+        if request.mode not in ("peft", "full"):
+            raise InvalidArgument(f"unknown tuning mode {request.mode!r}", "mode")
+        task = request.method  # each method trains on the task of the same name
+        if request.method == "distillation" and not request.teacher_model:
+            raise InvalidArgument("distillation needs a teacher model", "teacher_model")
+        if request.suffix is not None and (
+            ":" in request.suffix or len(request.suffix) > MAX_SUFFIX_LENGTH
+        ):
+            raise InvalidArgument(
+                f"suffix must be at most {MAX_SUFFIX_LENGTH} characters without ':' "
+                "(it becomes part of the tuned model's name)",
+                "suffix",
+            )
+        with self.db.session() as s:
+            repo.ensure_project(s, project_id)
+            refuse_invalid_dataset(
+                s, self.settings, project_id, request.training_file, "training_file", task
+            )
+            if request.validation_file:
+                refuse_invalid_dataset(
+                    s, self.settings, project_id, request.validation_file, "validation_file", task
+                )
+        base_model, pre_tuned = request.base_model, request.pre_tuned_model
+        if pre_tuned is None and isinstance(parse_model_name(base_model), TunedRef):
+            # Tuning a tuned model continues from it (OpenAI's model="ft:...", Vertex's
+            # preTunedModel): the new job starts from its weights on top of its base.
+            pre_tuned = base_model
+        if pre_tuned:
+            base_model = self.models.tuned_job(project_id, pre_tuned).base_model
+        self.models.check(project_id, base_model, "base_model")
+        if request.teacher_model:
+            self.models.check(project_id, request.teacher_model, "teacher_model")
+        stored = hyperparameters.model_dump(exclude_unset=True)
+        extra = {"pre_tuned_model": pre_tuned} if pre_tuned else {}
+        with self.db.session() as s:
+            job = repo.create_job(
+                s,
+                project_id,
+                base_model=base_model,
+                training_file=request.training_file,
+                validation_file=request.validation_file,
+                method=request.method,
+                mode=request.mode,
+                hyperparameters={**stored, **extra},
+                teacher_model=request.teacher_model,
+                display_name=request.display_name,
+                description=request.description,
+                suffix=request.suffix,
+                seed=request.seed if request.seed is not None else 42,
+                metadata=request.metadata,
+            )
+            return JobView(job, None, [])
+
+    def get(self, project_id: str, job_id: str) -> JobView:
+        with self.db.session() as s:
+            return self._view(s, repo.get_job(s, project_id, job_id))
+
+    def list(
+        self, project_id: str, *, limit=20, after=None, states=None, metadata=None
+    ) -> repo.Page:
+        """The project's jobs, newest first; with ``metadata``, only the jobs whose metadata
+        holds every one of its key-value pairs."""
+        with self.db.session() as s:
+            if metadata:
+                page = _filtered_jobs(s, project_id, limit, after, states, dict(metadata))
+            else:
+                page = repo.list_jobs(s, project_id, limit=limit, after=after, states=states)
+            page.items = [self._view(s, job) for job in page.items]
+            return page
+
+    def cancel(self, project_id: str, job_id: str) -> JobView:
+        with self.db.session() as s:
+            return self._view(s, repo.request_cancel(s, project_id, job_id))
+
+    def pause(self, project_id: str, job_id: str) -> JobView:
+        with self.db.session() as s:
+            return self._view(s, repo.request_pause(s, project_id, job_id))
+
+    def resume(self, project_id: str, job_id: str) -> JobView:
+        with self.db.session() as s:
+            return self._view(s, repo.resume_job(s, project_id, job_id))
+
+    def events(
+        self, project_id: str, job_id: str, *, after_id=None, limit=100, newest_first=False
+    ) -> list[Event]:
+        with self.db.session() as s:
+            repo.get_job(s, project_id, job_id)
+            return list(
+                repo.list_events(
+                    s, job_id, after_id=after_id, limit=limit, newest_first=newest_first
+                )
+            )
+
+    def metrics(self, project_id: str, job_id: str) -> dict[str, list[dict[str, Any]]]:
+        """The loss curve as series: per-step training metrics and per-epoch metrics."""
+        with self.db.session() as s:
+            repo.get_job(s, project_id, job_id)
+            return repo.metric_series(s, job_id)
+
+    def result_file(self, project_id: str, job_id: str) -> File | None:
+        """A succeeded job's metrics CSV as a file of purpose ``fine-tune-results`` (registered
+        the first time it is asked for, under an id derived from the job's), else None."""
+        path = self.settings.job_dir(job_id) / "metrics.csv"
+        file_id = "file-" + hashlib.sha256(f"results/{job_id}".encode()).hexdigest()[:24]
+        with self.db.session() as s:
+            job = repo.get_job(s, project_id, job_id)
+            if job.state != JobState.SUCCEEDED or not path.is_file():
+                return None
+            existing = s.get(File, file_id)
+            if existing is not None:
+                return existing
+        content = path.read_bytes()
+        try:
+            with self.db.session() as s:
+                return repo.create_file(
+                    s,
+                    project_id,
+                    file_id=file_id,
+                    filename="step_metrics.csv",
+                    bytes=len(content),
+                    sha256=hashlib.sha256(content).hexdigest(),
+                    purpose=RESULTS_PURPOSE,
+                    path=str(path),
+                    status="processed",
+                )
+        except IntegrityError:  # registered by a concurrent request meanwhile
+            with self.db.session() as s:
+                return repo.get_file(s, project_id, file_id)
+
+    def _view(self, s, job: TuningJob) -> JobView:
+        tuned = s.query(TunedModel).filter_by(job_id=job.id).one_or_none()
+        return JobView(job, tuned, list(repo.list_checkpoints(s, job.id)))
+
+
+def _filtered_jobs(s, project_id: str, limit: int, after, states, metadata: dict) -> repo.Page:
+    """A page of the jobs whose metadata matches, walking the unfiltered list in order."""
+    if not 1 <= limit <= MAX_PAGE_SIZE:
+        raise InvalidArgument(f"page size must be 1 to {MAX_PAGE_SIZE}", param="limit")
+    matched: list[TuningJob] = []
+    while len(matched) <= limit:
+        page = repo.list_jobs(s, project_id, limit=MAX_PAGE_SIZE, after=after, states=states)
+        matched += [
+            job
+            for job in page.items
+            if all((job.user_metadata or {}).get(k) == v for k, v in metadata.items())
+        ]
+        if not page.has_more:
+            break
+        after = page.items[-1].id
+    return repo.Page(items=matched[:limit], has_more=len(matched) > limit)

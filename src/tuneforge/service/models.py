@@ -1,0 +1,81 @@
+"""The model catalog: base models (built-in, under the model roots) and the project's tuned
+models, and what inference loads for a name."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from tuneforge.config import Settings
+from tuneforge.errors import InvalidArgument, NotFound
+from tuneforge.inference.types import ModelTarget
+from tuneforge.jobs.targets import model_target, tuned_checkpoint
+from tuneforge.models.names import TunedRef, parse_model_name
+from tuneforge.models.resolve import resolve_base_model
+from tuneforge.models.tiny import TINY_MODELS
+from tuneforge.store import repo
+from tuneforge.store.db import Database
+from tuneforge.store.models import TunedModel, TuningJob
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    id: str  # the name requests use
+    kind: str  # "base" or "tuned"
+    base_model: str
+    created_at: Any = None
+    tuned_model: TunedModel | None = None
+    job: TuningJob | None = None  # the job that made a tuned model
+
+
+class ModelService:
+    def __init__(self, db: Database, settings: Settings) -> None:
+        self.db = db
+        self.settings = settings
+
+    def check(self, project_id: str, name: str, param: str) -> None:
+        """A base model that resolves, or a tuned model of this project; else a 400 naming
+        ``param``."""
+        reference = parse_model_name(name)
+        try:
+            if isinstance(reference, TunedRef):
+                self.target(project_id, name)
+            else:
+                resolve_base_model(reference, self.settings)
+        except NotFound as err:
+            raise InvalidArgument(f"{param}: {err}", param) from None
+
+    def tuned_job(self, project_id: str, name: str) -> TuningJob:
+        """The job that produced the tuned model (or checkpoint) called ``name``."""
+        with self.db.session() as s:
+            job, _ = tuned_checkpoint(s, project_id, name)
+            return job
+
+    def list(self, project_id: str) -> list[ModelInfo]:
+        models = [ModelInfo(id=name, kind="base", base_model=name) for name in TINY_MODELS]
+        for root in [self.settings.models_dir, *self.settings.model_roots]:
+            if root.is_dir():
+                models += [
+                    ModelInfo(id=p.name, kind="base", base_model=p.name)
+                    for p in sorted(root.iterdir())
+                    if (p / "config.json").is_file() and f"tuneforge/{p.name}" not in TINY_MODELS
+                ]
+        with self.db.session() as s:
+            page = repo.list_tuned_models(s, project_id, limit=1000)
+            for tuned in page.items:
+                models.append(
+                    ModelInfo(
+                        id=tuned.id,
+                        kind="tuned",
+                        base_model=tuned.base_model,
+                        created_at=tuned.created_at,
+                        tuned_model=tuned,
+                        job=s.get(TuningJob, tuned.job_id),
+                    )
+                )
+        return models
+
+    def target(self, project_id: str, name: str) -> ModelTarget:
+        """What inference loads for a model name: a base model, or a tuned model's checkpoint."""
+        with self.db.session() as s:
+            return model_target(s, self.settings, project_id, name)
