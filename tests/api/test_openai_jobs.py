@@ -144,7 +144,7 @@ def test_dpo_is_the_preference_method_with_its_beta(api, preference_files):
     assert job.method.type == "dpo"
     assert job.method.dpo.hyperparameters.beta == 0.2
     stored = api.service.jobs.get("default", job.id).job
-    assert stored.method.value == "preference"
+    assert stored.method == "preference"
     assert stored.hyperparameters == {"beta": 0.2, "epochs": 1}
 
 

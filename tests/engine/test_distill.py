@@ -11,8 +11,9 @@ from tests.engine.conftest import RecordingObserver
 from tests.helpers import exact_match
 from tuneforge.data.records import Conversation
 from tuneforge.engine.attention import PACKED_SDPA
-from tuneforge.engine.distill import prepare_distillation, teacher_responses
 from tuneforge.engine.errors import TuningError
+from tuneforge.engine.methods.distillation.config import DistillationHyperparameters
+from tuneforge.engine.methods.distillation.trainer import prepare_distillation, teacher_responses
 from tuneforge.engine.run import run_tuning
 from tuneforge.engine.spec import Hyperparameters, TuningSpec
 from tuneforge.models.loading import load_causal_lm
@@ -43,7 +44,7 @@ def distillation_spec(teacher_adapter, **hyperparameters) -> TuningSpec:
         method="distillation",
         teacher_model=LARGE,
         teacher_adapter=str(teacher_adapter),
-        hyperparameters=Hyperparameters(**hyperparameters),
+        hyperparameters=DistillationHyperparameters(**hyperparameters),
     )
 
 
@@ -154,7 +155,7 @@ def test_full_weights_student_of_a_full_weights_tuned_teacher(sentiment, setting
         mode="full",
         teacher_model=LARGE,
         teacher_adapter=str(tuned.default_checkpoint.path),
-        hyperparameters=Hyperparameters(epochs=1, batch_size=8, divergence="jsd"),
+        hyperparameters=DistillationHyperparameters(epochs=1, batch_size=8, divergence="jsd"),
     )
     result = run_tuning(spec, sentiment["train"][:16], [], tmp_path / "student", settings)
     assert result.outcome == "succeeded" and result.steps == 2

@@ -20,8 +20,8 @@ from tuneforge.data.records import PreferenceExample
 from tuneforge.data.samples import write_preference_task
 from tuneforge.data.tokenize import IGNORE_INDEX, tokenize_conversation, with_response
 from tuneforge.data.validate import load_examples
-from tuneforge.engine.dpo import prepare_dpo
 from tuneforge.engine.errors import TuningError
+from tuneforge.engine.methods.preference.trainer import prepare_dpo
 from tuneforge.engine.run import run_tuning
 from tuneforge.engine.spec import Hyperparameters, TuningSpec
 

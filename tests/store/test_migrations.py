@@ -60,9 +60,9 @@ def test_upgrade_is_idempotent_and_downgrade_undoes_it(empty_url: str) -> None:
     assert schema_differences(empty_url) == []
 
 
-def test_there_is_one_head_and_it_is_the_initial_revision() -> None:
+def test_there_is_one_head_the_latest_revision() -> None:
     script = ScriptDirectory.from_config(alembic_config())
-    assert script.get_heads() == ["0001"]
+    assert script.get_heads() == ["0003"]
 
 
 def test_sqlite_is_wal_with_foreign_keys_under_a_created_directory(tmp_path: Path) -> None:

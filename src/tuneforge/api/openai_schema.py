@@ -18,6 +18,7 @@ from tuneforge.api.errors import ApiError
 from tuneforge.data.checks import LineIssues
 from tuneforge.data.records import Conversation
 from tuneforge.data.turns import openai_messages
+from tuneforge.engine.methods import TuningMethod, all_methods, get_method
 from tuneforge.errors import InvalidArgument
 from tuneforge.inference.types import GenerationParams, GenerationResult
 from tuneforge.models.names import fine_tuned_model_name, openai_checkpoint_name
@@ -25,16 +26,25 @@ from tuneforge.service import JobRequest, JobView, ModelInfo
 from tuneforge.store.models import Checkpoint, Event, TuningJob
 from tuneforge.store.states import JobState, SubState
 
-# tuneforge's method names for OpenAI's `method.type`, and back.
-METHODS = {"supervised": "supervised", "dpo": "preference"}
-OPENAI_METHOD = {ours: theirs for theirs, ours in METHODS.items()}
-# OpenAI's hyperparameter names for tuneforge's.
-HYPERPARAMETER_NAMES = {
+# OpenAI's names for the shared hyperparameters it shows on every job; a method's own ones
+# (DPO's beta) keep tuneforge's names, under method.<type>.hyperparameters.
+SHOWN_HYPERPARAMETERS = {
     "epochs": "n_epochs",
     "batch_size": "batch_size",
     "learning_rate_multiplier": "learning_rate_multiplier",
-    "beta": "beta",
 }
+THEIR_NAMES = {theirs: ours for ours, theirs in SHOWN_HYPERPARAMETERS.items()}
+
+
+def openai_methods() -> dict[str, TuningMethod]:
+    """OpenAI's method.type → the registered method it names."""
+    return {m.openai_type: m for m in all_methods() if m.openai_type}
+
+
+def openai_type(method: str) -> str:
+    return get_method(method).openai_type or method
+
+
 STATUS = {
     JobState.QUEUED: "queued",
     JobState.RUNNING: "running",
@@ -56,23 +66,36 @@ class Request(BaseModel):
 # --- fine-tuning jobs ---------------------------------------------------------------------
 
 
-class HyperparametersIn(Request):
-    """Numbers or "auto"; the service checks the values (and names them in its errors)."""
+class HyperparametersIn(BaseModel):
+    """Numbers or "auto", under OpenAI's names; any other field is passed on, so that the
+    service refuses a name the method does not know (and checks every value's bounds)."""
 
-    n_epochs: Any = None
-    batch_size: Any = None
-    learning_rate_multiplier: Any = None
-    beta: Any = None  # dpo only
+    model_config = ConfigDict(extra="allow")
+
+    def to_tuneforge(self) -> dict[str, Any]:
+        given = self.model_extra or {}
+        return {
+            THEIR_NAMES.get(name, name): value
+            for name, value in given.items()
+            if value is not None and value != "auto"
+        }
 
 
 class MethodSettings(Request):
     hyperparameters: HyperparametersIn = Field(default_factory=HyperparametersIn)
 
 
-class MethodIn(Request):
+class MethodIn(BaseModel):
+    """``{"type": "dpo", "dpo": {"hyperparameters": {...}}}``: the settings sit under the
+    key the type names."""
+
+    model_config = ConfigDict(extra="allow")
+
     type: str
-    supervised: MethodSettings | None = None
-    dpo: MethodSettings | None = None
+
+    def settings(self) -> MethodSettings | None:
+        given = (self.model_extra or {}).get(self.type)
+        return MethodSettings.model_validate(given) if given is not None else None
 
 
 class JobCreate(Request):
@@ -90,40 +113,45 @@ class JobCreate(Request):
 
     def method_settings(self) -> MethodSettings | None:
         """``method.supervised`` or ``method.dpo``, whichever the method's type names."""
-        return getattr(self.method, self.method_type(), None) if self.method else None
+        return self.method.settings() if self.method else None
 
     def param_names(self) -> dict[str, str]:
         """The request's names for the service's parameters (hyperparameters by where this
         request gives them), for error messages."""
         kind = self.method_type()
         path = f"method.{kind}.hyperparameters" if self.method_settings() else "hyperparameters"
-        named = {ours: f"{path}.{theirs}" for ours, theirs in HYPERPARAMETER_NAMES.items()}
+        method = openai_methods().get(kind)
+        names = list(method.hyperparameters.model_fields) if method else []
+        named = {ours: f"{path}.{SHOWN_HYPERPARAMETERS.get(ours, ours)}" for ours in names}
         return {"base_model": "model", **named}
 
     def to_job_request(self) -> JobRequest:
         kind = self.method_type()
-        if kind not in METHODS:
+        offered = openai_methods()
+        if kind not in offered:
+            elsewhere = [
+                f"{m.name} is available through the Vertex API ({m.vertex_spec}) and the CLI "
+                f"(tuneforge tune --method {m.name})"
+                for m in all_methods()
+                if not m.openai_type and m.vertex_spec
+            ]
             raise ApiError(
                 400,
                 f"method.type {kind!r} is not available through the OpenAI API, which offers "
-                f"{' and '.join(repr(m) for m in METHODS)}; distillation is available through "
-                "the Vertex API (distillationSpec) and the CLI (tuneforge tune --method "
-                "distillation)",
+                f"{' and '.join(repr(m) for m in offered)}; " + "; ".join(elsewhere),
                 code="invalid_method",
                 param="method.type",
             )
         settings = self.method_settings()
         hyperparameters: dict[str, Any] = {}  # the method's win over the deprecated ones
         for source in (self.hyperparameters, settings.hyperparameters if settings else None):
-            for ours, theirs in HYPERPARAMETER_NAMES.items():
-                value = getattr(source, theirs, None)
-                if value is not None and value != "auto":
-                    hyperparameters[ours] = value
+            if source is not None:
+                hyperparameters |= source.to_tuneforge()
         return JobRequest(
             base_model=self.model,
             training_file=self.training_file,
             validation_file=self.validation_file,
-            method=METHODS[kind],
+            method=offered[kind].name,
             hyperparameters=hyperparameters,
             suffix=self.suffix,
             seed=self.seed,
@@ -138,19 +166,19 @@ def job_status(job: TuningJob) -> str:
 
 
 def job_object(view: JobView, result_files: list[str]) -> dict[str, Any]:
+    """OpenAI's FineTuningJob. Before the job starts its hyperparameters are what was asked
+    ("auto" where nothing was); from its start on, the values it trains with."""
     job = view.job
-    stored = job.hyperparameters or {}
+    values = job.resolved_hyperparameters or job.hyperparameters or {}
     hyperparameters = {
-        theirs: stored.get(ours, "auto")
-        for ours, theirs in HYPERPARAMETER_NAMES.items()
-        if ours != "beta"
+        theirs: values.get(ours, "auto") for ours, theirs in SHOWN_HYPERPARAMETERS.items()
     }
-    method_type = OPENAI_METHOD.get(job.method.value, job.method.value)
-    method: dict[str, Any] = {"type": method_type}
-    if method_type == "dpo":
-        method["dpo"] = {"hyperparameters": {**hyperparameters, "beta": stored.get("beta", "auto")}}
-    elif method_type == "supervised":
-        method["supervised"] = {"hyperparameters": hyperparameters}
+    method_type = openai_type(job.method)
+    own = {name: values.get(name, "auto") for name in get_method(job.method).own_hyperparameters()}
+    method: dict[str, Any] = {
+        "type": method_type,
+        method_type: {"hyperparameters": {**hyperparameters, **own}},
+    }
     return {
         "id": job.id,
         "object": "fine_tuning.job",

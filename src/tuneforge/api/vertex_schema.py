@@ -11,12 +11,13 @@ import re
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
-from pydantic.alias_generators import to_camel
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic.alias_generators import to_camel, to_snake
 
 from tuneforge.data.checks import LineIssues
 from tuneforge.data.records import Conversation
 from tuneforge.data.turns import vertex_contents
+from tuneforge.engine.methods import TuningMethod, all_methods, get_method
 from tuneforge.errors import InvalidArgument
 from tuneforge.inference.types import GenerationParams, GenerationResult
 from tuneforge.models.names import TunedRef, parse_model_name
@@ -43,17 +44,6 @@ AdapterSize = Literal[
 ]
 TuningMode = Literal["TUNING_MODE_UNSPECIFIED", "TUNING_MODE_PEFT_ADAPTER", "TUNING_MODE_FULL"]
 TUNING_MODES = {"full": "TUNING_MODE_FULL", "peft": "TUNING_MODE_PEFT_ADAPTER"}
-# The key of each method's spec in a TuningJob, and of its dataset statistics.
-SPEC_KEYS = {
-    "supervised": "supervisedTuningSpec",
-    "preference": "preferenceOptimizationSpec",
-    "distillation": "distillationSpec",
-}
-STATS_KEYS = {
-    "supervised": "supervisedTuningDataStats",
-    "preference": "preferenceOptimizationDataStats",
-    "distillation": "distillationDataStats",
-}
 # google.rpc.Code numbers for a failed job's error.
 RPC_INVALID_ARGUMENT, RPC_ABORTED, RPC_INTERNAL = 3, 10, 13
 FINISH_REASONS = {"stop": "STOP", "length": "MAX_TOKENS"}
@@ -106,6 +96,13 @@ class VertexModel(BaseModel):
 
 
 class HyperParameters(VertexModel):
+    """Vertex's hyperParameters and tuneforge's additions; any other field is passed on, so that
+    the service refuses a name the method does not know."""
+
+    model_config = ConfigDict(
+        extra="allow", alias_generator=to_camel, validate_by_name=True, validate_by_alias=True
+    )
+
     epoch_count: int | None = Field(default=None, ge=1)
     learning_rate_multiplier: float | None = Field(default=None, gt=0)
     learning_rate: float | None = Field(default=None, gt=0)
@@ -134,6 +131,7 @@ class HyperParameters(VertexModel):
             "early_stopping_patience": self.early_stopping_patience,
             "packing": self.packing,
             "divergence": self.divergence,
+            **(self.model_extra or {}),
         }
         return {name: value for name, value in values.items() if value is not None}
 
@@ -159,41 +157,62 @@ class PreTunedModelIn(VertexModel):
     checkpoint_id: str | None = None
 
 
+def parse_spec(method: TuningMethod, key: str, raw: Any) -> TuningSpecIn:
+    """A method's spec from the request body; a 400 naming the field by its path if invalid."""
+    model = DistillationSpecIn if method.needs_teacher else TuningSpecIn
+    try:
+        return model.model_validate(raw)
+    except ValidationError as err:
+        first = err.errors()[0]
+        path = ".".join([key, *(str(part) for part in first["loc"])])
+        raise InvalidArgument(f"{path}: {first['msg']}", path) from None
+
+
+def vertex_methods() -> dict[str, TuningMethod]:
+    """The key of each method's spec in a TuningJob → the method."""
+    return {m.vertex_spec: m for m in all_methods() if m.vertex_spec}
+
+
 class CreateTuningJobRequest(VertexModel):
+    """A TuningJob to create. Its method is whichever registered method's spec key it holds
+    (``supervisedTuningSpec``, ``preferenceOptimizationSpec``, ...); other unknown fields are
+    ignored, as Vertex's own fields that tuneforge has no use for."""
+
+    model_config = ConfigDict(
+        extra="allow", alias_generator=to_camel, validate_by_name=True, validate_by_alias=True
+    )
+
     base_model: str | None = None
     pre_tuned_model: PreTunedModelIn | None = None
     tuned_model_display_name: str | None = Field(default=None, max_length=200)
     description: str | None = None
-    supervised_tuning_spec: TuningSpecIn | None = None
-    preference_optimization_spec: TuningSpecIn | None = None
-    distillation_spec: DistillationSpecIn | None = None
     labels: dict[str, str] = Field(default_factory=dict)
 
-    def method_and_spec(self) -> tuple[str, TuningSpecIn]:
-        given = [
-            (method, spec)
-            for method, spec in (
-                ("supervised", self.supervised_tuning_spec),
-                ("preference", self.preference_optimization_spec),
-                ("distillation", self.distillation_spec),
-            )
-            if spec is not None
-        ]
+    def method_and_spec(self) -> tuple[TuningMethod, TuningSpecIn]:
+        extra = self.model_extra or {}
+        given = []
+        for key, method in vertex_methods().items():
+            raw = extra.get(key, extra.get(to_snake(key)))
+            if raw is not None:
+                given.append((method, parse_spec(method, key, raw)))
         if len(given) != 1:
+            keys = list(vertex_methods())
             raise InvalidArgument(
-                "give exactly one of supervisedTuningSpec, preferenceOptimizationSpec and "
-                f"distillationSpec (got {len(given)})",
-                "supervisedTuningSpec",
+                f"give exactly one of {', '.join(keys[:-1])} and {keys[-1]} (got {len(given)})",
+                keys[0],
             )
         return given[0]
 
     def vertex_names(self) -> dict[str, str]:
         """tuneforge's names of this request's fields → Vertex's, for error messages."""
-        method, _ = self.method_and_spec()
-        spec = SPEC_KEYS[method]
-        training = "promptDatasetUri" if method == "distillation" else "trainingDatasetUri"
+        method, given = self.method_and_spec()
+        spec = method.vertex_spec
+        training = "promptDatasetUri" if method.needs_teacher else "trainingDatasetUri"
         hyper_parameters = {}
-        for name, vertex in HYPERPARAMETER_NAMES.items():
+        names = HYPERPARAMETER_NAMES | {
+            name: name for name in given.hyper_parameters.model_extra or {}
+        }
+        for name, vertex in names.items():
             hyper_parameters[name] = f"{spec}.hyperParameters.{vertex}"
             hyper_parameters[f"hyperparameters.{name}"] = f"{spec}.hyperParameters.{vertex}"
         return {
@@ -207,7 +226,7 @@ class CreateTuningJobRequest(VertexModel):
 
     def to_job_request(self) -> JobRequest:
         method, spec = self.method_and_spec()
-        key = SPEC_KEYS[method]
+        key = method.vertex_spec
         base_model = self.base_model
         teacher = None
         training = spec.training_dataset_uri
@@ -221,7 +240,7 @@ class CreateTuningJobRequest(VertexModel):
                     f"{key}.baseTeacherModel",
                 )
         if not training:
-            field = "promptDatasetUri" if method == "distillation" else "trainingDatasetUri"
+            field = "promptDatasetUri" if method.needs_teacher else "trainingDatasetUri"
             raise InvalidArgument(
                 f"{key}.{field} is required: an uploaded file id (file-...) or a dataset path",
                 f"{key}.{field}",
@@ -237,7 +256,7 @@ class CreateTuningJobRequest(VertexModel):
             base_model=base_model or "",
             training_file=training,
             validation_file=spec.validation_dataset_uri or None,
-            method=method,  # type: ignore[arg-type]
+            method=method.name,
             mode="full" if spec.tuning_mode == "TUNING_MODE_FULL" else "peft",
             hyperparameters=spec.hyper_parameters.to_tuneforge(),
             display_name=self.tuned_model_display_name,
@@ -275,13 +294,13 @@ def timestamp(value: datetime | None) -> str | None:
 def tuning_job_json(view: JobView, parent: str) -> dict[str, Any]:
     """A job as Vertex's TuningJob; ``parent`` is ``projects/{p}/locations/{l}``."""
     job = view.job
-    method = job.method.value
+    method = get_method(job.method)
     body: dict[str, Any] = {
         "name": f"{parent}/tuningJobs/{job.id}",
         "tunedModelDisplayName": job.display_name,
         "description": job.description,
         "baseModel": job.base_model,
-        SPEC_KEYS[method]: _spec_json(job),
+        method.vertex_spec or f"{method.name}Spec": _spec_json(job, method),
         "state": job.state.value,
         "tuningJobState": f"TUNING_JOB_STATE_{job.sub_state.value}" if job.sub_state else None,
         "createTime": timestamp(job.created_at),
@@ -315,24 +334,26 @@ def tuning_job_json(view: JobView, parent: str) -> dict[str, Any]:
     return _without_nones(body)
 
 
-def _spec_json(job: TuningJob) -> dict[str, Any]:
-    hp = job.hyperparameters
-    epochs = hp.get("epochs")
+def _spec_json(job: TuningJob, method: TuningMethod) -> dict[str, Any]:
+    """The job's spec. Its hyperParameters are what was asked until the job starts, then every
+    value it trains with (epochs and batch size made concrete, the default learning rate)."""
+    values = job.resolved_hyperparameters or job.hyperparameters or {}
     hyper_parameters = {
-        "epochCount": epochs if isinstance(epochs, int) else job.total_epochs,
-        "learningRateMultiplier": hp.get("learning_rate_multiplier"),
-        "learningRate": hp.get("learning_rate"),
-        "batchSize": hp.get("batch_size") if isinstance(hp.get("batch_size"), int) else None,
-        "adapterSize": ADAPTER_SIZE_NAMES.get(hp.get("adapter_size")),  # type: ignore[arg-type]
-        "beta": hp.get("beta") if job.method.value == "preference" else None,
+        HYPERPARAMETER_NAMES.get(name, name): values.get(name)
+        for name in method.hyperparameters.model_fields
+        if values.get(name) not in (None, "auto")
     }
+    if "epochCount" not in hyper_parameters and job.total_epochs:
+        hyper_parameters["epochCount"] = job.total_epochs  # a job from before resolved values
+    if "adapterSize" in hyper_parameters:
+        hyper_parameters["adapterSize"] = ADAPTER_SIZE_NAMES.get(hyper_parameters["adapterSize"])
     spec: dict[str, Any] = {
         "trainingDatasetUri": job.training_file,
         "validationDatasetUri": job.validation_file,
         "hyperParameters": _without_nones(hyper_parameters),
-        "tuningMode": TUNING_MODES[job.mode.value] if job.method.value != "preference" else None,
+        "tuningMode": TUNING_MODES[job.mode.value] if method.task != "preference" else None,
     }
-    if job.method.value == "distillation":
+    if method.needs_teacher:
         spec["promptDatasetUri"] = spec.pop("trainingDatasetUri")
         teacher = job.teacher_model or ""
         is_tuned = isinstance(parse_model_name(teacher), TunedRef)
@@ -362,12 +383,13 @@ def _error_json(error: dict[str, Any] | None) -> dict[str, Any] | None:
     return {"code": rpc_code, "message": error.get("message") or code, "details": [info]}
 
 
-def _data_stats_json(method: str, stats: dict[str, Any] | None) -> dict[str, Any] | None:
+def _data_stats_json(method: TuningMethod, stats: dict[str, Any] | None) -> dict[str, Any] | None:
     if not stats:
         return None
-    if method == "distillation":
-        return {STATS_KEYS[method]: {"trainingDatasetStats": stats}}
-    return {STATS_KEYS[method]: stats}
+    key = method.vertex_stats or f"{method.name}DataStats"
+    if method.needs_teacher:  # Vertex's distillationDataStats nests the training set's
+        return {key: {"trainingDatasetStats": stats}}
+    return {key: stats}
 
 
 def event_json(event: Event) -> dict[str, Any]:

@@ -38,7 +38,7 @@ def get(model: str) -> None:
             "model": model,
             "job": job.id,
             "base_model": job.base_model,
-            "method": job.method.value,
+            "method": job.method,
             "mode": job.mode.value,
             "adapter": str(target.adapter_path or ""),
             "weights": str(target.weights_path or ""),

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -25,7 +27,9 @@ def tune(
     validation: Path | None = typer.Option(
         None, exists=True, dir_okay=False, help="Validation JSONL (early stopping, best epoch)."
     ),
-    method: str = typer.Option("supervised", help="supervised, preference or distillation."),
+    method: str = typer.Option(
+        "supervised", help="A tuning method: supervised, preference or distillation."
+    ),
     mode: str = typer.Option("peft", help="peft (a LoRA adapter) or full (all weights)."),
     epochs: int | None = typer.Option(None, help="Passes over the data (default: auto)."),
     batch_size: int | None = typer.Option(None, help="Examples per step (default: auto)."),
@@ -45,16 +49,23 @@ def tune(
         None, help="Distillation: forward_kl (default), reverse_kl or jsd."
     ),
     teacher: str | None = typer.Option(None, help="Teacher model (distillation method)."),
+    extra_hyperparameters: list[str] = typer.Option(
+        [],
+        "--hyperparameter",
+        "-H",
+        help="Any of the method's hyperparameters as NAME=VALUE (a JSON value or a word), "
+        "e.g. -H beta=0.2.",
+    ),
     display_name: str | None = typer.Option(None, "--name", help="Tuned model display name."),
     server: str | None = typer.Option(
         None, envvar="TUNEFORGE_SERVER", help="A tuneforge server; default: run here."
     ),
 ) -> None:
     """Tune BASE_MODEL on TRAIN_FILE and print the tuned model's name."""
-    from tuneforge.api.vertex_schema import ADAPTER_SIZE_NAMES, SPEC_KEYS  # imports torch: late
+    from tuneforge.api.vertex_schema import ADAPTER_SIZE_NAMES
+    from tuneforge.engine.methods import get_method
 
-    if method not in SPEC_KEYS:
-        fail(f"unknown method {method!r}; choose supervised, preference or distillation")
+    chosen = get_method(method, "--method")
     _check_locally(train_file, _tokenizer_model(base_model, server), method, epochs, batch_size)
     hyperparameters = {
         "epochCount": epochs,
@@ -68,6 +79,7 @@ def tune(
         "earlyStoppingPatience": early_stopping_patience,
         "packing": packing,
         "divergence": divergence,
+        **parse_assignments(extra_hyperparameters),
     }
     with connect(server, run_jobs=True) as client:
         spec: dict = {
@@ -78,14 +90,14 @@ def tune(
             spec["validationDatasetUri"] = client.upload(validation)["id"]
         if mode == "full":
             spec["tuningMode"] = "TUNING_MODE_FULL"
-        if method == "distillation":
+        if chosen.needs_teacher:
             if not teacher:
-                fail("--teacher is needed for distillation")
+                fail(f"--teacher is needed for {chosen.name}")
             spec["baseTeacherModel"] = teacher
             spec["studentModel"] = base_model
         body = {
             "baseModel": base_model,
-            SPEC_KEYS[method]: spec,
+            chosen.vertex_spec: spec,
             "tunedModelDisplayName": display_name,
         }
         job = client.create_job(body)
@@ -95,6 +107,20 @@ def tune(
         print_summary(client, job)
     if job["state"] != "JOB_STATE_SUCCEEDED":
         raise typer.Exit(1)
+
+
+def parse_assignments(assignments: list[str]) -> dict[str, Any]:
+    """``["beta=0.2", "divergence=jsd"]`` -> ``{"beta": 0.2, "divergence": "jsd"}``."""
+    parsed: dict[str, Any] = {}
+    for assignment in assignments:
+        name, sep, text = assignment.partition("=")
+        if not sep or not name:
+            fail(f"--hyperparameter {assignment!r}: expected NAME=VALUE")
+        try:
+            parsed[name] = json.loads(text)
+        except json.JSONDecodeError:
+            parsed[name] = text
+    return parsed
 
 
 def _tokenizer_model(base_model: str, server: str | None) -> str | None:

@@ -87,7 +87,7 @@ def evaluate(
         base = service.models.target(PROJECT, job.base_model)
         if not train:
             path = service.files.dataset_path(PROJECT, job.training_file, "training_file")
-            train = load_examples(path, task=job.method.value, min_examples=1)
+            train = load_examples(path, task=job.method, min_examples=1)
         if job.teacher_model:
             extra.append(Candidate("teacher", service.models.target(PROJECT, job.teacher_model)))
     else:

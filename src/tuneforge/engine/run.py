@@ -7,6 +7,7 @@ from pathlib import Path
 from tuneforge.config import Settings
 from tuneforge.data.records import Conversation, Example, PreferenceExample
 from tuneforge.engine.errors import TuningError
+from tuneforge.engine.methods import get_method
 from tuneforge.engine.observer import TuningObserver
 from tuneforge.engine.result import TuningResult
 from tuneforge.engine.spec import TuningSpec
@@ -27,21 +28,15 @@ def run_tuning(
     checkpoint found there (a crashed or paused run) instead of starting over."""
     observer = observer or TuningObserver()
     output_dir.mkdir(parents=True, exist_ok=True)
-    if spec.method == "supervised":
-        from tuneforge.engine.sft import prepare_sft as prepare
-    elif spec.method == "preference":
-        from tuneforge.engine.dpo import prepare_dpo as prepare
-    elif spec.method == "distillation":
-        from tuneforge.engine.distill import prepare_distillation as prepare
-    else:
-        raise TuningError(f"tuning method {spec.method!r} is not available", code="invalid_method")
+    prepare = get_method(spec.method).load_trainer()
     _check_examples(spec, [*train, *validation])
     run = prepare(spec, train, validation, output_dir, observer, settings)
     return run_trainer(run, spec, observer, resume=resume)
 
 
 def _check_examples(spec: TuningSpec, examples: list[Example]) -> None:
-    wanted = PreferenceExample if spec.method == "preference" else Conversation
+    preference = get_method(spec.method).task == "preference"
+    wanted = PreferenceExample if preference else Conversation
     if any(not isinstance(e, wanted) for e in examples):
         kind = "preference pairs" if wanted is PreferenceExample else "conversations"
         raise TuningError(

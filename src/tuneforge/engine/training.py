@@ -21,7 +21,7 @@ from tuneforge.engine.errors import TuningError, out_of_memory_message
 from tuneforge.engine.hardware import Hardware, detect_hardware, needs_gradient_checkpointing
 from tuneforge.engine.observer import TrainingPlan, TuningObserver
 from tuneforge.engine.result import TuningResult, choose_default_checkpoint
-from tuneforge.engine.spec import ResolvedHyperparameters, TuningSpec, resolve_hyperparameters
+from tuneforge.engine.spec import Hyperparameters, TuningSpec, resolve_hyperparameters
 from tuneforge.models.loading import (
     fit_cpu_threads,
     load_causal_lm,
@@ -98,7 +98,7 @@ def load_base_for_training(spec: TuningSpec, settings: Settings) -> LoadedBase:
     )
 
 
-def resolve_for_model(spec: TuningSpec, model, example_count: int) -> ResolvedHyperparameters:
+def resolve_for_model(spec: TuningSpec, model, example_count: int) -> Hyperparameters:
     config = model.config
     return resolve_hyperparameters(
         spec.hyperparameters,
@@ -131,7 +131,7 @@ def lora_config(rank: int):
     )
 
 
-def peft_config_for(spec: TuningSpec, hp: ResolvedHyperparameters, model):
+def peft_config_for(spec: TuningSpec, hp: Hyperparameters, model):
     """A new adapter's config, or None: full weights, or an adapter already there to go on with."""
     from peft import PeftModel
 
@@ -198,7 +198,7 @@ def prepare_sequences(
     train: list[Conversation],
     validation: list[Conversation],
     base: LoadedBase,
-    hp: ResolvedHyperparameters,
+    hp: Hyperparameters,
     observer: TuningObserver,
 ) -> SequenceData:
     """Tokenize with the loss masks, check the tokens fit the model, build the datasets and
@@ -243,7 +243,7 @@ def check_vocabulary(token_ids: list[list[int]], model, tokenizer) -> None:
 
 def training_arguments(
     spec: TuningSpec,
-    hp: ResolvedHyperparameters,
+    hp: Hyperparameters,
     base: LoadedBase,
     output_dir: Path,
     *,
@@ -287,7 +287,7 @@ def training_arguments(
 
 
 def make_plan(
-    hp: ResolvedHyperparameters, rows: int, train_examples: int, validation_examples: int
+    hp: Hyperparameters, rows: int, train_examples: int, validation_examples: int
 ) -> TrainingPlan:
     steps_per_epoch = math.ceil(rows / hp.batch_size)
     return TrainingPlan(
@@ -308,7 +308,7 @@ class PreparedRun:
     callback: TuningCallback
     counter: TokenCounter
     plan: TrainingPlan
-    hp: ResolvedHyperparameters
+    hp: Hyperparameters
     checkpoints_dir: Path
 
 

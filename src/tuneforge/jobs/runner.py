@@ -126,7 +126,7 @@ def _spec_for(job: TuningJob, db: Database, settings: Settings) -> TuningSpec:
             options["teacher_adapter"] = str(teacher.adapter_path or teacher.weights_path)
     return TuningSpec(
         base_model=job.base_model,
-        method=job.method.value,
+        method=job.method,
         mode=job.mode.value,
         hyperparameters=Hyperparameters(**hyperparameters),
         seed=job.seed if job.seed is not None else 42,
@@ -138,7 +138,7 @@ def _prepare_datasets(job: TuningJob, spec: TuningSpec, db: Database, settings: 
     """Validate both files against the base model's tokenizer and record the statistics."""
     quiet_transformers()
     tokenizer = load_tokenizer(resolve_base_model(job.base_model, settings).source)
-    task = job.method.value  # each method trains on the task of the same name
+    task = job.method  # each method trains on the task of the same name
     max_length = spec.hyperparameters.max_seq_length
     datasets, token_counts = {}, []
     for param, reference in (

@@ -42,6 +42,7 @@ class StoreObserver(TuningObserver):
                 sub_state=SubState.TUNING,
                 total_steps=plan.total_steps,
                 total_epochs=plan.epochs,
+                resolved_hyperparameters=plan.hyperparameters,
             )
             repo.record_event(
                 s,

@@ -11,7 +11,8 @@ from pydantic import ValidationError
 from sqlalchemy.exc import IntegrityError
 
 from tuneforge.config import Settings
-from tuneforge.engine.spec import Hyperparameters, Method, Mode
+from tuneforge.engine.methods import TuningMethod, get_method
+from tuneforge.engine.spec import Hyperparameters, Mode
 from tuneforge.errors import InvalidArgument
 from tuneforge.jobs.datasets import refuse_invalid_dataset
 from tuneforge.models.names import TunedRef, parse_model_name
@@ -33,7 +34,7 @@ class JobRequest:
     base_model: str
     training_file: str
     validation_file: str | None = None
-    method: Method = "supervised"
+    method: str = "supervised"  # a registered tuning method
     mode: Mode = "peft"
     hyperparameters: dict[str, Any] = field(default_factory=dict)
     display_name: str | None = None
@@ -58,6 +59,23 @@ class JobView:
         return self.job.id
 
 
+def checked_hyperparameters(method: TuningMethod, given: dict[str, Any]) -> Hyperparameters:
+    """``given`` as the method's own hyperparameters, or a 400 naming the first field that is
+    unknown to the method or out of its bounds."""
+    try:
+        return method.hyperparameters.model_validate(given)
+    except ValidationError as err:
+        first = err.errors()[0]
+        # The field's name only: a union's member ("epochs.int") is no parameter.
+        name = str(first["loc"][0]) if first["loc"] else "hyperparameters"
+        if first["type"] == "extra_forbidden":
+            known = ", ".join(method.hyperparameters.model_fields)
+            message = f"unknown hyperparameter for the {method.name} method; it takes {known}"
+        else:
+            message = first["msg"]
+        raise InvalidArgument(f"hyperparameters.{name}: {message}", name) from None
+
+
 class JobService:
     def __init__(self, db: Database, settings: Settings, models: ModelService) -> None:
         self.db = db
@@ -68,20 +86,13 @@ class JobService:
         """Check everything that can be checked before the job starts, each local dataset's
         lines included, then queue the job. The job validates again with the model's
         tokenizer (lengths) and validates a remote dataset once it has fetched it."""
-        try:
-            hyperparameters = Hyperparameters(**request.hyperparameters)
-        except ValidationError as err:
-            first = err.errors()[0]
-            # The field's name only: a union's member ("epochs.int") is no parameter.
-            name = str(first["loc"][0]) if first["loc"] else "hyperparameters"
-            raise InvalidArgument(f"hyperparameters.{name}: {first['msg']}", name) from None
-        if request.method not in ("supervised", "preference", "distillation"):
-            raise InvalidArgument(f"unknown tuning method {request.method!r}", "method")
+        method = get_method(request.method)
+        hyperparameters = checked_hyperparameters(method, request.hyperparameters)
         if request.mode not in ("peft", "full"):
             raise InvalidArgument(f"unknown tuning mode {request.mode!r}", "mode")
-        task = request.method  # each method trains on the task of the same name
-        if request.method == "distillation" and not request.teacher_model:
-            raise InvalidArgument("distillation needs a teacher model", "teacher_model")
+        task = method.task
+        if method.needs_teacher and not request.teacher_model:
+            raise InvalidArgument(f"{method.name} needs a teacher model", "teacher_model")
         if request.suffix is not None and (
             ":" in request.suffix or len(request.suffix) > MAX_SUFFIX_LENGTH
         ):

@@ -26,7 +26,6 @@ from tuneforge.store.states import (
     EventLevel,
     EventType,
     JobState,
-    Method,
     Mode,
     RequestedAction,
     SubState,
@@ -110,9 +109,13 @@ class TuningJob(Base):
     display_name: Mapped[str | None] = mapped_column(String(200))
     description: Mapped[str | None] = mapped_column(Text)
     base_model: Mapped[str] = mapped_column(Text)
-    method: Mapped[Method] = mapped_column(EnumText(Method))
+    # A registered tuning method's name (engine/methods/): the service checks it, so the store
+    # takes new methods without a migration.
+    method: Mapped[str] = mapped_column(String(32))
     mode: Mapped[Mode] = mapped_column(EnumText(Mode))
-    hyperparameters: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    hyperparameters: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # as asked
+    # Every value the job trains with, set once when it starts (auto and defaults resolved).
+    resolved_hyperparameters: Mapped[dict[str, Any] | None] = mapped_column(NullableJSON)
     # A file id (file-...) or a dataset path / URI the service has already allowed.
     training_file: Mapped[str] = mapped_column(Text)
     validation_file: Mapped[str | None] = mapped_column(Text)

@@ -31,7 +31,6 @@ from tuneforge.store.states import (
     TERMINAL_STATES,
     EventLevel,
     JobState,
-    Method,
     Mode,
     RequestedAction,
     SubState,
@@ -113,7 +112,7 @@ def create_job(
     *,
     base_model: str,
     training_file: str,
-    method: Method | str = Method.SUPERVISED,
+    method: str = "supervised",
     mode: Mode | str = Mode.PEFT,
     hyperparameters: Mapping[str, Any] | None = None,
     validation_file: str | None = None,
@@ -132,7 +131,7 @@ def create_job(
         project_id=project_id,
         base_model=base_model,
         training_file=training_file,
-        method=_parse(Method, method, "method"),
+        method=method,
         mode=_parse(Mode, mode, "mode"),
         hyperparameters=dict(hyperparameters or {}),
         validation_file=validation_file,
@@ -296,6 +295,7 @@ def update_progress(
     trained_tokens: int | None = None,
     estimated_finish: datetime | None = None,
     data_stats: Mapping[str, Any] | None = None,
+    resolved_hyperparameters: Mapping[str, Any] | None = None,
 ) -> TuningJob:
     """Set the given progress fields of a running job (None leaves a field as it is); counts as
     a heartbeat."""
@@ -308,6 +308,9 @@ def update_progress(
         "trained_tokens": trained_tokens,
         "estimated_finish": estimated_finish,
         "data_stats": dict(data_stats) if data_stats is not None else None,
+        "resolved_hyperparameters": (
+            dict(resolved_hyperparameters) if resolved_hyperparameters is not None else None
+        ),
     }
     values = {name: value for name, value in given.items() if value is not None}
     values["heartbeat_at"] = utcnow()

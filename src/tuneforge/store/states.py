@@ -35,12 +35,6 @@ class RequestedAction(StrEnum):
     PAUSE = "pause"
 
 
-class Method(StrEnum):
-    SUPERVISED = "supervised"
-    PREFERENCE = "preference"
-    DISTILLATION = "distillation"
-
-
 class Mode(StrEnum):
     PEFT = "peft"
     FULL = "full"

@@ -22,8 +22,9 @@ from tuneforge.data.tokenize import prompt_ids, with_response
 from tuneforge.engine.attention import PACKED_SDPA
 from tuneforge.engine.callbacks import TuningCallback
 from tuneforge.engine.errors import TuningError
+from tuneforge.engine.methods.distillation.config import Divergence
 from tuneforge.engine.observer import TuningObserver
-from tuneforge.engine.spec import Divergence, TuningSpec
+from tuneforge.engine.spec import TuningSpec
 from tuneforge.engine.training import (
     LoadedBase,
     PreparedRun,
