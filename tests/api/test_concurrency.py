@@ -4,14 +4,12 @@ database and claim jobs side by side."""
 
 from __future__ import annotations
 
-import os
 import random
 import threading
 import time
 from collections import Counter
 
 from tests.api.conftest import Api
-from tuneforge.jobs.executor import RunningJob, SubprocessExecutor
 from tuneforge.jobs.scheduler import Scheduler
 from tuneforge.store import repo
 from tuneforge.store.db import Database
@@ -23,22 +21,33 @@ JOBS_URL = "/v1/projects/p/locations/us-central1/tuningJobs"
 DEADLINE_S = 60.0
 
 
-class RecordingExecutor(SubprocessExecutor):
+class RecordingExecutor:
     """Runs no training: records each start, then does what a runner does at the end (a
-    heartbeat as the job's owner, then SUCCEEDED), all through the store."""
+    heartbeat as the job's owner, then SUCCEEDED), all through the store. An ``Executor``
+    by the protocol alone: its runs are over by the time ``start`` returns."""
 
-    def __init__(self, scheduler_db: Database, settings, worker_id: str, starts: list) -> None:
-        super().__init__(settings, worker_id)
+    def __init__(self, scheduler_db: Database, worker_id: str, starts: list) -> None:
         self.db = scheduler_db
+        self.worker_id = worker_id
         self.starts = starts
 
-    def start(self, job_id: str, devices: tuple[int, ...] = ()) -> RunningJob:
+    def claim_handle(self) -> str:
+        return f"recording://{self.worker_id}"
+
+    def start(self, job_id: str, devices: tuple[int, ...] = ()) -> str:
         self.starts.append((self.worker_id, job_id))
         time.sleep(random.uniform(0, 0.005))  # let the other schedulers interleave
         with self.db.session() as s:
-            repo.heartbeat(s, job_id, worker_id=self.worker_id, runner_pid=os.getpid())
+            repo.heartbeat(s, job_id, worker_id=self.worker_id)
             repo.finish_job(s, job_id, JobState.SUCCEEDED, worker_id=self.worker_id)
-        return RunningJob(job_id, process=None, devices=devices)  # type: ignore[arg-type]
+        return f"recording://{self.worker_id}/{job_id}"
+
+    def is_alive(self, handle: str) -> bool | None:
+        # Our runs have ended; another scheduler's claims are not ours to judge.
+        return False if handle.startswith(f"recording://{self.worker_id}/") else None
+
+    def stop(self, handle: str) -> None:
+        pass
 
 
 def submit_at_once(api: Api, training_file: str) -> list[str]:
@@ -79,7 +88,7 @@ def run_schedulers(db: Database, settings, starts: list) -> list[BaseException]:
             db,
             settings,
             worker_id=f"worker-{index}",
-            executor=RecordingExecutor(db, settings, f"worker-{index}", starts),
+            executor=RecordingExecutor(db, f"worker-{index}", starts),
         )
         for index in range(SCHEDULERS)
     ]

@@ -45,6 +45,19 @@ def test_jobs_are_claimed_first_come_first_served(session: Session) -> None:
     assert events[-1] == "tuning job started (attempt 1)"
 
 
+def test_a_claim_holds_the_claimants_handle_until_the_runner_has_one(session: Session) -> None:
+    """Other schedulers can ask the claimant's executor about a job whose runner is starting;
+    the runner's handle replaces it, and its last word releases it."""
+    [job_id] = queue_jobs(session, 1)
+    claimed = repo.claim_next_job(session, "w", capacity=10, runner_handle="test://w")
+    assert (claimed.id, claimed.runner_handle) == (job_id, "test://w")
+    beat = repo.heartbeat(session, job_id, worker_id="w", runner_handle="test://w/runner-1")
+    assert beat.runner_handle == "test://w/runner-1"
+    assert repo.heartbeat(session, job_id, worker_id="w").runner_handle == "test://w/runner-1"
+    done = repo.finish_job(session, job_id, JobState.SUCCEEDED, worker_id="w")
+    assert done.runner_handle is None
+
+
 def test_jobs_beyond_capacity_wait_and_say_so(session: Session) -> None:
     ids = queue_jobs(session, 4)
     assert repo.claim_next_job(session, "w", capacity=2).id == ids[0]

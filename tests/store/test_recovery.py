@@ -52,6 +52,7 @@ def test_a_lost_runners_job_is_requeued_ahead_of_younger_jobs(session: Session) 
         None,
         1,
     )
+    assert requeued.runner_handle is None
     last = repo.list_events(session, job.id)[-1]
     assert last.level == EventLevel.WARNING
     assert last.message == "runner lost (the runner process is gone); requeued (attempt 1 of 3)"
@@ -136,6 +137,15 @@ def test_a_live_runner_keeps_its_job_however_old_its_heartbeat(session: Session)
     )
     assert repo.requeue_orphans(session, alive, stale_after_s=60) == []
     assert repo.load_job(session, job.id).state == JobState.RUNNING
+
+
+def test_is_alive_is_asked_about_each_active_job_and_its_handle(session: Session) -> None:
+    job = queue_job(session)
+    repo.claim_next_job(session, "w1", capacity=10, runner_handle="test://w1")
+    repo.heartbeat(session, job.id, worker_id="w1", runner_handle="test://w1/7")
+    asked = []
+    repo.requeue_orphans(session, lambda job: asked.append((job.id, job.runner_handle)))
+    assert asked == [(job.id, "test://w1/7")]
 
 
 def test_only_jobs_a_runner_holds_are_examined(session: Session) -> None:

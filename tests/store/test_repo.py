@@ -317,8 +317,8 @@ def test_pause_and_resume(session: Session) -> None:
 def test_heartbeat_and_progress_belong_to_the_running_runner(session: Session) -> None:
     job = running_job(session)
     before = job.heartbeat_at
-    beat = repo.heartbeat(session, job.id, worker_id=WORKER, runner_pid=4242)
-    assert beat.runner_pid == 4242 and beat.heartbeat_at >= before
+    beat = repo.heartbeat(session, job.id, worker_id=WORKER, runner_handle="test://4242")
+    assert beat.runner_handle == "test://4242" and beat.heartbeat_at >= before
     assert beat.requested_action is None
     with pytest.raises(Conflict, match="worker"):
         repo.heartbeat(session, job.id, worker_id="someone-else")

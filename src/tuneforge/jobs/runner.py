@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import csv
 import logging
-import os
 import sys
 import threading
 import traceback
@@ -61,7 +60,7 @@ class DatasetRejected(TuneforgeError):
 
 def run_job(db: Database, settings: Settings, job_id: str, worker_id: str | None = None) -> None:
     with db.session() as s:
-        job = repo.heartbeat(s, job_id, worker_id=worker_id, runner_pid=os.getpid())
+        job = repo.heartbeat(s, job_id, worker_id=worker_id)
     observer = StoreObserver(db, job_id, worker_id)
     with heartbeats(db, job_id, worker_id):
         _run(db, settings, job, observer, worker_id)

@@ -1,27 +1,48 @@
 """The scheduler: recover orphaned jobs, then claim queued jobs while a slot is free.
 
 Each server and each ``tuneforge worker`` runs one. Claims are atomic in the store, so any
-number of schedulers can share one database; no job ever runs twice.
+number of schedulers can share one database; no job ever runs twice. The scheduler knows its
+runners only through the ``Executor`` protocol and the handles it returns (stored in each job
+row), so recovery works the same whatever runs the jobs.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import socket
 import threading
+from collections import Counter
+from dataclasses import dataclass
 
 from tuneforge.config import Settings
 from tuneforge.errors import Conflict
-from tuneforge.jobs.executor import SubprocessExecutor, process_alive, worker_identity
+from tuneforge.jobs.executor import Executor
+from tuneforge.jobs.subprocess_executor import SubprocessExecutor
 from tuneforge.store import repo
 from tuneforge.store.db import Database
 from tuneforge.store.models import TuningJob
 
 log = logging.getLogger("tuneforge.scheduler")
 
-# A runner on another machine whose heartbeat is older than this is presumed dead. Runners
-# heartbeat every runner.HEARTBEAT_INTERVAL_S.
+# A runner whose executor cannot tell whether it lives (one on another machine) is presumed
+# dead once its heartbeat is older than this. Runners heartbeat every
+# runner.HEARTBEAT_INTERVAL_S.
 STALE_HEARTBEAT_S = 120.0
+
+
+def worker_identity() -> str:
+    """Who claims a job: unique among the schedulers sharing a database."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+@dataclass(frozen=True)
+class Started:
+    """A runner this scheduler started and has not yet seen gone."""
+
+    job_id: str
+    handle: str
+    devices: tuple[int, ...]
 
 
 def default_slots() -> list[tuple[int, ...]]:
@@ -41,19 +62,22 @@ class Scheduler:
         db: Database,
         settings: Settings,
         *,
-        executor: SubprocessExecutor | None = None,
+        executor: Executor | None = None,
         worker_id: str | None = None,
     ) -> None:
         self.db = db
         self.settings = settings
         self.worker_id = worker_id or worker_identity()
-        self.executor = executor or SubprocessExecutor(settings, self.worker_id)
+        self.executor: Executor = executor or SubprocessExecutor(settings, self.worker_id)
         slots = default_slots()
         if settings.slots:
             slots = (
                 (slots * settings.slots)[: settings.slots] if slots[0] else [()] * settings.slots
             )
         self.slots = slots
+        # The scheduler keeps its own runners' handles and devices: the executor need not know
+        # slots, and the slots free up as the executor reports runners gone.
+        self.running: dict[str, Started] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -62,56 +86,59 @@ class Scheduler:
         return len(self.slots)
 
     def is_alive(self, job: TuningJob) -> bool | None:
-        """Whether the runner of a running job still exists: None when this machine cannot
-        tell (another machine's job), and only a stale heartbeat then says it is gone."""
-        if job.id in self.executor.running:
-            return self.executor.running[job.id].process.poll() is None
-        host, _, pid = (job.worker_id or "").rpartition(":")
-        if host != socket.gethostname():
-            return None
-        if job.worker_id == self.worker_id:
-            return False  # ours, but not among our runners: lost in a restart
-        if not process_alive(int(pid) if pid.isdigit() else None):
-            return False  # its scheduler is gone, and its runners died with it
-        if job.runner_pid is None:
-            return None  # just claimed by a live scheduler that is starting its runner
-        return process_alive(job.runner_pid)
+        """Whether the runner of a running job still exists, as the executor tells from the
+        job's handle: None when it cannot tell (then only a stale heartbeat says it is gone).
+        For a runner of ours, the handle we hold counts, in case the row's was not written."""
+        started = self.running.get(job.id)
+        handle = started.handle if started else job.runner_handle
+        if handle is None:
+            return None  # nothing to ask about: the heartbeat decides
+        return self.executor.is_alive(handle)
 
     def tick(self) -> list[str]:
-        """One round: recover, reap, claim. Returns the ids of the jobs started."""
-        for finished in self.executor.reap():
-            log.info("runner of %s exited with %s", finished.job_id, finished.process.returncode)
+        """One round: reap, recover, claim. Returns the ids of the jobs started."""
+        self._forget_gone_runners()
         with self.db.session() as s:
             for job in repo.requeue_orphans(s, self.is_alive, stale_after_s=STALE_HEARTBEAT_S):
                 log.warning("recovered job %s: now %s", job.id, job.state)
         started = []
-        while len(self.executor.running) < self.capacity:
+        while len(self.running) < self.capacity:
             with self.db.session() as s:
-                job = repo.claim_next_job(s, self.worker_id, self.capacity)
+                job = repo.claim_next_job(
+                    s, self.worker_id, self.capacity, runner_handle=self.executor.claim_handle()
+                )
             if job is None:
                 break
-            self.executor.start(job.id, self._free_devices())
-            if runner := self.executor.running.get(job.id):  # still running
-                self._record_runner_pid(job.id, runner.process.pid)
+            devices = self._free_devices()
+            handle = self.executor.start(job.id, devices)
+            self.running[job.id] = Started(job.id, handle, devices)
+            self._record_runner_handle(job.id, handle)
             started.append(job.id)
-        if len(self.executor.running) >= self.capacity:
+        if len(self.running) >= self.capacity:
             with self.db.session() as s:
                 repo.mark_waiting_for_capacity(s)
         return started
 
-    def _record_runner_pid(self, job_id: str, pid: int) -> None:
-        """Tell other schedulers on this host which process runs the job, before the runner
-        itself can (it heartbeats once its imports are done)."""
+    def _forget_gone_runners(self) -> None:
+        """Free the slots of runners the executor says are gone (None: still ours to wait
+        for; our own runners are ones an executor can always see)."""
+        for started in list(self.running.values()):
+            if self.executor.is_alive(started.handle) is False:
+                del self.running[started.job_id]
+
+    def _record_runner_handle(self, job_id: str, handle: str) -> None:
+        """Tell every other scheduler how to ask about the job's runner. Until this lands the
+        row holds our claim handle, which says the job is being started by a live scheduler."""
         try:
             with self.db.session() as s:
-                repo.heartbeat(s, job_id, worker_id=self.worker_id, runner_pid=pid)
-        except Conflict:  # already finished or recovered; the reaper handles the process
-            log.warning("job %s changed before its runner pid was recorded", job_id)
+                repo.heartbeat(s, job_id, worker_id=self.worker_id, runner_handle=handle)
+        except Conflict:  # already finished or recovered; reaping handles the runner
+            log.warning("job %s changed before its runner handle was recorded", job_id)
 
     def _free_devices(self) -> tuple[int, ...]:
         """The first slot's devices that no runner uses, else the least-used slot's (never
         none: a runner without CUDA_VISIBLE_DEVICES would see every GPU)."""
-        busy = self.executor.busy_devices()
+        busy = Counter(device for started in self.running.values() for device in started.devices)
         return min(self.slots, key=lambda devices: sum(busy[d] for d in devices))
 
     # --- running in the background --------------------------------------------------------
@@ -134,4 +161,6 @@ class Scheduler:
         if self._thread:
             self._thread.join(timeout=10)
         if kill_runners:
-            self.executor.stop_all()
+            for started in list(self.running.values()):
+                self.executor.stop(started.handle)
+            self.running.clear()

@@ -141,7 +141,9 @@ class TuningJob(Base):
 
     attempt_count: Mapped[int] = mapped_column(Integer, default=0)
     worker_id: Mapped[str | None] = mapped_column(String(200))
-    runner_pid: Mapped[int | None] = mapped_column(Integer)
+    # The executor's opaque name for the job's runner (``tuneforge.jobs.executor``): any
+    # scheduler can ask its executor whether that runner is alive.
+    runner_handle: Mapped[str | None] = mapped_column(Text)
     heartbeat_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)

@@ -271,14 +271,15 @@ def heartbeat(
     job_id: str,
     *,
     worker_id: str | None = None,
-    runner_pid: int | None = None,
+    runner_handle: str | None = None,
 ) -> TuningJob:
-    """Record that the job's runner is alive; the job returned tells it whether a cancel or
-    pause was requested. Raises Conflict when the runner no longer owns the job (it was
-    requeued, or finished) and must stop."""
+    """Record that the job's runner is alive (and, given ``runner_handle``, how its executor
+    names it); the job returned tells it whether a cancel or pause was requested. Raises
+    Conflict when the runner no longer owns the job (it was requeued, or finished) and must
+    stop."""
     values: dict[str, Any] = {"heartbeat_at": utcnow()}
-    if runner_pid is not None:
-        values["runner_pid"] = runner_pid
+    if runner_handle is not None:
+        values["runner_handle"] = runner_handle
     return _update_active_job(session, job_id, worker_id, values)
 
 
@@ -330,7 +331,7 @@ def finish_job(
     state = JobState(state)
     if state not in TERMINAL_STATES and state != JobState.PAUSED:
         raise InvalidArgument(f"a runner cannot finish a job as {state}", param="state")
-    values: dict[str, Any] = {"sub_state": None, "requested_action": None, "runner_pid": None}
+    values: dict[str, Any] = {"sub_state": None, "requested_action": None, "runner_handle": None}
     if state == JobState.PAUSED:
         values["worker_id"] = None
     else:

@@ -33,10 +33,16 @@ def count_active_jobs(session: Session, worker_id: str) -> int:
     )
 
 
-def claim_next_job(session: Session, worker_id: str, capacity: int) -> TuningJob | None:
+def claim_next_job(
+    session: Session, worker_id: str, capacity: int, runner_handle: str | None = None
+) -> TuningJob | None:
     """Take the oldest queued job for this worker, or None when there is none or all of the
     worker's ``capacity`` slots are busy (the queued jobs are then marked
-    WAITING_FOR_CAPACITY). No job is ever claimed twice, with any number of workers."""
+    WAITING_FOR_CAPACITY). No job is ever claimed twice, with any number of workers.
+
+    ``runner_handle`` stands in for the runner's handle until the runner starts: the
+    executor's handle for the claim itself (``Executor.claim_handle``), so other schedulers can
+    tell a claim whose scheduler died from one whose runner is still starting."""
     if count_active_jobs(session, worker_id) >= capacity:
         mark_waiting_for_capacity(session)
         return None
@@ -61,7 +67,7 @@ def claim_next_job(session: Session, worker_id: str, capacity: int) -> TuningJob
                 sub_state=SubState.PROCESSING_DATASET,
                 requested_action=None,
                 worker_id=worker_id,
-                runner_pid=None,
+                runner_handle=runner_handle,
                 attempt_count=TuningJob.attempt_count + 1,
                 started_at=func.coalesce(TuningJob.started_at, now),
                 heartbeat_at=now,
@@ -98,10 +104,11 @@ def requeue_orphans(
     max_attempts: int = DEFAULT_MAX_ATTEMPTS,
     stale_after_s: float | None = None,
 ) -> list[TuningJob]:
-    """Recover running and cancelling jobs whose runner is gone: ``is_alive(job)`` says False,
-    or it says None (it cannot tell: a runner on another machine) and, when ``stale_after_s``
-    is given, the job's last heartbeat is older than that. A runner ``is_alive`` says is alive
-    keeps its job however old its heartbeat.
+    """Recover running and cancelling jobs whose runner is gone: ``is_alive(job)`` (the
+    scheduler asks its executor about ``job.runner_handle``) says False, or it says None (it
+    cannot tell: a runner on another machine) and, when ``stale_after_s`` is given, the job's
+    last heartbeat is older than that. A runner ``is_alive`` says is alive keeps its job
+    however old its heartbeat.
 
     A cancelling job becomes CANCELLED; one whose pause was requested becomes PAUSED; one that
     has used ``max_attempts`` attempts becomes FAILED (code ``too_many_attempts``); any other
@@ -148,7 +155,7 @@ def _why_runner_is_gone(
 
 
 def _recovery(job: TuningJob, reason: str, max_attempts: int, now: datetime) -> StateChange:
-    released = {"sub_state": None, "requested_action": None, "runner_pid": None}
+    released = {"sub_state": None, "requested_action": None, "runner_handle": None}
     if job.state == JobState.CANCELLING:
         return StateChange(
             JobState.CANCELLED,

@@ -1,0 +1,171 @@
+"""The subprocess executor: a runner per job, ``python -m tuneforge.jobs.runner JOB_ID``, in
+its own process group, with the devices the scheduler gave it.
+
+The runner is tied to the process that started it (Linux ``PR_SET_PDEATHSIG``): when a server
+or worker dies, even by ``kill -9``, its runners die with it, and the job is requeued and
+resumed from its last checkpoint when a scheduler next looks. A runner that outlived its
+parent would keep training with nobody to supervise it. Linux ties the signal to the parent
+*thread*: runners must be started from a thread that lives as long as the process (the
+scheduler's), never from a short-lived one.
+
+A handle is ``subprocess://HOST/SCHEDULER_PID/RUNNER_PID`` (``subprocess://HOST/SCHEDULER_PID``
+for a claim whose runner is not started yet). Because runners die with their scheduler, a
+scheduler on the same host can tell a lost runner from a live one by looking at both pids; a
+scheduler on another host cannot, and says so (None).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NamedTuple
+
+from tuneforge.config import Settings, settings_env
+
+log = logging.getLogger("tuneforge.executor")
+
+PR_SET_PDEATHSIG = 1
+SCHEME = "subprocess://"
+
+
+def _die_with_parent() -> None:  # runs in the child between fork and exec
+    # Not on Linux: nothing to do; the heartbeat timeout recovers the job instead.
+    with contextlib.suppress(OSError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def process_alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class SubprocessHandle(NamedTuple):
+    host: str
+    scheduler_pid: int
+    runner_pid: int | None  # None: claimed, the runner not started yet
+
+    def __str__(self) -> str:
+        runner = f"/{self.runner_pid}" if self.runner_pid is not None else ""
+        return f"{SCHEME}{self.host}/{self.scheduler_pid}{runner}"
+
+    @classmethod
+    def parse(cls, handle: str) -> SubprocessHandle | None:
+        """The parts of a subprocess handle; None for any other string."""
+        if not handle.startswith(SCHEME):
+            return None
+        host, *pids = handle.removeprefix(SCHEME).split("/")
+        if not host or len(pids) not in (1, 2) or not all(pid.isdigit() for pid in pids):
+            return None
+        return cls(host, int(pids[0]), int(pids[1]) if len(pids) == 2 else None)
+
+
+@dataclass
+class _Runner:
+    job_id: str
+    process: subprocess.Popen
+
+
+class SubprocessExecutor:
+    """Implements ``tuneforge.jobs.executor.Executor`` with local processes.
+
+    ``host`` and ``scheduler_pid`` name the scheduler that owns this executor (by default this
+    machine and this process); tests set them to stand for another scheduler.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        worker_id: str,
+        *,
+        host: str | None = None,
+        scheduler_pid: int | None = None,
+    ) -> None:
+        self.settings = settings
+        self.worker_id = worker_id
+        self.host = host or socket.gethostname()
+        self.scheduler_pid = scheduler_pid or os.getpid()
+        self._runners: dict[str, _Runner] = {}  # by handle; only the ones not yet seen exit
+
+    # --- the Executor protocol ------------------------------------------------------------
+    def claim_handle(self) -> str:
+        return str(SubprocessHandle(self.host, self.scheduler_pid, None))
+
+    def start(self, job_id: str, devices: tuple[int, ...] = ()) -> str:
+        process = self._spawn(job_id, devices)
+        handle = str(SubprocessHandle(self.host, self.scheduler_pid, process.pid))
+        self._runners[handle] = _Runner(job_id, process)
+        return handle
+
+    def is_alive(self, handle: str) -> bool | None:
+        if runner := self._runners.get(handle):
+            if runner.process.poll() is None:
+                return True
+            self._forget(handle)
+            return False
+        parsed = SubprocessHandle.parse(handle)
+        if parsed is None or parsed.host != self.host:
+            return None  # another machine's runner, or not ours to read: the heartbeat decides
+        if parsed.scheduler_pid == self.scheduler_pid:
+            return False  # ours, but not among our runners: exited, lost, or never started
+        if not process_alive(parsed.scheduler_pid):
+            return False  # its scheduler is gone, and its runners died with it
+        if parsed.runner_pid is None:
+            return None  # just claimed by a live scheduler that is starting its runner
+        return process_alive(parsed.runner_pid)
+
+    def stop(self, handle: str) -> None:
+        runner = self._runners.get(handle)
+        if runner is None:
+            return  # exited, or another scheduler's: its pid may be reused, never kill it
+        if runner.process.poll() is None:
+            os.killpg(runner.process.pid, signal.SIGKILL)  # the runner and its children
+            runner.process.wait()
+        self._forget(handle)
+
+    # --- running a process ----------------------------------------------------------------
+    def command(self, job_id: str) -> list[str]:
+        return [
+            sys.executable,
+            "-m",
+            "tuneforge.jobs.runner",
+            job_id,
+            "--worker-id",
+            self.worker_id,
+        ]
+
+    def _spawn(self, job_id: str, devices: tuple[int, ...]) -> subprocess.Popen:
+        log_dir = self.settings.jobs_dir / job_id / "logs"
+        log_dir.mkdir(parents=True, exist_ok=True)
+        env = {**os.environ, **settings_env(self.settings), "PYTHONUNBUFFERED": "1"}
+        if devices:
+            env["CUDA_VISIBLE_DEVICES"] = ",".join(map(str, devices))
+        with (log_dir / "runner.log").open("ab") as runner_log:
+            return subprocess.Popen(
+                self.command(job_id),
+                stdout=runner_log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=env,
+                cwd=Path.cwd(),
+                start_new_session=True,  # its own process group: a cancel can kill all of it
+                preexec_fn=_die_with_parent,
+            )
+
+    def _forget(self, handle: str) -> None:
+        runner = self._runners.pop(handle)
+        log.info("runner of %s exited with %s", runner.job_id, runner.process.returncode)

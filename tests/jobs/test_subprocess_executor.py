@@ -1,0 +1,82 @@
+"""The subprocess executor with real processes: its handles, and what it says about them."""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+import time
+
+import pytest
+
+from tuneforge.config import Settings
+from tuneforge.jobs.subprocess_executor import SubprocessExecutor, SubprocessHandle, process_alive
+
+HOST = socket.gethostname()
+
+
+class ScriptExecutor(SubprocessExecutor):
+    """Runs a short Python script instead of the runner."""
+
+    def __init__(self, settings: Settings, script: str, **identity) -> None:
+        super().__init__(settings, "w", **identity)
+        self.script = script
+
+    def command(self, job_id: str) -> list[str]:
+        return [sys.executable, "-c", self.script]
+
+
+def wait_until_gone(executor: SubprocessExecutor, handle: str, timeout_s: float = 30) -> None:
+    deadline = time.monotonic() + timeout_s
+    while executor.is_alive(handle):
+        assert time.monotonic() < deadline, "the runner did not exit"
+        time.sleep(0.05)
+
+
+def test_handles_name_host_scheduler_and_runner() -> None:
+    started = SubprocessHandle("gpu-3.example", 41, 4242)
+    claimed = SubprocessHandle("gpu-3.example", 41, None)
+    assert str(started) == "subprocess://gpu-3.example/41/4242"
+    assert str(claimed) == "subprocess://gpu-3.example/41"
+    assert SubprocessHandle.parse(str(started)) == started
+    assert SubprocessHandle.parse(str(claimed)) == claimed
+
+
+@pytest.mark.parametrize(
+    "handle",
+    ["", "k8s://ns/job", "subprocess://", "subprocess://host", "subprocess:///1/2",
+     "subprocess://host/x/2", "subprocess://host/1/2/3", "subprocess://host/1/-2"],
+)  # fmt: skip
+def test_other_strings_are_no_subprocess_handles(handle: str) -> None:
+    assert SubprocessHandle.parse(handle) is None
+
+
+def test_a_runner_gets_its_devices_and_a_log_and_is_gone_once_it_exits(tmp_path) -> None:
+    settings = Settings(data_dir=tmp_path)
+    script = "import os; print('devices', os.environ['CUDA_VISIBLE_DEVICES'])"
+    executor = ScriptExecutor(settings, script)
+    handle = executor.start("ftjob-1", (1, 3))
+    parsed = SubprocessHandle.parse(handle)
+    assert parsed is not None and (parsed.host, parsed.scheduler_pid) == (HOST, os.getpid())
+    wait_until_gone(executor, handle)
+    assert executor.is_alive(handle) is False  # reaped: gone for good
+    log = (settings.jobs_dir / "ftjob-1" / "logs" / "runner.log").read_text()
+    assert "devices 1,3" in log
+
+
+def test_stop_kills_a_running_runner(tmp_path) -> None:
+    executor = ScriptExecutor(Settings(data_dir=tmp_path), "import time; time.sleep(60)")
+    handle = executor.start("ftjob-1")
+    runner_pid = SubprocessHandle.parse(handle).runner_pid
+    assert executor.is_alive(handle) is True
+    # Another scheduler on this host (our parent stands for it) sees the runner alive too.
+    neighbour = SubprocessExecutor(Settings(data_dir=tmp_path), "w2", scheduler_pid=os.getppid())
+    assert neighbour.is_alive(handle) is True
+    neighbour.stop(handle)  # not its runner: left alone
+    assert executor.is_alive(handle) is True
+
+    executor.stop(handle)
+    assert executor.is_alive(handle) is False
+    assert not process_alive(runner_pid)
+    assert neighbour.is_alive(handle) is False
+    executor.stop(handle)  # already gone: nothing to do
