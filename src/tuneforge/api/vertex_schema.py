@@ -7,13 +7,18 @@ not ``epochs``), so a user can find the field to fix.
 
 from __future__ import annotations
 
-import re
-from datetime import UTC, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
-from pydantic.alias_generators import to_camel
+from pydantic import Field
 
+from tuneforge.api.google import (
+    GoogleRequest,
+    GoogleResponse,
+    child_name,
+    job_error_status,
+    timestamp,
+    without_nones,
+)
 from tuneforge.data.checks import LineIssues
 from tuneforge.data.records import Conversation
 from tuneforge.data.turns import vertex_contents
@@ -54,8 +59,6 @@ STATS_KEYS = {
     "preference": "preferenceOptimizationDataStats",
     "distillation": "distillationDataStats",
 }
-# google.rpc.Code numbers for a failed job's error.
-RPC_INVALID_ARGUMENT, RPC_ABORTED, RPC_INTERNAL = 3, 10, 13
 FINISH_REASONS = {"stop": "STOP", "length": "MAX_TOKENS"}
 DEFAULT_TEMPERATURE = 1.0  # Vertex samples unless told otherwise; 0 is greedy
 
@@ -83,29 +86,10 @@ GENERATION_NAMES = {
 }
 
 
-def in_vertex_terms(err: InvalidArgument, names: dict[str, str]) -> InvalidArgument:
-    """The same error with tuneforge's field names replaced by Vertex's."""
-    pattern = re.compile(
-        r"(?<![\w.])(" + "|".join(re.escape(k) for k in sorted(names, key=len, reverse=True))
-        + r")(?![\w])"
-    )  # fmt: skip
-    message = pattern.sub(lambda m: names[m[1]], str(err))
-    param = names.get(err.param, err.param) if err.param else None
-    return type(err)(message, param)
-
-
-class VertexModel(BaseModel):
-    """camelCase on the wire; snake_case accepted too (the SDK sends ``preTunedModel`` so)."""
-
-    model_config = ConfigDict(
-        extra="ignore", alias_generator=to_camel, validate_by_name=True, validate_by_alias=True
-    )
-
-
 # --- tuning jobs: the request ---------------------------------------------------------------
 
 
-class HyperParameters(VertexModel):
+class HyperParameters(GoogleRequest):
     epoch_count: int | None = Field(default=None, ge=1)
     learning_rate_multiplier: float | None = Field(default=None, gt=0)
     learning_rate: float | None = Field(default=None, gt=0)
@@ -138,7 +122,7 @@ class HyperParameters(VertexModel):
         return {name: value for name, value in values.items() if value is not None}
 
 
-class TuningSpecIn(VertexModel):
+class TuningSpecIn(GoogleRequest):
     """What every method's spec has; each method adds its own fields."""
 
     training_dataset_uri: str | None = None
@@ -154,12 +138,12 @@ class DistillationSpecIn(TuningSpecIn):
     student_model: str | None = None
 
 
-class PreTunedModelIn(VertexModel):
+class PreTunedModelIn(GoogleRequest):
     tuned_model_name: str
     checkpoint_id: str | None = None
 
 
-class CreateTuningJobRequest(VertexModel):
+class CreateTuningJobRequest(GoogleRequest):
     base_model: str | None = None
     pre_tuned_model: PreTunedModelIn | None = None
     tuned_model_display_name: str | None = Field(default=None, max_length=200)
@@ -265,19 +249,12 @@ class CreateTuningJobRequest(VertexModel):
 # --- tuning jobs: the response --------------------------------------------------------------
 
 
-def timestamp(value: datetime | None) -> str | None:
-    """RFC 3339 in UTC, as Google's APIs write times."""
-    if value is None:
-        return None
-    return value.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
-
-
 def tuning_job_json(view: JobView, parent: str) -> dict[str, Any]:
     """A job as Vertex's TuningJob; ``parent`` is ``projects/{p}/locations/{l}``."""
     job = view.job
     method = job.method.value
     body: dict[str, Any] = {
-        "name": f"{parent}/tuningJobs/{job.id}",
+        "name": child_name(parent, "tuningJobs", job.id),
         "tunedModelDisplayName": job.display_name,
         "description": job.description,
         "baseModel": job.base_model,
@@ -288,7 +265,7 @@ def tuning_job_json(view: JobView, parent: str) -> dict[str, Any]:
         "startTime": timestamp(job.started_at),
         "endTime": timestamp(job.ended_at),
         "updateTime": timestamp(job.updated_at),
-        "error": _error_json(job.error),
+        "error": job_error_status(job.error),
         "tuningDataStats": _data_stats_json(method, job.data_stats),
         "tuningJobMetadata": {
             "completedEpochCount": job.completed_epochs,
@@ -300,19 +277,19 @@ def tuning_job_json(view: JobView, parent: str) -> dict[str, Any]:
         body["preTunedModel"] = {"tunedModelName": pre_tuned, "baseModel": job.base_model}
     if view.tuned_model is not None:
         body["tunedModel"] = {
-            "model": f"{parent}/models/{view.tuned_model.id}",
-            "endpoint": f"{parent}/endpoints/{view.tuned_model.id}",
+            "model": child_name(parent, "models", view.tuned_model.id),
+            "endpoint": child_name(parent, "endpoints", view.tuned_model.id),
             "checkpoints": [
                 {
                     "checkpointId": checkpoint.id,
                     "epoch": checkpoint.epoch,
                     "step": checkpoint.step,
-                    "endpoint": f"{parent}/endpoints/{checkpoint.id}",
+                    "endpoint": child_name(parent, "endpoints", checkpoint.id),
                 }
                 for checkpoint in view.checkpoints
             ],
         }
-    return _without_nones(body)
+    return without_nones(body)
 
 
 def _spec_json(job: TuningJob) -> dict[str, Any]:
@@ -329,7 +306,7 @@ def _spec_json(job: TuningJob) -> dict[str, Any]:
     spec: dict[str, Any] = {
         "trainingDatasetUri": job.training_file,
         "validationDatasetUri": job.validation_file,
-        "hyperParameters": _without_nones(hyper_parameters),
+        "hyperParameters": without_nones(hyper_parameters),
         "tuningMode": TUNING_MODES[job.mode.value] if job.method.value != "preference" else None,
     }
     if job.method.value == "distillation":
@@ -338,28 +315,7 @@ def _spec_json(job: TuningJob) -> dict[str, Any]:
         is_tuned = isinstance(parse_model_name(teacher), TunedRef)
         spec["tunedTeacherModelSource" if is_tuned else "baseTeacherModel"] = teacher
         spec["studentModel"] = job.base_model
-    return _without_nones(spec)
-
-
-def _error_json(error: dict[str, Any] | None) -> dict[str, Any] | None:
-    """A job's error as google.rpc.Status."""
-    if not error:
-        return None
-    code = str(error.get("code") or "unknown_error")
-    if code.startswith("invalid"):
-        rpc_code = RPC_INVALID_ARGUMENT
-    elif code == "too_many_attempts":
-        rpc_code = RPC_ABORTED
-    else:
-        rpc_code = RPC_INTERNAL
-    info: dict[str, Any] = {
-        "@type": "type.googleapis.com/google.rpc.ErrorInfo",
-        "reason": code.upper(),
-        "domain": "tuneforge",
-    }
-    if error.get("param"):
-        info["metadata"] = {"param": str(error["param"])}
-    return {"code": rpc_code, "message": error.get("message") or code, "details": [info]}
+    return without_nones(spec)
 
 
 def _data_stats_json(method: str, stats: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -370,27 +326,42 @@ def _data_stats_json(method: str, stats: dict[str, Any] | None) -> dict[str, Any
     return {STATS_KEYS[method]: stats}
 
 
-def event_json(event: Event) -> dict[str, Any]:
-    return _without_nones(
-        {
-            "id": str(event.id),
-            "createTime": timestamp(event.created_at),
-            "level": event.level.value,
-            "type": event.type.value,
-            "message": event.message,
-            "data": event.data,
-        }
-    )
+class ListTuningJobsResponse(GoogleResponse):
+    tuning_jobs: list[dict[str, Any]]  # each a tuning_job_json
+    next_page_token: str | None = None
 
 
-def _without_nones(body: dict[str, Any]) -> dict[str, Any]:
-    return {key: value for key, value in body.items() if value is not None}
+class TuningJobEvent(GoogleResponse):
+    """One of a job's events (tuneforge's addition: Vertex has no events list)."""
+
+    id: str
+    create_time: str | None
+    level: str
+    type: str
+    message: str
+    data: dict[str, Any] | None = None
+
+    @classmethod
+    def of(cls, event: Event) -> TuningJobEvent:
+        return cls(
+            id=str(event.id),
+            create_time=timestamp(event.created_at),
+            level=event.level.value,
+            type=event.type.value,
+            message=event.message,
+            data=event.data,
+        )
+
+
+class ListTuningJobEventsResponse(GoogleResponse):
+    events: list[TuningJobEvent]
+    next_page_token: str | None = None
 
 
 # --- generateContent ------------------------------------------------------------------------
 
 
-class GenerationConfig(VertexModel):
+class GenerationConfig(GoogleRequest):
     temperature: float | None = None
     top_p: float | None = None
     top_k: float | None = None  # a number in Vertex's API; a whole one is expected
@@ -412,7 +383,7 @@ class GenerationConfig(VertexModel):
         return GenerationParams(**{k: v for k, v in given.items() if v is not None})
 
 
-class GenerateContentRequest(VertexModel):
+class GenerateContentRequest(GoogleRequest):
     # Read as JSON by the data layer's reader, so a request and a dataset line get the same
     # checks and the same field paths in their errors.
     contents: list[Any] = Field(default_factory=list)
@@ -445,20 +416,47 @@ class GenerateContentRequest(VertexModel):
         return prompt
 
 
-def generate_content_json(result: GenerationResult, model_version: str) -> dict[str, Any]:
-    return {
-        "candidates": [
-            {
-                "index": index,
-                "content": {"role": "model", "parts": [{"text": completion.text}]},
-                "finishReason": FINISH_REASONS[completion.finish_reason],
-            }
-            for index, completion in enumerate(result.completions)
-        ],
-        "usageMetadata": {
-            "promptTokenCount": result.prompt_tokens,
-            "candidatesTokenCount": result.output_tokens,
-            "totalTokenCount": result.prompt_tokens + result.output_tokens,
-        },
-        "modelVersion": model_version,
-    }
+class Part(GoogleResponse):
+    text: str
+
+
+class Content(GoogleResponse):
+    role: str
+    parts: list[Part]
+
+
+class Candidate(GoogleResponse):
+    index: int
+    content: Content
+    finish_reason: str
+
+
+class UsageMetadata(GoogleResponse):
+    prompt_token_count: int
+    candidates_token_count: int
+    total_token_count: int
+
+
+class GenerateContentResponse(GoogleResponse):
+    candidates: list[Candidate]
+    usage_metadata: UsageMetadata
+    model_version: str
+
+    @classmethod
+    def of(cls, result: GenerationResult, model_version: str) -> GenerateContentResponse:
+        return cls(
+            candidates=[
+                Candidate(
+                    index=index,
+                    content=Content(role="model", parts=[Part(text=completion.text)]),
+                    finish_reason=FINISH_REASONS[completion.finish_reason],
+                )
+                for index, completion in enumerate(result.completions)
+            ],
+            usage_metadata=UsageMetadata(
+                prompt_token_count=result.prompt_tokens,
+                candidates_token_count=result.output_tokens,
+                total_token_count=result.prompt_tokens + result.output_tokens,
+            ),
+            model_version=model_version,
+        )
