@@ -17,6 +17,7 @@ from tuneforge.service import JobRequest
 from tuneforge.store import repo
 from tuneforge.store.models import TuningJob
 from tuneforge.store.states import JobState
+from tuneforge.ui import STATIC_DIR
 from tuneforge.ui.svg import NO_DATA, Box, loss_curve_svg, nice_ticks
 
 SVG_NS = "{http://www.w3.org/2000/svg}"
@@ -115,6 +116,39 @@ def test_sign_in_never_sends_the_user_to_another_site(api: Api):
 
 
 # --- jobs -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "content_type"),
+    [
+        ("style.css", "text/css; charset=utf-8"),
+        ("app.js", "text/javascript; charset=utf-8"),
+        ("favicon.svg", "image/svg+xml"),
+    ],
+)
+def test_static_files_are_served_with_their_type_to_anyone(api: Api, name: str, content_type):
+    response = api.client.get(f"/ui/static/{name}")
+    assert response.status_code == 200
+    assert response.headers["content-type"] == content_type
+    assert response.headers["cache-control"] == "max-age=300"
+    assert response.content == (STATIC_DIR / name).read_bytes()
+    assert api.client.head(f"/ui/static/{name}").status_code == 200
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/ui/static/missing.css",
+        "/ui/static/",
+        "/ui/static/..%2F__init__.py",
+        "/ui/static/%2e%2e/%2e%2e/api/ui.py",
+        "/ui/static/..%2Ftemplates%2Fbase.html",
+        "/ui/static/%2E%2E%2Fstatic%2F..%2F..%2Fapi%2Fui.py",
+        "/ui/static/style.css%00.js",
+    ],
+)
+def test_unknown_static_files_and_paths_out_of_the_folder_are_not_found(api: Api, path: str):
+    assert api.client.get(path).status_code == 404
 
 
 def test_jobs_list_shows_a_job_and_refreshes_while_it_is_active(api: Api):

@@ -247,6 +247,44 @@ def test_jobs_are_listed_newest_first_by_page_and_state(session: Session) -> Non
     assert len(repo.list_jobs(session, PROJECT, states=["JOB_STATE_QUEUED"]).items) == 4
 
 
+def test_jobs_are_filtered_by_metadata_in_the_database(session: Session) -> None:
+    """Every pair must match as a string; pages stay exact; ``after`` may be any job."""
+    odd_key = 'we"ird.$[key]'
+    ids = [
+        new_job(session, metadata={"n": str(i % 2), "team": "a", odd_key: "x"}).id for i in range(5)
+    ]
+    other_team = new_job(session, metadata={"n": "0", "team": "b"}).id
+    not_a_string = new_job(session, metadata={"n": 0, "team": "a"}).id
+    new_job(session, OTHER, metadata={"n": "0", "team": "a"})
+
+    def listed(**kwargs) -> repo.Page:
+        return repo.list_jobs(session, PROJECT, **kwargs)
+
+    assert [j.id for j in listed(metadata={"n": "0"}).items] == [other_team, ids[4], ids[2], ids[0]]
+    both = {"n": "0", "team": "a"}
+    first = listed(metadata=both, limit=2)
+    assert [j.id for j in first.items] == [ids[4], ids[2]] and first.has_more
+    rest = listed(metadata=both, limit=2, after=first.next_after)
+    assert [j.id for j in rest.items] == [ids[0]] and not rest.has_more
+    exact = listed(metadata=both, limit=3)
+    assert len(exact.items) == 3 and not exact.has_more
+    # A cursor on a job the filter leaves out still marks a place in the list.
+    assert [j.id for j in listed(metadata=both, after=not_a_string).items] == [
+        ids[4],
+        ids[2],
+        ids[0],
+    ]
+    assert [j.id for j in listed(metadata={odd_key: "x", "n": "1"}).items] == [ids[3], ids[1]]
+    assert listed(metadata={"n": "2"}).items == []
+    assert listed(metadata={"missing": "0"}).items == []
+    assert [j.id for j in listed(metadata={"n": "1"}, states=["JOB_STATE_QUEUED"]).items] == [
+        ids[3],
+        ids[1],
+    ]
+    repo.request_cancel(session, PROJECT, ids[3])
+    assert [j.id for j in listed(metadata={"n": "1"}, states=[JobState.QUEUED]).items] == [ids[1]]
+
+
 def test_listing_refuses_bad_pages(session: Session) -> None:
     theirs = new_job(session, OTHER)
     with pytest.raises(InvalidArgument):

@@ -41,6 +41,7 @@ def create_app(settings: Settings, *, run_scheduler: bool = True, inference=None
     app.include_router(files.router)
     app.include_router(vertex.router)
     app.include_router(openai.router)
+    app.mount(ui.STATIC_URL, ui.StaticAssets(), name="ui-static")
     app.include_router(ui.router)
 
     @app.get("/healthz", include_in_schema=False)

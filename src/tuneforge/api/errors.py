@@ -8,20 +8,18 @@ Vertex routes (``/v1/projects/...``, ``/v1beta1/...``) answer ``{"error": {"code
 from __future__ import annotations
 
 import logging
+import re
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from tuneforge.errors import Conflict, NotFound, TuneforgeError
+from tuneforge.api import google
+from tuneforge.errors import Conflict, InvalidArgument, NotFound, TuneforgeError
 
 log = logging.getLogger(__name__)
 
-VERTEX_STATUS = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED",
-                 404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED", 409: "FAILED_PRECONDITION",
-                 413: "OUT_OF_RANGE", 422: "INVALID_ARGUMENT", 500: "INTERNAL",
-                 501: "UNIMPLEMENTED"}  # fmt: skip
 OPENAI_TYPE = {400: "invalid_request_error", 401: "authentication_error", 404: "not_found_error",
                409: "invalid_request_error", 413: "invalid_request_error",
                422: "invalid_request_error", 500: "server_error"}  # fmt: skip
@@ -45,13 +43,30 @@ def error_response(
     request: Request, status: int, message: str, code=None, param=None, vertex_status=None
 ):
     if is_vertex_path(request.url.path):
-        vertex_status = vertex_status or VERTEX_STATUS.get(status, "UNKNOWN")
-        body = {"code": status, "message": message, "status": vertex_status}
+        body = google.error_body(status, message, vertex_status)
     else:
-        body = {"message": message, "type": OPENAI_TYPE.get(status, "invalid_request_error"),
-                "param": param, "code": code}  # fmt: skip
+        kind = OPENAI_TYPE.get(status, "invalid_request_error")
+        body = {"error": {"message": message, "type": kind, "param": param, "code": code}}
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-    return JSONResponse({"error": body}, status_code=status, headers=headers)
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def renamed(err: InvalidArgument, names: dict[str, str]) -> InvalidArgument:
+    """The service's error in a surface's names: ``names`` maps tuneforge's parameter names to
+    the request's (``epochs`` to OpenAI's ``hyperparameters.n_epochs`` or Vertex's
+    ``supervisedTuningSpec.hyperParameters.epochCount``), in the message and in ``param``.
+
+    A name is replaced only as a whole name, not inside another (``learning_rate`` within
+    ``learning_rate_multiplier``) nor after a dot (a field of something else). The service
+    qualifies a hyperparameter as ``hyperparameters.NAME``; the qualified form is replaced
+    whole, so the surface's name does not gain a second prefix."""
+    if not names:
+        return InvalidArgument(str(err), err.param)
+    alternatives = "|".join(re.escape(name) for name in sorted(names, key=len, reverse=True))
+    pattern = re.compile(rf"(?<![\w.])(?:hyperparameters\.)?({alternatives})(?!\w)")
+    message = pattern.sub(lambda match: names[match[1]], str(err))
+    param = names.get(err.param, err.param) if err.param else None
+    return InvalidArgument(message, param)
 
 
 def status_of(err: TuneforgeError) -> tuple[int, str | None, str | None]:

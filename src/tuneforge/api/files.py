@@ -9,7 +9,6 @@ count and validation report besides OpenAI's fields.
 from __future__ import annotations
 
 from pathlib import PurePosixPath, PureWindowsPath
-from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import FileResponse
@@ -18,10 +17,8 @@ from starlette.datastructures import UploadFile
 
 from tuneforge.api.deps import current_project, get_service
 from tuneforge.api.errors import ApiError
-from tuneforge.data.records import Problem
-from tuneforge.data.validate import first_errors
+from tuneforge.api.files_schema import FileDeleted, FileList, FileObject
 from tuneforge.service import Service, UploadTooLarge
-from tuneforge.store.models import File
 from tuneforge.store.repo_common import MAX_PAGE_SIZE
 
 # OpenAI's purposes; tuning reads files of any of them.
@@ -29,7 +26,6 @@ PURPOSES = ("fine-tune", "batch", "assistants", "user_data", "evals", "vision")
 # Room for the multipart boundaries, part headers and the purpose field around the file.
 MULTIPART_OVERHEAD = 1 << 20
 MAX_FILENAME = 512
-SHOWN_PROBLEMS = 3
 
 router = APIRouter(prefix="/v1/files", tags=["files"])
 # The upload route reads its multipart body itself (after authentication); its schema for docs.
@@ -52,43 +48,12 @@ UPLOAD_BODY = {
 }
 
 
-def file_json(row: File) -> dict[str, Any]:
-    """OpenAI's FileObject, with tuneforge's validation fields."""
-    return {
-        "id": row.id,
-        "object": "file",
-        "bytes": row.bytes,
-        "created_at": int(row.created_at.timestamp()),
-        "filename": row.filename,
-        "purpose": row.purpose,
-        "status": row.status,
-        "status_details": _status_details(row),
-        "expires_at": None,
-        "sha256": row.sha256,
-        "format": row.format,
-        "example_count": row.example_count,
-        "validation": row.validation,
-    }
-
-
-def _status_details(row: File) -> str | None:
-    """For a file that failed validation: its first problems, by line."""
-    report = row.validation or {}
-    if row.status != "error":
-        return None
-    problems = [Problem(**problem) for problem in report.get("problems", [])]
-    errors = sum(p.severity == "error" for p in problems)
-    return first_errors(problems, report.get("error_count", errors), SHOWN_PROBLEMS) or (
-        "the file is not a valid dataset"
-    )
-
-
 @router.post("", openapi_extra=UPLOAD_BODY)
 async def upload_file(
     request: Request,
     project_id: str = Depends(current_project),
     service: Service = Depends(get_service),
-) -> dict[str, Any]:
+) -> FileObject:
     """Multipart fields ``file`` and ``purpose``, as ``openai.files.create`` sends them."""
     limit = service.settings.max_upload_bytes
     declared = request.headers.get("content-length", "")
@@ -110,7 +75,7 @@ async def upload_file(
         row = await run_in_threadpool(
             service.files.upload, project_id, _filename(upload.filename), upload.file, purpose
         )
-    return file_json(row)
+    return FileObject.of(row)
 
 
 def _filename(name: str | None) -> str:
@@ -126,17 +91,10 @@ def list_files(
     purpose: str | None = None,
     project_id: str = Depends(current_project),
     service: Service = Depends(get_service),
-) -> dict[str, Any]:
+) -> FileList:
     """Newest first; pass the last id seen as ``after`` for the next page."""
     page = service.files.list(project_id, purpose=purpose, limit=limit, after=after)
-    data = [file_json(row) for row in page.items]
-    return {
-        "object": "list",
-        "data": data,
-        "has_more": page.has_more,
-        "first_id": data[0]["id"] if data else None,
-        "last_id": data[-1]["id"] if data else None,
-    }
+    return FileList.of([FileObject.of(row) for row in page.items], page.has_more)
 
 
 @router.get("/{file_id}")
@@ -144,8 +102,8 @@ def get_file(
     file_id: str,
     project_id: str = Depends(current_project),
     service: Service = Depends(get_service),
-) -> dict[str, Any]:
-    return file_json(service.files.get(project_id, file_id))
+) -> FileObject:
+    return FileObject.of(service.files.get(project_id, file_id))
 
 
 @router.get("/{file_id}/content")
@@ -163,6 +121,5 @@ def delete_file(
     file_id: str,
     project_id: str = Depends(current_project),
     service: Service = Depends(get_service),
-) -> dict[str, Any]:
-    row = service.files.delete(project_id, file_id)
-    return {"id": row.id, "object": "file", "deleted": True}
+) -> FileDeleted:
+    return FileDeleted(id=service.files.delete(project_id, file_id).id)

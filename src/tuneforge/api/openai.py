@@ -17,11 +17,13 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
 
 from tuneforge.api.deps import current_project, get_service
-from tuneforge.api.errors import ApiError
+from tuneforge.api.errors import ApiError, renamed
 from tuneforge.api.openai_schema import (
+    ChatCompletion,
     ChatRequest,
     JobCreate,
-    chat_completion_object,
+    Model,
+    ModelList,
     checkpoint_object,
     chunk_object,
     completion_header,
@@ -29,8 +31,6 @@ from tuneforge.api.openai_schema import (
     event_object,
     job_object,
     model_name,
-    model_object,
-    renamed,
     usage_chunk_object,
 )
 from tuneforge.errors import InvalidArgument, NotFound
@@ -160,26 +160,28 @@ def list_checkpoints(
 
 
 @router.get("/models")
-def list_models(project: Project, service: Services) -> dict[str, Any]:
+def list_models(project: Project, service: Services) -> ModelList:
     """The base models and this project's tuned models."""
-    return {"object": "list", "data": [model_object(m) for m in service.models.list(project)]}
+    return ModelList(data=[Model.of(info) for info in service.models.list(project)])
 
 
 @router.get("/models/{model:path}")
-def get_model(model: str, project: Project, service: Services) -> dict[str, Any]:
+def get_model(model: str, project: Project, service: Services) -> Model:
     for info in service.models.list(project):
         if model_name(info) == model:
-            return model_object(info)
+            return Model.of(info)
     raise ApiError(404, f"model {model!r} not found", code="model_not_found", param="model")
 
 
 # --- chat completions ---------------------------------------------------------------------
 
 
-@router.post("/chat/completions", response_model=None)
+@router.post("/chat/completions", response_model=ChatCompletion)
 def chat_completions(
     body: ChatRequest, project: Project, service: Services
-) -> dict[str, Any] | StreamingResponse:
+) -> ChatCompletion | StreamingResponse:
+    """A completion, or with ``stream`` a StreamingResponse of its chunks (FastAPI passes a
+    Response through untouched; ``response_model`` describes the other answer)."""
     prompt = body.conversation()
     header = completion_header(body.model)
     try:
@@ -198,7 +200,7 @@ def chat_completions(
         raise ApiError(404, message, code="model_not_found", param="model") from None
     except InvalidArgument as err:
         raise renamed(err, body.param_names()) from None
-    return chat_completion_object(header, result)
+    return ChatCompletion.of(header, result)
 
 
 def server_sent_events(

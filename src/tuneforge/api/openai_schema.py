@@ -6,11 +6,10 @@ Each function here translates one object between OpenAI's names and tuneforge's;
 
 from __future__ import annotations
 
-import re
 import time
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -19,7 +18,6 @@ from tuneforge.data.checks import LineIssues
 from tuneforge.data.records import Conversation
 from tuneforge.data.turns import openai_messages
 from tuneforge.engine.methods import TuningMethod, all_methods, get_method
-from tuneforge.errors import InvalidArgument
 from tuneforge.inference.types import GenerationParams, GenerationResult
 from tuneforge.models.names import fine_tuned_model_name, openai_checkpoint_name
 from tuneforge.service import JobRequest, JobView, ModelInfo
@@ -61,6 +59,12 @@ DEFAULT_TEMPERATURE = 1.0  # OpenAI samples unless told otherwise; 0 is greedy
 
 class Request(BaseModel):
     model_config = ConfigDict(extra="ignore")
+
+
+class OpenAIObject(BaseModel):
+    """An object OpenAI's SDKs read. Served whole, nulls included: OpenAI writes an absent
+    value as ``null`` (``refusal``, ``status_details``, ...), and its SDKs type such fields as
+    present-but-nullable, so these routes do not use ``response_model_exclude_none``."""
 
 
 # --- fine-tuning jobs ---------------------------------------------------------------------
@@ -278,13 +282,24 @@ def model_name(info: ModelInfo) -> str:
     return fine_tuned_model_name(info.job) if info.job is not None else info.id
 
 
-def model_object(info: ModelInfo) -> dict[str, Any]:
-    return {
-        "id": model_name(info),
-        "object": "model",
-        "created": timestamp(info.created_at) or 0,
-        "owned_by": info.job.project_id if info.job is not None else "tuneforge",
-    }
+class Model(OpenAIObject):
+    id: str
+    object: Literal["model"] = "model"
+    created: int
+    owned_by: str
+
+    @classmethod
+    def of(cls, info: ModelInfo) -> Model:
+        return cls(
+            id=model_name(info),
+            created=timestamp(info.created_at) or 0,
+            owned_by=info.job.project_id if info.job is not None else "tuneforge",
+        )
+
+
+class ModelList(OpenAIObject):
+    object: Literal["list"] = "list"
+    data: list[Model]
 
 
 # --- chat completions ---------------------------------------------------------------------
@@ -353,26 +368,59 @@ def completion_header(model: str) -> dict[str, Any]:
     }
 
 
-def chat_completion_object(header: dict[str, Any], result: GenerationResult) -> dict[str, Any]:
-    completion_tokens = result.output_tokens
-    return {
-        **header,
-        "object": "chat.completion",
-        "choices": [
-            {
-                "index": index,
-                "message": {"role": "assistant", "content": completion.text, "refusal": None},
-                "finish_reason": completion.finish_reason,
-                "logprobs": None,
-            }
-            for index, completion in enumerate(result.completions)
-        ],
-        "usage": {
-            "prompt_tokens": result.prompt_tokens,
-            "completion_tokens": completion_tokens,
-            "total_tokens": result.prompt_tokens + completion_tokens,
-        },
-    }
+class ChatMessage(OpenAIObject):
+    role: Literal["assistant"] = "assistant"
+    content: str
+    refusal: None = None
+
+
+class Choice(OpenAIObject):
+    index: int
+    message: ChatMessage
+    finish_reason: str
+    logprobs: None = None
+
+
+class Usage(OpenAIObject):
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+
+    @classmethod
+    def of(cls, prompt_tokens: int, completion_tokens: int) -> Usage:
+        return cls(
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+            total_tokens=prompt_tokens + completion_tokens,
+        )
+
+
+class ChatCompletion(OpenAIObject):
+    """A non-streamed completion. Its fields follow ``completion_header``'s order, as the
+    chunks of a stream do."""
+
+    id: str
+    created: int
+    model: str
+    system_fingerprint: str | None = None
+    object: Literal["chat.completion"] = "chat.completion"
+    choices: list[Choice]
+    usage: Usage
+
+    @classmethod
+    def of(cls, header: dict[str, Any], result: GenerationResult) -> ChatCompletion:
+        return cls(
+            **header,
+            choices=[
+                Choice(
+                    index=index,
+                    message=ChatMessage(content=completion.text),
+                    finish_reason=completion.finish_reason,
+                )
+                for index, completion in enumerate(result.completions)
+            ],
+            usage=Usage.of(result.prompt_tokens, result.output_tokens),
+        )
 
 
 def chunk_object(
@@ -393,11 +441,7 @@ def usage_chunk_object(
         **header,
         "object": "chat.completion.chunk",
         "choices": [],
-        "usage": {
-            "prompt_tokens": prompt_tokens,
-            "completion_tokens": completion_tokens,
-            "total_tokens": prompt_tokens + completion_tokens,
-        },
+        "usage": Usage.of(prompt_tokens, completion_tokens).model_dump(),
     }
 
 
@@ -406,14 +450,3 @@ def usage_chunk_object(
 
 def timestamp(moment: datetime | None) -> int | None:
     return int(moment.timestamp()) if moment is not None else None
-
-
-def renamed(err: InvalidArgument, names: dict[str, str]) -> ApiError:
-    """A service error in OpenAI's names: ``names`` maps tuneforge's parameter names (in the
-    message and in ``param``) to the request's."""
-    message = str(err)
-    for ours, theirs in names.items():
-        pattern = rf"(?<![\w.])(?:hyperparameters\.)?{re.escape(ours)}\b"
-        message = re.sub(pattern, theirs, message)
-    param = names.get(err.param, err.param) if err.param else None
-    return ApiError(400, message, param=param)

@@ -7,8 +7,10 @@ POST forms from other sites. Errors of the service become an error page with the
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Coroutine
+from pathlib import PurePosixPath
 from typing import Any
 from urllib.parse import quote
 
@@ -18,6 +20,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, RedirectResponse, Response
 from fastapi.routing import APIRoute
 from fastapi.templating import Jinja2Templates
+from starlette.datastructures import Headers
+from starlette.exceptions import HTTPException
+from starlette.staticfiles import NotModifiedResponse, StaticFiles
+from starlette.types import Scope
 
 from tuneforge.api.deps import get_service
 from tuneforge.api.errors import status_of
@@ -39,7 +45,9 @@ FILES_PER_PAGE = 100
 EVENTS_SHOWN = 100
 EVENTS_SCANNED = 1000
 DEFAULT_MAX_TOKENS = 64
+STATIC_URL = "/ui/static"
 STATIC_TYPES = {".css": "text/css", ".js": "text/javascript", ".svg": "image/svg+xml"}
+STATIC_CACHE_CONTROL = "max-age=300"
 
 
 class LoginRequired(Exception):
@@ -127,22 +135,50 @@ def _see_other(url: str) -> RedirectResponse:
     return RedirectResponse(url, status_code=303)
 
 
-# --- sign-in and static files ---------------------------------------------------------------
+# --- static files ---------------------------------------------------------------------------
+
+
+class StaticAssets(StaticFiles):
+    """The dashboard's stylesheet, script and icon, mounted at ``STATIC_URL``.
+
+    Starlette serves them (HEAD, ETag and If-None-Match, no way out of the folder); this adds
+    what it leaves to the platform: only the types in ``STATIC_TYPES`` are served, each with
+    its fixed content type (Python's table gives ``.js`` another type on some systems), and
+    browsers may keep them for five minutes."""
+
+    def __init__(self) -> None:
+        super().__init__(directory=STATIC_DIR)
+
+    async def get_response(self, path: str, scope: Scope) -> Response:
+        if PurePosixPath(path).suffix not in STATIC_TYPES:
+            raise HTTPException(status_code=404)
+        return await super().get_response(path, scope)
+
+    def file_response(
+        self,
+        full_path: str | os.PathLike[str],
+        stat_result: os.stat_result,
+        scope: Scope,
+        status_code: int = 200,
+    ) -> Response:
+        response = FileResponse(
+            full_path,
+            status_code=status_code,
+            headers={"Cache-Control": STATIC_CACHE_CONTROL},
+            media_type=STATIC_TYPES[PurePosixPath(full_path).suffix],
+            stat_result=stat_result,
+        )
+        if self.is_not_modified(response.headers, Headers(scope=scope)):
+            return NotModifiedResponse(response.headers)
+        return response
+
+
+# --- sign-in --------------------------------------------------------------------------------
 
 
 @router.get("/")
 def home() -> RedirectResponse:
     return _see_other("/ui")
-
-
-@router.get("/ui/static/{name}")
-def static_file(name: str) -> Response:
-    path = STATIC_DIR / name
-    if "/" in name or path.suffix not in STATIC_TYPES or not path.is_file():
-        raise NotFound(f"no static file {name!r}")
-    return FileResponse(
-        path, media_type=STATIC_TYPES[path.suffix], headers={"Cache-Control": "max-age=300"}
-    )
 
 
 @router.get("/ui/login")

@@ -12,13 +12,16 @@ from typing import Any
 from fastapi import APIRouter, Depends, Query
 
 from tuneforge.api.deps import current_project, get_service
+from tuneforge.api.errors import renamed
+from tuneforge.api.google import ResourceName
 from tuneforge.api.vertex_schema import (
     GENERATION_NAMES,
     CreateTuningJobRequest,
     GenerateContentRequest,
-    event_json,
-    generate_content_json,
-    in_vertex_terms,
+    GenerateContentResponse,
+    ListTuningJobEventsResponse,
+    ListTuningJobsResponse,
+    TuningJobEvent,
     tuning_job_json,
 )
 from tuneforge.errors import InvalidArgument, NotFound
@@ -30,14 +33,21 @@ from tuneforge.store.states import JobState
 
 DEFAULT_PAGE_SIZE = 20
 DEFAULT_EVENTS_PAGE_SIZE = 100
-PARENT = "/projects/{project}/locations/{location}"
+LOCATION = ResourceName("projects/{project}/locations/{location}")
+PARENT = "/" + LOCATION.pattern
 JOB = PARENT + "/tuningJobs/{job_id}"
+# What a generateContent path names, under the location.
+ENDPOINT = ResourceName("endpoints/{endpoint}")
+PUBLISHER_MODEL = ResourceName("publishers/{publisher}/models/{model=**}")
+MODEL = ResourceName("models/{model=**}")
 
 routes = APIRouter(tags=["vertex"])
+# Google's bodies leave unset fields out (proto3 JSON).
+google_response = {"response_model_exclude_none": True}
 
 
 def parent_of(project: str, location: str) -> str:
-    return f"projects/{project}/locations/{location}"
+    return LOCATION.format(project=project, location=location)
 
 
 # --- tuning jobs ------------------------------------------------------------------------------
@@ -55,11 +65,11 @@ def create_tuning_job(
     try:
         view = service.jobs.create(project_id, request)
     except InvalidArgument as err:
-        raise in_vertex_terms(err, body.vertex_names()) from None
+        raise renamed(err, body.vertex_names()) from None
     return tuning_job_json(view, parent_of(project, location))
 
 
-@routes.get(PARENT + "/tuningJobs")
+@routes.get(PARENT + "/tuningJobs", **google_response)
 def list_tuning_jobs(
     project: str,
     location: str,
@@ -68,7 +78,7 @@ def list_tuning_jobs(
     filter_: str | None = Query(None, alias="filter"),
     project_id: str = Depends(current_project),
     service: Service = Depends(get_service),
-) -> dict[str, Any]:
+) -> ListTuningJobsResponse:
     page = service.jobs.list(
         project_id,
         limit=min(page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE),
@@ -76,10 +86,10 @@ def list_tuning_jobs(
         states=parse_state_filter(filter_),
     )
     parent = parent_of(project, location)
-    body: dict[str, Any] = {"tuningJobs": [tuning_job_json(view, parent) for view in page.items]}
-    if page.next_page_token:
-        body["nextPageToken"] = page.next_page_token
-    return body
+    return ListTuningJobsResponse(
+        tuning_jobs=[tuning_job_json(view, parent) for view in page.items],
+        next_page_token=page.next_page_token,
+    )
 
 
 @routes.get(JOB)
@@ -125,24 +135,24 @@ def resume_tuning_job(
     return tuning_job_json(service.jobs.resume(project_id, job_id), parent_of(project, location))
 
 
-@routes.get(JOB + "/events")
+@routes.get(JOB + "/events", **google_response)
 def list_tuning_job_events(
     job_id: str,
     page_size: int = Query(DEFAULT_EVENTS_PAGE_SIZE, alias="pageSize", ge=0),
     page_token: str | None = Query(None, alias="pageToken"),
     project_id: str = Depends(current_project),
     service: Service = Depends(get_service),
-) -> dict[str, Any]:
+) -> ListTuningJobEventsResponse:
     """The job's events, oldest first; ``nextPageToken`` continues after the last one."""
     if page_token is not None and not page_token.isdigit():
         raise InvalidArgument("pageToken: pass the nextPageToken of the previous page", "pageToken")
     limit = min(page_size or DEFAULT_EVENTS_PAGE_SIZE, MAX_PAGE_SIZE)
     after = int(page_token) if page_token else None
     events = service.jobs.events(project_id, job_id, after_id=after, limit=limit)
-    body: dict[str, Any] = {"events": [event_json(event) for event in events]}
-    if len(events) == limit:
-        body["nextPageToken"] = str(events[-1].id)
-    return body
+    return ListTuningJobEventsResponse(
+        events=[TuningJobEvent.of(event) for event in events],
+        next_page_token=str(events[-1].id) if len(events) == limit else None,
+    )
 
 
 @routes.get(JOB + "/metrics")
@@ -182,13 +192,13 @@ def parse_state_filter(text: str | None) -> list[JobState] | None:
 # --- generateContent --------------------------------------------------------------------------
 
 
-@routes.post(PARENT + "/{resource:path}:generateContent")
+@routes.post(PARENT + "/{resource:path}:generateContent", **google_response)
 def generate_content(
     resource: str,
     body: GenerateContentRequest,
     project_id: str = Depends(current_project),
     service: Service = Depends(get_service),
-) -> dict[str, Any]:
+) -> GenerateContentResponse:
     """For ``endpoints/{id}`` (a tuned model or one checkpoint), ``publishers/{p}/models/{m}``
     and ``models/{m}`` (a base model, or a tuned model by its id)."""
     model = model_of_resource(service, project_id, resource)
@@ -196,23 +206,22 @@ def generate_content(
     try:
         params = body.generation_config.to_params()
     except InvalidArgument as err:
-        raise in_vertex_terms(err, GENERATION_NAMES) from None
+        raise renamed(err, GENERATION_NAMES) from None
     result = service.generation.generate(project_id, model, conversation, params)
-    return generate_content_json(result, model)
+    return GenerateContentResponse.of(result, model)
 
 
 def model_of_resource(service: Service, project_id: str, resource: str) -> str:
     """The model name the service knows for the resource in a generateContent path."""
-    parts = resource.split("/")
-    if len(parts) == 2 and parts[0] == "endpoints":
-        if not isinstance(parse_model_name(parts[1]), TunedRef):
-            raise NotFound(f"endpoint {parts[1]!r} not found")
-        return parts[1]
-    if len(parts) >= 4 and parts[0] == "publishers" and parts[2] == "models":
-        publisher, model = parts[1], "/".join(parts[3:])
+    if endpoint := ENDPOINT.parse(resource):
+        if not isinstance(parse_model_name(endpoint["endpoint"]), TunedRef):
+            raise NotFound(f"endpoint {endpoint['endpoint']!r} not found")
+        return endpoint["endpoint"]
+    if published := PUBLISHER_MODEL.parse(resource):
+        publisher, model = published["publisher"], published["model"]
         return _base_or_tuned(service, project_id, f"{publisher}/{model}", model)
-    if len(parts) >= 2 and parts[0] == "models":
-        return "/".join(parts[1:])
+    if named := MODEL.parse(resource):
+        return named["model"]
     raise NotFound(
         f"{resource!r} is not a model: use endpoints/ID, publishers/PUBLISHER/models/MODEL or "
         "models/MODEL"

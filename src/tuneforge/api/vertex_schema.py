@@ -7,13 +7,19 @@ not ``epochs``), so a user can find the field to fix.
 
 from __future__ import annotations
 
-import re
-from datetime import UTC, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_camel, to_snake
 
+from tuneforge.api.google import (
+    GoogleRequest,
+    GoogleResponse,
+    child_name,
+    job_error_status,
+    timestamp,
+    without_nones,
+)
 from tuneforge.data.checks import LineIssues
 from tuneforge.data.records import Conversation
 from tuneforge.data.turns import vertex_contents
@@ -44,8 +50,6 @@ AdapterSize = Literal[
 ]
 TuningMode = Literal["TUNING_MODE_UNSPECIFIED", "TUNING_MODE_PEFT_ADAPTER", "TUNING_MODE_FULL"]
 TUNING_MODES = {"full": "TUNING_MODE_FULL", "peft": "TUNING_MODE_PEFT_ADAPTER"}
-# google.rpc.Code numbers for a failed job's error.
-RPC_INVALID_ARGUMENT, RPC_ABORTED, RPC_INTERNAL = 3, 10, 13
 FINISH_REASONS = {"stop": "STOP", "length": "MAX_TOKENS"}
 DEFAULT_TEMPERATURE = 1.0  # Vertex samples unless told otherwise; 0 is greedy
 
@@ -73,29 +77,10 @@ GENERATION_NAMES = {
 }
 
 
-def in_vertex_terms(err: InvalidArgument, names: dict[str, str]) -> InvalidArgument:
-    """The same error with tuneforge's field names replaced by Vertex's."""
-    pattern = re.compile(
-        r"(?<![\w.])(" + "|".join(re.escape(k) for k in sorted(names, key=len, reverse=True))
-        + r")(?![\w])"
-    )  # fmt: skip
-    message = pattern.sub(lambda m: names[m[1]], str(err))
-    param = names.get(err.param, err.param) if err.param else None
-    return type(err)(message, param)
-
-
-class VertexModel(BaseModel):
-    """camelCase on the wire; snake_case accepted too (the SDK sends ``preTunedModel`` so)."""
-
-    model_config = ConfigDict(
-        extra="ignore", alias_generator=to_camel, validate_by_name=True, validate_by_alias=True
-    )
-
-
 # --- tuning jobs: the request ---------------------------------------------------------------
 
 
-class HyperParameters(VertexModel):
+class HyperParameters(GoogleRequest):
     """Vertex's hyperParameters and tuneforge's additions; any other field is passed on, so that
     the service refuses a name the method does not know."""
 
@@ -136,7 +121,7 @@ class HyperParameters(VertexModel):
         return {name: value for name, value in values.items() if value is not None}
 
 
-class TuningSpecIn(VertexModel):
+class TuningSpecIn(GoogleRequest):
     """What every method's spec has; each method adds its own fields."""
 
     training_dataset_uri: str | None = None
@@ -152,7 +137,7 @@ class DistillationSpecIn(TuningSpecIn):
     student_model: str | None = None
 
 
-class PreTunedModelIn(VertexModel):
+class PreTunedModelIn(GoogleRequest):
     tuned_model_name: str
     checkpoint_id: str | None = None
 
@@ -173,7 +158,7 @@ def vertex_methods() -> dict[str, TuningMethod]:
     return {m.vertex_spec: m for m in all_methods() if m.vertex_spec}
 
 
-class CreateTuningJobRequest(VertexModel):
+class CreateTuningJobRequest(GoogleRequest):
     """A TuningJob to create. Its method is whichever registered method's spec key it holds
     (``supervisedTuningSpec``, ``preferenceOptimizationSpec``, ...); other unknown fields are
     ignored, as Vertex's own fields that tuneforge has no use for."""
@@ -284,19 +269,12 @@ class CreateTuningJobRequest(VertexModel):
 # --- tuning jobs: the response --------------------------------------------------------------
 
 
-def timestamp(value: datetime | None) -> str | None:
-    """RFC 3339 in UTC, as Google's APIs write times."""
-    if value is None:
-        return None
-    return value.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
-
-
 def tuning_job_json(view: JobView, parent: str) -> dict[str, Any]:
     """A job as Vertex's TuningJob; ``parent`` is ``projects/{p}/locations/{l}``."""
     job = view.job
     method = get_method(job.method)
     body: dict[str, Any] = {
-        "name": f"{parent}/tuningJobs/{job.id}",
+        "name": child_name(parent, "tuningJobs", job.id),
         "tunedModelDisplayName": job.display_name,
         "description": job.description,
         "baseModel": job.base_model,
@@ -307,7 +285,7 @@ def tuning_job_json(view: JobView, parent: str) -> dict[str, Any]:
         "startTime": timestamp(job.started_at),
         "endTime": timestamp(job.ended_at),
         "updateTime": timestamp(job.updated_at),
-        "error": _error_json(job.error),
+        "error": job_error_status(job.error),
         "tuningDataStats": _data_stats_json(method, job.data_stats),
         "tuningJobMetadata": {
             "completedEpochCount": job.completed_epochs,
@@ -319,19 +297,19 @@ def tuning_job_json(view: JobView, parent: str) -> dict[str, Any]:
         body["preTunedModel"] = {"tunedModelName": pre_tuned, "baseModel": job.base_model}
     if view.tuned_model is not None:
         body["tunedModel"] = {
-            "model": f"{parent}/models/{view.tuned_model.id}",
-            "endpoint": f"{parent}/endpoints/{view.tuned_model.id}",
+            "model": child_name(parent, "models", view.tuned_model.id),
+            "endpoint": child_name(parent, "endpoints", view.tuned_model.id),
             "checkpoints": [
                 {
                     "checkpointId": checkpoint.id,
                     "epoch": checkpoint.epoch,
                     "step": checkpoint.step,
-                    "endpoint": f"{parent}/endpoints/{checkpoint.id}",
+                    "endpoint": child_name(parent, "endpoints", checkpoint.id),
                 }
                 for checkpoint in view.checkpoints
             ],
         }
-    return _without_nones(body)
+    return without_nones(body)
 
 
 def _spec_json(job: TuningJob, method: TuningMethod) -> dict[str, Any]:
@@ -350,7 +328,7 @@ def _spec_json(job: TuningJob, method: TuningMethod) -> dict[str, Any]:
     spec: dict[str, Any] = {
         "trainingDatasetUri": job.training_file,
         "validationDatasetUri": job.validation_file,
-        "hyperParameters": _without_nones(hyper_parameters),
+        "hyperParameters": without_nones(hyper_parameters),
         "tuningMode": TUNING_MODES[job.mode.value] if method.task != "preference" else None,
     }
     if method.needs_teacher:
@@ -359,28 +337,7 @@ def _spec_json(job: TuningJob, method: TuningMethod) -> dict[str, Any]:
         is_tuned = isinstance(parse_model_name(teacher), TunedRef)
         spec["tunedTeacherModelSource" if is_tuned else "baseTeacherModel"] = teacher
         spec["studentModel"] = job.base_model
-    return _without_nones(spec)
-
-
-def _error_json(error: dict[str, Any] | None) -> dict[str, Any] | None:
-    """A job's error as google.rpc.Status."""
-    if not error:
-        return None
-    code = str(error.get("code") or "unknown_error")
-    if code.startswith("invalid"):
-        rpc_code = RPC_INVALID_ARGUMENT
-    elif code == "too_many_attempts":
-        rpc_code = RPC_ABORTED
-    else:
-        rpc_code = RPC_INTERNAL
-    info: dict[str, Any] = {
-        "@type": "type.googleapis.com/google.rpc.ErrorInfo",
-        "reason": code.upper(),
-        "domain": "tuneforge",
-    }
-    if error.get("param"):
-        info["metadata"] = {"param": str(error["param"])}
-    return {"code": rpc_code, "message": error.get("message") or code, "details": [info]}
+    return without_nones(spec)
 
 
 def _data_stats_json(method: TuningMethod, stats: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -392,27 +349,42 @@ def _data_stats_json(method: TuningMethod, stats: dict[str, Any] | None) -> dict
     return {key: stats}
 
 
-def event_json(event: Event) -> dict[str, Any]:
-    return _without_nones(
-        {
-            "id": str(event.id),
-            "createTime": timestamp(event.created_at),
-            "level": event.level.value,
-            "type": event.type.value,
-            "message": event.message,
-            "data": event.data,
-        }
-    )
+class ListTuningJobsResponse(GoogleResponse):
+    tuning_jobs: list[dict[str, Any]]  # each a tuning_job_json
+    next_page_token: str | None = None
 
 
-def _without_nones(body: dict[str, Any]) -> dict[str, Any]:
-    return {key: value for key, value in body.items() if value is not None}
+class TuningJobEvent(GoogleResponse):
+    """One of a job's events (tuneforge's addition: Vertex has no events list)."""
+
+    id: str
+    create_time: str | None
+    level: str
+    type: str
+    message: str
+    data: dict[str, Any] | None = None
+
+    @classmethod
+    def of(cls, event: Event) -> TuningJobEvent:
+        return cls(
+            id=str(event.id),
+            create_time=timestamp(event.created_at),
+            level=event.level.value,
+            type=event.type.value,
+            message=event.message,
+            data=event.data,
+        )
+
+
+class ListTuningJobEventsResponse(GoogleResponse):
+    events: list[TuningJobEvent]
+    next_page_token: str | None = None
 
 
 # --- generateContent ------------------------------------------------------------------------
 
 
-class GenerationConfig(VertexModel):
+class GenerationConfig(GoogleRequest):
     temperature: float | None = None
     top_p: float | None = None
     top_k: float | None = None  # a number in Vertex's API; a whole one is expected
@@ -434,7 +406,7 @@ class GenerationConfig(VertexModel):
         return GenerationParams(**{k: v for k, v in given.items() if v is not None})
 
 
-class GenerateContentRequest(VertexModel):
+class GenerateContentRequest(GoogleRequest):
     # Read as JSON by the data layer's reader, so a request and a dataset line get the same
     # checks and the same field paths in their errors.
     contents: list[Any] = Field(default_factory=list)
@@ -467,20 +439,47 @@ class GenerateContentRequest(VertexModel):
         return prompt
 
 
-def generate_content_json(result: GenerationResult, model_version: str) -> dict[str, Any]:
-    return {
-        "candidates": [
-            {
-                "index": index,
-                "content": {"role": "model", "parts": [{"text": completion.text}]},
-                "finishReason": FINISH_REASONS[completion.finish_reason],
-            }
-            for index, completion in enumerate(result.completions)
-        ],
-        "usageMetadata": {
-            "promptTokenCount": result.prompt_tokens,
-            "candidatesTokenCount": result.output_tokens,
-            "totalTokenCount": result.prompt_tokens + result.output_tokens,
-        },
-        "modelVersion": model_version,
-    }
+class Part(GoogleResponse):
+    text: str
+
+
+class Content(GoogleResponse):
+    role: str
+    parts: list[Part]
+
+
+class Candidate(GoogleResponse):
+    index: int
+    content: Content
+    finish_reason: str
+
+
+class UsageMetadata(GoogleResponse):
+    prompt_token_count: int
+    candidates_token_count: int
+    total_token_count: int
+
+
+class GenerateContentResponse(GoogleResponse):
+    candidates: list[Candidate]
+    usage_metadata: UsageMetadata
+    model_version: str
+
+    @classmethod
+    def of(cls, result: GenerationResult, model_version: str) -> GenerateContentResponse:
+        return cls(
+            candidates=[
+                Candidate(
+                    index=index,
+                    content=Content(role="model", parts=[Part(text=completion.text)]),
+                    finish_reason=FINISH_REASONS[completion.finish_reason],
+                )
+                for index, completion in enumerate(result.completions)
+            ],
+            usage_metadata=UsageMetadata(
+                prompt_token_count=result.prompt_tokens,
+                candidates_token_count=result.output_tokens,
+                total_token_count=result.prompt_tokens + result.output_tokens,
+            ),
+            model_version=model_version,
+        )

@@ -20,7 +20,6 @@ from tuneforge.service.models import ModelService
 from tuneforge.store import repo
 from tuneforge.store.db import Database
 from tuneforge.store.models import Checkpoint, Event, File, TunedModel, TuningJob
-from tuneforge.store.repo_common import MAX_PAGE_SIZE
 from tuneforge.store.states import JobState
 
 RESULTS_PURPOSE = "fine-tune-results"
@@ -151,10 +150,9 @@ class JobService:
         """The project's jobs, newest first; with ``metadata``, only the jobs whose metadata
         holds every one of its key-value pairs."""
         with self.db.session() as s:
-            if metadata:
-                page = _filtered_jobs(s, project_id, limit, after, states, dict(metadata))
-            else:
-                page = repo.list_jobs(s, project_id, limit=limit, after=after, states=states)
+            page = repo.list_jobs(
+                s, project_id, limit=limit, after=after, states=states, metadata=metadata
+            )
             page.items = [self._view(s, job) for job in page.items]
             return page
 
@@ -220,21 +218,3 @@ class JobService:
     def _view(self, s, job: TuningJob) -> JobView:
         tuned = s.query(TunedModel).filter_by(job_id=job.id).one_or_none()
         return JobView(job, tuned, list(repo.list_checkpoints(s, job.id)))
-
-
-def _filtered_jobs(s, project_id: str, limit: int, after, states, metadata: dict) -> repo.Page:
-    """A page of the jobs whose metadata matches, walking the unfiltered list in order."""
-    if not 1 <= limit <= MAX_PAGE_SIZE:
-        raise InvalidArgument(f"page size must be 1 to {MAX_PAGE_SIZE}", param="limit")
-    matched: list[TuningJob] = []
-    while len(matched) <= limit:
-        page = repo.list_jobs(s, project_id, limit=MAX_PAGE_SIZE, after=after, states=states)
-        matched += [
-            job
-            for job in page.items
-            if all((job.user_metadata or {}).get(k) == v for k, v in metadata.items())
-        ]
-        if not page.has_more:
-            break
-        after = page.items[-1].id
-    return repo.Page(items=matched[:limit], has_more=len(matched) > limit)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
-from sqlalchemy import Select, and_, or_, select
+from sqlalchemy import ColumnElement, Select, and_, or_, select
 from sqlalchemy.orm import Session
 
 from tuneforge.errors import InvalidArgument, NotFound
@@ -60,10 +61,17 @@ def decode_page_token(token: str) -> str:
 
 
 def paginate(
-    session: Session, query: Select[tuple[T]], model: Any, *, limit: int, after: str | None
+    session: Session,
+    query: Select[tuple[T]],
+    model: Any,
+    *,
+    limit: int,
+    after: str | None,
+    narrowed_by: Iterable[ColumnElement[bool]] = (),
 ) -> Page[T]:
     """Newest first by (created_at, id). ``after`` is the id of the last item already seen;
-    it must be an item of this same (scoped, filtered) query."""
+    it must be an item of this same (scoped, filtered) query. ``narrowed_by`` filters the
+    items but not the cursor: ``after`` may be any item of ``query``, shown or not."""
     if not 1 <= limit <= MAX_PAGE_SIZE:
         raise InvalidArgument(f"page size must be 1 to {MAX_PAGE_SIZE}", param="limit")
     if after is not None:
@@ -76,6 +84,7 @@ def paginate(
                 and_(model.created_at == anchor.created_at, model.id < anchor.id),
             )
         )
+    query = query.where(*narrowed_by)
     rows = list(
         session.scalars(query.order_by(model.created_at.desc(), model.id.desc()).limit(limit + 1))
     )

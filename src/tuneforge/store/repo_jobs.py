@@ -36,7 +36,7 @@ from tuneforge.store.states import (
     SubState,
     check_transition,
 )
-from tuneforge.store.types import new_id, utcnow
+from tuneforge.store.types import json_string, new_id, utcnow
 
 # How often a decision is retried when the job keeps changing under it.
 MAX_RACES = 5
@@ -177,12 +177,22 @@ def list_jobs(
     limit: int = DEFAULT_PAGE_SIZE,
     after: str | None = None,
     states: Iterable[JobState | str] | None = None,
+    metadata: Mapping[str, str] | None = None,
 ) -> Page[TuningJob]:
-    """The project's jobs, newest first, optionally only those in ``states``."""
+    """The project's jobs, newest first, optionally only those in ``states`` and those whose
+    metadata holds every key-value pair of ``metadata`` (string values, compared exactly).
+
+    The metadata filter runs in the database, so a page costs one query however few jobs
+    match; ``after`` may still name any job of the (state-filtered) list, as it could when the
+    filter ran after paging."""
     query = select(TuningJob).where(TuningJob.project_id == project_id)
     if states is not None:
         query = query.where(TuningJob.state.in_([JobState(s) for s in states]))
-    return paginate(session, query, TuningJob, limit=limit, after=after)
+    matches = [
+        json_string(TuningJob.user_metadata, key) == value
+        for key, value in (metadata or {}).items()
+    ]
+    return paginate(session, query, TuningJob, limit=limit, after=after, narrowed_by=matches)
 
 
 def request_cancel(session: Session, project_id: str, job_id: str) -> TuningJob:

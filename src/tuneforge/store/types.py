@@ -8,6 +8,9 @@ from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import JSON, BigInteger, DateTime, Dialect, Integer, String
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.types import TypeDecorator
 
 
@@ -68,3 +71,32 @@ NullableJSON = JSON(none_as_null=True)
 
 # A 64-bit autoincrement key; SQLite only autoincrements a column declared INTEGER.
 BigIntegerPK = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class json_string(FunctionElement[str]):
+    """``json_string(column, key)``: the string a JSON object holds under ``key``; NULL when
+    the key is missing or holds anything but a string.
+
+    Compiled per backend because neither offers a shared spelling: PostgreSQL's ``->>`` would
+    also turn a number into text, and SQLite's ``json_extract`` path cannot quote every key
+    (a ``"`` in it), so SQLite reads the object's members with ``json_each`` instead. The key
+    stays a bound parameter on both.
+    """
+
+    type = String()
+    inherit_cache = True
+    name = "json_string"
+
+
+@compiles(json_string, "sqlite")
+def _json_string_sqlite(element: json_string, compiler: SQLCompiler, **kw: Any) -> str:
+    column, key = (compiler.process(clause, **kw) for clause in element.clauses)
+    return f"(SELECT value FROM json_each({column}) WHERE key = {key} AND type = 'text')"
+
+
+@compiles(json_string, "postgresql")
+def _json_string_postgresql(element: json_string, compiler: SQLCompiler, **kw: Any) -> str:
+    column, key = (compiler.process(clause, **kw) for clause in element.clauses)
+    return (
+        f"(CASE WHEN json_typeof(({column}) -> ({key})) = 'string' THEN ({column}) ->> ({key}) END)"
+    )

@@ -1,0 +1,81 @@
+"""The files API's shapes: OpenAI's FileObject, with tuneforge's validation fields."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from tuneforge.api.openai_schema import OpenAIObject
+from tuneforge.data.records import Problem
+from tuneforge.data.validate import first_errors
+from tuneforge.store.models import File
+
+SHOWN_PROBLEMS = 3
+
+
+class FileObject(OpenAIObject):
+    """OpenAI's FileObject (``expires_at`` and ``status_details`` null when they do not
+    apply, as OpenAI writes them), then what tuneforge adds: the sha256, the detected format,
+    the example count and the validation report."""
+
+    id: str
+    object: Literal["file"] = "file"
+    bytes: int
+    created_at: int
+    filename: str
+    purpose: str
+    status: str
+    status_details: str | None
+    expires_at: int | None = None
+    sha256: str
+    format: str | None
+    example_count: int | None
+    validation: dict[str, Any] | None
+
+    @classmethod
+    def of(cls, row: File) -> FileObject:
+        return cls(
+            id=row.id,
+            bytes=row.bytes,
+            created_at=int(row.created_at.timestamp()),
+            filename=row.filename,
+            purpose=row.purpose,
+            status=row.status,
+            status_details=_status_details(row),
+            sha256=row.sha256,
+            format=row.format,
+            example_count=row.example_count,
+            validation=row.validation,
+        )
+
+
+def _status_details(row: File) -> str | None:
+    """For a file that failed validation: its first problems, by line."""
+    report = row.validation or {}
+    if row.status != "error":
+        return None
+    problems = [Problem(**problem) for problem in report.get("problems", [])]
+    errors = sum(p.severity == "error" for p in problems)
+    return first_errors(problems, report.get("error_count", errors), SHOWN_PROBLEMS) or (
+        "the file is not a valid dataset"
+    )
+
+
+class FileList(OpenAIObject):
+    """A page, newest first; ``last_id`` is the ``after`` of the next page."""
+
+    object: Literal["list"] = "list"
+    data: list[FileObject]
+    has_more: bool
+    first_id: str | None
+    last_id: str | None
+
+    @classmethod
+    def of(cls, files: list[FileObject], has_more: bool) -> FileList:
+        first, last = (files[0].id, files[-1].id) if files else (None, None)
+        return cls(data=files, has_more=has_more, first_id=first, last_id=last)
+
+
+class FileDeleted(OpenAIObject):
+    id: str
+    object: Literal["file"] = "file"
+    deleted: bool = True
