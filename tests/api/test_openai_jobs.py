@@ -415,3 +415,36 @@ def test_a_succeeded_job_shows_its_model_checkpoints_events_and_results(
         )
         assert hidden.status_code == 404
         assert hidden.json()["error"]["code"] == "model_not_found"
+
+
+def test_once_started_a_job_shows_the_values_it_trains_with_on_both_apis(
+    api, tmp_path, one_torch_thread
+):
+    files = write_task(tmp_path / "task", "sentiment", sizes=(40, 10, 10))
+    job_id = create(
+        api, model=TINY, training_file=upload(api, files["train"]), hyperparameters={}
+    )["id"]
+    queued = api.client.get(f"{JOBS}/{job_id}", headers=api.headers()).json()
+    assert queued["hyperparameters"] == {
+        "n_epochs": "auto",
+        "batch_size": "auto",
+        "learning_rate_multiplier": "auto",
+    }
+
+    run_next_job(api)
+
+    job = api.client.get(f"{JOBS}/{job_id}", headers=api.headers()).json()
+    # 40 examples: 3 epochs (OpenAI's rule), batch 1 (about examples / 32), the default rate.
+    assert job["hyperparameters"] == {
+        "n_epochs": 3,
+        "batch_size": 1,
+        "learning_rate_multiplier": pytest.approx(1.0),
+    }
+    assert job["method"]["supervised"]["hyperparameters"] == job["hyperparameters"]
+    vertex = api.client.get(
+        f"/v1/projects/p/locations/l/tuningJobs/{job_id}", headers=api.headers()
+    ).json()["supervisedTuningSpec"]["hyperParameters"]
+    assert (vertex["epochCount"], vertex["batchSize"]) == (3, 1)
+    assert vertex["learningRateMultiplier"] == pytest.approx(1.0)
+    assert vertex["learningRate"] == pytest.approx(2e-4 * 32)  # LoRA at width 64, capped 32x
+    assert vertex["adapterSize"] == "ADAPTER_SIZE_EIGHT"
