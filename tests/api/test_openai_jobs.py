@@ -421,9 +421,9 @@ def test_once_started_a_job_shows_the_values_it_trains_with_on_both_apis(
     api, tmp_path, one_torch_thread
 ):
     files = write_task(tmp_path / "task", "sentiment", sizes=(40, 10, 10))
-    job_id = create(
-        api, model=TINY, training_file=upload(api, files["train"]), hyperparameters={}
-    )["id"]
+    job_id = create(api, model=TINY, training_file=upload(api, files["train"]), hyperparameters={})[
+        "id"
+    ]
     queued = api.client.get(f"{JOBS}/{job_id}", headers=api.headers()).json()
     assert queued["hyperparameters"] == {
         "n_epochs": "auto",

@@ -18,18 +18,24 @@ from fastapi.responses import StreamingResponse
 
 from tuneforge.api.deps import current_project, get_service
 from tuneforge.api.errors import ApiError, renamed
-from tuneforge.api.openai_schema import (
-    ChatCompletion,
-    ChatRequest,
+from tuneforge.api.openai_jobs_schema import (
+    FineTuningJob,
+    FineTuningJobCheckpoint,
+    FineTuningJobEvent,
     JobCreate,
-    Model,
-    ModelList,
+    Page,
     checkpoint_object,
-    chunk_object,
-    completion_header,
     event_id,
     event_object,
     job_object,
+)
+from tuneforge.api.openai_schema import (
+    ChatCompletion,
+    ChatRequest,
+    Model,
+    ModelList,
+    chunk_object,
+    completion_header,
     model_name,
     usage_chunk_object,
 )
@@ -49,11 +55,7 @@ Limit = Query(ge=1, le=MAX_PAGE_SIZE)
 METADATA_FILTER = re.compile(r"^metadata\[(?P<key>.+)\]$")
 
 
-def page(items: list[dict[str, Any]], has_more: bool) -> dict[str, Any]:
-    return {"object": "list", "data": items, "has_more": has_more}
-
-
-def job_response(service: Service, project: str, view: JobView) -> dict[str, Any]:
+def job_response(service: Service, project: str, view: JobView) -> FineTuningJob:
     results = service.jobs.result_file(project, view.job.id)
     return job_object(view, [results.id] if results else [])
 
@@ -62,7 +64,7 @@ def job_response(service: Service, project: str, view: JobView) -> dict[str, Any
 
 
 @router.post("/fine_tuning/jobs")
-def create_job(body: JobCreate, project: Project, service: Services) -> dict[str, Any]:
+def create_job(body: JobCreate, project: Project, service: Services) -> FineTuningJob:
     request = body.to_job_request()
     try:
         view = service.jobs.create(project, request)
@@ -78,7 +80,7 @@ def list_jobs(
     service: Services,
     after: str | None = None,
     limit: Annotated[int, Limit] = 20,
-) -> dict[str, Any]:
+) -> Page[FineTuningJob]:
     """``metadata[k]=v`` parameters keep the jobs whose metadata has every such pair."""
     metadata = {
         match["key"]: value
@@ -86,16 +88,18 @@ def list_jobs(
         if (match := METADATA_FILTER.match(name))
     }
     jobs = service.jobs.list(project, limit=limit, after=after, metadata=metadata)
-    return page([job_response(service, project, view) for view in jobs.items], jobs.has_more)
+    return Page(
+        data=[job_response(service, project, view) for view in jobs.items], has_more=jobs.has_more
+    )
 
 
 @router.get("/fine_tuning/jobs/{job_id}")
-def get_job(job_id: str, project: Project, service: Services) -> dict[str, Any]:
+def get_job(job_id: str, project: Project, service: Services) -> FineTuningJob:
     return job_response(service, project, service.jobs.get(project, job_id))
 
 
 def job_action(action: Callable[[JobService, str, str], JobView]):
-    def route(job_id: str, project: Project, service: Services) -> dict[str, Any]:
+    def route(job_id: str, project: Project, service: Services) -> FineTuningJob:
         return job_response(service, project, action(service.jobs, project, job_id))
 
     return route
@@ -121,14 +125,14 @@ def list_events(
     service: Services,
     after: str | None = None,
     limit: Annotated[int, Limit] = 20,
-) -> dict[str, Any]:
+) -> Page[FineTuningJobEvent]:
     """Newest first, as OpenAI lists them; ``after`` is the last event id already seen."""
     after_id = event_id(after) if after else None
     events = service.jobs.events(project, job_id, after_id=after_id, limit=limit, newest_first=True)
     has_more = len(events) == limit and bool(
         service.jobs.events(project, job_id, after_id=events[-1].id, limit=1, newest_first=True)
     )
-    return page([event_object(event) for event in events], has_more)
+    return Page(data=[event_object(event) for event in events], has_more=has_more)
 
 
 @router.get("/fine_tuning/jobs/{job_id}/checkpoints")
@@ -138,7 +142,7 @@ def list_checkpoints(
     service: Services,
     after: str | None = None,
     limit: Annotated[int, Limit] = 10,
-) -> dict[str, Any]:
+) -> Page[FineTuningJobCheckpoint]:
     """Newest first; ``after`` is the last checkpoint id already seen."""
     view = service.jobs.get(project, job_id)
     checkpoints = view.checkpoints[::-1]
@@ -150,9 +154,9 @@ def list_checkpoints(
         start = ids.index(after) + 1
     shown = checkpoints[start : start + limit]
     steps = {row["step"]: row for row in service.jobs.metrics(project, job_id)["steps"]}
-    return page(
-        [checkpoint_object(view.job, c, steps.get(c.step, {})) for c in shown],
-        start + limit < len(checkpoints),
+    return Page(
+        data=[checkpoint_object(view.job, c, steps.get(c.step, {})) for c in shown],
+        has_more=start + limit < len(checkpoints),
     )
 
 
