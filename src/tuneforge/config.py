@@ -16,7 +16,8 @@ class Settings(BaseSettings):
 
     data_dir: Path = Field(
         default=Path.home() / ".tuneforge",
-        description="Where the database, uploaded files, checkpoints and built models live.",
+        description="Where the database lives, and (tuneforge.storage.LocalStorage) uploaded "
+        "files, job folders with their checkpoints, built models and the local API key.",
     )
     database_url: str | None = Field(
         default=None,
@@ -50,20 +51,13 @@ class Settings(BaseSettings):
         return f"sqlite:///{self.data_dir / 'tuneforge.db'}"
 
     @property
-    def files_dir(self) -> Path:
-        return self.data_dir / "files"
-
-    @property
     def jobs_dir(self) -> Path:
-        return self.data_dir / "jobs"
+        """The local folder of the job folders, for ``jobs/executor.py``'s runner logs only
+        until it asks ``tuneforge.storage`` itself; everything else asks the storage
+        (``storage_for(settings).job_dir(job_id)``), which is where the layout is kept."""
+        from tuneforge.storage.local import LocalStorage
 
-    def job_dir(self, job_id: str) -> Path:
-        """A job's folder: its checkpoints, logs, metrics CSV and loss curve."""
-        return self.jobs_dir / job_id
-
-    @property
-    def models_dir(self) -> Path:
-        return self.data_dir / "models"
+        return LocalStorage(self.data_dir).jobs_dir
 
 
 def settings_env(settings: Settings) -> dict[str, str]:
