@@ -41,7 +41,7 @@ def generate(
         n=n,
     )
     conversation = Conversation(turns=(Turn("user", prompt),), system=system)
-    result = local_service().generate(PROJECT, model, conversation, params)
+    result = local_service().generation.generate(PROJECT, model, conversation, params)
     for completion in result.completions:
         console.print(completion.text, soft_wrap=True, markup=False, highlight=False)
     console.print(
