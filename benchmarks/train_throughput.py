@@ -135,8 +135,9 @@ def prepare_model(shape: str, root: Path) -> tuple[str, Any]:
     settings = Settings(data_dir=root / "data", model_roots=[root / "models"])
     if shape == "tiny":
         from tuneforge.models.tiny import ensure_tiny_model
+        from tuneforge.storage import storage_for
 
-        ensure_tiny_model("tuneforge/tiny-chat-large", settings.models_dir)
+        ensure_tiny_model("tuneforge/tiny-chat-large", storage_for(settings).models_dir)
         return "tuneforge/tiny-chat-large", settings
     build_random_llama(root / "models" / "llama-1b-random")
     return "llama-1b-random", settings

@@ -5,6 +5,7 @@ import io
 import pytest
 
 from tuneforge.service import Service
+from tuneforge.storage import LocalStorage
 from tuneforge.store.db import open_database
 
 
@@ -18,4 +19,4 @@ def test_a_failed_upload_keeps_no_file_on_disk(settings, monkeypatch):
     line = b'{"prompt": "a", "completion": "b"}\n'
     with pytest.raises(RuntimeError, match="went away"):
         service.files.upload("default", "train.jsonl", io.BytesIO(line * 12), "fine-tune")
-    assert list(settings.files_dir.iterdir()) == []
+    assert list(LocalStorage(settings.data_dir).files_dir.iterdir()) == []

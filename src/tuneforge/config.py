@@ -16,7 +16,8 @@ class Settings(BaseSettings):
 
     data_dir: Path = Field(
         default=Path.home() / ".tuneforge",
-        description="Where the database, uploaded files, checkpoints and built models live.",
+        description="Where the database lives, and (tuneforge.storage.LocalStorage) uploaded "
+        "files, job folders with their checkpoints, built models and the local API key.",
     )
     database_url: str | None = Field(
         default=None,
@@ -48,22 +49,6 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{self.data_dir / 'tuneforge.db'}"
-
-    @property
-    def files_dir(self) -> Path:
-        return self.data_dir / "files"
-
-    @property
-    def jobs_dir(self) -> Path:
-        return self.data_dir / "jobs"
-
-    def job_dir(self, job_id: str) -> Path:
-        """A job's folder: its checkpoints, logs, metrics CSV and loss curve."""
-        return self.jobs_dir / job_id
-
-    @property
-    def models_dir(self) -> Path:
-        return self.data_dir / "models"
 
 
 def settings_env(settings: Settings) -> dict[str, str]:

@@ -6,12 +6,12 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-from pathlib import Path
 
 import openai
 import pytest
 
 from tests.api.conftest import Api
+from tuneforge.storage import LocalStorage, local_file
 
 
 @pytest.fixture
@@ -56,6 +56,7 @@ def test_upload_shows_openai_fields_format_count_and_report(
     assert sdk.files.content(created.id).read() == content
     stored = api.service.files.get("default", created.id)
     assert stored.path.endswith(f"{created.id}.jsonl")
+    assert local_file(stored.path).read_bytes() == content
 
 
 def test_an_invalid_file_is_stored_with_its_errors_by_line(api: Api):
@@ -94,13 +95,14 @@ def test_list_pages_newest_first_and_filters_on_purpose(api: Api, sdk: openai.Op
 
 def test_delete_removes_the_row_and_the_bytes(api: Api, sdk: openai.OpenAI):
     file_id = upload(api, b'{"prompt": "a", "completion": "b"}\n').json()["id"]
-    path = api.service.files.get("default", file_id).path
+    path = local_file(api.service.files.get("default", file_id).path)
+    assert path.is_file()
     deleted = sdk.files.delete(file_id)
     assert (deleted.id, deleted.object, deleted.deleted) == (file_id, "file", True)
     missing = api.client.get(f"/v1/files/{file_id}", headers=api.headers())
     assert missing.status_code == 404
     assert missing.json()["error"]["type"] == "not_found_error"
-    assert not Path(path).exists()
+    assert not path.exists()
     with pytest.raises(openai.NotFoundError):
         sdk.files.delete(file_id)
 
@@ -133,7 +135,7 @@ def test_uploads_over_the_limit_are_refused_with_413(api: Api, monkeypatch, size
         "file",
     )
     assert "1000 bytes" in error["message"]
-    files_dir = api.service.settings.files_dir
+    files_dir = LocalStorage(api.service.settings.data_dir).files_dir
     assert not files_dir.exists() or list(files_dir.iterdir()) == []
     assert api.client.get("/v1/files", headers=api.headers()).json()["data"] == []
 

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import hashlib
-from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
 from tests.api.conftest import Api
 from tuneforge.service import RESULTS_PURPOSE
+from tuneforge.storage import local_file
 from tuneforge.store import repo
 
 
@@ -44,9 +44,10 @@ def test_an_uploaded_file_is_still_removed_from_disk(api: Api, sentiment_files):
         data={"purpose": "fine-tune"},
     ).json()
     with api.service.db.session() as s:
-        path = repo.get_file(s, "default", created["id"]).path
+        path = local_file(repo.get_file(s, "default", created["id"]).path)
+    assert path.is_file()
     assert api.client.delete(f"/v1/files/{created['id']}", headers=api.headers()).is_success
-    assert not Path(path).exists()
+    assert not path.exists()
 
 
 @pytest.mark.parametrize(

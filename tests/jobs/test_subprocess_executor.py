@@ -11,6 +11,7 @@ import pytest
 
 from tuneforge.config import Settings
 from tuneforge.jobs.subprocess_executor import SubprocessExecutor, SubprocessHandle, process_alive
+from tuneforge.storage import storage_for
 
 HOST = socket.gethostname()
 
@@ -60,7 +61,7 @@ def test_a_runner_gets_its_devices_and_a_log_and_is_gone_once_it_exits(tmp_path)
     assert parsed is not None and (parsed.host, parsed.scheduler_pid) == (HOST, os.getpid())
     wait_until_gone(executor, handle)
     assert executor.is_alive(handle) is False  # reaped: gone for good
-    log = (settings.jobs_dir / "ftjob-1" / "logs" / "runner.log").read_text()
+    log = (storage_for(settings).job_dir("ftjob-1") / "logs" / "runner.log").read_text()
     assert "devices 1,3" in log
 
 

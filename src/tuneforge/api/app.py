@@ -12,13 +12,14 @@ from tuneforge.api.errors import install_error_handlers
 from tuneforge.config import Settings
 from tuneforge.jobs.scheduler import Scheduler
 from tuneforge.service import Service
+from tuneforge.storage import storage_for
 from tuneforge.store.db import open_database
 
 
 def create_app(settings: Settings, *, run_scheduler: bool = True, inference=None) -> FastAPI:
     """The app for ``settings``. With ``run_scheduler``, it also runs queued jobs (as
     ``tuneforge serve`` does); without, a ``tuneforge worker`` must."""
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    storage_for(settings).prepare()
     db = open_database(settings.resolved_database_url)
     service = Service(db, settings, inference=inference)
     scheduler = Scheduler(db, settings) if run_scheduler else None

@@ -113,7 +113,9 @@ def get_file_content(
     service: Service = Depends(get_service),
 ) -> FileResponse:
     row = service.files.get(project_id, file_id)
-    return FileResponse(row.path, media_type="application/octet-stream", filename=row.filename)
+    return FileResponse(
+        service.files.local_path(row), media_type="application/octet-stream", filename=row.filename
+    )
 
 
 @router.delete("/{file_id}")

@@ -20,6 +20,7 @@ import httpx
 
 from tuneforge.config import Settings, get_settings
 from tuneforge.errors import TuneforgeError
+from tuneforge.storage import storage_for
 
 VERTEX_PREFIX = "/v1/projects/{project}/locations/{location}"
 
@@ -91,7 +92,7 @@ class Client:
 
 
 def local_key(settings: Settings) -> str | None:
-    path = settings.data_dir / "api_key"
+    path = storage_for(settings).local_key_path
     return path.read_text().strip() if path.exists() else None
 
 

@@ -12,6 +12,7 @@ from rich.console import Console
 
 from tuneforge.config import Settings, get_settings
 from tuneforge.errors import TuneforgeError
+from tuneforge.storage import storage_for
 
 console = Console()
 errors = Console(stderr=True)
@@ -41,7 +42,7 @@ def local_service(settings: Settings | None = None):
     from tuneforge.store.db import open_database
 
     settings = settings or get_settings()
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    storage_for(settings).prepare()
     return Service(open_database(settings.resolved_database_url), settings)
 
 

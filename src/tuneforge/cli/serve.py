@@ -8,6 +8,7 @@ import typer
 from rich.console import Console
 
 from tuneforge.config import get_settings
+from tuneforge.storage import storage_for
 
 console = Console(stderr=True)
 
@@ -23,12 +24,13 @@ def serve(
     from tuneforge.api.app import create_app
 
     settings = get_settings()
+    storage = storage_for(settings)
     app = create_app(settings, run_scheduler=scheduler)
     key, created = app.state.service.keys.ensure_local()
     if created:
         console.print(f"API key for project [bold]default[/] (shown once): [bold green]{key}[/]")
-        console.print(f"It is also stored in {settings.data_dir / 'api_key'} for the local CLI.")
-    console.print(f"tuneforge on http://{host}:{port}  (data: {settings.data_dir})")
+        console.print(f"It is also stored in {storage.local_key_path} for the local CLI.")
+    console.print(f"tuneforge on http://{host}:{port}  (data: {storage.location})")
     uvicorn.run(app, host=host, port=port, log_level="warning")
 
 

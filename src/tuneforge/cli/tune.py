@@ -14,6 +14,7 @@ from rich.table import Table
 from tuneforge.cli.client import Client, connect
 from tuneforge.cli.common import console, fail, friendly_errors
 from tuneforge.config import get_settings
+from tuneforge.storage import storage_for
 
 TERMINAL = {"JOB_STATE_SUCCEEDED", "JOB_STATE_FAILED", "JOB_STATE_CANCELLED", "JOB_STATE_PAUSED"}
 
@@ -244,9 +245,10 @@ def print_summary(client: Client, job: dict) -> None:
             f"tuned model: [bold]{tuned['model'].rsplit('/', 1)[-1]}[/] "
             f"(also usable as {job_id}; Vertex endpoint {tuned.get('endpoint')})"
         )
-    curve = get_settings().jobs_dir / job_id / "loss_curve.png"
-    if curve.exists():
-        console.print(f"loss curve: {curve}")
+    storage = storage_for(get_settings())
+    curve = storage.job_uri(job_id, "loss_curve.png")
+    if storage.exists(curve):
+        console.print(f"loss curve: {storage.local_path(curve)}")
 
 
 def _default_epoch(client: Client, job_id: str) -> int | None:

@@ -23,6 +23,7 @@ from tuneforge.data.validate import (
     validate_dataset,
 )
 from tuneforge.errors import InvalidArgument, NotFound
+from tuneforge.storage import storage_for
 from tuneforge.store import repo
 
 REMOTE_SCHEMES = {"gs": "gcsfs", "s3": "s3fs"}
@@ -84,12 +85,14 @@ def resolve_dataset(
 ) -> Path:
     if file_id := file_id_of(reference):
         try:
-            return Path(repo.get_file(session, project_id, file_id).path)
+            uri = repo.get_file(session, project_id, file_id).path
+            return storage_for(settings).local_path(uri)
         except NotFound:
             raise InvalidArgument(f"{param}: no file {file_id!r} in this project", param) from None
     scheme, sep, _ = reference.partition("://")
     if is_remote(reference):
-        return _remote(reference, scheme, param, fetch, cache_dir or settings.data_dir / "cache")
+        cache_dir = cache_dir or storage_for(settings).cache_dir
+        return _remote(reference, scheme, param, fetch, cache_dir)
     if sep:
         raise InvalidArgument(
             f"{param}: unsupported URI scheme {scheme!r}; use an uploaded file id, a path under "

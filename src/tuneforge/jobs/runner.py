@@ -31,6 +31,7 @@ from tuneforge.jobs.store_observer import StoreObserver
 from tuneforge.jobs.targets import model_target
 from tuneforge.models.loading import load_tokenizer, quiet_transformers
 from tuneforge.models.resolve import resolve_base_model
+from tuneforge.storage import storage_for
 from tuneforge.store import repo
 from tuneforge.store.db import Database
 from tuneforge.store.models import TuningJob
@@ -61,7 +62,7 @@ class DatasetRejected(TuneforgeError):
 def run_job(db: Database, settings: Settings, job_id: str, worker_id: str | None = None) -> None:
     with db.session() as s:
         job = repo.heartbeat(s, job_id, worker_id=worker_id)
-    observer = StoreObserver(db, job_id, worker_id)
+    observer = StoreObserver(db, job_id, worker_id, storage_for(settings))
     with heartbeats(db, job_id, worker_id):
         _run(db, settings, job, observer, worker_id)
 
@@ -71,7 +72,8 @@ def _run(db: Database, settings: Settings, job: TuningJob, observer, worker_id) 
     try:
         spec = _spec_for(job, db, settings)
         train, validation = _prepare_datasets(job, spec, db, settings, observer)
-        result = run_tuning(spec, train, validation, settings.job_dir(job_id), settings, observer)
+        job_dir = storage_for(settings).job_dir(job_id)
+        result = run_tuning(spec, train, validation, job_dir, settings, observer)
         _record_outcome(db, settings, job, result, worker_id)
     except DatasetRejected as err:
         _fail(db, job_id, worker_id, "invalid_training_file", str(err), err.param)
@@ -204,7 +206,7 @@ def _record_outcome(
             sub_state=SubState.POST_PROCESSING,
             trained_tokens=result.trained_tokens,
         )
-    job_dir = settings.job_dir(job.id)
+    job_dir = storage_for(settings).job_dir(job.id)
     with db.session() as s:
         series = repo.metric_series(s, job.id)
     _write_metrics_csv(series, job_dir / "metrics.csv")

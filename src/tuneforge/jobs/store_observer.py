@@ -14,6 +14,7 @@ from tuneforge.engine.observer import (
     TrainingPlan,
     TuningObserver,
 )
+from tuneforge.storage import Storage
 from tuneforge.store import repo
 from tuneforge.store.db import Database
 from tuneforge.store.states import SubState
@@ -24,8 +25,9 @@ POLL_INTERVAL_S = 0.25
 
 
 class StoreObserver(TuningObserver):
-    def __init__(self, db: Database, job_id: str, worker_id: str | None) -> None:
+    def __init__(self, db: Database, job_id: str, worker_id: str | None, storage: Storage) -> None:
         self.db = db
+        self.storage = storage  # a checkpoint's row holds the URI it publishes
         self.job_id = job_id
         self.worker_id = worker_id
         self.plan: TrainingPlan | None = None
@@ -98,7 +100,7 @@ class StoreObserver(TuningObserver):
                     self.job_id,
                     epoch=checkpoint.epoch,
                     step=checkpoint.step,
-                    path=str(checkpoint.path),
+                    path=self.storage.publish(checkpoint.path),
                     metrics=checkpoint.metrics,
                 )
             repo.record_event(

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from tuneforge.config import Settings, settings_env
+from tuneforge.storage import storage_for
 
 log = logging.getLogger("tuneforge.executor")
 
@@ -149,7 +150,7 @@ class SubprocessExecutor:
         ]
 
     def _spawn(self, job_id: str, devices: tuple[int, ...]) -> subprocess.Popen:
-        log_dir = self.settings.jobs_dir / job_id / "logs"
+        log_dir = storage_for(self.settings).job_dir(job_id) / "logs"
         log_dir.mkdir(parents=True, exist_ok=True)
         env = {**os.environ, **settings_env(self.settings), "PYTHONUNBUFFERED": "1"}
         if devices:

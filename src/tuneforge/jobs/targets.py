@@ -6,8 +6,6 @@ continues from, a distillation's teacher) look names up here, so neither reaches
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from sqlalchemy.orm import Session
 
 from tuneforge.config import Settings
@@ -15,6 +13,7 @@ from tuneforge.errors import NotFound, TuneforgeError
 from tuneforge.inference.types import ModelTarget
 from tuneforge.models.names import TunedRef, parse_model_name
 from tuneforge.models.resolve import resolve_base_model
+from tuneforge.storage import storage_for
 from tuneforge.store import repo
 from tuneforge.store.models import Checkpoint, TuningJob
 
@@ -31,7 +30,7 @@ def model_target(session: Session, settings: Settings, project_id: str, name: st
         return ModelTarget(name=name, base_source=resolved.source)
     job, checkpoint = tuned_checkpoint(session, project_id, name)
     base = resolve_base_model(job.base_model, settings)
-    path = Path(checkpoint.path)
+    path = storage_for(settings).local_path(checkpoint.path)
     if job.mode == "full":
         return ModelTarget(name=name, base_source=base.source, weights_path=path)
     return ModelTarget(name=name, base_source=base.source, adapter_path=path)

@@ -14,6 +14,7 @@ from pathlib import Path
 from tuneforge.config import Settings
 from tuneforge.errors import ModelNotFound
 from tuneforge.models.tiny import TINY_MODELS, ensure_tiny_model
+from tuneforge.storage import storage_for
 
 
 @dataclass(frozen=True)
@@ -23,7 +24,7 @@ class ResolvedModel:
 
 
 def _model_roots(settings: Settings) -> list[Path]:
-    return [settings.models_dir, *settings.model_roots]
+    return [storage_for(settings).models_dir, *settings.model_roots]
 
 
 def _is_under(path: Path, root: Path) -> bool:
@@ -32,7 +33,8 @@ def _is_under(path: Path, root: Path) -> bool:
 
 def resolve_base_model(name: str, settings: Settings) -> ResolvedModel:
     if name in TINY_MODELS:
-        return ResolvedModel(name, str(ensure_tiny_model(name, settings.models_dir)))
+        folder = ensure_tiny_model(name, storage_for(settings).models_dir)
+        return ResolvedModel(name, str(folder))
 
     roots = _model_roots(settings)
     if ".." in Path(name).parts:

@@ -1,8 +1,10 @@
-"""Uploaded datasets: streamed to disk under a size limit, immutable, validated on arrival."""
+"""Uploaded datasets: streamed to the storage under a size limit, immutable, validated on
+arrival."""
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -11,6 +13,7 @@ from tuneforge.data.report import to_json as report_to_json
 from tuneforge.data.validate import validate_any_task
 from tuneforge.errors import InvalidArgument
 from tuneforge.jobs.datasets import resolve_dataset
+from tuneforge.storage import storage_for
 from tuneforge.store import repo
 from tuneforge.store.db import Database
 from tuneforge.store.models import File
@@ -34,29 +37,26 @@ class FileService:
     def __init__(self, db: Database, settings: Settings) -> None:
         self.db = db
         self.settings = settings
+        self.storage = storage_for(settings)
 
     def upload(self, project_id: str, filename: str, stream: BinaryIO, purpose: str) -> File:
-        """Stream an upload to disk (refusing it past the size limit), store it immutably with
-        its sha256, and validate it on arrival."""
+        """Stream an upload to the storage (refusing it past the size limit), store it
+        immutably with its sha256, and validate it on arrival."""
         file_id = repo.new_file_id()
-        folder = self.settings.files_dir
-        folder.mkdir(parents=True, exist_ok=True)
-        target = folder / f"{file_id}.jsonl"
-        partial = target.with_suffix(".partial")
-        digest, size = hashlib.sha256(), 0
-        try:
-            with partial.open("wb") as sink:
-                while chunk := stream.read(UPLOAD_CHUNK):
-                    size += len(chunk)
-                    if size > self.settings.max_upload_bytes:
-                        raise UploadTooLarge.over(self.settings.max_upload_bytes)
-                    digest.update(chunk)
-                    sink.write(chunk)
-            partial.rename(target)
-            target.chmod(0o444)
-        finally:
-            partial.unlink(missing_ok=True)
-        report = validate_any_task(target)
+        digest = hashlib.sha256()
+        size = 0
+
+        def chunks() -> Iterator[bytes]:
+            nonlocal size
+            while chunk := stream.read(UPLOAD_CHUNK):
+                size += len(chunk)
+                if size > self.settings.max_upload_bytes:
+                    raise UploadTooLarge.over(self.settings.max_upload_bytes)
+                digest.update(chunk)
+                yield chunk
+
+        uri = self.storage.write_upload(file_id, chunks())
+        report = validate_any_task(self.storage.local_path(uri))
         try:
             with self.db.session() as s:
                 repo.ensure_project(s, project_id)
@@ -68,14 +68,14 @@ class FileService:
                     bytes=size,
                     sha256=digest.hexdigest(),
                     purpose=purpose,
-                    path=str(target),
+                    path=uri,
                     status="processed" if report.ok else "error",
                     format=report.format.value if report.format else None,
                     example_count=len(report.examples),
                     validation=report_to_json(report),
                 )
         except BaseException:
-            target.unlink(missing_ok=True)  # no row points at it: do not keep it
+            self.storage.delete_upload(uri)  # no row points at it: do not keep it
             raise
 
     def get(self, project_id: str, file_id: str) -> File:
@@ -89,11 +89,13 @@ class FileService:
     def delete(self, project_id: str, file_id: str) -> File:
         with self.db.session() as s:
             row = repo.delete_file(s, project_id, file_id)
-        path = Path(row.path)
         # A job's result file (metrics.csv) lives in the job's folder: it is not ours to delete.
-        if path.resolve().is_relative_to(self.settings.files_dir.resolve()):
-            path.unlink(missing_ok=True)
+        self.storage.delete_upload(row.path)
         return row
+
+    def local_path(self, row: File) -> Path:
+        """A local copy of the file's content (its row holds a URI, or an old row's path)."""
+        return self.storage.local_path(row.path)
 
     def dataset_path(self, project_id: str, reference: str, param: str) -> Path:
         """A local copy of the dataset a reference names (an uploaded file, an allowed path,

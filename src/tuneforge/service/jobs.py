@@ -17,6 +17,7 @@ from tuneforge.errors import InvalidArgument
 from tuneforge.jobs.datasets import refuse_invalid_dataset
 from tuneforge.models.names import TunedRef, parse_model_name
 from tuneforge.service.models import ModelService
+from tuneforge.storage import storage_for
 from tuneforge.store import repo
 from tuneforge.store.db import Database
 from tuneforge.store.models import Checkpoint, Event, File, TunedModel, TuningJob
@@ -188,16 +189,17 @@ class JobService:
     def result_file(self, project_id: str, job_id: str) -> File | None:
         """A succeeded job's metrics CSV as a file of purpose ``fine-tune-results`` (registered
         the first time it is asked for, under an id derived from the job's), else None."""
-        path = self.settings.job_dir(job_id) / "metrics.csv"
+        storage = storage_for(self.settings)
         file_id = "file-" + hashlib.sha256(f"results/{job_id}".encode()).hexdigest()[:24]
         with self.db.session() as s:
             job = repo.get_job(s, project_id, job_id)
-            if job.state != JobState.SUCCEEDED or not path.is_file():
+            uri = storage.job_uri(job.id, "metrics.csv")
+            if job.state != JobState.SUCCEEDED or not storage.exists(uri):
                 return None
             existing = s.get(File, file_id)
             if existing is not None:
                 return existing
-        content = path.read_bytes()
+        content = storage.read_bytes(uri)
         try:
             with self.db.session() as s:
                 return repo.create_file(
@@ -208,7 +210,7 @@ class JobService:
                     bytes=len(content),
                     sha256=hashlib.sha256(content).hexdigest(),
                     purpose=RESULTS_PURPOSE,
-                    path=str(path),
+                    path=uri,
                     status="processed",
                 )
         except IntegrityError:  # registered by a concurrent request meanwhile

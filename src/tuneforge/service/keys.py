@@ -1,10 +1,12 @@
-"""API keys, each scoped to one project; the local CLI keeps project default's in the data dir."""
+"""API keys, each scoped to one project; the local CLI keeps project default's where the
+storage says (LocalStorage: in the data dir)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from tuneforge.config import Settings
+from tuneforge.storage import storage_for
 from tuneforge.store import repo
 from tuneforge.store.db import Database
 
@@ -37,9 +39,9 @@ class KeyService:
             return repo.revoke_api_key(s, project_id, key_id)
 
     def ensure_local(self) -> tuple[str, bool]:
-        """The key of project ``default`` kept in the data dir (mode 0600) for the local CLI;
-        made on first use. Returns the key and whether it was just created."""
-        path = self.settings.data_dir / "api_key"
+        """The key of project ``default`` kept at the storage's local key path (mode 0600) for
+        the local CLI; made on first use. Returns the key and whether it was just created."""
+        path = storage_for(self.settings).local_key_path
         if path.exists():
             key = path.read_text().strip()
             if self.authenticate(key):

@@ -13,6 +13,7 @@ from tuneforge.jobs.targets import model_target, tuned_checkpoint
 from tuneforge.models.names import TunedRef, parse_model_name
 from tuneforge.models.resolve import resolve_base_model
 from tuneforge.models.tiny import TINY_MODELS
+from tuneforge.storage import storage_for
 from tuneforge.store import repo
 from tuneforge.store.db import Database
 from tuneforge.store.models import TunedModel, TuningJob
@@ -53,7 +54,7 @@ class ModelService:
 
     def list(self, project_id: str) -> list[ModelInfo]:
         models = [ModelInfo(id=name, kind="base", base_model=name) for name in TINY_MODELS]
-        for root in [self.settings.models_dir, *self.settings.model_roots]:
+        for root in [storage_for(self.settings).models_dir, *self.settings.model_roots]:
             if root.is_dir():
                 models += [
                     ModelInfo(id=p.name, kind="base", base_model=p.name)
