@@ -22,6 +22,7 @@ from tuneforge.api.vertex_schema import (
     ListTuningJobEventsResponse,
     ListTuningJobsResponse,
     TuningJobEvent,
+    TuningJobOut,
     tuning_job_json,
 )
 from tuneforge.errors import InvalidArgument, NotFound
@@ -53,14 +54,14 @@ def parent_of(project: str, location: str) -> str:
 # --- tuning jobs ------------------------------------------------------------------------------
 
 
-@routes.post(PARENT + "/tuningJobs")
+@routes.post(PARENT + "/tuningJobs", **google_response)
 def create_tuning_job(
     project: str,
     location: str,
     body: CreateTuningJobRequest,
     project_id: str = Depends(current_project),
     service: Service = Depends(get_service),
-) -> dict[str, Any]:
+) -> TuningJobOut:
     request = body.to_job_request()  # its own errors already use Vertex's names
     try:
         view = service.jobs.create(project_id, request)
@@ -92,14 +93,14 @@ def list_tuning_jobs(
     )
 
 
-@routes.get(JOB)
+@routes.get(JOB, **google_response)
 def get_tuning_job(
     project: str,
     location: str,
     job_id: str,
     project_id: str = Depends(current_project),
     service: Service = Depends(get_service),
-) -> dict[str, Any]:
+) -> TuningJobOut:
     return tuning_job_json(service.jobs.get(project_id, job_id), parent_of(project, location))
 
 
@@ -113,25 +114,25 @@ def cancel_tuning_job(
     return {}  # google.protobuf.Empty, as Vertex answers
 
 
-@routes.post(JOB + ":pause")
+@routes.post(JOB + ":pause", **google_response)
 def pause_tuning_job(
     project: str,
     location: str,
     job_id: str,
     project_id: str = Depends(current_project),
     service: Service = Depends(get_service),
-) -> dict[str, Any]:
+) -> TuningJobOut:
     return tuning_job_json(service.jobs.pause(project_id, job_id), parent_of(project, location))
 
 
-@routes.post(JOB + ":resume")
+@routes.post(JOB + ":resume", **google_response)
 def resume_tuning_job(
     project: str,
     location: str,
     job_id: str,
     project_id: str = Depends(current_project),
     service: Service = Depends(get_service),
-) -> dict[str, Any]:
+) -> TuningJobOut:
     return tuning_job_json(service.jobs.resume(project_id, job_id), parent_of(project, location))
 
 

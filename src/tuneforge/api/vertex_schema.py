@@ -269,47 +269,104 @@ class CreateTuningJobRequest(GoogleRequest):
 # --- tuning jobs: the response --------------------------------------------------------------
 
 
-def tuning_job_json(view: JobView, parent: str) -> dict[str, Any]:
+class CheckpointOut(GoogleResponse):
+    checkpoint_id: str
+    epoch: int | None = None
+    step: int | None = None
+    endpoint: str
+
+
+class TunedModelOut(GoogleResponse):
+    model: str
+    endpoint: str
+    checkpoints: list[CheckpointOut]
+
+
+class PreTunedModelOut(GoogleResponse):
+    tuned_model_name: str
+    base_model: str
+
+
+class TuningJobMetadata(GoogleResponse):
+    completed_epoch_count: int | None = None
+    completed_step_count: int | None = None
+
+
+class TuningJobOut(GoogleResponse):
+    """Vertex's TuningJob. The method's spec sits under the key its registration names
+    (``supervisedTuningSpec``, ...), an extra field set by :func:`tuning_job_json`."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel, validate_by_name=True, serialize_by_alias=True, extra="allow"
+    )
+
+    name: str
+    tuned_model_display_name: str | None = None
+    description: str | None = None
+    base_model: str
+    state: str
+    tuning_job_state: str | None = None
+    create_time: str | None = None
+    start_time: str | None = None
+    end_time: str | None = None
+    update_time: str | None = None
+    error: dict[str, Any] | None = None
+    tuning_data_stats: dict[str, Any] | None = None
+    tuning_job_metadata: TuningJobMetadata
+    labels: dict[str, str] | None = None
+    pre_tuned_model: PreTunedModelOut | None = None
+    tuned_model: TunedModelOut | None = None
+
+
+def tuning_job_json(view: JobView, parent: str) -> TuningJobOut:
     """A job as Vertex's TuningJob; ``parent`` is ``projects/{p}/locations/{l}``."""
     job = view.job
     method = get_method(job.method)
-    body: dict[str, Any] = {
-        "name": child_name(parent, "tuningJobs", job.id),
-        "tunedModelDisplayName": job.display_name,
-        "description": job.description,
-        "baseModel": job.base_model,
-        method.vertex_spec or f"{method.name}Spec": _spec_json(job, method),
-        "state": job.state.value,
-        "tuningJobState": f"TUNING_JOB_STATE_{job.sub_state.value}" if job.sub_state else None,
-        "createTime": timestamp(job.created_at),
-        "startTime": timestamp(job.started_at),
-        "endTime": timestamp(job.ended_at),
-        "updateTime": timestamp(job.updated_at),
-        "error": job_error_status(job.error),
-        "tuningDataStats": _data_stats_json(method, job.data_stats),
-        "tuningJobMetadata": {
-            "completedEpochCount": job.completed_epochs,
-            "completedStepCount": job.completed_steps,
-        },
-        "labels": job.user_metadata or None,
-    }
-    if pre_tuned := job.hyperparameters.get("pre_tuned_model"):
-        body["preTunedModel"] = {"tunedModelName": pre_tuned, "baseModel": job.base_model}
-    if view.tuned_model is not None:
-        body["tunedModel"] = {
-            "model": child_name(parent, "models", view.tuned_model.id),
-            "endpoint": child_name(parent, "endpoints", view.tuned_model.id),
-            "checkpoints": [
-                {
-                    "checkpointId": checkpoint.id,
-                    "epoch": checkpoint.epoch,
-                    "step": checkpoint.step,
-                    "endpoint": child_name(parent, "endpoints", checkpoint.id),
-                }
-                for checkpoint in view.checkpoints
-            ],
-        }
-    return without_nones(body)
+    tuned = view.tuned_model
+    pre_tuned = job.hyperparameters.get("pre_tuned_model")
+    spec = {method.vertex_spec or f"{method.name}Spec": _spec_json(job, method)}
+    return TuningJobOut(
+        name=child_name(parent, "tuningJobs", job.id),
+        tuned_model_display_name=job.display_name,
+        description=job.description,
+        base_model=job.base_model,
+        state=job.state.value,
+        tuning_job_state=f"TUNING_JOB_STATE_{job.sub_state.value}" if job.sub_state else None,
+        create_time=timestamp(job.created_at),
+        start_time=timestamp(job.started_at),
+        end_time=timestamp(job.ended_at),
+        update_time=timestamp(job.updated_at),
+        error=job_error_status(job.error),
+        tuning_data_stats=_data_stats_json(method, job.data_stats),
+        tuning_job_metadata=TuningJobMetadata(
+            completed_epoch_count=job.completed_epochs,
+            completed_step_count=job.completed_steps,
+        ),
+        labels=job.user_metadata or None,
+        pre_tuned_model=(
+            PreTunedModelOut(tuned_model_name=pre_tuned, base_model=job.base_model)
+            if pre_tuned
+            else None
+        ),
+        tuned_model=(
+            TunedModelOut(
+                model=child_name(parent, "models", tuned.id),
+                endpoint=child_name(parent, "endpoints", tuned.id),
+                checkpoints=[
+                    CheckpointOut(
+                        checkpoint_id=c.id,
+                        epoch=c.epoch,
+                        step=c.step,
+                        endpoint=child_name(parent, "endpoints", c.id),
+                    )
+                    for c in view.checkpoints
+                ],
+            )
+            if tuned is not None
+            else None
+        ),
+        **spec,
+    )
 
 
 def _spec_json(job: TuningJob, method: TuningMethod) -> dict[str, Any]:
@@ -350,7 +407,7 @@ def _data_stats_json(method: TuningMethod, stats: dict[str, Any] | None) -> dict
 
 
 class ListTuningJobsResponse(GoogleResponse):
-    tuning_jobs: list[dict[str, Any]]  # each a tuning_job_json
+    tuning_jobs: list[TuningJobOut]
     next_page_token: str | None = None
 
 
