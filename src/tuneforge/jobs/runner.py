@@ -21,10 +21,12 @@ from tuneforge.config import Settings, get_settings
 from tuneforge.data.stats import compute_stats
 from tuneforge.data.validate import first_errors
 from tuneforge.engine.errors import TuningError
+from tuneforge.engine.methods import get_method
+from tuneforge.engine.observer import TrainingPlan
 from tuneforge.engine.plot import plot_loss_curve
 from tuneforge.engine.result import TuningResult
 from tuneforge.engine.run import run_tuning
-from tuneforge.engine.spec import Hyperparameters, TuningSpec, resolve_hyperparameters
+from tuneforge.engine.spec import Hyperparameters, TuningSpec
 from tuneforge.errors import Conflict, TuneforgeError
 from tuneforge.jobs.datasets import resolve_dataset, validate_for_job
 from tuneforge.jobs.store_observer import StoreObserver
@@ -135,12 +137,19 @@ def _spec_for(job: TuningJob, db: Database, settings: Settings) -> TuningSpec:
     )
 
 
-def _prepare_datasets(job: TuningJob, spec: TuningSpec, db: Database, settings: Settings, observer):
-    """Validate both files against the base model's tokenizer and record the statistics."""
+def _prepare_datasets(
+    job: TuningJob, spec: TuningSpec, db: Database, settings: Settings, observer: StoreObserver
+):
+    """Validate both files against the base model's tokenizer; their statistics are recorded
+    when training starts, with the epochs and batch size it resolved (the only resolution)."""
     quiet_transformers()
     tokenizer = load_tokenizer(resolve_base_model(job.base_model, settings).source)
-    task = job.method  # each method trains on the task of the same name
+    task = get_method(job.method).task
     max_length = spec.hyperparameters.max_seq_length
+    with db.session() as s:
+        repo.update_progress(
+            s, job.id, worker_id=observer.worker_id, sub_state=SubState.PROCESSING_DATASET
+        )
     datasets, token_counts = {}, []
     for param, reference in (
         ("training_file", job.training_file),
@@ -160,34 +169,32 @@ def _prepare_datasets(job: TuningJob, spec: TuningSpec, db: Database, settings: 
         datasets[param] = report.examples
         if param == "training_file":
             token_counts = report.token_counts
-    train = datasets["training_file"]
-    hp = resolve_hyperparameters(spec.hyperparameters, spec.mode, len(train), method=spec.method)
-    stats = compute_stats(
-        train,
-        tokenizer,
-        epochs=hp.epochs,
-        batch_size=hp.batch_size,
-        max_length=max_length,
-        token_counts=token_counts,
-    )
-    with db.session() as s:
-        repo.update_progress(
-            s,
-            job.id,
-            worker_id=observer.worker_id,
-            sub_state=SubState.PROCESSING_DATASET,
-            data_stats=stats.to_vertex(),
-            total_epochs=hp.epochs,
+    train, validation = datasets["training_file"], datasets["validation_file"]
+
+    def record_statistics(plan: TrainingPlan) -> None:
+        hyperparameters = plan.hyperparameters
+        stats = compute_stats(
+            train,
+            tokenizer,
+            epochs=plan.epochs,
+            batch_size=hyperparameters["batch_size"],
+            max_length=hyperparameters["max_seq_length"],
+            token_counts=token_counts,
         )
-        repo.record_event(
-            s,
-            job.id,
-            f"dataset processed: {len(train)} training examples, "
-            f"{len(datasets['validation_file'])} validation examples, "
-            f"{stats.total_tokens} tokens",
-            data={"examples": len(train), "tokens": stats.total_tokens},
-        )
-    return train, datasets["validation_file"]
+        with db.session() as s:
+            repo.update_progress(
+                s, job.id, worker_id=observer.worker_id, data_stats=stats.to_vertex()
+            )
+            repo.record_event(
+                s,
+                job.id,
+                f"dataset processed: {len(train)} training examples, "
+                f"{len(validation)} validation examples, {stats.total_tokens} tokens",
+                data={"examples": len(train), "tokens": stats.total_tokens},
+            )
+
+    observer.before_start = record_statistics
+    return train, validation
 
 
 def _record_outcome(

@@ -4,6 +4,7 @@ store, and the job's requested action (cancel / pause) comes back from it."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from tuneforge.engine.observer import (
@@ -31,11 +32,16 @@ class StoreObserver(TuningObserver):
         self.job_id = job_id
         self.worker_id = worker_id
         self.plan: TrainingPlan | None = None
+        # Called with the plan before it is recorded: the runner records the dataset's
+        # statistics then, with the epochs and batch size the engine resolved.
+        self.before_start: Callable[[TrainingPlan], None] | None = None
         self._last_poll = 0.0
         self._requested: StopRequest | None = None
 
     def on_start(self, plan: TrainingPlan) -> None:
         self.plan = plan
+        if self.before_start is not None:
+            self.before_start(plan)
         with self.db.session() as s:
             repo.update_progress(
                 s,
