@@ -149,6 +149,7 @@ def _check_locally(
     from tuneforge.data.report import render
     from tuneforge.data.stats import compute_stats
     from tuneforge.data.validate import validate_dataset
+    from tuneforge.engine.methods import get_method
     from tuneforge.engine.spec import Hyperparameters, resolve_hyperparameters
     from tuneforge.models.loading import load_tokenizer, quiet_transformers
     from tuneforge.models.resolve import resolve_base_model
@@ -157,7 +158,8 @@ def _check_locally(
     tokenizer = None
     if base_model:
         tokenizer = load_tokenizer(resolve_base_model(base_model, get_settings()).source)
-    report = validate_dataset(train_file, task=method, tokenizer=tokenizer, max_length=2048)
+    task = get_method(method).task
+    report = validate_dataset(train_file, task=task, tokenizer=tokenizer, max_length=2048)
     stats = None
     if report.examples and tokenizer is not None:
         hp = resolve_hyperparameters(

@@ -68,6 +68,7 @@ def evaluate(
     with its teacher) on TEST_FILE: exact match, token F1, ROUGE-L, prompt tokens, speed.
     The models run on this machine, from the local data dir."""
     from tuneforge.data.validate import load_examples
+    from tuneforge.engine.methods import get_method
     from tuneforge.inference.evaluate import (
         Candidate,
         evaluate_candidates,
@@ -87,7 +88,8 @@ def evaluate(
         base = service.models.target(PROJECT, job.base_model)
         if not train:
             path = service.files.dataset_path(PROJECT, job.training_file, "training_file")
-            train = load_examples(path, task=job.method, min_examples=1)
+            task = get_method(job.method).task
+            train = load_examples(path, task=task, min_examples=1)
         if job.teacher_model:
             extra.append(Candidate("teacher", service.models.target(PROJECT, job.teacher_model)))
     else:
