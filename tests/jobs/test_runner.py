@@ -100,3 +100,22 @@ def test_a_runner_that_lost_its_job_neither_succeeds_nor_fails_it(db) -> None:
         again = repo.load_job(s, job.id)
     assert (again.state, again.worker_id, again.error) == (JobState.RUNNING, "w2", None)
     assert not has_tuned_model(db, job.id)
+
+
+def test_a_jobs_spec_carries_its_methods_own_hyperparameters(db) -> None:
+    with db.session() as s:
+        repo.ensure_project(s, PROJECT)
+        job = repo.create_job(
+            s,
+            PROJECT,
+            base_model="tiny",
+            training_file="f",
+            method="preference",
+            hyperparameters={"beta": 0.2, "epochs": 2, "pre_tuned_model": None},
+        )
+    spec = runner._spec_for(job, db, settings=None)
+    assert (spec.method, spec.hyperparameters.beta, spec.hyperparameters.epochs) == (
+        "preference",
+        0.2,
+        2,
+    )

@@ -26,7 +26,7 @@ from tuneforge.engine.observer import TrainingPlan
 from tuneforge.engine.plot import plot_loss_curve
 from tuneforge.engine.result import TuningResult
 from tuneforge.engine.run import run_tuning
-from tuneforge.engine.spec import Hyperparameters, TuningSpec
+from tuneforge.engine.spec import TuningSpec
 from tuneforge.errors import Conflict, TuneforgeError
 from tuneforge.jobs.datasets import resolve_dataset, validate_for_job
 from tuneforge.jobs.store_observer import StoreObserver
@@ -131,7 +131,7 @@ def _spec_for(job: TuningJob, db: Database, settings: Settings) -> TuningSpec:
         base_model=job.base_model,
         method=job.method,
         mode=job.mode.value,
-        hyperparameters=Hyperparameters(**hyperparameters),
+        hyperparameters=hyperparameters,  # read as the method's own type by TuningSpec
         seed=job.seed if job.seed is not None else 42,
         **options,
     )
