@@ -1,15 +1,14 @@
 """The CLI's way to a tuneforge server: over HTTP, to ``--server`` or to one it starts itself.
 
-Without ``--server`` (or ``TUNEFORGE_SERVER``), the CLI runs the same app in this process on a
-loopback port, on the local data dir, so every command takes the one code path a remote server
-takes: API → service → store → scheduler → runner.
+Without ``--server`` (or ``TUNEFORGE_SERVER``), the CLI runs the same app in this process, on
+the local data dir, and sends it the same HTTP requests (through an in-process ASGI client, not
+a socket), so every command takes the one code path a remote server takes: API → service →
+store → scheduler → runner.
 """
 
 from __future__ import annotations
 
 import ipaddress
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -32,11 +31,19 @@ class ServerError(TuneforgeError):
 
 
 class Client:
-    def __init__(self, base_url: str, key: str, project: str = "default", location: str = "local"):
+    def __init__(
+        self,
+        base_url: str,
+        key: str,
+        project: str = "default",
+        location: str = "local",
+        http: httpx.Client | None = None,
+    ):
+        """``http``: the HTTP client to send through (the embedded app's); by default one to
+        ``base_url``."""
         self.base_url = base_url.rstrip("/")
-        self.http = httpx.Client(
-            base_url=self.base_url, headers={"Authorization": f"Bearer {key}"}, timeout=120
-        )
+        self.http = http or httpx.Client(base_url=self.base_url, timeout=120)
+        self.http.headers["Authorization"] = f"Bearer {key}"
         self.prefix = VERTEX_PREFIX.format(project=project, location=location)
 
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
@@ -135,8 +142,8 @@ def connect(server: str | None = None, *, run_jobs: bool = False) -> Iterator[Cl
         finally:
             client.close()
         return
-    with embedded_server(settings, run_jobs=run_jobs) as (url, key):
-        client = Client(url, key)
+    with embedded_app(settings, run_jobs=run_jobs) as (http, key):
+        client = Client(str(http.base_url), key, http=http)
         try:
             yield client
         finally:
@@ -144,25 +151,17 @@ def connect(server: str | None = None, *, run_jobs: bool = False) -> Iterator[Cl
 
 
 @contextmanager
-def embedded_server(settings: Settings, *, run_jobs: bool) -> Iterator[tuple[str, str]]:
-    import uvicorn
+def embedded_app(settings: Settings, *, run_jobs: bool) -> Iterator[tuple[httpx.Client, str]]:
+    """The app on the local data dir, in this process, with an HTTP client that speaks to it
+    without a socket: the requests and responses are the ones a server would see, and a
+    command that only lists jobs does not pay for starting and stopping a server. Starlette's
+    TestClient is the maintained synchronous ASGI client for this; it runs the app's lifespan
+    (the scheduler, with ``run_jobs``) for as long as the block lasts."""
+    from starlette.testclient import TestClient
 
     from tuneforge.api.app import create_app
 
     app = create_app(settings, run_scheduler=run_jobs)
     key, _ = app.state.service.keys.ensure_local()
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
-    server = uvicorn.Server(config)
-    server.install_signal_handlers = lambda: None  # the main thread keeps Ctrl-C
-    thread = threading.Thread(target=server.run, name="tuneforge-embedded", daemon=True)
-    thread.start()
-    while not server.started:
-        if not thread.is_alive():
-            raise TuneforgeError("the embedded server did not start")
-        time.sleep(0.02)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        yield f"http://127.0.0.1:{port}", key
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
+    with TestClient(app, base_url="http://tuneforge.local", raise_server_exceptions=False) as http:
+        yield http, key

@@ -6,16 +6,21 @@ import fcntl
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config
-from sqlalchemy import URL, Engine, create_engine, event, make_url
+from sqlalchemy import URL, Engine, create_engine, event, inspect, make_url, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from tuneforge.errors import InvalidArgument
 
+if TYPE_CHECKING:  # alembic (with mako and pygments) loads only when a schema must change
+    from alembic.config import Config
+
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+# The newest migration. A database already there opens without loading alembic, which costs a
+# command that only lists jobs a sixth of a second; tests/store/test_migrations.py checks that
+# this is alembic's head.
+SCHEMA_REVISION = "0003"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 
@@ -93,6 +98,8 @@ class Database:
 
 def alembic_config() -> Config:
     """Alembic's configuration, built in code: no alembic.ini is needed on disk."""
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     return config
@@ -146,15 +153,29 @@ def _run_alembic(url: str | URL, action: Any, revision: str) -> None:
 
 def upgrade(url: str | URL, revision: str = "head") -> None:
     """Create or upgrade the schema of the database at ``url`` (``alembic upgrade head``)."""
+    from alembic import command
+
     _run_alembic(url, command.upgrade, revision)
 
 
 def downgrade(url: str | URL, revision: str) -> None:
+    from alembic import command
+
     _run_alembic(url, command.downgrade, revision)
 
 
+def schema_revision(database: Database) -> str | None:
+    """The database's schema revision, or None for a database without one (a new one)."""
+    with database.engine.connect() as connection:
+        if not inspect(connection).has_table("alembic_version"):
+            return None
+        return connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
+
+
 def open_database(url: str | URL, *, migrate: bool = True) -> Database:
-    """The usual way in: upgrade the schema (unless told not to), then connect."""
-    if migrate:
+    """The usual way in: upgrade the schema (unless told not to, or it is current), then
+    connect."""
+    database = Database(url)
+    if migrate and schema_revision(database) != SCHEMA_REVISION:
         upgrade(url)
-    return Database(url)
+    return database
