@@ -24,3 +24,10 @@ def test_every_package_data_pattern_matches_a_file():
     package = ROOT / "src" / "tuneforge"
     for pattern in PYPROJECT["tool"]["setuptools"]["package-data"]["tuneforge"]:
         assert any(package.glob(pattern)), f"package-data {pattern!r} matches no file"
+
+
+def test_the_console_script_names_a_function_that_exists():
+    import importlib
+
+    module, _, function = PYPROJECT["project"]["scripts"]["tuneforge"].partition(":")
+    assert callable(getattr(importlib.import_module(module), function))
