@@ -16,7 +16,7 @@ PARENT = "projects/p/locations/l"
 
 
 class EchoHyperparameters(Hyperparameters):
-    loudness: float = Field(default=1.0, gt=0, le=10)
+    echo_loudness: float = Field(default=1.0, gt=0, le=10)
 
 
 @pytest.fixture
@@ -48,14 +48,17 @@ def test_vertex_creates_a_job_of_a_newly_registered_method_with_its_own_hyperpar
 ):
     body = {
         "baseModel": TINY,
-        "echoTuningSpec": {"trainingDatasetUri": train_file, "hyperParameters": {"loudness": 2}},
+        "echoTuningSpec": {
+            "trainingDatasetUri": train_file,
+            "hyperParameters": {"echoLoudness": 2},  # Vertex's camelCase for echo_loudness
+        },
     }
     response = api.client.post(f"/v1/{PARENT}/tuningJobs", json=body, headers=api.headers())
     assert response.status_code == 200, response.text
     job = response.json()
-    assert job["echoTuningSpec"]["hyperParameters"] == {"loudness": 2}
+    assert job["echoTuningSpec"]["hyperParameters"] == {"echoLoudness": 2}
     stored = api.service.jobs.get("default", job["name"].rsplit("/", 1)[-1]).job
-    assert (stored.method, stored.hyperparameters) == ("echo", {"loudness": 2})
+    assert (stored.method, stored.hyperparameters) == ("echo", {"echo_loudness": 2})
 
 
 def test_its_bounds_and_unknown_names_are_refused_in_the_surfaces_terms(api: Api, echo, train_file):

@@ -317,6 +317,15 @@ def test_a_file_with_a_bad_line_is_refused_at_creation(api, sentiment_files, tmp
     assert api.service.jobs.list("default").items == []  # nothing was queued
 
 
+def test_a_refusal_quotes_the_users_path_as_it_is(api, sentiment_files):
+    """The path holds a parameter's name (epochs): the surface's renaming leaves it alone."""
+    folder = api.service.settings.dataset_roots[0] / "epochs"
+    folder.mkdir()
+    broken = bad_copy(sentiment_files, folder / "train.jsonl")
+    error = refused(api, model=TINY, training_file=str(broken))
+    assert f"'{broken}' is not a valid supervised dataset" in error["message"]
+
+
 def test_a_file_for_another_method_is_refused_at_creation(api, train_file):
     error = refused(api, model=TINY, training_file=train_file, method={"type": "dpo"})
 

@@ -119,3 +119,17 @@ def test_a_jobs_spec_carries_its_methods_own_hyperparameters(db) -> None:
         0.2,
         2,
     )
+
+
+def test_a_hyperparameter_the_method_does_not_take_is_ignored_with_a_warning(db) -> None:
+    """A supervised job queued before methods had their own types may hold a ``beta``."""
+    with db.session() as s:
+        repo.ensure_project(s, PROJECT)
+        job = repo.create_job(
+            s, PROJECT, base_model="tiny", training_file="f", hyperparameters={"beta": 0.2}
+        )
+    warnings = []
+    observer = SimpleNamespace(on_event=lambda message, level: warnings.append(message))
+    spec = runner._spec_for(job, db, settings=None, observer=observer)
+    assert "beta" not in spec.hyperparameters.model_dump()
+    assert warnings == ["the supervised method takes no beta; ignored"]

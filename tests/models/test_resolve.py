@@ -45,3 +45,12 @@ def test_symlink_out_of_a_root_is_not_followed(rooted, tmp_path):
 
 def test_builtin_tiny_model_still_resolves(settings):
     assert resolve_base_model(TINY, settings).source
+
+
+def test_a_folder_under_the_working_directory_is_no_hub_id(rooted, tmp_path, monkeypatch):
+    """transformers would load ``var/jobs/x`` from the server's working directory as if it were a
+    hub id: a name that is an existing folder outside the roots is refused instead."""
+    _fake_model(tmp_path / "cwd" / "var" / "jobs" / "theirs")
+    monkeypatch.chdir(tmp_path / "cwd")
+    with pytest.raises(ModelNotFound, match="outside the model roots"):
+        resolve_base_model("var/jobs/theirs", rooted)

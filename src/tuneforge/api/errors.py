@@ -59,12 +59,16 @@ def renamed(err: InvalidArgument, names: dict[str, str]) -> InvalidArgument:
     A name is replaced only as a whole name, not inside another (``learning_rate`` within
     ``learning_rate_multiplier``) nor after a dot (a field of something else). The service
     qualifies a hyperparameter as ``hyperparameters.NAME``; the qualified form is replaced
-    whole, so the surface's name does not gain a second prefix."""
+    whole, so the surface's name does not gain a second prefix. Text in quotes (a file's path,
+    a value from the user's data) is left as it is."""
     if not names:
         return InvalidArgument(str(err), err.param)
     alternatives = "|".join(re.escape(name) for name in sorted(names, key=len, reverse=True))
-    pattern = re.compile(rf"(?<![\w.])(?:hyperparameters\.)?({alternatives})(?!\w)")
-    message = pattern.sub(lambda match: names[match[1]], str(err))
+    pattern = re.compile(
+        rf"((?<!\w)'[^'\n]*'(?!\w)|\"[^\"\n]*\")"
+        rf"|(?<![\w.])(?:hyperparameters\.)?({alternatives})(?!\w)"
+    )
+    message = pattern.sub(lambda match: match[1] or names[match[2]], str(err))
     param = names.get(err.param, err.param) if err.param else None
     return InvalidArgument(message, param)
 

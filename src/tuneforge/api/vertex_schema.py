@@ -116,7 +116,8 @@ class HyperParameters(GoogleRequest):
             "early_stopping_patience": self.early_stopping_patience,
             "packing": self.packing,
             "divergence": self.divergence,
-            **(self.model_extra or {}),
+            # a method's own hyperparameters, in Vertex's camelCase or as tuneforge names them
+            **{to_snake(name): value for name, value in (self.model_extra or {}).items()},
         }
         return {name: value for name, value in values.items() if value is not None}
 
@@ -374,7 +375,7 @@ def _spec_json(job: TuningJob, method: TuningMethod) -> dict[str, Any]:
     value it trains with (epochs and batch size made concrete, the default learning rate)."""
     values = job.resolved_hyperparameters or job.hyperparameters or {}
     hyper_parameters = {
-        HYPERPARAMETER_NAMES.get(name, name): values.get(name)
+        HYPERPARAMETER_NAMES.get(name, to_camel(name)): values.get(name)
         for name in method.hyperparameters.model_fields
         if values.get(name) not in (None, "auto")
     }

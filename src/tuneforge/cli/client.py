@@ -1,14 +1,16 @@
 """The CLI's way to a tuneforge server: over HTTP, to ``--server`` or to one it starts itself.
 
 Without ``--server`` (or ``TUNEFORGE_SERVER``), the CLI runs the same app in this process, on
-the local data dir, and sends it the same HTTP requests (through an in-process ASGI client, not
-a socket), so every command takes the one code path a remote server takes: API → service →
-store → scheduler → runner.
+the local data dir, and sends it the same HTTP requests (through an in-process ASGI client for
+the commands that end at once, over a loopback port for ``tune``), so every command takes the
+one code path a remote server takes: API → service → store → scheduler → runner.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -142,7 +144,15 @@ def connect(server: str | None = None, *, run_jobs: bool = False) -> Iterator[Cl
         finally:
             client.close()
         return
-    with embedded_app(settings, run_jobs=run_jobs) as (http, key):
+    if run_jobs:  # uploads stream and requests time out as over any network
+        with embedded_server(settings) as (url, key):
+            client = Client(url, key)
+            try:
+                yield client
+            finally:
+                client.close()
+        return
+    with embedded_app(settings) as (http, key):
         client = Client(str(http.base_url), key, http=http)
         try:
             yield client
@@ -151,17 +161,45 @@ def connect(server: str | None = None, *, run_jobs: bool = False) -> Iterator[Cl
 
 
 @contextmanager
-def embedded_app(settings: Settings, *, run_jobs: bool) -> Iterator[tuple[httpx.Client, str]]:
+def embedded_app(settings: Settings) -> Iterator[tuple[httpx.Client, str]]:
     """The app on the local data dir, in this process, with an HTTP client that speaks to it
-    without a socket: the requests and responses are the ones a server would see, and a
-    command that only lists jobs does not pay for starting and stopping a server. Starlette's
-    TestClient is the maintained synchronous ASGI client for this; it runs the app's lifespan
-    (the scheduler, with ``run_jobs``) for as long as the block lasts."""
+    without a socket, for the commands that read or change a job and end: the requests and
+    responses are the ones a server would see, and listing jobs does not pay for starting and
+    stopping a server. Starlette's TestClient is the maintained synchronous ASGI client; it
+    holds a request body in memory and has no timeout, so ``tune`` uses
+    :func:`embedded_server`."""
     from starlette.testclient import TestClient
 
     from tuneforge.api.app import create_app
 
-    app = create_app(settings, run_scheduler=run_jobs)
+    app = create_app(settings, run_scheduler=False)
     key, _ = app.state.service.keys.ensure_local()
     with TestClient(app, base_url="http://tuneforge.local", raise_server_exceptions=False) as http:
         yield http, key
+
+
+@contextmanager
+def embedded_server(settings: Settings) -> Iterator[tuple[str, str]]:
+    """The app on the local data dir, with its scheduler, served on a loopback port by a
+    thread of this process for as long as the block lasts."""
+    import uvicorn
+
+    from tuneforge.api.app import create_app
+
+    app = create_app(settings, run_scheduler=True)
+    key, _ = app.state.service.keys.ensure_local()
+    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
+    server = uvicorn.Server(config)
+    server.install_signal_handlers = lambda: None  # the main thread keeps Ctrl-C
+    thread = threading.Thread(target=server.run, name="tuneforge-embedded", daemon=True)
+    thread.start()
+    while not server.started:
+        if not thread.is_alive():
+            raise TuneforgeError("the embedded server did not start")
+        time.sleep(0.02)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}", key
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)

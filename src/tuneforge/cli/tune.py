@@ -67,7 +67,10 @@ def tune(
     from tuneforge.engine.methods import get_method
 
     chosen = get_method(method, "--method")
-    _check_locally(train_file, _tokenizer_model(base_model, server), method, epochs, batch_size)
+    extra = parse_assignments(extra_hyperparameters)
+    preview = {"epochs": epochs, "batch_size": batch_size, "max_seq_length": max_seq_length}
+    preview |= {name: extra[name] for name in preview if name in extra}
+    _check_locally(train_file, _tokenizer_model(base_model, server), method, preview)
     hyperparameters = {
         "epochCount": epochs,
         "batchSize": batch_size,
@@ -80,7 +83,7 @@ def tune(
         "earlyStoppingPatience": early_stopping_patience,
         "packing": packing,
         "divergence": divergence,
-        **parse_assignments(extra_hyperparameters),
+        **extra,
     }
     with connect(server, run_jobs=True) as client:
         spec: dict = {
@@ -139,18 +142,16 @@ def _tokenizer_model(base_model: str, server: str | None) -> str | None:
 
 
 def _check_locally(
-    train_file: Path,
-    base_model: str | None,
-    method: str,
-    epochs: int | None,
-    batch_size: int | None,
+    train_file: Path, base_model: str | None, method: str, preview: dict[str, Any]
 ) -> None:
-    """Validate and show the statistics before anything is uploaded or trained."""
+    """Validate and show the statistics before anything is uploaded or trained. ``preview``:
+    the epochs, batch size and maximum length asked for (None: the job's default), which the
+    statistics estimate with; the job resolves them for itself when it starts."""
     from tuneforge.data.report import render
     from tuneforge.data.stats import compute_stats
     from tuneforge.data.validate import validate_dataset
     from tuneforge.engine.methods import get_method
-    from tuneforge.engine.spec import Hyperparameters, resolve_hyperparameters
+    from tuneforge.engine.spec import auto_batch_size, auto_epochs
     from tuneforge.models.loading import load_tokenizer, quiet_transformers
     from tuneforge.models.resolve import resolve_base_model
 
@@ -159,20 +160,18 @@ def _check_locally(
     if base_model:
         tokenizer = load_tokenizer(resolve_base_model(base_model, get_settings()).source)
     task = get_method(method).task
-    report = validate_dataset(train_file, task=task, tokenizer=tokenizer, max_length=2048)
+    max_length = preview.get("max_seq_length") or 2048
+    report = validate_dataset(train_file, task=task, tokenizer=tokenizer, max_length=max_length)
     stats = None
     if report.examples and tokenizer is not None:
-        hp = resolve_hyperparameters(
-            Hyperparameters(epochs=epochs or "auto", batch_size=batch_size or "auto"),
-            "peft",
-            len(report.examples),
-            method=method,
-        )
+        count = len(report.examples)
+        epochs = preview.get("epochs") or auto_epochs(count, method)
         stats = compute_stats(
             report.examples,
             tokenizer,
-            epochs=hp.epochs,
-            batch_size=hp.batch_size,
+            epochs=epochs,
+            batch_size=preview.get("batch_size") or auto_batch_size(count),
+            max_length=max_length,
             token_counts=report.token_counts,
         )
     console.print(render(report, stats, source=str(train_file)))

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, StrictInt, model_validator
 
 from tuneforge.errors import InvalidArgument
 
@@ -52,8 +52,9 @@ MAX_EPOCHS, MAX_BATCH_SIZE = 1000, 4096  # far past any real run: a typo, not a 
 class Hyperparameters(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    epochs: int | Auto = Field(default="auto", description="Passes over the training set.")
-    batch_size: int | Auto = Field(default="auto", description="Examples per optimizer step.")
+    # Strict: JSON's true is no epoch count.
+    epochs: StrictInt | Auto = Field(default="auto", description="Passes over the training set.")
+    batch_size: StrictInt | Auto = Field(default="auto", description="Examples per optimizer step.")
     learning_rate: float | None = Field(
         default=None,
         gt=0,

@@ -67,7 +67,7 @@ def refuse_invalid_dataset(
     report = validate_for_job(path, task, param)
     if not report.ok:
         raise InvalidArgument(
-            f"{param}: {reference} is not a valid {task} dataset: "
+            f"{param}: {reference!r} is not a valid {task} dataset: "
             + first_errors(report.problems, report.error_count),
             param,
         )

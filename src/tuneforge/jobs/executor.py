@@ -18,9 +18,10 @@ from typing import Protocol, runtime_checkable
 
 @runtime_checkable
 class Executor(Protocol):
-    """Starts runners and answers for them by handle. Every method is called from the
-    scheduler's thread, which lives as long as the process (the subprocess executor needs that:
-    its runners die with the thread that started them)."""
+    """Starts runners and answers for them by handle. ``start`` is called from the scheduler's
+    thread, which lives as long as the process (the subprocess executor needs that: its runners
+    die with the thread that started them); ``stop`` may also come from the thread that stops
+    the scheduler, once the scheduler's thread has ended or given up waiting."""
 
     def claim_handle(self) -> str:
         """The handle to store with a job this executor's scheduler has just claimed, before

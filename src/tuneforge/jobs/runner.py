@@ -72,7 +72,7 @@ def run_job(db: Database, settings: Settings, job_id: str, worker_id: str | None
 def _run(db: Database, settings: Settings, job: TuningJob, observer, worker_id) -> None:
     job_id = job.id
     try:
-        spec = _spec_for(job, db, settings)
+        spec = _spec_for(job, db, settings, observer)
         train, validation = _prepare_datasets(job, spec, db, settings, observer)
         job_dir = storage_for(settings).job_dir(job_id)
         result = run_tuning(spec, train, validation, job_dir, settings, observer)
@@ -114,8 +114,18 @@ def heartbeats(
         thread.join(timeout=interval_s)
 
 
-def _spec_for(job: TuningJob, db: Database, settings: Settings) -> TuningSpec:
-    hyperparameters = {k: v for k, v in job.hyperparameters.items() if k not in JOB_ONLY_KEYS}
+def _spec_for(job: TuningJob, db: Database, settings: Settings, observer=None) -> TuningSpec:
+    """The engine's spec for a job. A hyperparameter the job's method does not take (a job
+    queued before each method had its own type could hold a supervised job's ``beta``) is left
+    out, with a warning, rather than failing the job."""
+    known = get_method(job.method).hyperparameters.model_fields
+    stored = {k: v for k, v in job.hyperparameters.items() if k not in JOB_ONLY_KEYS}
+    hyperparameters = {k: v for k, v in stored.items() if k in known}
+    ignored = sorted(stored.keys() - known.keys())
+    if ignored and observer is not None:
+        observer.on_event(
+            f"the {job.method} method takes no {', '.join(ignored)}; ignored", level="warning"
+        )
     options: dict = {}
     if pre_tuned := job.hyperparameters.get("pre_tuned_model"):
         with db.session() as s:

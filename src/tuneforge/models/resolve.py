@@ -54,6 +54,13 @@ def resolve_base_model(name: str, settings: Settings) -> ResolvedModel:
         # The resolved folder must stay under its root: a symlink must not lead elsewhere.
         if (folder / "config.json").is_file() and _is_under(folder, root):
             return ResolvedModel(name, str(folder.resolve()))
+    if candidate.exists():
+        # transformers reads a hub id that names an existing folder (relative to the server's
+        # working directory) as that folder: only the model roots may be read from disk.
+        raise ModelNotFound(
+            f"base model {name!r} is a folder outside the model roots; add its parent folder to "
+            "TUNEFORGE_MODEL_ROOTS"
+        )
     return ResolvedModel(name, _check_hub_id(name))
 
 
