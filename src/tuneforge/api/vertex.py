@@ -13,12 +13,14 @@ from fastapi import APIRouter, Depends, Query
 
 from tuneforge.api.deps import current_project, get_service
 from tuneforge.api.errors import renamed
-from tuneforge.api.google import ResourceName
-from tuneforge.api.vertex_schema import (
+from tuneforge.api.generate_content_schema import (
     GENERATION_NAMES,
-    CreateTuningJobRequest,
     GenerateContentRequest,
     GenerateContentResponse,
+)
+from tuneforge.api.google import ResourceName
+from tuneforge.api.vertex_schema import (
+    CreateTuningJobRequest,
     ListTuningJobEventsResponse,
     ListTuningJobsResponse,
     TuningJobEvent,

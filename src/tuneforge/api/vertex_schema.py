@@ -20,12 +20,8 @@ from tuneforge.api.google import (
     timestamp,
     without_nones,
 )
-from tuneforge.data.checks import LineIssues
-from tuneforge.data.records import Conversation
-from tuneforge.data.turns import vertex_contents
 from tuneforge.engine.methods import TuningMethod, all_methods, get_method
 from tuneforge.errors import InvalidArgument
-from tuneforge.inference.types import GenerationParams, GenerationResult
 from tuneforge.models.names import TunedRef, parse_model_name
 from tuneforge.service import JobRequest, JobView
 from tuneforge.store.models import Event, TuningJob
@@ -50,8 +46,6 @@ AdapterSize = Literal[
 ]
 TuningMode = Literal["TUNING_MODE_UNSPECIFIED", "TUNING_MODE_PEFT_ADAPTER", "TUNING_MODE_FULL"]
 TUNING_MODES = {"full": "TUNING_MODE_FULL", "peft": "TUNING_MODE_PEFT_ADAPTER"}
-FINISH_REASONS = {"stop": "STOP", "length": "MAX_TOKENS"}
-DEFAULT_TEMPERATURE = 1.0  # Vertex samples unless told otherwise; 0 is greedy
 
 # tuneforge's hyperparameter names (as the service's messages use them) → Vertex's.
 HYPERPARAMETER_NAMES = {
@@ -67,13 +61,6 @@ HYPERPARAMETER_NAMES = {
     "early_stopping_patience": "earlyStoppingPatience",
     "packing": "packing",
     "divergence": "divergence",
-}
-GENERATION_NAMES = {
-    "max_output_tokens": "generationConfig.maxOutputTokens",
-    "top_p": "generationConfig.topP",
-    "top_k": "generationConfig.topK",
-    "temperature": "generationConfig.temperature",
-    "n": "generationConfig.candidateCount",
 }
 
 
@@ -437,107 +424,3 @@ class TuningJobEvent(GoogleResponse):
 class ListTuningJobEventsResponse(GoogleResponse):
     events: list[TuningJobEvent]
     next_page_token: str | None = None
-
-
-# --- generateContent ------------------------------------------------------------------------
-
-
-class GenerationConfig(GoogleRequest):
-    temperature: float | None = None
-    top_p: float | None = None
-    top_k: float | None = None  # a number in Vertex's API; a whole one is expected
-    max_output_tokens: int | None = None
-    stop_sequences: list[str] | None = None
-    seed: int | None = None
-    candidate_count: int | None = None
-
-    def to_params(self) -> GenerationParams:
-        given = {
-            "temperature": DEFAULT_TEMPERATURE if self.temperature is None else self.temperature,
-            "top_p": self.top_p,
-            "top_k": int(self.top_k) if self.top_k is not None else None,
-            "max_output_tokens": self.max_output_tokens,
-            "stop": tuple(self.stop_sequences) if self.stop_sequences else None,
-            "seed": self.seed,
-            "n": self.candidate_count,
-        }
-        return GenerationParams(**{k: v for k, v in given.items() if v is not None})
-
-
-class GenerateContentRequest(GoogleRequest):
-    # Read as JSON by the data layer's reader, so a request and a dataset line get the same
-    # checks and the same field paths in their errors.
-    contents: list[Any] = Field(default_factory=list)
-    system_instruction: Any = None
-    generation_config: GenerationConfig = Field(default_factory=GenerationConfig)
-
-    def conversation(self) -> Conversation:
-        if not self.contents:
-            raise InvalidArgument("contents: give at least one user content", "contents")
-        # Vertex lets the role be left out, meaning "user".
-        contents = [
-            {**content, "role": "user"}
-            if isinstance(content, dict) and content.get("role") is None
-            else content
-            for content in self.contents
-        ]
-        raw: dict[str, Any] = {"contents": contents}
-        if self.system_instruction is not None:
-            raw["systemInstruction"] = self.system_instruction
-        issues = LineIssues(line=0)
-        prompt = vertex_contents(raw, issues, ending="any")
-        if prompt is None:
-            first = next(p for p in issues.problems if p.severity == "error")
-            raise InvalidArgument(f"{first.field}: {first.message}", first.field)
-        if not prompt.is_prompt_only:
-            last = f"contents[{len(contents) - 1}]"
-            raise InvalidArgument(
-                f"{last}: the contents must end with a user turn, which the model answers", last
-            )
-        return prompt
-
-
-class Part(GoogleResponse):
-    text: str
-
-
-class Content(GoogleResponse):
-    role: str
-    parts: list[Part]
-
-
-class Candidate(GoogleResponse):
-    index: int
-    content: Content
-    finish_reason: str
-
-
-class UsageMetadata(GoogleResponse):
-    prompt_token_count: int
-    candidates_token_count: int
-    total_token_count: int
-
-
-class GenerateContentResponse(GoogleResponse):
-    candidates: list[Candidate]
-    usage_metadata: UsageMetadata
-    model_version: str
-
-    @classmethod
-    def of(cls, result: GenerationResult, model_version: str) -> GenerateContentResponse:
-        return cls(
-            candidates=[
-                Candidate(
-                    index=index,
-                    content=Content(role="model", parts=[Part(text=completion.text)]),
-                    finish_reason=FINISH_REASONS[completion.finish_reason],
-                )
-                for index, completion in enumerate(result.completions)
-            ],
-            usage_metadata=UsageMetadata(
-                prompt_token_count=result.prompt_tokens,
-                candidates_token_count=result.output_tokens,
-                total_token_count=result.prompt_tokens + result.output_tokens,
-            ),
-            model_version=model_version,
-        )
