@@ -195,6 +195,9 @@ class CreateTuningJobRequest(GoogleRequest):
             "base_model": "baseModel",
             "teacher_model": f"{spec}.baseTeacherModel",
             "mode": f"{spec}.tuningMode",
+            "display_name": "tunedModelDisplayName",
+            "metadata": "labels",
+            "pre_tuned_model": "preTunedModel.tunedModelName",
         }
 
     def to_job_request(self) -> JobRequest:

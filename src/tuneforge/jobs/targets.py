@@ -46,7 +46,10 @@ def tuned_checkpoint(session: Session, project_id: str, name: str) -> tuple[Tuni
         checkpoint = session.get(Checkpoint, reference.checkpoint_id)
         if checkpoint is None:
             raise missing
-        job = repo.get_job(session, project_id, checkpoint.job_id)
+        try:
+            job = repo.get_job(session, project_id, checkpoint.job_id)
+        except NotFound:  # another project's: answered as a missing one, its job id unsaid
+            raise missing from None
         return job, checkpoint
     if reference.tuned_model_id:
         job_id = repo.get_tuned_model(session, project_id, reference.tuned_model_id).job_id

@@ -16,6 +16,8 @@ from tuneforge.errors import ModelNotFound
 from tuneforge.models.tiny import TINY_MODELS, ensure_tiny_model
 from tuneforge.storage import storage_for
 
+MAX_MODEL_NAME_LENGTH = 1024
+
 
 @dataclass(frozen=True)
 class ResolvedModel:
@@ -36,6 +38,12 @@ def resolve_base_model(name: str, settings: Settings) -> ResolvedModel:
         folder = ensure_tiny_model(name, storage_for(settings).models_dir)
         return ResolvedModel(name, str(folder))
 
+    if len(name) > MAX_MODEL_NAME_LENGTH or "\x00" in name:
+        # Past the OS's limits a path check raises instead of answering.
+        raise ModelNotFound(
+            f"base model name of {len(name)} characters: at most {MAX_MODEL_NAME_LENGTH}, "
+            "without NUL bytes"
+        )
     roots = _model_roots(settings)
     if ".." in Path(name).parts:
         raise ModelNotFound(f"base model {name!r}: '..' is not allowed in a model name")

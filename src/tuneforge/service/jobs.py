@@ -25,6 +25,14 @@ from tuneforge.store.states import JobState
 
 RESULTS_PURPOSE = "fine-tune-results"
 MAX_SUFFIX_LENGTH = 64
+MAX_DISPLAY_NAME_LENGTH = 200  # Vertex's limit, and the column's
+MAX_DESCRIPTION_LENGTH = 4096
+MAX_NAME_LENGTH = 1024  # a model name or a dataset reference
+# Metadata (OpenAI's) or labels (Vertex's): Vertex allows 64 labels and OpenAI 16 pairs, so the
+# larger count; OpenAI's sizes, keys up to 64 characters and values up to 512.
+MAX_METADATA_PAIRS, MAX_METADATA_KEY, MAX_METADATA_VALUE = 64, 64, 512
+# numpy's seed (which transformers' set_seed sets too) takes 32 bits; the column is a signed int.
+MAX_SEED = 2**31 - 1
 
 
 @dataclass
@@ -76,6 +84,50 @@ def checked_hyperparameters(method: TuningMethod, given: dict[str, Any]) -> Hype
         raise InvalidArgument(f"hyperparameters.{name}: {message}", name) from None
 
 
+def check_bounds(request: JobRequest) -> None:
+    """A 400 naming the field and its limit for any value past what a job can hold."""
+    names = {
+        "base_model": request.base_model,
+        "teacher_model": request.teacher_model,
+        "pre_tuned_model": request.pre_tuned_model,
+        "training_file": request.training_file,
+        "validation_file": request.validation_file,
+    }
+    for param, value in names.items():
+        if value is not None and (len(value) > MAX_NAME_LENGTH or "\x00" in value):
+            raise InvalidArgument(
+                f"{param} must be at most {MAX_NAME_LENGTH} characters, without NUL bytes", param
+            )
+    if request.suffix is not None and (
+        ":" in request.suffix or len(request.suffix) > MAX_SUFFIX_LENGTH
+    ):
+        raise InvalidArgument(
+            f"suffix must be at most {MAX_SUFFIX_LENGTH} characters without ':' "
+            "(it becomes part of the tuned model's name)",
+            "suffix",
+        )
+    for param, value, most in (
+        ("display_name", request.display_name, MAX_DISPLAY_NAME_LENGTH),
+        ("description", request.description, MAX_DESCRIPTION_LENGTH),
+    ):
+        if value is not None and len(value) > most:
+            raise InvalidArgument(f"{param} must be at most {most} characters", param)
+    if request.seed is not None and not 0 <= request.seed <= MAX_SEED:
+        raise InvalidArgument(f"seed must be 0 to {MAX_SEED}", "seed")
+    metadata = request.metadata or {}
+    if len(metadata) > MAX_METADATA_PAIRS:
+        raise InvalidArgument(f"metadata holds at most {MAX_METADATA_PAIRS} pairs", "metadata")
+    for key, value in metadata.items():
+        if not isinstance(key, str) or not isinstance(value, str):
+            raise InvalidArgument("metadata keys and values must be strings", "metadata")
+        if len(key) > MAX_METADATA_KEY or len(value) > MAX_METADATA_VALUE:
+            raise InvalidArgument(
+                f"metadata: keys are at most {MAX_METADATA_KEY} characters and values at most "
+                f"{MAX_METADATA_VALUE}",
+                "metadata",
+            )
+
+
 class JobService:
     def __init__(self, db: Database, settings: Settings, models: ModelService) -> None:
         self.db = db
@@ -93,14 +145,7 @@ class JobService:
         task = method.task
         if method.needs_teacher and not request.teacher_model:
             raise InvalidArgument(f"{method.name} needs a teacher model", "teacher_model")
-        if request.suffix is not None and (
-            ":" in request.suffix or len(request.suffix) > MAX_SUFFIX_LENGTH
-        ):
-            raise InvalidArgument(
-                f"suffix must be at most {MAX_SUFFIX_LENGTH} characters without ':' "
-                "(it becomes part of the tuned model's name)",
-                "suffix",
-            )
+        check_bounds(request)
         with self.db.session() as s:
             repo.ensure_project(s, project_id)
             refuse_invalid_dataset(
