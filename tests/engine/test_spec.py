@@ -69,3 +69,23 @@ def test_max_seq_length_is_capped_by_the_model():
     resolved = resolve_hyperparameters(Hyperparameters(), "peft", 400, model_max_length=512)
     assert resolved.max_seq_length == 512
     assert resolved.epochs == 3 and resolved.batch_size == 8
+
+
+@pytest.mark.parametrize(
+    "logs",
+    [{"loss": float("nan"), "grad_norm": 1.0}, {"loss": 2.0, "grad_norm": float("inf")}],
+)
+def test_a_non_finite_loss_or_gradient_fails_the_run_naming_the_learning_rate(logs, tmp_path):
+    from types import SimpleNamespace
+
+    from tuneforge.engine.callbacks import TokenCounter, TuningCallback
+    from tuneforge.engine.errors import TuningError
+    from tuneforge.engine.observer import TuningObserver
+
+    callback = TuningCallback(TuningObserver(), TokenCounter(None), tmp_path, patience=2)
+    state = SimpleNamespace(global_step=7, max_steps=10, epoch=1.0)
+    args = SimpleNamespace(learning_rate=0.5)
+    with pytest.raises(TuningError, match="diverged at step 7") as caught:
+        callback.on_log(args, state, None, logs={**logs, "learning_rate": 0.25})
+    assert caught.value.code == "diverged"
+    assert "lower the learning rate (peak 0.5, 0.25 at this step)" in str(caught.value)

@@ -15,6 +15,7 @@ from pathlib import Path
 from transformers import TrainerCallback, TrainerControl, TrainerState
 
 from tuneforge.engine.checkpoints import describe
+from tuneforge.engine.errors import TuningError
 from tuneforge.engine.observer import (
     CheckpointInfo,
     EpochMetrics,
@@ -134,6 +135,15 @@ class TuningCallback(TrainerCallback):
             if k not in _STANDARD_LOG_KEYS and isinstance(v, int | float)
         }
         loss = float(logs["loss"])
+        grad_norm = _float_or_none(logs.get("grad_norm"))
+        if not math.isfinite(loss) or (grad_norm is not None and not math.isfinite(grad_norm)):
+            learning_rate = float(logs.get("learning_rate", args.learning_rate))
+            raise TuningError(
+                f"training diverged at step {state.global_step}: the loss is {loss} and the "
+                f"gradient norm {grad_norm}; lower the learning rate (peak {args.learning_rate:g}, "
+                f"{learning_rate:g} at this step)",
+                code="diverged",
+            )
         self._epoch_losses.append(loss)
         for key, value in extra.items():
             self._epoch_extra.setdefault(key, []).append(value)
@@ -145,7 +155,7 @@ class TuningCallback(TrainerCallback):
                 epoch=float(state.epoch or 0.0),
                 loss=loss,
                 learning_rate=float(logs.get("learning_rate", 0.0)),
-                grad_norm=_float_or_none(logs.get("grad_norm")),
+                grad_norm=grad_norm,
                 token_accuracy=_float_or_none(logs.get("mean_token_accuracy")),
                 tokens_per_second=self.counter.real_tokens / elapsed if elapsed else 0.0,
                 non_padding_share=self.counter.non_padding_share,

@@ -271,6 +271,9 @@ def training_arguments(
         "warmup_steps": math.ceil(hp.warmup_ratio * total_steps),
         "weight_decay": hp.weight_decay,
         "logging_steps": 1,
+        # A non-finite loss is logged as it is (the default logs it as the mean so far, and a
+        # run at a huge learning rate "succeeded" with every loss 0.0): the callback fails it.
+        "logging_nan_inf_filter": False,
         "save_strategy": "epoch",
         "eval_strategy": "epoch" if has_validation else "no",
         "seed": spec.seed,
