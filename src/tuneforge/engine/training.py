@@ -315,6 +315,57 @@ class PreparedRun:
     checkpoints_dir: Path
 
 
+def padding_free_run(
+    spec: TuningSpec,
+    base: LoadedBase,
+    hp: Hyperparameters,
+    data: SequenceData,
+    output_dir: Path,
+    observer: TuningObserver,
+    *,
+    config_class,
+    trainer_class,
+    config: dict[str, Any] | None = None,
+    trainer: dict[str, Any] | None = None,
+) -> PreparedRun:
+    """A TRL trainer that trains on ``data``'s loss-masked rows in padding-free batches, as SFT
+    and distillation both do: ``config_class``/``trainer_class`` are the method's TRL pair,
+    ``config`` and ``trainer`` its own keyword arguments to them."""
+    checkpoints_dir = output_dir / "checkpoints"
+    args = config_class(
+        **training_arguments(
+            spec,
+            hp,
+            base,
+            checkpoints_dir,
+            total_steps=data.plan.total_steps,
+            has_validation=data.valid_set is not None,
+            tokens_per_step=data.tokens_per_step,
+        ),
+        # The padding-free collator is passed below, wrapped to count tokens; TRL refuses a
+        # collator of ours when this flag is set, and the flag does nothing else.
+        padding_free=False,
+        max_length=None,
+        dataset_kwargs={"skip_prepare_dataset": True},
+        **(config or {}),
+    )
+    counter = padding_free_collator(base.tokenizer)
+    callback = TuningCallback(observer, counter, checkpoints_dir, hp.early_stopping_patience)
+    seed_everything(spec.seed)  # the adapter's initial weights are drawn in the trainer
+    built = trainer_class(
+        model=base.model,
+        args=args,
+        data_collator=counter,
+        train_dataset=data.train_set,
+        eval_dataset=data.valid_set,
+        processing_class=base.tokenizer,
+        peft_config=peft_config_for(spec, hp, base.model),
+        callbacks=[callback],
+        **(trainer or {}),
+    )
+    return PreparedRun(built, callback, counter, data.plan, hp, checkpoints_dir)
+
+
 def run_trainer(
     run: PreparedRun, spec: TuningSpec, observer: TuningObserver, *, resume: bool
 ) -> TuningResult:

@@ -20,7 +20,6 @@ from tuneforge.config import Settings
 from tuneforge.data.records import Conversation
 from tuneforge.data.tokenize import prompt_ids, with_response
 from tuneforge.engine.attention import PACKED_SDPA
-from tuneforge.engine.callbacks import TuningCallback
 from tuneforge.engine.errors import TuningError
 from tuneforge.engine.methods.distillation.config import Divergence
 from tuneforge.engine.observer import TuningObserver
@@ -30,12 +29,9 @@ from tuneforge.engine.training import (
     PreparedRun,
     load_base_for_training,
     load_model,
-    padding_free_collator,
-    peft_config_for,
+    padding_free_run,
     prepare_sequences,
     resolve_for_model,
-    seed_everything,
-    training_arguments,
 )
 from tuneforge.models.loading import load_tokenizer
 from tuneforge.models.resolve import resolve_base_model
@@ -216,36 +212,20 @@ def prepare_distillation(
         validation, teacher, tokenizer, observer, name="validation", **write
     )
     data = prepare_sequences(train, validation, student, hp, observer)
-    checkpoints_dir = output_dir / "checkpoints"
-    args = GKDConfig(
-        **training_arguments(
-            spec,
-            hp,
-            student,
-            checkpoints_dir,
-            total_steps=data.plan.total_steps,
-            has_validation=data.valid_set is not None,
-            tokens_per_step=data.tokens_per_step,
-        ),
-        beta=GKD_BETA[hp.divergence],
-        lmbda=0.0,  # never on-policy: the student learns on the given and the teacher's answers
-        seq_kd=False,
-        padding_free=False,  # the padding-free collator is ours (see sft.py)
-        max_length=None,
-        dataset_kwargs={"skip_prepare_dataset": True},
+    return padding_free_run(
+        spec,
+        student,
+        hp,
+        data,
+        output_dir,
+        observer,
+        config_class=GKDConfig,
+        trainer_class=TeacherForcedDistillation,
+        config={
+            "beta": GKD_BETA[hp.divergence],
+            # never on-policy: the student learns on the given and the teacher's answers
+            "lmbda": 0.0,
+            "seq_kd": False,
+        },
+        trainer={"teacher_model": teacher},
     )
-    counter = padding_free_collator(tokenizer)
-    callback = TuningCallback(observer, counter, checkpoints_dir, hp.early_stopping_patience)
-    seed_everything(spec.seed)  # the adapter's initial weights are drawn in the trainer
-    trainer = TeacherForcedDistillation(
-        model=student.model,
-        teacher_model=teacher,
-        args=args,
-        data_collator=counter,
-        train_dataset=data.train_set,
-        eval_dataset=data.valid_set,
-        processing_class=tokenizer,
-        peft_config=peft_config_for(spec, hp, student.model),
-        callbacks=[callback],
-    )
-    return PreparedRun(trainer, callback, counter, data.plan, hp, checkpoints_dir)
