@@ -98,6 +98,13 @@ class LiveServer:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait()
 
+    def terminate(self, timeout_s: float = 60.0) -> int:
+        """SIGTERM the server (as a service manager stops it) and wait for it to exit; returns
+        its exit status."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout=timeout_s)
+
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
             self.process.send_signal(signal.SIGINT)

@@ -43,6 +43,12 @@ class Settings(BaseSettings):
     inference_memory_bytes: int = Field(
         default=8 << 30, description="Memory budget of the cache of loaded base models."
     )
+    shutdown_grace_s: float = Field(
+        default=30.0,
+        ge=0,
+        description="On SIGTERM, how long running jobs get to save a resume point before their "
+        "runners are killed (the jobs are requeued either way).",
+    )
 
     @property
     def resolved_database_url(self) -> str:

@@ -46,6 +46,9 @@ class RecordingExecutor:
         # Our runs have ended; another scheduler's claims are not ours to judge.
         return False if handle.startswith(f"recording://{self.worker_id}/") else None
 
+    def interrupt(self, handle: str) -> None:
+        pass
+
     def stop(self, handle: str) -> None:
         pass
 

@@ -1,12 +1,13 @@
 """The scheduler needs nothing of an executor but the ``Executor`` protocol.
 
-``MemoryExecutor`` implements the protocol's four methods and nothing else, with no processes:
+``MemoryExecutor`` implements the protocol's five methods and nothing else, with no processes:
 if the scheduler used anything more, these tests would fail with an AttributeError.
 """
 
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from datetime import timedelta
 
 from sqlalchemy import update
@@ -18,7 +19,7 @@ from tuneforge.jobs.subprocess_executor import SubprocessExecutor
 from tuneforge.store import repo
 from tuneforge.store.db import Database
 from tuneforge.store.models import TuningJob
-from tuneforge.store.states import JobState, SubState
+from tuneforge.store.states import JobState, RequestedAction, SubState
 from tuneforge.store.testing import TEST_PROJECT as PROJECT
 from tuneforge.store.types import utcnow
 
@@ -32,6 +33,8 @@ class MemoryExecutor:
         self.alive: dict[str, bool] = {}
         self.started: list[tuple[str, tuple[int, ...]]] = []
         self.stopped: list[str] = []
+        self.interrupted: list[str] = []
+        self.on_interrupt: Callable[[str], None] | None = None  # what the runner does then
         self._serial = itertools.count(1)
 
     def claim_handle(self) -> str:
@@ -45,6 +48,12 @@ class MemoryExecutor:
 
     def is_alive(self, handle: str) -> bool | None:
         return self.alive.get(handle)
+
+    def interrupt(self, handle: str) -> None:
+        if self.alive.get(handle):
+            self.interrupted.append(handle)
+            if self.on_interrupt:
+                self.on_interrupt(handle)
 
     def stop(self, handle: str) -> None:
         if self.alive.get(handle):
@@ -155,11 +164,48 @@ def test_slots_fill_with_devices_and_free_when_a_runner_is_gone(db: Database, tm
     assert load(db, first).state == JobState.SUCCEEDED  # a finished job is not recovered
 
 
-def test_stopping_the_scheduler_stops_its_runners(db: Database, tmp_path) -> None:
-    queue_jobs(db, 2)
+def test_stopping_the_scheduler_requeues_its_jobs_without_counting_the_attempt(
+    db: Database, tmp_path
+) -> None:
+    saves, hangs = queue_jobs(db, 2)
     scheduler = make_scheduler(db, tmp_path, slots=2)
+    executor = scheduler.executor
     scheduler.tick()
-    handles = [started.handle for started in scheduler.running.values()]
-    scheduler.stop()
-    assert scheduler.executor.stopped == handles and len(handles) == 2
+    handles = {job_id: started.handle for job_id, started in scheduler.running.items()}
+
+    def runner_saves_a_resume_point(handle: str) -> None:
+        if handle == handles[saves]:  # the other runner never answers
+            with db.session() as s:
+                repo.requeue_interrupted(s, saves, "resume point saved", worker_id="worker-a")
+            executor.alive[handle] = False
+
+    executor.on_interrupt = runner_saves_a_resume_point
+    scheduler.stop(grace_s=0.5)
+
+    assert sorted(executor.interrupted) == sorted(handles.values())
+    assert executor.stopped == [handles[hangs]]  # killed once the grace period was over
     assert scheduler.running == {}
+    job = load(db, saves)
+    assert (job.state, job.attempt_count, job.worker_id) == (JobState.QUEUED, 0, None)
+    assert "worker-a is stopping: saving a resume point" in " ".join(events(db, saves))
+
+    # The killed runner's job is recovered by the next scheduler, its attempt not counted.
+    hung = load(db, hangs)
+    assert (hung.state, hung.requested_action) == (JobState.RUNNING, RequestedAction.REQUEUE)
+    successor = Scheduler(db, scheduler.settings, executor=executor, worker_id="worker-b")
+    assert sorted(successor.tick()) == sorted([saves, hangs])
+    assert [load(db, job_id).attempt_count for job_id in (saves, hangs)] == [1, 1]
+    assert any("not counted as an attempt" in message for message in events(db, hangs))
+
+
+def test_a_job_interrupted_by_many_restarts_is_not_failed(db: Database, tmp_path) -> None:
+    [job_id] = queue_jobs(db)
+    executor = MemoryExecutor("host")  # one machine, its server restarted five times
+    settings = Settings(data_dir=tmp_path)
+    for restart in range(5):  # more than the three attempts a failing job gets
+        scheduler = Scheduler(db, settings, executor=executor, worker_id=f"server-{restart}")
+        assert scheduler.tick() == [job_id]
+        scheduler.stop(grace_s=0)  # the runner is killed at once
+    job = load(db, job_id)
+    assert (job.state, job.attempt_count) == (JobState.RUNNING, 1)
+    assert job.error is None

@@ -7,13 +7,19 @@ import itertools
 import os
 import socket
 import subprocess
+import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
 
 from tuneforge.config import Settings
 from tuneforge.jobs.scheduler import Scheduler, Started
-from tuneforge.jobs.subprocess_executor import SubprocessExecutor, SubprocessHandle
+from tuneforge.jobs.subprocess_executor import (
+    RUNNER_MODULE,
+    SubprocessExecutor,
+    SubprocessHandle,
+)
 from tuneforge.store import repo
 from tuneforge.store.db import Database
 from tuneforge.store.models import TuningJob
@@ -59,6 +65,17 @@ def dead_pid() -> int:
     return process.pid
 
 
+@pytest.fixture
+def runner_pid() -> Iterator[int]:
+    """A live process that looks like a runner (its command line names the runner module)."""
+    process = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(120)", RUNNER_MODULE]
+    )
+    yield process.pid
+    process.kill()
+    process.wait()
+
+
 def handle(scheduler_pid: int, runner_pid: int | None = None, host: str = HOST) -> str:
     return str(SubprocessHandle(host, scheduler_pid, runner_pid))
 
@@ -97,18 +114,22 @@ def test_our_claim_whose_runner_never_started_is_gone(tmp_path) -> None:
     assert ours.is_alive(running_job(ours.executor.claim_handle())) is False
 
 
-def test_a_live_schedulers_job_on_this_host_is_not_ours_to_recover(tmp_path) -> None:
+def test_a_live_schedulers_job_on_this_host_is_not_ours_to_recover(tmp_path, runner_pid) -> None:
     ours = scheduler(tmp_path)
     # Claimed a moment ago: no runner yet. Not dead; its heartbeat decides.
     assert ours.is_alive(running_job(handle(os.getppid()), OTHER_LIVE)) is None
-    assert ours.is_alive(running_job(handle(os.getppid(), os.getpid()), OTHER_LIVE)) is True
+    assert ours.is_alive(running_job(handle(os.getppid(), runner_pid), OTHER_LIVE)) is True
     assert ours.is_alive(running_job(handle(os.getppid(), dead_pid()), OTHER_LIVE)) is False
 
 
-def test_a_dead_schedulers_job_is_gone(tmp_path) -> None:
+def test_a_dead_schedulers_job_is_gone_once_its_runner_is(tmp_path, runner_pid) -> None:
     ours = scheduler(tmp_path)
     dead = dead_pid()
     assert ours.is_alive(running_job(handle(dead), f"{HOST}:{dead}")) is False
+    # Its runner is saving a resume point (it got SIGTERM as its scheduler died): alive.
+    assert ours.is_alive(running_job(handle(dead, runner_pid), f"{HOST}:{dead}")) is True
+    assert ours.is_alive(running_job(handle(dead, dead_pid()), f"{HOST}:{dead}")) is False
+    # The runner's pid now belongs to a process that is no runner: gone.
     assert ours.is_alive(running_job(handle(dead, os.getpid()), f"{HOST}:{dead}")) is False
 
 
@@ -138,11 +159,10 @@ def test_devices_go_to_the_least_loaded_slot(tmp_path, running, expected) -> Non
     assert ours._free_devices() == expected
 
 
-def test_a_started_runners_handle_is_recorded_at_once(db: Database, tmp_path) -> None:
+def test_a_started_runners_handle_is_recorded_at_once(db: Database, tmp_path, runner_pid) -> None:
     with db.session() as s:
         repo.ensure_project(s, PROJECT)
         job = repo.create_job(s, PROJECT, base_model="tiny", training_file="f")
-    runner_pid = os.getpid()  # any live process
     assert scheduler(tmp_path, db, OURS, pid=runner_pid).tick() == [job.id]
     with db.session() as s:
         assert repo.load_job(s, job.id).runner_handle == handle(os.getpid(), runner_pid)

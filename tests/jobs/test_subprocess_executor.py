@@ -4,27 +4,35 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
 from tuneforge.config import Settings
-from tuneforge.jobs.subprocess_executor import SubprocessExecutor, SubprocessHandle, process_alive
+from tuneforge.jobs.subprocess_executor import (
+    RUNNER_MODULE,
+    SubprocessExecutor,
+    SubprocessHandle,
+    process_alive,
+)
 from tuneforge.storage import storage_for
 
 HOST = socket.gethostname()
 
 
 class ScriptExecutor(SubprocessExecutor):
-    """Runs a short Python script instead of the runner."""
+    """Runs a short Python script instead of the runner (its command line names the runner
+    module, as a runner's does: that is how another scheduler recognises a runner's pid)."""
 
     def __init__(self, settings: Settings, script: str, **identity) -> None:
         super().__init__(settings, "w", **identity)
         self.script = script
 
     def command(self, job_id: str) -> list[str]:
-        return [sys.executable, "-c", self.script]
+        return [sys.executable, "-c", self.script, RUNNER_MODULE]
 
 
 def wait_until_gone(executor: SubprocessExecutor, handle: str, timeout_s: float = 30) -> None:
@@ -81,3 +89,72 @@ def test_stop_kills_a_running_runner(tmp_path) -> None:
     assert not process_alive(runner_pid)
     assert neighbour.is_alive(handle) is False
     executor.stop(handle)  # already gone: nothing to do
+
+
+# A runner's stand-in that, on SIGTERM, writes where it was told and exits 75.
+SAVES_ON_SIGTERM = """
+import signal, sys, time
+from pathlib import Path
+def save(signum, frame):
+    Path(sys.argv[1]).write_text("resume point")
+    sys.exit(75)
+signal.signal(signal.SIGTERM, save)
+print("ready", flush=True)
+time.sleep(60)
+"""
+
+
+class SavingExecutor(ScriptExecutor):
+    def __init__(self, settings: Settings, marker) -> None:
+        super().__init__(settings, SAVES_ON_SIGTERM)
+        self.marker = marker
+
+    def command(self, job_id: str) -> list[str]:
+        return [sys.executable, "-c", self.script, str(self.marker), RUNNER_MODULE]
+
+
+def wait_for_ready(settings: Settings, job_id: str) -> None:
+    log = storage_for(settings).job_dir(job_id) / "logs" / "runner.log"
+    deadline = time.monotonic() + 30
+    while not (log.exists() and "ready" in log.read_text()):
+        assert time.monotonic() < deadline, "the runner did not start"
+        time.sleep(0.05)
+
+
+def test_interrupt_asks_the_runner_to_save_and_returns_at_once(tmp_path) -> None:
+    settings = Settings(data_dir=tmp_path)
+    executor = SavingExecutor(settings, tmp_path / "saved")
+    handle = executor.start("ftjob-1")
+    wait_for_ready(settings, "ftjob-1")
+    executor.interrupt(handle)
+    wait_until_gone(executor, handle)
+    assert (tmp_path / "saved").read_text() == "resume point"
+
+
+def test_a_runner_whose_scheduler_dies_gets_sigterm_to_save(tmp_path) -> None:
+    """The scheduler's process is killed -9: its runner gets SIGTERM (PR_SET_PDEATHSIG), so it
+    can save a resume point, rather than SIGKILL."""
+    settings = Settings(data_dir=tmp_path)
+    marker = tmp_path / "saved"
+    scheduler_script = f"""
+import sys, threading, time
+sys.path.insert(0, {str(Path(__file__).parent)!r})
+from test_subprocess_executor import SavingExecutor
+from tuneforge.config import Settings
+executor = SavingExecutor(Settings(data_dir={str(tmp_path)!r}), {str(marker)!r})
+executor.start("ftjob-1")
+print("started", flush=True)
+time.sleep(60)
+"""
+    scheduler = subprocess.Popen(
+        [sys.executable, "-c", scheduler_script], stdout=subprocess.PIPE, text=True
+    )
+    assert scheduler.stdout.readline().strip() == "started"
+    wait_for_ready(settings, "ftjob-1")
+    scheduler.kill()
+    scheduler.wait()
+    deadline = time.monotonic() + 30
+    while not marker.exists():
+        assert time.monotonic() < deadline, "the runner was not asked to save"
+        time.sleep(0.05)
+    assert marker.read_text() == "resume point"

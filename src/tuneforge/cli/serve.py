@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import signal
 
 import typer
 from rich.console import Console
@@ -46,6 +47,8 @@ def worker(
     db = open_database(settings.resolved_database_url)
     scheduler = Scheduler(db, settings)
     console.print(f"tuneforge worker {scheduler.worker_id}: {scheduler.capacity} slot(s)")
+    # SIGTERM stops the worker as Ctrl-C does: its jobs save a resume point and are requeued.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         scheduler.run_forever(interval)
     except KeyboardInterrupt:

@@ -42,7 +42,13 @@ class Executor(Protocol):
         runner this executor started and that has exited is False from then on."""
         ...
 
+    def interrupt(self, handle: str) -> None:
+        """Ask the runner behind ``handle`` to stop soon, saving a resume point (its server is
+        stopping), and return at once; ``is_alive`` then tells when it has gone. A no-op for a
+        runner that has already exited or that this executor cannot reach."""
+        ...
+
     def stop(self, handle: str) -> None:
-        """Stop the runner behind ``handle`` and wait for it to be gone. A no-op for a runner
-        that has already exited or that this executor cannot reach."""
+        """Stop the runner behind ``handle`` now and wait for it to be gone. A no-op for a
+        runner that has already exited or that this executor cannot reach."""
         ...

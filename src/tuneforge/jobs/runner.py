@@ -10,10 +10,13 @@ from __future__ import annotations
 import argparse
 import csv
 import logging
+import os
+import signal
 import sys
 import threading
+import time
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -37,7 +40,7 @@ from tuneforge.storage import storage_for
 from tuneforge.store import repo
 from tuneforge.store.db import Database
 from tuneforge.store.models import TuningJob
-from tuneforge.store.states import JobState, SubState
+from tuneforge.store.states import JobState, RequestedAction, SubState
 
 log = logging.getLogger("tuneforge.runner")
 
@@ -53,6 +56,8 @@ JOB_ONLY_KEYS = {"pre_tuned_model"}
 # How often the runner tells the store it is alive, whatever it is doing (loading a model,
 # validating a file, a teacher writing answers): well inside the scheduler's stale limit.
 HEARTBEAT_INTERVAL_S = 10.0
+# The exit status of a runner that requeued its job (or left it for recovery to) on SIGTERM.
+EXIT_REQUEUED = 75  # EX_TEMPFAIL
 
 
 class DatasetRejected(TuneforgeError):
@@ -61,11 +66,22 @@ class DatasetRejected(TuneforgeError):
         self.param = param
 
 
-def run_job(db: Database, settings: Settings, job_id: str, worker_id: str | None = None) -> None:
+def run_job(
+    db: Database,
+    settings: Settings,
+    job_id: str,
+    worker_id: str | None = None,
+    stop_signal: threading.Event | None = None,
+) -> None:
+    """Run the job to its end. ``stop_signal`` (set on SIGTERM by ``main``) means the server
+    running the job is stopping: see ``RequeueWhenStopped``."""
     with db.session() as s:
         job = repo.heartbeat(s, job_id, worker_id=worker_id)
     observer = StoreObserver(db, job_id, worker_id, storage_for(settings))
     with heartbeats(db, job_id, worker_id):
+        if stop_signal is not None:
+            watch = RequeueWhenStopped(db, job_id, worker_id, settings.shutdown_grace_s)
+            watch.start(stop_signal, training_started=lambda: observer.plan is not None)
         _run(db, settings, job, observer, worker_id)
 
 
@@ -112,6 +128,49 @@ def heartbeats(
     finally:
         stop.set()
         thread.join(timeout=interval_s)
+
+
+class RequeueWhenStopped:
+    """What a runner does on SIGTERM: its server or worker is stopping, gracefully or because
+    it died (``PR_SET_PDEATHSIG`` sends SIGTERM then). Neither is the job's fault, so the job
+    goes back to the queue without the attempt counting.
+
+    The job is asked to requeue in the store. A run already training sees that at its next
+    step boundary, saves a resume point, and records the requeue itself (``_record_outcome``);
+    a runner still loading has nothing to save, requeues the job and exits at once. A runner
+    still there when the grace period ends exits anyway: recovery then requeues the job, still
+    uncounted, from its last checkpoint."""
+
+    def __init__(self, db: Database, job_id: str, worker_id: str | None, grace_s: float) -> None:
+        self.db, self.job_id, self.worker_id, self.grace_s = db, job_id, worker_id, grace_s
+
+    def start(self, stop_signal: threading.Event, training_started: Callable[[], bool]) -> None:
+        def watch() -> None:
+            stop_signal.wait()
+            self._on_stop(training_started())
+
+        threading.Thread(target=watch, name=f"requeue-{self.job_id}", daemon=True).start()
+
+    def _on_stop(self, training: bool) -> None:
+        log.warning("job %s: asked to stop (SIGTERM); requeueing it", self.job_id)
+        try:
+            with self.db.session() as s:
+                repo.request_requeue(s, self.job_id, "its runner was asked to stop (SIGTERM)")
+            if not training:
+                with self.db.session() as s:
+                    repo.requeue_interrupted(
+                        s,
+                        self.job_id,
+                        "stopped before training began; back in the queue "
+                        "(not counted as an attempt)",
+                        worker_id=self.worker_id,
+                    )
+        except Exception:  # the job moved on (cancelled, finished): nothing to requeue
+            log.warning("job %s: not requeued", self.job_id, exc_info=True)
+        if training:
+            time.sleep(self.grace_s)  # the run saves and records the requeue meanwhile
+            log.error("job %s: no resume point within %g s; exiting", self.job_id, self.grace_s)
+        os._exit(EXIT_REQUEUED)
 
 
 def _spec_for(job: TuningJob, db: Database, settings: Settings, observer=None) -> TuningSpec:
@@ -213,6 +272,15 @@ def _record_outcome(
     if result.outcome != "succeeded":
         state = JobState.CANCELLED if result.outcome == "cancelled" else JobState.PAUSED
         with db.session() as s:
+            if state == JobState.PAUSED and _requeue_requested(s, job.id):
+                repo.requeue_interrupted(
+                    s,
+                    job.id,
+                    f"resume point saved at step {result.steps}; back in the queue "
+                    "(not counted as an attempt)",
+                    worker_id=worker_id,
+                )
+                return
             repo.finish_job(s, job.id, state, worker_id=worker_id)
         return
     with db.session() as s:
@@ -234,6 +302,10 @@ def _record_outcome(
         title=f"{job.id} ({job.base_model})",
     )
     _finish_succeeded(db, job, result, worker_id)
+
+
+def _requeue_requested(session, job_id: str) -> bool:
+    return repo.load_job(session, job_id).requested_action == RequestedAction.REQUEUE
 
 
 def _finish_succeeded(db: Database, job: TuningJob, result: TuningResult, worker_id) -> None:
@@ -309,8 +381,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     settings = get_settings()
     db = Database(settings.resolved_database_url)
+    stop_signal = threading.Event()
+    signal.signal(signal.SIGTERM, lambda signum, frame: stop_signal.set())
     try:
-        run_job(db, settings, args.job_id, args.worker_id)
+        run_job(db, settings, args.job_id, args.worker_id, stop_signal)
     finally:
         db.dispose()
     return 0

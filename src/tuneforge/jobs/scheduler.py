@@ -12,6 +12,7 @@ import logging
 import os
 import socket
 import threading
+import time
 from collections import Counter
 from dataclasses import dataclass
 
@@ -156,11 +157,32 @@ class Scheduler:
         )
         self._thread.start()
 
-    def stop(self, *, kill_runners: bool = True) -> None:
+    def stop(self, *, kill_runners: bool = True, grace_s: float | None = None) -> None:
+        """Stop scheduling; with ``kill_runners``, also end this scheduler's runners (see
+        ``stop_runners``; ``grace_s`` defaults to the configured shutdown grace period)."""
         self._stop.set()
         if self._thread:
             self._thread.join(timeout=10)
         if kill_runners:
-            for started in list(self.running.values()):
-                self.executor.stop(started.handle)
-            self.running.clear()
+            self.stop_runners(self.settings.shutdown_grace_s if grace_s is None else grace_s)
+
+    def stop_runners(self, grace_s: float) -> None:
+        """A graceful stop: each running job is asked to go back to the queue and its runner to
+        stop, saving a resume point; runners still there after ``grace_s`` are killed. Either
+        way the jobs are requeued without the attempt counting: the stop is not their fault."""
+        for started in self.running.values():
+            try:
+                with self.db.session() as s:
+                    repo.request_requeue(s, started.job_id, f"{self.worker_id} is stopping")
+            except Exception:  # the runner's own SIGTERM handler asks as well
+                log.warning("could not ask job %s to requeue", started.job_id, exc_info=True)
+            self.executor.interrupt(started.handle)
+        deadline = time.monotonic() + grace_s
+        while self._runners_alive() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        for started in list(self.running.values()):
+            self.executor.stop(started.handle)
+        self.running.clear()
+
+    def _runners_alive(self) -> bool:
+        return any(self.executor.is_alive(started.handle) for started in self.running.values())

@@ -18,11 +18,16 @@ from tuneforge.engine.observer import (
 from tuneforge.storage import Storage
 from tuneforge.store import repo
 from tuneforge.store.db import Database
-from tuneforge.store.states import SubState
+from tuneforge.store.states import RequestedAction, SubState
 
 # How often the runner asks the store whether it should stop: often enough that a cancel takes
 # effect within a second, rarely enough that tiny models do not spend their time on queries.
 POLL_INTERVAL_S = 0.25
+ENGINE_STOP: dict[RequestedAction, StopRequest] = {
+    RequestedAction.CANCEL: "cancel",
+    RequestedAction.PAUSE: "pause",
+    RequestedAction.REQUEUE: "pause",
+}
 
 
 class StoreObserver(TuningObserver):
@@ -127,5 +132,7 @@ class StoreObserver(TuningObserver):
             with self.db.session() as s:
                 job = repo.heartbeat(s, self.job_id, worker_id=self.worker_id)
                 action = job.requested_action
-            self._requested = action.value if action is not None else None
+            # The engine knows cancel and pause; going back to the queue is a pause to it (a
+            # resume point, then stop), and the runner tells the two apart when it records.
+            self._requested = ENGINE_STOP.get(action) if action is not None else None
         return self._requested

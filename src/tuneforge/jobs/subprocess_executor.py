@@ -2,11 +2,13 @@
 its own process group, with the devices the scheduler gave it.
 
 The runner is tied to the process that started it (Linux ``PR_SET_PDEATHSIG``): when a server
-or worker dies, even by ``kill -9``, its runners die with it, and the job is requeued and
-resumed from its last checkpoint when a scheduler next looks. A runner that outlived its
-parent would keep training with nobody to supervise it. Linux ties the signal to the parent
-*thread*: runners must be started from a thread that lives as long as the process (the
-scheduler's), never from a short-lived one.
+or worker dies, even by ``kill -9``, its runners get SIGTERM, which is also what a graceful
+stop sends (``interrupt``). A runner stops on SIGTERM within the shutdown grace period, saving
+a resume point if it can, and its job is requeued without the attempt counting (see
+``tuneforge.jobs.runner``). A runner that outlived its parent for longer would keep training
+with nobody to supervise it. Linux ties the signal to the parent *thread*: runners must be
+started from a thread that lives as long as the process (the scheduler's), never from a
+short-lived one.
 
 A handle is ``subprocess://HOST/SCHEDULER_PID/RUNNER_PID`` (``subprocess://HOST/SCHEDULER_PID``
 for a claim whose runner is not started yet). Because runners die with their scheduler, a
@@ -35,12 +37,13 @@ log = logging.getLogger("tuneforge.executor")
 
 PR_SET_PDEATHSIG = 1
 SCHEME = "subprocess://"
+RUNNER_MODULE = "tuneforge.jobs.runner"
 
 
 def _die_with_parent() -> None:  # runs in the child between fork and exec
     # Not on Linux: nothing to do; the heartbeat timeout recovers the job instead.
     with contextlib.suppress(OSError):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def process_alive(pid: int | None) -> bool:
@@ -53,6 +56,20 @@ def process_alive(pid: int | None) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def is_runner_process(pid: int) -> bool:
+    """Whether ``pid`` is a live runner (not a process that was given a dead runner's pid)."""
+    proc = Path("/proc")
+    if not proc.is_dir():  # not Linux: ask the kernel about the pid alone
+        return process_alive(pid)
+    try:
+        command = (proc / str(pid) / "cmdline").read_bytes()
+    except OSError:  # gone
+        return False
+    if not command:  # between fork and exec: a runner being started
+        return process_alive(pid)
+    return RUNNER_MODULE.encode() in command.split(b"\0")
 
 
 class SubprocessHandle(NamedTuple):
@@ -123,11 +140,16 @@ class SubprocessExecutor:
             return None  # another machine's runner, or not ours to read: the heartbeat decides
         if parsed.scheduler_pid == self.scheduler_pid:
             return False  # ours, but not among our runners: exited, lost, or never started
-        if not process_alive(parsed.scheduler_pid):
-            return False  # its scheduler is gone, and its runners died with it
         if parsed.runner_pid is None:
-            return None  # just claimed by a live scheduler that is starting its runner
-        return process_alive(parsed.runner_pid)
+            # A claim: gone with its scheduler, else a live scheduler starting its runner.
+            return None if process_alive(parsed.scheduler_pid) else False
+        # A runner outlives its dead scheduler by at most the grace period it has to save.
+        return is_runner_process(parsed.runner_pid)
+
+    def interrupt(self, handle: str) -> None:
+        runner = self._runners.get(handle)
+        if runner is not None and runner.process.poll() is None:
+            runner.process.send_signal(signal.SIGTERM)  # the runner alone: it stops its own
 
     def stop(self, handle: str) -> None:
         runner = self._runners.get(handle)
@@ -143,7 +165,7 @@ class SubprocessExecutor:
         return [
             sys.executable,
             "-m",
-            "tuneforge.jobs.runner",
+            RUNNER_MODULE,
             job_id,
             "--worker-id",
             self.worker_id,

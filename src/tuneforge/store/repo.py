@@ -26,6 +26,8 @@ from tuneforge.store.repo_jobs import (
     new_job_id,
     request_cancel,
     request_pause,
+    request_requeue,
+    requeue_interrupted,
     resume_job,
     update_progress,
 )
@@ -93,6 +95,8 @@ __all__ = [
     "record_event",
     "request_cancel",
     "request_pause",
+    "request_requeue",
+    "requeue_interrupted",
     "requeue_orphans",
     "resume_job",
     "revoke_api_key",

@@ -254,6 +254,54 @@ def resume_job(session: Session, project_id: str, job_id: str) -> TuningJob:
     return apply_decision(session, get_job(session, project_id, job_id), decide)
 
 
+def request_requeue(session: Session, job_id: str, reason: str) -> bool:
+    """Ask a running job's runner to save a resume point at its next step boundary and go back
+    to the queue, because ``reason`` (its server is stopping), not the job, ends the run.
+    Returns whether it was asked: a cancel or pause already asked for wins, and a job that is
+    not running has nothing to save."""
+    job = load_job(session, job_id)
+    if job.state != JobState.RUNNING or job.requested_action is not None:
+        return False
+    change = StateChange(
+        None,
+        {"requested_action": RequestedAction.REQUEUE},
+        f"{reason}: saving a resume point; the job goes back to the queue",
+        EventLevel.WARNING,
+    )
+    return compare_and_set(
+        session, job, change, also_require=[TuningJob.requested_action.is_(None)]
+    )
+
+
+def interrupted_requeue_values() -> dict[str, Any]:
+    """A job going back to the queue because its server stopped: released by its runner, and
+    the attempt it was on not counted (the claim counted it)."""
+    return {
+        "sub_state": None,
+        "requested_action": None,
+        "runner_handle": None,
+        "worker_id": None,
+        "heartbeat_at": None,
+        "attempt_count": TuningJob.attempt_count - 1,
+    }
+
+
+def requeue_interrupted(
+    session: Session, job_id: str, message: str, *, worker_id: str | None = None
+) -> TuningJob:
+    """The runner's last word after ``request_requeue``: its resume point is saved, the job is
+    QUEUED again (ahead of younger jobs), and this attempt does not count."""
+    owner = [TuningJob.worker_id == worker_id] if worker_id is not None else []
+
+    def decide(job: TuningJob) -> StateChange:
+        _owned_by_runner(job, worker_id)
+        if job.requested_action != RequestedAction.REQUEUE:
+            raise Conflict(f"job {job.id} was not asked to go back to the queue")
+        return StateChange(JobState.QUEUED, interrupted_requeue_values(), message)
+
+    return apply_decision(session, load_job(session, job_id), decide, also_require=owner)
+
+
 def _owned_by_runner(job: TuningJob, worker_id: str | None) -> None:
     if job.state not in ACTIVE_STATES:
         raise Conflict(f"job {job.id} is {job.state}; its runner must stop")

@@ -11,7 +11,12 @@ from sqlalchemy.orm import Session
 
 from tuneforge.store.models import TuningJob
 from tuneforge.store.repo_events import record_event
-from tuneforge.store.repo_jobs import StateChange, compare_and_set, job_error
+from tuneforge.store.repo_jobs import (
+    StateChange,
+    compare_and_set,
+    interrupted_requeue_values,
+    job_error,
+)
 from tuneforge.store.states import (
     ACTIVE_STATES,
     EventLevel,
@@ -110,9 +115,11 @@ def requeue_orphans(
     last heartbeat is older than that. A runner ``is_alive`` says is alive keeps its job
     however old its heartbeat.
 
-    A cancelling job becomes CANCELLED; one whose pause was requested becomes PAUSED; one that
-    has used ``max_attempts`` attempts becomes FAILED (code ``too_many_attempts``); any other
-    goes back to QUEUED, ahead of younger jobs. Returns the jobs changed.
+    A cancelling job becomes CANCELLED; one whose pause was requested becomes PAUSED; one whose
+    server was stopping (``RequestedAction.REQUEUE``) goes back to QUEUED without the attempt
+    counting; one that has used ``max_attempts`` attempts becomes FAILED (code
+    ``too_many_attempts``); any other goes back to QUEUED, ahead of younger jobs. Returns the
+    jobs changed.
     """
     now = utcnow()
     recovered = []
@@ -167,6 +174,14 @@ def _recovery(job: TuningJob, reason: str, max_attempts: int, now: datetime) -> 
             JobState.PAUSED,
             {**released, "worker_id": None},
             f"runner lost ({reason}) while pausing; tuning job paused",
+        )
+    if job.requested_action == RequestedAction.REQUEUE:
+        return StateChange(
+            JobState.QUEUED,
+            interrupted_requeue_values(),
+            f"runner stopped with its server ({reason}) before saving a resume point; requeued "
+            "from the last checkpoint (not counted as an attempt)",
+            EventLevel.WARNING,
         )
     if job.attempt_count >= max_attempts:
         message = f"the runner was lost on each of {job.attempt_count} attempts; last: {reason}"

@@ -33,6 +33,9 @@ class RequestedAction(StrEnum):
 
     CANCEL = "cancel"
     PAUSE = "pause"
+    # The server or worker running it is stopping (SIGTERM, or its death): save a resume point
+    # and go back to the queue. Not the job's fault, so it is not counted as an attempt.
+    REQUEUE = "requeue"
 
 
 class Mode(StrEnum):
