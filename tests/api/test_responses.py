@@ -123,7 +123,11 @@ def test_max_output_tokens_ends_an_incomplete_response(api: Api):
 
 @pytest.mark.parametrize(
     ("given", "temperature", "top_p"),
-    [({}, 1.0, 1.0), ({"temperature": 0}, 0.0, 1.0), ({"temperature": 0.7, "top_p": 0.5}, 0.7, 0.5)],
+    [
+        ({}, 1.0, 1.0),
+        ({"temperature": 0}, 0.0, 1.0),
+        ({"temperature": 0.7, "top_p": 0.5}, 0.7, 0.5),
+    ],
 )
 def test_sampling_parameters_reach_the_model(api: Api, monkeypatch, given, temperature, top_p):
     seen = []

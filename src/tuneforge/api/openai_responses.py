@@ -12,14 +12,13 @@ import itertools
 import json
 import logging
 from collections.abc import Iterator
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
-from tuneforge.api.deps import current_project, get_service
-from tuneforge.api.openai import model_errors
+from tuneforge.api.openai import Project, Services, model_errors
 from tuneforge.api.openai_responses_schema import (
     OutputMessage,
     OutputText,
@@ -32,14 +31,10 @@ from tuneforge.api.openai_responses_schema import (
     started_response,
 )
 from tuneforge.inference.types import TextStream
-from tuneforge.service import Service
 
 log = logging.getLogger("tuneforge.api.openai_responses")
 
 router = APIRouter(prefix="/v1", tags=["openai"])
-
-Project = Annotated[str, Depends(current_project)]
-Services = Annotated[Service, Depends(get_service)]
 
 
 @router.post("/responses", response_model=Response)
