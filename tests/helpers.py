@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 
 from tuneforge.data.records import Conversation
@@ -27,3 +29,22 @@ def exact_match(model, tokenizer, examples: list[Conversation]) -> float:
     answers = greedy_answers(model, tokenizer, examples)
     expected = [e.turns[-1].text for e in examples]
     return sum(a == b for a, b in zip(answers, expected, strict=True)) / len(examples)
+
+
+def random_lora_adapter(base_source: str | Path, folder: Path, seed: int = 0) -> Path:
+    """A LoRA adapter of ``base_source`` with random ``lora_B`` weights, saved as a tuned
+    model's checkpoint is: it answers unlike its base, without training."""
+    from peft import LoraConfig, get_peft_model
+
+    from tuneforge.models.loading import load_causal_lm, load_tokenizer
+
+    config = LoraConfig(r=4, target_modules="all-linear", task_type="CAUSAL_LM")
+    model = get_peft_model(load_causal_lm(base_source), config)
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            if "lora_B" in name:
+                parameter.copy_(torch.randn(parameter.shape, generator=generator) * 0.5)
+    model.save_pretrained(folder)
+    load_tokenizer(base_source).save_pretrained(folder)
+    return folder

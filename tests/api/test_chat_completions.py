@@ -122,6 +122,7 @@ def test_bad_parameters_are_refused_in_openais_names(api):
     assert refused(api, messages=HELLO, max_tokens=0)["param"] == "max_tokens"
     assert refused(api, messages=HELLO, max_completion_tokens=0)["param"] == "max_completion_tokens"
     assert refused(api, messages=HELLO, temperature=-1)["param"] == "temperature"
+    assert refused(api, messages=HELLO, seed=2**70, temperature=1)["param"] == "seed"
     assert refused(api)["param"] == "messages"  # missing
 
 

@@ -1,6 +1,7 @@
 """End to end: a real ``tuneforge serve`` and the unmodified ``openai`` SDK upload a file, tune
 the tiny model, follow the job's events and checkpoints, chat with the tuned model above the
-accuracy bar (also streamed), cancel a job, and start a DPO job."""
+accuracy bar (also streamed, and through the Responses API), cancel a job, and start a DPO
+job."""
 
 from __future__ import annotations
 
@@ -123,6 +124,26 @@ def test_openai_sdk_tunes_follows_chats_streams_and_cancels(
     )
     streamed = "".join(chunk.choices[0].delta.content or "" for chunk in stream)
     assert streamed.strip() == answers[0]
+
+    # The Responses API answers as chat completions do; the answer ends before the token
+    # limit, so the response is completed and the SDK's stream helper returns it whole.
+    response = client.responses.create(
+        model=job.fine_tuned_model,
+        instructions=SENTIMENT_SYSTEM,
+        input=held_out[0].turns[0].text,
+        temperature=0,
+        max_output_tokens=4,
+    )
+    assert (response.status, response.output_text.strip()) == ("completed", answers[0])
+    with client.responses.stream(
+        model=job.fine_tuned_model,
+        instructions=SENTIMENT_SYSTEM,
+        input=[{"role": "user", "content": held_out[0].turns[0].text}],
+        temperature=0,
+        max_output_tokens=4,
+    ) as events:
+        final = events.get_final_response()
+    assert final.output_text == response.output_text
 
     at_checkpoint = client.chat.completions.create(
         model=checkpoints[-1].fine_tuned_model_checkpoint,

@@ -11,6 +11,7 @@ import json
 import logging
 import re
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -33,6 +34,7 @@ from tuneforge.api.openai_schema import (
     ChatCompletion,
     ChatRequest,
     Model,
+    ModelDeleted,
     ModelList,
     chunk_object,
     completion_header,
@@ -177,6 +179,14 @@ def get_model(model: str, project: Project, service: Services) -> Model:
     raise ApiError(404, f"model {model!r} not found", code="model_not_found", param="model")
 
 
+@router.delete("/models/{model:path}")
+def delete_model(model: str, project: Project, service: Services) -> ModelDeleted:
+    """Delete a tuned model of this project; its job stays."""
+    with model_errors(model, {}):
+        service.models.delete(project, model)
+    return ModelDeleted(id=model)
+
+
 # --- chat completions ---------------------------------------------------------------------
 
 
@@ -188,7 +198,7 @@ def chat_completions(
     Response through untouched; ``response_model`` describes the other answer)."""
     prompt = body.conversation()
     header = completion_header(body.model)
-    try:
+    with model_errors(body.model, body.param_names()):
         params = body.params()
         if body.stream:
             if params.n > 1:
@@ -199,12 +209,21 @@ def chat_completions(
                 server_sent_events(header, deltas, include_usage), media_type="text/event-stream"
             )
         result = service.generation.generate(project, body.model, prompt, params)
+    return ChatCompletion.of(header, result)
+
+
+@contextmanager
+def model_errors(model: str, names: dict[str, str]) -> Iterator[None]:
+    """The service's errors about a request's model and parameters in OpenAI's shape: an
+    unknown model (or another project's) is ``model_not_found``, a bad parameter is named as
+    the request names it (``names``: tuneforge's names to the request's)."""
+    try:
+        yield
     except NotFound as err:
-        message = str(err) if body.model in str(err) else f"model {body.model!r}: {err}"
+        message = str(err) if model in str(err) else f"model {model!r}: {err}"
         raise ApiError(404, message, code="model_not_found", param="model") from None
     except InvalidArgument as err:
-        raise renamed(err, body.param_names()) from None
-    return ChatCompletion.of(header, result)
+        raise renamed(err, names) from None
 
 
 def server_sent_events(

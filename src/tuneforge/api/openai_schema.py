@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 import uuid
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from pydantic import BaseModel, ConfigDict
 
@@ -57,6 +57,12 @@ class Model(OpenAIObject):
         )
 
 
+class ModelDeleted(OpenAIObject):
+    id: str
+    object: Literal["model"] = "model"
+    deleted: bool = True
+
+
 class ModelList(OpenAIObject):
     object: Literal["list"] = "list"
     data: list[Model]
@@ -83,21 +89,7 @@ class ChatRequest(Request):
     stream_options: StreamOptions | None = None
 
     def conversation(self) -> Conversation:
-        """The messages as a prompt: an optional system message, then turns ending with a user
-        message. "developer" is a system message, "assistant" the model's turn."""
-        issues = LineIssues(line=0)
-        prompt = openai_messages(self.messages, "messages", issues, ending="any")
-        if prompt is None:
-            first = next(p for p in issues.problems if p.severity == "error")
-            raise ApiError(400, f"{first.field}: {first.message}", param=first.field)
-        if not prompt.is_prompt_only:
-            last = f"messages[{len(self.messages) - 1}]"
-            raise ApiError(
-                400,
-                f'{last}: the last message must be a "user" message, which the model answers',
-                param=last,
-            )
-        return prompt
+        return prompt_of(self.messages, "messages")
 
     def params(self) -> GenerationParams:
         given = {
@@ -116,6 +108,25 @@ class ChatRequest(Request):
         """The request's names for GenerationParams' and the prompt's parameters."""
         max_tokens = "max_tokens" if self.max_completion_tokens is None else "max_completion_tokens"
         return {"max_output_tokens": max_tokens, "contents": "messages"}
+
+
+def prompt_of(messages: object, path: str) -> Conversation:
+    """OpenAI messages as a prompt: an optional system message, then turns ending with a user
+    message. "developer" is a system message, "assistant" the model's turn. A problem is a 400
+    naming the message by its place under ``path``."""
+    issues = LineIssues(line=0)
+    prompt = openai_messages(messages, path, issues, ending="any")
+    if prompt is None:
+        first = next(p for p in issues.problems if p.severity == "error")
+        raise ApiError(400, f"{first.field}: {first.message}", param=first.field)
+    if not prompt.is_prompt_only:
+        last = f"{path}[{len(cast(list, messages)) - 1}]"  # a list: openai_messages read it
+        raise ApiError(
+            400,
+            f'{last}: the last message must be a "user" message, which the model answers',
+            param=last,
+        )
+    return prompt
 
 
 def completion_header(model: str) -> dict[str, Any]:

@@ -57,6 +57,8 @@ class GenerationParams:
             ("top_k", self.top_k >= 0, "must be 0 (off) or more"),
             ("max_output_tokens", self.max_output_tokens >= 1, "must be at least 1"),
             ("n", self.n >= 1, "must be at least 1"),
+            # torch's and vLLM's generators take a 64-bit seed; a larger one was a 500
+            ("seed", self.seed is None or -(2**63) <= self.seed < 2**63, "must fit in 64 bits"),
         ]
         for name, ok, expected in checks:
             if not ok:

@@ -15,7 +15,8 @@ from tuneforge.models.names import TunedRef, parse_model_name
 from tuneforge.models.resolve import resolve_base_model
 from tuneforge.storage import storage_for
 from tuneforge.store import repo
-from tuneforge.store.models import Checkpoint, TuningJob
+from tuneforge.store.models import Checkpoint, TunedModel, TuningJob
+from tuneforge.store.states import JobState
 
 
 def model_target(session: Session, settings: Settings, project_id: str, name: str) -> ModelTarget:
@@ -39,23 +40,9 @@ def model_target(session: Session, settings: Settings, project_id: str, name: st
 def tuned_checkpoint(session: Session, project_id: str, name: str) -> tuple[TuningJob, Checkpoint]:
     """The job and checkpoint a tuned model's name stands for."""
     reference = parse_model_name(name)
-    if not isinstance(reference, TunedRef):
-        raise NotFound(f"{name!r} is not a tuned model")
-    missing = NotFound(f"tuned model {name!r} not found")
-    if reference.checkpoint_id:
-        checkpoint = session.get(Checkpoint, reference.checkpoint_id)
-        if checkpoint is None:
-            raise missing
-        try:
-            job = repo.get_job(session, project_id, checkpoint.job_id)
-        except NotFound:  # another project's: answered as a missing one, its job id unsaid
-            raise missing from None
+    job, checkpoint = _tuned_job(session, project_id, name, reference)
+    if checkpoint is not None:
         return job, checkpoint
-    if reference.tuned_model_id:
-        job_id = repo.get_tuned_model(session, project_id, reference.tuned_model_id).job_id
-    else:
-        job_id = reference.job_id
-    job = repo.get_job(session, project_id, job_id)
     checkpoints = list(repo.list_checkpoints(session, job.id))
     if reference.epoch is not None or reference.step is not None:
         for checkpoint in checkpoints:
@@ -66,3 +53,44 @@ def tuned_checkpoint(session: Session, project_id: str, name: str) -> tuple[Tuni
     if default is None:
         raise NotFound(f"tuned model {name!r} is not ready: its job has not succeeded")
     return job, default
+
+
+def tuned_model(session: Session, project_id: str, name: str) -> TunedModel:
+    """The tuned model (not one of its checkpoints) called ``name``: NotFound for a missing
+    one and for another project's, alike."""
+    job, _ = _tuned_job(session, project_id, name, parse_model_name(name))
+    if job.tuned_model is None:  # a job that has not succeeded
+        raise NotFound(f"tuned model {name!r} not found")
+    return job.tuned_model
+
+
+def _tuned_job(
+    session: Session, project_id: str, name: str, reference: TunedRef | str
+) -> tuple[TuningJob, Checkpoint | None]:
+    """The job behind a tuned model's name, and the checkpoint when the name is a checkpoint id.
+    A deleted tuned model's names all answer as missing ones."""
+    if not isinstance(reference, TunedRef):
+        raise NotFound(f"{name!r} is not a tuned model")
+    missing = NotFound(f"tuned model {name!r} not found")
+    checkpoint = None
+    if reference.checkpoint_id:
+        checkpoint = session.get(Checkpoint, reference.checkpoint_id)
+        if checkpoint is None:
+            raise missing
+        job_id = checkpoint.job_id
+    elif reference.tuned_model_id:
+        try:
+            job_id = repo.get_tuned_model(session, project_id, reference.tuned_model_id).job_id
+        except NotFound:
+            raise missing from None
+    else:
+        job_id = reference.job_id
+    try:
+        job = repo.get_job(session, project_id, job_id)
+    except NotFound:  # another project's: answered as a missing one, its job id unsaid
+        raise missing from None
+    # A job that succeeded made its tuned model in the same transaction (jobs/runner.py):
+    # without one, the model was deleted.
+    if job.state == JobState.SUCCEEDED and job.tuned_model is None:
+        raise missing
+    return job, checkpoint

@@ -9,7 +9,7 @@ from typing import Any
 from tuneforge.config import Settings
 from tuneforge.errors import InvalidArgument, NotFound
 from tuneforge.inference.types import ModelTarget
-from tuneforge.jobs.targets import model_target, tuned_checkpoint
+from tuneforge.jobs.targets import model_target, tuned_checkpoint, tuned_model
 from tuneforge.models.names import TunedRef, parse_model_name
 from tuneforge.models.resolve import resolve_base_model
 from tuneforge.models.tiny import TINY_MODELS
@@ -51,6 +51,24 @@ class ModelService:
         with self.db.session() as s:
             job, _ = tuned_checkpoint(s, project_id, name)
             return job
+
+    def delete(self, project_id: str, name: str) -> None:
+        """Delete this project's tuned model called ``name`` (any of its names): it no longer
+        lists or answers. Its job stays, with its checkpoints and their files. NotFound for a
+        missing model and another project's alike; InvalidArgument for a base model's or a
+        checkpoint's name."""
+        reference = parse_model_name(name)
+        if not isinstance(reference, TunedRef):
+            raise InvalidArgument(
+                f"model {name!r} is not a tuned model; only tuned models can be deleted", "model"
+            )
+        if reference.checkpoint_id or reference.epoch is not None or reference.step is not None:
+            raise InvalidArgument(
+                f"model {name!r} names a checkpoint; delete the tuned model it belongs to",
+                "model",
+            )
+        with self.db.session() as s:
+            repo.delete_tuned_model(s, project_id, tuned_model(s, project_id, name).id)
 
     def list(self, project_id: str) -> list[ModelInfo]:
         models = [ModelInfo(id=name, kind="base", base_model=name) for name in TINY_MODELS]

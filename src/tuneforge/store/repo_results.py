@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from tuneforge.errors import Conflict, NotFound
@@ -116,6 +116,18 @@ def create_tuned_model(
 
 def get_tuned_model(session: Session, project_id: str, model_id: str) -> TunedModel:
     return get_scoped(session, TunedModel, project_id, model_id, "tuned model")
+
+
+def delete_tuned_model(session: Session, project_id: str, model_id: str) -> None:
+    """Delete a tuned model; its job, checkpoints and their files stay. One statement, so of two
+    concurrent deletes the second is NotFound."""
+    deleted = session.execute(
+        delete(TunedModel)
+        .where(TunedModel.id == model_id, TunedModel.project_id == project_id)
+        .execution_options(synchronize_session="fetch")
+    )
+    if deleted.rowcount == 0:
+        raise NotFound(f"tuned model {model_id!r} not found")
 
 
 def list_tuned_models(
