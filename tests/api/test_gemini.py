@@ -562,6 +562,13 @@ def test_vertex_stream_generate_content_through_google_genai(
     assert [c["candidates"][0]["content"]["parts"][0]["text"] for c in array.json()] == [
         "posi", "tive"
     ]  # fmt: skip
+    others = api.client.post(
+        f"/v1/{VERTEX}/endpoints/{tuned_id}:streamGenerateContent?alt=sse",
+        json={"contents": TEXT},
+        headers=api.headers(api.other_key),
+    )
+    assert_google_error(others, 404, "NOT_FOUND", "not found")
+    assert "default" not in others.text and job_id not in others.text
     missing = api.client.post(f"/v1/{VERTEX}/endpoints/tm-nope:streamGenerateContent?alt=sse",
                               json={"contents": TEXT}, headers=api.headers())  # fmt: skip
     assert_google_error(missing, 404, "NOT_FOUND")
