@@ -32,6 +32,11 @@ class Settings(BaseSettings):
         description="Directories a job's dataset may be read from by path.",
     )
     max_upload_bytes: int = Field(default=1 << 30, description="Largest accepted upload.")
+    max_inline_dataset_bytes: int = Field(
+        default=4 << 20,
+        description="Largest request carrying its training examples inline (the Gemini API's "
+        "tunedModels create); 4 MB, as the Gemini API had.",
+    )
     slots: int | None = Field(
         default=None, description="Jobs run at once; one per GPU, or one on a CPU machine."
     )

@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from tuneforge import __version__
-from tuneforge.api import files, openai, openai_responses, ui, vertex
+from tuneforge.api import files, gemini, openai, openai_responses, ui, vertex
 from tuneforge.api.errors import install_error_handlers
 from tuneforge.config import Settings
 from tuneforge.jobs.scheduler import Scheduler
@@ -41,6 +41,7 @@ def create_app(settings: Settings, *, run_scheduler: bool = True, inference=None
     install_error_handlers(app)
     app.include_router(files.router)
     app.include_router(vertex.router)
+    app.include_router(gemini.router)
     app.include_router(openai.router)
     app.include_router(openai_responses.router)
     app.mount(ui.STATIC_URL, ui.StaticAssets(), name="ui-static")

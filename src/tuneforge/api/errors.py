@@ -1,7 +1,8 @@
 """Errors in each surface's own shape.
 
-Vertex routes (``/v1/projects/...``, ``/v1beta1/...``) answer ``{"error": {"code", "message",
-"status"}}``; every other route (OpenAI's shape, which the files API shares) answers
+Google-style routes (Vertex's ``/v1/projects/...`` and ``/v1beta1/...``, the Gemini API's
+``/v1/tunedModels...`` and ``/v1beta/...``) answer ``{"error": {"code", "message", "status"}}``;
+every other route (OpenAI's shape, which the files API shares) answers
 ``{"error": {"message", "type", "param", "code"}}``.
 """
 
@@ -28,21 +29,33 @@ OPENAI_TYPE = {400: "invalid_request_error", 401: "authentication_error", 404: "
 class ApiError(Exception):
     """An error a route raises with its HTTP status; ``code`` / ``param`` for OpenAI's shape."""
 
-    def __init__(self, status: int, message: str, *, code: str | None = None, param=None):
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        code: str | None = None,
+        param=None,
+        google_status: str | None = None,
+    ):
         super().__init__(message)
         self.status = status
         self.code = code
         self.param = param
+        self.google_status = google_status  # the Google shape's status when not the usual one
 
 
-def is_vertex_path(path: str) -> bool:
-    return path.startswith("/v1beta1/") or path.startswith("/v1/projects/")
+GOOGLE_PREFIXES = ("/v1beta1/", "/v1/projects/", "/v1beta/", "/v1/tunedModels")
+
+
+def is_google_path(path: str) -> bool:
+    return path.startswith(GOOGLE_PREFIXES)
 
 
 def error_response(
     request: Request, status: int, message: str, code=None, param=None, vertex_status=None
 ):
-    if is_vertex_path(request.url.path):
+    if is_google_path(request.url.path):
         body = google.error_body(status, message, vertex_status)
     else:
         kind = OPENAI_TYPE.get(status, "invalid_request_error")
@@ -92,7 +105,7 @@ def status_of(err: TuneforgeError) -> tuple[int, str | None, str | None]:
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, err: ApiError):
-        return error_response(request, err.status, str(err), err.code, err.param)
+        return error_response(request, err.status, str(err), err.code, err.param, err.google_status)
 
     @app.exception_handler(TuneforgeError)
     async def _domain_error(request: Request, err: TuneforgeError):

@@ -16,6 +16,8 @@ from tuneforge.errors import InvalidArgument
 from tuneforge.inference.types import GenerationParams, GenerationResult
 
 FINISH_REASONS = {"stop": "STOP", "length": "MAX_TOKENS"}
+# google.ai.generativelanguage's Candidate.FinishReason numbers, for ``enum-encoding=int``.
+FINISH_REASON_NUMBERS = {"STOP": 1, "MAX_TOKENS": 2}
 DEFAULT_TEMPERATURE = 1.0  # Google's APIs sample unless told otherwise; 0 is greedy
 # tuneforge's generation parameter names → generateContent's, for error messages.
 GENERATION_NAMES = {
@@ -94,7 +96,7 @@ class Content(GoogleResponse):
 class Candidate(GoogleResponse):
     index: int
     content: Content
-    finish_reason: str
+    finish_reason: str | None = None  # a streamed answer's last chunk only
 
 
 class UsageMetadata(GoogleResponse):
@@ -105,8 +107,48 @@ class UsageMetadata(GoogleResponse):
 
 class GenerateContentResponse(GoogleResponse):
     candidates: list[Candidate]
-    usage_metadata: UsageMetadata
+    usage_metadata: UsageMetadata | None = None  # a streamed answer's last chunk only
     model_version: str
+
+    @classmethod
+    def chunk(
+        cls,
+        text: str,
+        model_version: str,
+        finish_reason: str | None = None,
+        usage: tuple[int, int] | None = None,
+    ) -> GenerateContentResponse:
+        """One chunk of a streamed answer: its text delta; the last one also says how it ended
+        and the token counts (prompt, output)."""
+        return cls(
+            candidates=[
+                Candidate(
+                    index=0,
+                    content=Content(role="model", parts=[Part(text=text)]),
+                    finish_reason=FINISH_REASONS[finish_reason] if finish_reason else None,
+                )
+            ],
+            usage_metadata=(
+                UsageMetadata(
+                    prompt_token_count=usage[0],
+                    candidates_token_count=usage[1],
+                    total_token_count=usage[0] + usage[1],
+                )
+                if usage
+                else None
+            ),
+            model_version=model_version,
+        )
+
+    def to_json(self, int_enums: bool = False) -> dict[str, Any]:
+        """The wire form; ``int_enums`` writes finishReason as its number, as a request with
+        ``$alt=json;enum-encoding=int`` (the legacy google-generativeai SDK) asks."""
+        body = self.model_dump(exclude_none=True)
+        if int_enums:
+            for candidate in body["candidates"]:
+                if "finishReason" in candidate:
+                    candidate["finishReason"] = FINISH_REASON_NUMBERS[candidate["finishReason"]]
+        return body
 
     @classmethod
     def of(cls, result: GenerationResult, model_version: str) -> GenerateContentResponse:

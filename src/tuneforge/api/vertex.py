@@ -10,14 +10,12 @@ import re
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query
+from fastapi.responses import StreamingResponse
 
+from tuneforge.api import generate_content as generate_content_answers
 from tuneforge.api.deps import current_project, get_service
 from tuneforge.api.errors import renamed
-from tuneforge.api.generate_content_schema import (
-    GENERATION_NAMES,
-    GenerateContentRequest,
-    GenerateContentResponse,
-)
+from tuneforge.api.generate_content_schema import GenerateContentRequest, GenerateContentResponse
 from tuneforge.api.google import ResourceName
 from tuneforge.api.vertex_schema import (
     CreateTuningJobRequest,
@@ -205,13 +203,23 @@ def generate_content(
     """For ``endpoints/{id}`` (a tuned model or one checkpoint), ``publishers/{p}/models/{m}``
     and ``models/{m}`` (a base model, or a tuned model by its id)."""
     model = model_of_resource(service, project_id, resource)
-    conversation = body.conversation()
-    try:
-        params = body.generation_config.to_params()
-    except InvalidArgument as err:
-        raise renamed(err, GENERATION_NAMES) from None
-    result = service.generation.generate(project_id, model, conversation, params)
-    return GenerateContentResponse.of(result, model)
+    return generate_content_answers.generate(service, project_id, model, body, model)
+
+
+@routes.post(PARENT + "/{resource:path}:streamGenerateContent")
+def stream_generate_content(
+    resource: str,
+    body: GenerateContentRequest,
+    alt: str | None = None,
+    project_id: str = Depends(current_project),
+    service: Service = Depends(get_service),
+) -> StreamingResponse:
+    """The same resources, streamed: server-sent events with ``alt=sse`` (as google-genai's
+    ``generate_content_stream`` asks), else a JSON array."""
+    model = model_of_resource(service, project_id, resource)
+    return generate_content_answers.stream(
+        service, project_id, model, body, model, sse=alt == "sse"
+    )
 
 
 def model_of_resource(service: Service, project_id: str, resource: str) -> str:

@@ -4,16 +4,18 @@ followed (events, metrics, result file), cancelled, paused and resumed."""
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import ValidationError
+from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 
 from tuneforge.config import Settings
 from tuneforge.engine.methods import TuningMethod, get_method
 from tuneforge.engine.spec import Hyperparameters, Mode
-from tuneforge.errors import InvalidArgument
+from tuneforge.errors import Conflict, InvalidArgument, NotFound
 from tuneforge.jobs.datasets import refuse_invalid_dataset
 from tuneforge.models.names import TunedRef, parse_model_name
 from tuneforge.service.models import ModelService
@@ -21,7 +23,7 @@ from tuneforge.storage import storage_for
 from tuneforge.store import repo
 from tuneforge.store.db import Database
 from tuneforge.store.models import Checkpoint, Event, File, TunedModel, TuningJob
-from tuneforge.store.states import JobState
+from tuneforge.store.states import TERMINAL_STATES, JobState
 
 RESULTS_PURPOSE = "fine-tune-results"
 MAX_SUFFIX_LENGTH = 64
@@ -261,6 +263,79 @@ class JobService:
         except IntegrityError:  # registered by a concurrent request meanwhile
             with self.db.session() as s:
                 return repo.get_file(s, project_id, file_id)
+
+    def find(self, project_id: str, name: str) -> JobView:
+        """A job by any name a surface gives its tuned model: the job's id (``tj-...``), its
+        tuned model's (``tm-...``), or its suffix (the Gemini API's ``tunedModelId``; the
+        oldest job of the project with that suffix). NotFound otherwise, or in another
+        project."""
+        with self.db.session() as s:
+            if name.startswith("tj-"):
+                return self._view(s, repo.get_job(s, project_id, name))
+            if name.startswith("tm-"):
+                tuned = repo.get_tuned_model(s, project_id, name)
+                return self._view(s, repo.get_job(s, project_id, tuned.job_id))
+            owner = self._suffix_owners(s, project_id, [name]).get(name)
+            if owner is None:
+                raise NotFound(f"tuned model {name!r} not found")
+            return self._view(s, repo.get_job(s, project_id, owner))
+
+    def suffix_owners(self, project_id: str, suffixes: Iterable[str]) -> dict[str, str]:
+        """Each suffix → the id of the oldest job of the project that has it: the job the
+        suffix names as a tuned model id (:meth:`find`)."""
+        with self.db.session() as s:
+            return self._suffix_owners(s, project_id, suffixes)
+
+    def describe(
+        self,
+        project_id: str,
+        job_id: str,
+        *,
+        display_name: str | None = None,
+        description: str | None = None,
+    ) -> JobView:
+        """Change a job's display name or description (None leaves one as it is), its tuned
+        model's display name with it."""
+        check_bounds(
+            JobRequest(
+                base_model="", training_file="", display_name=display_name, description=description
+            )
+        )
+        with self.db.session() as s:
+            job = repo.get_job(s, project_id, job_id)
+            if display_name is not None:
+                job.display_name = display_name
+                if job.tuned_model is not None:
+                    job.tuned_model.display_name = display_name
+            if description is not None:
+                job.description = description
+            s.flush()
+            return self._view(s, job)
+
+    def delete(self, project_id: str, job_id: str) -> None:
+        """Delete a finished job with its tuned model, checkpoints, events and files; a job
+        still queued or running must be cancelled first."""
+        with self.db.session() as s:
+            job = repo.get_job(s, project_id, job_id)
+            if job.state not in TERMINAL_STATES:
+                raise Conflict(
+                    f"job {job_id} is {job.state}: cancel it, and delete it once it has stopped"
+                )
+            # The database cascades to the tuned model, checkpoints and events.
+            s.execute(delete(TuningJob).where(TuningJob.id == job.id))
+        storage_for(self.settings).delete_job(job_id)
+
+    @staticmethod
+    def _suffix_owners(s, project_id: str, suffixes: Iterable[str]) -> dict[str, str]:
+        wanted = list(set(suffixes))
+        if not wanted:
+            return {}
+        rows = s.execute(
+            select(TuningJob.suffix, TuningJob.id)
+            .where(TuningJob.project_id == project_id, TuningJob.suffix.in_(wanted))
+            .order_by(TuningJob.created_at.desc(), TuningJob.id.desc())
+        )
+        return dict(rows.tuples().all())  # the oldest comes last, so it wins
 
     def _view(self, s, job: TuningJob) -> JobView:
         tuned = s.query(TunedModel).filter_by(job_id=job.id).one_or_none()

@@ -77,6 +77,10 @@ class Storage(Protocol):
         """Remove an upload, and nothing that is not one; return whether it removed."""
         ...
 
+    def delete_job(self, job_id: str) -> None:
+        """Remove everything a job wrote (checkpoints, metrics); nothing if it wrote nothing."""
+        ...
+
 
 def storage_for(settings: Settings) -> Storage:
     """The storage these settings name: LocalStorage on the data dir (the only one yet)."""

@@ -15,6 +15,7 @@ The layout under the root, known here only:
 from __future__ import annotations
 
 import re
+import shutil
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -107,6 +108,9 @@ class LocalStorage:
             return False
         path.unlink(missing_ok=True)
         return True
+
+    def delete_job(self, job_id: str) -> None:
+        shutil.rmtree(self.job_dir(job_id), ignore_errors=True)
 
     @staticmethod
     def _is_inside(path: Path, folder: Path) -> bool:
