@@ -97,6 +97,8 @@ class DashboardRoute(APIRoute):
                 first = err.errors()[0]
                 field = ".".join(str(p) for p in first["loc"][1:])
                 return error_page(request, 400, f"{field}: {first['msg']}")
+            except HTTPException as err:  # a form Starlette cannot parse (a field over 1 MB)
+                return error_page(request, err.status_code, str(err.detail))
 
         return dashboard_handler
 
