@@ -37,6 +37,12 @@ class Settings(BaseSettings):
         description="Largest request carrying its training examples inline (the Gemini API's "
         "tunedModels create); 4 MB, as the Gemini API had.",
     )
+    max_prompt_bytes: int = Field(
+        default=1 << 20,
+        gt=0,
+        description="Largest prompt a model is asked to read, in bytes of UTF-8 text (system "
+        "instruction and every turn); a larger one is refused before it is tokenized.",
+    )
     slots: int | None = Field(
         default=None, description="Jobs run at once; one per GPU, or one on a CPU machine."
     )

@@ -13,6 +13,7 @@ from markupsafe import escape
 
 from tests.api.conftest import Api
 from tests.api.test_models_api import TINY, fine_tuned_name, register_tuned_model
+from tuneforge.api.ui import COOKIE
 from tuneforge.service import JobRequest
 from tuneforge.store import repo
 from tuneforge.store.models import TuningJob
@@ -32,8 +33,27 @@ VALID_DATASET = "\n".join(chat_line(f"is {n} even?", "yes" if n % 2 == 0 else "n
                           for n in range(12)).encode()  # fmt: skip
 
 
+ORIGIN = "http://testserver"  # the TestClient's own origin, as a browser sends it
+
+
+def form_token(api: Api, path: str) -> str:
+    """The CSRF token in the form(s) of the page at ``path``."""
+    tokens = set(re.findall(r'name="csrf_token" value="([^"]*)"', page(api, path)))
+    assert len(tokens) == 1 and "" not in tokens, tokens
+    return tokens.pop()
+
+
+def post_form(api: Api, path: str, *, token_from: str, data: dict | None = None, **kwargs):
+    """A POST as the browser sends the form of page ``token_from``: its token, our Origin."""
+    data = {**(data or {}), "csrf_token": form_token(api, token_from)}
+    return api.client.post(path, data=data, headers={"Origin": ORIGIN}, **kwargs)
+
+
 def sign_in(api: Api, key: str | None = None) -> None:
-    response = api.client.post("/ui/login", data={"key": key or api.key}, follow_redirects=False)
+    response = post_form(
+        api, "/ui/login", token_from="/ui/login", data={"key": key or api.key},
+        follow_redirects=False,
+    )  # fmt: skip
     assert response.status_code == 303, response.text
 
 
@@ -85,33 +105,38 @@ def test_the_root_leads_to_the_dashboard(api: Api):
 
 
 def test_a_bad_key_is_refused(api: Api):
-    response = api.client.post("/ui/login", data={"key": "tf-not-a-key"}, follow_redirects=False)
+    response = post_form(
+        api, "/ui/login", token_from="/ui/login", data={"key": "tf-not-a-key"},
+        follow_redirects=False,
+    )  # fmt: skip
 
     assert response.status_code == 401
     assert "not valid" in response.text
-    assert "set-cookie" not in response.headers
+    assert COOKIE not in response.headers.get("set-cookie", "")
     assert api.client.get("/ui", follow_redirects=False).status_code == 303
 
 
 def test_signing_in_sets_a_strict_http_only_cookie_and_signing_out_clears_it(api: Api):
-    response = api.client.post(
-        "/ui/login", data={"key": api.key, "next": "/ui/files"}, follow_redirects=False
-    )
+    response = post_form(
+        api, "/ui/login", token_from="/ui/login", data={"key": api.key, "next": "/ui/files"},
+        follow_redirects=False,
+    )  # fmt: skip
 
     assert (response.status_code, response.headers["location"]) == (303, "/ui/files")
-    cookie = response.headers["set-cookie"].lower()
+    [cookie] = [c.lower() for c in response.headers.get_list("set-cookie") if COOKIE in c]
     assert "httponly" in cookie and "samesite=strict" in cookie and "path=/ui" in cookie
     assert "project <strong>default</strong>" in page(api, "/ui")
 
-    api.client.get("/ui/logout")
+    post_form(api, "/ui/logout", token_from="/ui")
     assert api.client.get("/ui", follow_redirects=False).status_code == 303
 
 
 def test_sign_in_never_sends_the_user_to_another_site(api: Api):
     for target in ("https://evil.example/", "//evil.example/ui"):
-        response = api.client.post(
-            "/ui/login", data={"key": api.key, "next": target}, follow_redirects=False
-        )
+        response = post_form(
+            api, "/ui/login", token_from="/ui/login", data={"key": api.key, "next": target},
+            follow_redirects=False,
+        )  # fmt: skip
         assert response.headers["location"] == "/ui"
 
 
@@ -214,14 +239,16 @@ def test_a_failed_job_shows_its_error(api: Api):
     assert "line 3: &lt;no text&gt;" in body
     assert "invalid_training_file" in body
     assert "data-refresh" not in body
-    assert "<form" not in body  # no action fits a finished job
+    assert f'action="/ui/jobs/{job.id}/' not in body  # no action fits a finished job
 
 
 def test_cancel_button_cancels_a_queued_job(api: Api):
     job = create_job(api)
     sign_in(api)
 
-    response = api.client.post(f"/ui/jobs/{job.id}/cancel", follow_redirects=False)
+    response = post_form(
+        api, f"/ui/jobs/{job.id}/cancel", token_from=f"/ui/jobs/{job.id}", follow_redirects=False
+    )
 
     assert (response.status_code, response.headers["location"]) == (303, f"/ui/jobs/{job.id}")
     assert api.service.jobs.get("default", job.id).job.state == JobState.CANCELLED
@@ -234,11 +261,11 @@ def test_pause_and_resume_buttons(api: Api):
     job = create_job(api)
     sign_in(api)
 
-    body = api.client.post(f"/ui/jobs/{job.id}/pause").text
+    body = post_form(api, f"/ui/jobs/{job.id}/pause", token_from=f"/ui/jobs/{job.id}").text
     assert 'class="badge state-paused"' in body
     assert f'action="/ui/jobs/{job.id}/resume"' in body
 
-    api.client.post(f"/ui/jobs/{job.id}/resume")
+    post_form(api, f"/ui/jobs/{job.id}/resume", token_from=f"/ui/jobs/{job.id}")
     assert api.service.jobs.get("default", job.id).job.state == JobState.QUEUED
 
 
@@ -247,7 +274,7 @@ def test_an_action_the_state_forbids_shows_why(api: Api):
     api.service.jobs.cancel("default", job.id)
     sign_in(api)
 
-    response = api.client.post(f"/ui/jobs/{job.id}/pause")
+    response = post_form(api, f"/ui/jobs/{job.id}/pause", token_from=f"/ui/jobs/{job.id}")
 
     assert response.status_code == 400  # the same status the APIs give
     assert "only a queued or running job can pause" in response.text
@@ -260,7 +287,7 @@ def test_another_projects_job_is_not_found(api: Api):
     body = page(api, f"/ui/jobs/{theirs.id}", status=404)
     assert "Not found" in body
 
-    assert api.client.post(f"/ui/jobs/{theirs.id}/cancel").status_code == 404
+    assert post_form(api, f"/ui/jobs/{theirs.id}/cancel", token_from="/ui").status_code == 404
     assert api.service.jobs.get("other", theirs.id).job.state == JobState.QUEUED
 
 
@@ -285,9 +312,10 @@ def test_uploading_a_bad_file_shows_its_problems_by_line(api: Api):
     bad = b"\n".join([chat_line("hi", "hello").encode(), b"{not json", b'{"messages": "x"}'])
     sign_in(api)
 
-    response = api.client.post(
-        "/ui/files", files={"file": ("bad.jsonl", bad)}, data={"purpose": "fine-tune"}
-    )
+    response = post_form(
+        api, "/ui/files", token_from="/ui/files", files={"file": ("bad.jsonl", bad)},
+        data={"purpose": "fine-tune"},
+    )  # fmt: skip
 
     assert response.status_code == 200
     assert response.url.path.startswith("/ui/files/file-")
@@ -308,7 +336,9 @@ def test_uploading_a_bad_file_shows_its_problems_by_line(api: Api):
 def test_uploading_a_valid_file_lists_it(api: Api):
     sign_in(api)
 
-    body = api.client.post("/ui/files", files={"file": ("good.jsonl", VALID_DATASET)}).text
+    body = post_form(
+        api, "/ui/files", token_from="/ui/files", files={"file": ("good.jsonl", VALID_DATASET)}
+    ).text
 
     assert "Valid" in body and "openai_chat" in body
     assert "good.jsonl" in page(api, "/ui/files")
@@ -337,9 +367,10 @@ def test_models_page_lists_the_tiny_model(api: Api):
 def test_trying_a_model_shows_the_answer_and_token_counts(api: Api):
     sign_in(api)
 
-    response = api.client.post(
-        f"/ui/models/{TINY}", data={"prompt": "hello <there>", "system": "", "max_tokens": "4"}
-    )
+    response = post_form(
+        api, f"/ui/models/{TINY}", token_from=f"/ui/models/{TINY}",
+        data={"prompt": "hello <there>", "system": "", "max_tokens": "4"},
+    )  # fmt: skip
 
     assert response.status_code == 200, response.text
     assert re.search(r"\d+ prompt tokens · \d+ output tokens?", response.text)

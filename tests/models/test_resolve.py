@@ -49,8 +49,12 @@ def test_builtin_tiny_model_still_resolves(settings):
 
 def test_a_folder_under_the_working_directory_is_no_hub_id(rooted, tmp_path, monkeypatch):
     """transformers would load ``var/jobs/x`` from the server's working directory as if it were a
-    hub id: a name that is an existing folder outside the roots is refused instead."""
+    hub id: a name that is an existing folder outside the roots is refused instead, in the
+    words an unknown name gets (the answer must not tell which folders exist)."""
     _fake_model(tmp_path / "cwd" / "var" / "jobs" / "theirs")
     monkeypatch.chdir(tmp_path / "cwd")
-    with pytest.raises(ModelNotFound, match="outside the model roots"):
+    with pytest.raises(ModelNotFound, match="unknown base model") as existing:
         resolve_base_model("var/jobs/theirs", rooted)
+    with pytest.raises(ModelNotFound) as missing:
+        resolve_base_model("var/jobs/nobody", rooted)
+    assert str(existing.value).replace("theirs", "nobody") == str(missing.value)

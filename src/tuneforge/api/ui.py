@@ -1,8 +1,10 @@
 """The web dashboard: server-rendered pages over the same Service as the APIs.
 
 Signing in stores the API key in an HttpOnly, SameSite=Strict cookie; every page checks it
-(the key decides the project, as on the APIs). The strict cookie is also what protects the
-POST forms from other sites. Errors of the service become an error page with their message.
+(the key decides the project, as on the APIs). Every POST form also carries a CSRF token and
+must come from this server's own origin (``ui_guard``); every response carries a
+Content-Security-Policy and refuses to be framed. Errors of the service become an error page
+with their message.
 """
 
 from __future__ import annotations
@@ -29,6 +31,17 @@ from tuneforge.api.deps import get_service
 from tuneforge.api.errors import status_of
 from tuneforge.api.files import PURPOSES
 from tuneforge.api.files import _filename as upload_filename
+from tuneforge.api.ui_guard import (
+    FIELD,
+    LOGIN_COOKIE,
+    LOGIN_COOKIE_MAX_AGE,
+    SECURITY_HEADERS,
+    FormRefused,
+    check_same_origin,
+    check_token,
+    new_login_token,
+    session_token,
+)
 from tuneforge.data.records import Conversation, Turn
 from tuneforge.errors import InvalidArgument, NotFound, TuneforgeError
 from tuneforge.inference.types import GenerationParams
@@ -38,6 +51,7 @@ from tuneforge.ui import STATIC_DIR, TEMPLATES_DIR, present
 from tuneforge.ui.svg import histogram_svg, loss_curve_svg
 
 COOKIE = "tuneforge_key"
+LOGIN_PATH = "/ui/login"
 COOKIE_MAX_AGE = 30 * 24 * 3600
 REFRESH_SECONDS = 5
 JOBS_PER_PAGE = 50
@@ -55,14 +69,26 @@ class LoginRequired(Exception):
 
 
 class DashboardRoute(APIRoute):
-    """Turns a missing sign-in into a redirect and the service's errors into an error page."""
+    """Refuses a POST that may come from another site (before the route runs), turns a
+    missing sign-in into a redirect and the service's errors into an error page, and adds
+    the security headers to every response."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
+        is_login = self.path == LOGIN_PATH
 
         async def dashboard_handler(request: Request) -> Response:
+            response = await respond(request)
+            response.headers.update(SECURITY_HEADERS)
+            return response
+
+        async def respond(request: Request) -> Response:
             try:
+                if request.method == "POST":
+                    await _check_form(request, is_login=is_login)
                 return await handler(request)
+            except FormRefused as err:
+                return error_page(request, 403, f"Refused: {err.reason}.")
             except LoginRequired:
                 return RedirectResponse(_login_url(request), status_code=303)
             except TuneforgeError as err:
@@ -71,8 +97,29 @@ class DashboardRoute(APIRoute):
                 first = err.errors()[0]
                 field = ".".join(str(p) for p in first["loc"][1:])
                 return error_page(request, 400, f"{field}: {first['msg']}")
+            except HTTPException as err:  # a form Starlette cannot parse (a field over 1 MB)
+                return error_page(request, err.status_code, str(err.detail))
 
         return dashboard_handler
+
+
+async def _check_form(request: Request, *, is_login: bool) -> None:
+    """A form from this server's own pages: same origin, and the token its page carried
+    (the sign-in form's cookie, or the one derived from the session)."""
+    check_same_origin(request)
+    sent = (await request.form()).get(FIELD)
+    if is_login:
+        expected = request.cookies.get(LOGIN_COOKIE)
+    else:
+        expected = _session_form_token(request)
+        if expected is None:
+            return  # no session: the route sends the browser to sign in and changes nothing
+    check_token(sent if isinstance(sent, str) else None, expected)
+
+
+def _session_form_token(request: Request) -> str | None:
+    secret = request.cookies.get(COOKIE)
+    return session_token(secret) if secret else None
 
 
 router = APIRouter(route_class=DashboardRoute, include_in_schema=False)
@@ -103,6 +150,7 @@ templates = Jinja2Templates(env=_environment())
 def render(request: Request, name: str, status_code: int = 200, **context: Any) -> Response:
     context.setdefault("refresh", None)
     context.setdefault("active", None)
+    context.setdefault("csrf_token", _session_form_token(request) or "")
     context["project"] = getattr(request.state, "project", None)
     return templates.TemplateResponse(request, name, context, status_code=status_code)
 
@@ -164,7 +212,7 @@ class StaticAssets(StaticFiles):
         response = FileResponse(
             full_path,
             status_code=status_code,
-            headers={"Cache-Control": STATIC_CACHE_CONTROL},
+            headers={"Cache-Control": STATIC_CACHE_CONTROL, "X-Content-Type-Options": "nosniff"},
             media_type=STATIC_TYPES[PurePosixPath(full_path).suffix],
             stat_result=stat_result,
         )
@@ -181,12 +229,28 @@ def home() -> RedirectResponse:
     return _see_other("/ui")
 
 
-@router.get("/ui/login")
+@router.get(LOGIN_PATH)
 def login_form(request: Request, next: str = "/ui") -> Response:
-    return render(request, "login.html", next=_safe_next(next), error=None)
+    return _login_page(request, 200, next=_safe_next(next), error=None)
 
 
-@router.post("/ui/login")
+def _login_page(request: Request, status_code: int, **context: Any) -> Response:
+    """The sign-in form with its pre-session token, also set in a cookie for the POST."""
+    token = request.cookies.get(LOGIN_COOKIE) or new_login_token()
+    response = render(request, "login.html", status_code, csrf_token=token, **context)
+    response.set_cookie(
+        LOGIN_COOKIE,
+        token,
+        max_age=LOGIN_COOKIE_MAX_AGE,
+        path=LOGIN_PATH,
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+    )
+    return response
+
+
+@router.post(LOGIN_PATH)
 def login(
     request: Request,
     key: str = Form(""),
@@ -196,8 +260,9 @@ def login(
     key = key.strip()
     if service.keys.authenticate(key) is None:
         error = "That key is not valid (or was revoked)." if key else "Paste an API key."
-        return render(request, "login.html", 401, next=_safe_next(next), error=error)
+        return _login_page(request, 401, next=_safe_next(next), error=error)
     response = _see_other(_safe_next(next))
+    response.delete_cookie(LOGIN_COOKIE, path=LOGIN_PATH, httponly=True, samesite="strict")
     response.set_cookie(
         COOKIE,
         key,
@@ -210,7 +275,14 @@ def login(
     return response
 
 
-@router.api_route("/ui/logout", methods=["GET", "POST"])
+@router.get("/ui/logout")
+def logout_form(request: Request, project_id: str = Depends(signed_in)) -> Response:
+    """Signing out is a POST (a link or an image on another page must not do it): this
+    page only offers the button."""
+    return render(request, "logout.html")
+
+
+@router.post("/ui/logout")
 def logout() -> Response:
     response = _see_other("/ui/login")
     response.delete_cookie(COOKIE, path="/ui", httponly=True, samesite="strict")

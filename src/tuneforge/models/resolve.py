@@ -30,7 +30,54 @@ def _model_roots(settings: Settings) -> list[Path]:
 
 
 def _is_under(path: Path, root: Path) -> bool:
-    return path.resolve().is_relative_to(root.resolve())
+    try:
+        return path.resolve().is_relative_to(root.resolve())
+    except (OSError, RuntimeError):  # a symlink loop, a name past the OS's limits
+        return False
+
+
+def _is_model_folder(folder: Path) -> bool:
+    try:
+        return (folder / "config.json").is_file()
+    except OSError:  # a name past the OS's limits (ENAMETOOLONG) is no folder
+        return False
+
+
+def _exists(path: Path) -> bool:
+    try:
+        return path.exists()
+    except OSError:
+        return False
+
+
+def _no_model_folder(name: str) -> ModelNotFound:
+    # One answer whether the path is missing, outside the roots or without config.json: it
+    # must not tell which of the server's paths exist.
+    return ModelNotFound(
+        f"base model {name!r} is not a model folder (with config.json) under the model roots; "
+        "to use a folder, add its parent to TUNEFORGE_MODEL_ROOTS"
+    )
+
+
+def _unknown(name: str) -> ModelNotFound:
+    offline = os.environ.get("HF_HUB_OFFLINE") == "1"
+    hint = " (HF_HUB_OFFLINE=1: only models already in the local cache can be used)"
+    return ModelNotFound(
+        f"unknown base model {name!r}: not a built-in model ({', '.join(TINY_MODELS)}), "
+        f"not a folder under the model roots, and not a loadable hub id" + (hint if offline else "")
+    )
+
+
+def local_base_models(settings: Settings) -> list[str]:
+    """The names of the model folders directly under the model roots, as resolve_base_model
+    accepts them (a symlink that leads out of its root is none)."""
+    names = []
+    for root in _model_roots(settings):
+        if root.is_dir():
+            names += [
+                p.name for p in sorted(root.iterdir()) if _is_model_folder(p) and _is_under(p, root)
+            ]
+    return names
 
 
 def resolve_base_model(name: str, settings: Settings) -> ResolvedModel:
@@ -47,28 +94,24 @@ def resolve_base_model(name: str, settings: Settings) -> ResolvedModel:
     roots = _model_roots(settings)
     if ".." in Path(name).parts:
         raise ModelNotFound(f"base model {name!r}: '..' is not allowed in a model name")
-    candidate = Path(name).expanduser()
+    try:
+        candidate = Path(name).expanduser()
+    except RuntimeError:  # ~user of no such user
+        raise _no_model_folder(name) from None
     if candidate.is_absolute() or name.startswith("."):
-        if not (candidate / "config.json").is_file():
-            raise ModelNotFound(f"base model {name!r}: no config.json in that folder")
-        if not any(_is_under(candidate, root) for root in roots):
-            raise ModelNotFound(
-                f"base model {name!r} is outside the model roots; add its parent folder to "
-                "TUNEFORGE_MODEL_ROOTS"
-            )
+        if not (_is_model_folder(candidate) and any(_is_under(candidate, r) for r in roots)):
+            raise _no_model_folder(name)
         return ResolvedModel(name, str(candidate.resolve()))
     for root in roots:
         folder = root / name
         # The resolved folder must stay under its root: a symlink must not lead elsewhere.
-        if (folder / "config.json").is_file() and _is_under(folder, root):
+        if _is_model_folder(folder) and _is_under(folder, root):
             return ResolvedModel(name, str(folder.resolve()))
-    if candidate.exists():
+    if _exists(candidate):
         # transformers reads a hub id that names an existing folder (relative to the server's
-        # working directory) as that folder: only the model roots may be read from disk.
-        raise ModelNotFound(
-            f"base model {name!r} is a folder outside the model roots; add its parent folder to "
-            "TUNEFORGE_MODEL_ROOTS"
-        )
+        # working directory) as that folder: only the model roots may be read from disk. The
+        # answer is an unknown hub id's, so it does not tell whether that folder exists.
+        raise _unknown(name)
     return ResolvedModel(name, _check_hub_id(name))
 
 
@@ -80,11 +123,5 @@ def _check_hub_id(name: str) -> str:
     try:
         AutoConfig.from_pretrained(name)
     except (OSError, ValueError, HFValidationError) as err:
-        offline = os.environ.get("HF_HUB_OFFLINE") == "1"
-        hint = " (HF_HUB_OFFLINE=1: only models already in the local cache can be used)"
-        raise ModelNotFound(
-            f"unknown base model {name!r}: not a built-in model ({', '.join(TINY_MODELS)}), "
-            f"not a folder under the model roots, and not a loadable hub id"
-            + (hint if offline else "")
-        ) from err
+        raise _unknown(name) from err
     return name

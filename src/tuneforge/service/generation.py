@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from tuneforge.config import Settings
 from tuneforge.data.records import Conversation
+from tuneforge.errors import InvalidArgument
 from tuneforge.service.models import ModelService
 
 
@@ -23,7 +24,22 @@ class GenerationService:
         return self._backend
 
     def generate(self, project_id: str, model: str, prompt: Conversation, params):
+        self._refuse_oversized(prompt)
         return self.backend.generate(self.models.target(project_id, model), prompt, params)
 
     def stream(self, project_id: str, model: str, prompt: Conversation, params):
+        self._refuse_oversized(prompt)
         return self.backend.stream(self.models.target(project_id, model), prompt, params)
+
+    def _refuse_oversized(self, prompt: Conversation) -> None:
+        """By its size in bytes, before any model is loaded: tokenizing megabytes of text
+        takes minutes, only to find it longer than any model reads."""
+        limit = self.settings.max_prompt_bytes
+        texts = [prompt.system or "", *(turn.text for turn in prompt.turns)]
+        size = sum(len(text.encode("utf-8", "surrogatepass")) for text in texts)
+        if size > limit:
+            raise InvalidArgument(
+                f"the prompt is {size:,} bytes of text; this server reads at most {limit:,} "
+                "(setting TUNEFORGE_MAX_PROMPT_BYTES)",
+                "contents",
+            )

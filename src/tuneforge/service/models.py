@@ -11,9 +11,8 @@ from tuneforge.errors import InvalidArgument, NotFound
 from tuneforge.inference.types import ModelTarget
 from tuneforge.jobs.targets import model_target, tuned_checkpoint, tuned_model
 from tuneforge.models.names import TunedRef, parse_model_name
-from tuneforge.models.resolve import resolve_base_model
+from tuneforge.models.resolve import local_base_models, resolve_base_model
 from tuneforge.models.tiny import TINY_MODELS
-from tuneforge.storage import storage_for
 from tuneforge.store import repo
 from tuneforge.store.db import Database
 from tuneforge.store.models import TunedModel, TuningJob
@@ -72,13 +71,11 @@ class ModelService:
 
     def list(self, project_id: str) -> list[ModelInfo]:
         models = [ModelInfo(id=name, kind="base", base_model=name) for name in TINY_MODELS]
-        for root in [storage_for(self.settings).models_dir, *self.settings.model_roots]:
-            if root.is_dir():
-                models += [
-                    ModelInfo(id=p.name, kind="base", base_model=p.name)
-                    for p in sorted(root.iterdir())
-                    if (p / "config.json").is_file() and f"tuneforge/{p.name}" not in TINY_MODELS
-                ]
+        models += [
+            ModelInfo(id=name, kind="base", base_model=name)
+            for name in local_base_models(self.settings)
+            if f"tuneforge/{name}" not in TINY_MODELS
+        ]
         with self.db.session() as s:
             page = repo.list_tuned_models(s, project_id, limit=1000)
             for tuned in page.items:

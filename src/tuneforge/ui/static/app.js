@@ -33,6 +33,12 @@
   }
 
   document.addEventListener("click", function (event) {
+    var back = event.target.closest("a.back");  // no inline script: the CSP forbids it
+    if (back && window.history.length > 1) {
+      event.preventDefault();
+      window.history.back();
+      return;
+    }
     var button = event.target.closest("button.copy");
     if (!button || !navigator.clipboard) return;
     navigator.clipboard.writeText(button.dataset.copy).then(function () {
