@@ -43,7 +43,13 @@ def _reject_constant(name: str) -> float:
 
 def _raw_lines(source: Source) -> Iterator[bytes]:
     if isinstance(source, bytes | bytearray | memoryview):
-        yield from bytes(source).split(b"\n")
+        data = bytes(source)
+        start = 0
+        # One line at a time, not data.split(): a split list is a second copy of the file.
+        while (end := data.find(b"\n", start)) >= 0:
+            yield data[start:end]
+            start = end + 1
+        yield data[start:]
         return
     with open(source, "rb") as file:
         yield from file

@@ -97,11 +97,15 @@ class ValidationReport:
     """The result of reading and validating one dataset file.
 
     ``problems`` keeps the first MAX_REPORTED_PROBLEMS; the counts include every one found.
+    ``examples`` and ``lines`` stay empty when validated with ``keep_examples=False``;
+    ``example_count`` counts the valid examples either way.
     """
 
     format: DatasetFormat | None
     examples: list[Example] = field(default_factory=list)
     lines: list[int] = field(default_factory=list)  # the line number of each example
+    example_count: int = 0
+    prompt_only_count: int = 0  # examples that end with a user turn (distillation prompts)
     problems: list[Problem] = field(default_factory=list)
     error_count: int = 0
     warning_count: int = 0

@@ -23,7 +23,7 @@ def to_json(report: ValidationReport, stats: DatasetStats | None = None) -> dict
     return {
         "ok": report.ok,
         "format": report.format.value if report.format else None,
-        "example_count": len(report.examples),
+        "example_count": report.example_count,
         "error_count": report.error_count,
         "warning_count": report.warning_count,
         "problems": [
@@ -56,7 +56,7 @@ def summary(report: ValidationReport, *, source: str | None = None) -> Text:
     else:
         text.append("invalid", style="bold red")
     fmt = FORMAT_NAMES[report.format] + " format" if report.format else "format unknown"
-    text.append(f" ({fmt}, {_plural(len(report.examples), 'valid example')})")
+    text.append(f" ({fmt}, {_plural(report.example_count, 'valid example')})")
     if report.error_count:
         text.append(", ")
         text.append(_plural(report.error_count, "error"), style=SEVERITY_STYLES["error"])

@@ -6,16 +6,21 @@ is what training calls: the examples, or :class:`DatasetValidationError` carryin
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 
 from tuneforge.data.checks import describe, join_keys
+from tuneforge.data.first_lines import FirstLines
+from tuneforge.data.format_vote import (
+    TASK_FORMATS,
+    FileScan,
+    line_format,
+    scan_formats,
+)
 from tuneforge.data.formats import (
     FORMAT_KEYS,
     FORMAT_NAMES,
     IDENTIFYING_KEYS,
-    detect_format,
-    fits_format,
     parse_example,
 )
 from tuneforge.data.reader import Source, read_jsonl
@@ -34,14 +39,8 @@ from tuneforge.errors import InvalidArgument, TuneforgeError
 MIN_EXAMPLES = 10
 RECOMMENDED_EXAMPLES = 100  # the cloud services recommend 100-500
 
-# In DatasetFormat's order, which is also the order they are listed in messages.
-SUPERVISED_FORMATS = tuple(f for f in DatasetFormat if f not in PREFERENCE_FORMATS)
-TASK_FORMATS: dict[str, tuple[DatasetFormat, ...]] = {
-    "supervised": SUPERVISED_FORMATS,
-    "distillation": SUPERVISED_FORMATS,
-    "preference": tuple(f for f in DatasetFormat if f in PREFERENCE_FORMATS),
-}
 SHOWN_IN_ERROR = 3  # problems named in DatasetValidationError's message
+SHOWN_LINES = 10  # line numbers named in a warning about several lines
 
 
 class DatasetValidationError(TuneforgeError):
@@ -96,49 +95,63 @@ def task_mismatch_message(fmt: DatasetFormat, task: str) -> str:
     )
 
 
-class _Validator:
-    """Accumulates one file's report as its lines come in."""
+@dataclass(slots=True)
+class PromptTally:
+    """How many examples are prompts without a response, and which lines have one."""
 
-    def __init__(self, task: Task, tokenizer, max_length: int | None) -> None:
+    prompt_only: int = 0
+    answered: int = 0
+    answered_lines: list[int] = field(default_factory=list)  # the first SHOWN_LINES of them
+
+    def add(self, line: int, example: Example) -> None:
+        if _is_prompt_only(example):
+            self.prompt_only += 1
+            return
+        self.answered += 1
+        if len(self.answered_lines) < SHOWN_LINES:
+            self.answered_lines.append(line)
+
+
+class _Validator:
+    """Accumulates one file's report as its lines come in, in the format the scan voted for.
+
+    With ``keep_examples=False`` nothing per example is held but a digest for duplicate
+    detection (and token counts, when a tokenizer is given). ``distillation`` tallies what
+    the lines would be as distillation prompts, for :func:`validate_any_task`.
+    """
+
+    def __init__(
+        self,
+        task: Task,
+        tokenizer,
+        max_length: int | None,
+        scan: FileScan,
+        *,
+        keep_examples: bool,
+        distillation: PromptTally | None = None,
+    ) -> None:
         self.task = task
         self.tokenizer = tokenizer if max_length is not None else None
         self.max_length = max_length
+        self.keep_examples = keep_examples
         self.report = ValidationReport(format=None)
-        self.format_lines = 0  # how many lines are in the file's format
-        self.line_count = 0  # non-blank lines: each is meant to be one example
-        self.first_line_of: dict[Example, int] = {}
-
-    def line_format(self, obj: dict) -> DatasetFormat | None:
-        """The line's format, read in the light of the file's format (or the task's) when the
-        keys allow both: ``{"contents": ...}`` in a Vertex preference file is a preference line
-        that lacks its completions, not a supervised one."""
-        detected = detect_format(obj)
-        if detected is None:
-            return None
-        candidates = (self.report.format,) if self.report.format else TASK_FORMATS[self.task]
-        if detected in candidates:
-            return detected
-        return next((f for f in candidates if fits_format(obj, f)), detected)
-
-    def decide_format(self, objects: list[tuple[int, dict]]) -> None:
-        """The file's format is the one most of its lines are in (the first such line's, on a
-        tie), so one odd line is reported as the odd one, whichever line it is."""
-        formats = Counter(f for _, obj in objects if (f := self.line_format(obj)) is not None)
-        if not formats:
-            return
-        fmt, self.format_lines = formats.most_common(1)[0]
+        self.line_count = scan.line_count
+        self.first_lines = FirstLines()
+        self.distillation = distillation
+        fmt, self.format_lines = scan.vote(task).winner
         self.report.format = fmt
-        if fmt not in TASK_FORMATS[self.task]:
-            first = next(line for line, obj in objects if self.line_format(obj) == fmt)
-            self.report.add(Problem(first, "", task_mismatch_message(fmt, self.task)))
+        if fmt is not None and fmt not in TASK_FORMATS[task]:
+            first = scan.first_lines[fmt]
+            self.report.add(Problem(first, "", task_mismatch_message(fmt, task)))
 
     def add_line(self, line: int, obj: dict) -> None:
-        fmt = self.line_format(obj)
+        candidates = (self.report.format,) if self.report.format else TASK_FORMATS[self.task]
+        fmt = line_format(obj, candidates)
         if fmt is None:
             self.report.add(Problem(line, "", unknown_format_message(obj)))
             return
         if fmt != self.report.format:
-            assert self.report.format is not None  # decide_format saw this line's format
+            assert self.report.format is not None  # the scan saw this line's format
             message = (
                 f"this line is in {FORMAT_NAMES[fmt]} format, but the file is in"
                 f" {FORMAT_NAMES[self.report.format]} format ({self.format_lines} of its"
@@ -150,19 +163,30 @@ class _Validator:
         example, problems = parse_example(obj, fmt, line=line, allow_prompt_only=allow_prompt_only)
         for problem in problems:
             self.report.add(problem)
+        if self.distillation is not None:
+            # A supervised example is a distillation example as it is; only a line that fails
+            # as supervised can differ (a prompt without a response).
+            prompt = example
+            if prompt is None and not allow_prompt_only:
+                prompt, _ = parse_example(obj, fmt, line=line, allow_prompt_only=True)
+            if prompt is not None:
+                self.distillation.add(line, prompt)
         if example is not None:
             self.add_example(line, example)
 
     def add_example(self, line: int, example: Example) -> None:
-        first = self.first_line_of.setdefault(example, line)
+        first = self.first_lines.first_line(example, line)
         if first != line:
             message = (
                 f"lines {first} and {line} are the same example; a duplicate weighs that example"
                 " more than the others in training"
             )
             self.report.add(Problem(line, "", message, "warning"))
-        self.report.examples.append(example)
-        self.report.lines.append(line)
+        self.report.example_count += 1
+        self.report.prompt_only_count += _is_prompt_only(example)
+        if self.keep_examples:
+            self.report.examples.append(example)
+            self.report.lines.append(line)
         if self.tokenizer is not None:
             self.check_length(line, example)
 
@@ -182,7 +206,7 @@ class _Validator:
                 f" {self.max_length}; it will be truncated to {self.max_length} tokens"
             )
             self.report.add(Problem(line, "", message, "warning"))
-            self.report.truncated.append(len(self.report.examples) - 1)
+            self.report.truncated.append(self.report.example_count - 1)
 
     def finish(self, min_examples: int, recommended_examples: int) -> ValidationReport:
         count = self.line_count
@@ -205,6 +229,37 @@ class _Validator:
         return self.report
 
 
+def _check_task(task: str) -> None:
+    if task not in TASK_FORMATS:
+        raise InvalidArgument(
+            f"unknown task {task!r}; expected one of {', '.join(TASK_FORMATS)}", param="task"
+        )
+
+
+def _validate(
+    source: Source,
+    scan: FileScan,
+    task: Task,
+    *,
+    tokenizer=None,
+    max_length: int | None = None,
+    min_examples: int = MIN_EXAMPLES,
+    recommended_examples: int = RECOMMENDED_EXAMPLES,
+    keep_examples: bool = True,
+    distillation: PromptTally | None = None,
+) -> ValidationReport:
+    """The second pass: every line checked in the format ``scan`` voted for."""
+    validator = _Validator(
+        task, tokenizer, max_length, scan, keep_examples=keep_examples, distillation=distillation
+    )
+    for item in read_jsonl(source):
+        if isinstance(item, Problem):
+            validator.report.add(item)
+        else:
+            validator.add_line(*item)
+    return validator.finish(min_examples, recommended_examples)
+
+
 def validate_dataset(
     source: Source,
     *,
@@ -213,6 +268,7 @@ def validate_dataset(
     max_length: int | None = None,
     min_examples: int = MIN_EXAMPLES,
     recommended_examples: int = RECOMMENDED_EXAMPLES,
+    keep_examples: bool = True,
 ) -> ValidationReport:
     """Read and check a JSONL dataset (a path or its bytes), collecting every problem.
 
@@ -221,21 +277,22 @@ def validate_dataset(
     ``max_length`` tokens get a warning and their indices go to ``report.truncated``.
     Fewer than ``min_examples`` examples is an error, fewer than ``recommended_examples`` a
     warning. Raises nothing for the file's content (only for an unknown ``task``).
+
+    The file is read twice (its format first, then its lines), a line at a time. With
+    ``keep_examples=False`` the report has no ``examples`` or ``lines`` (``example_count``
+    still counts them) and memory stays small whatever the file's size.
     """
-    if task not in TASK_FORMATS:
-        raise InvalidArgument(
-            f"unknown task {task!r}; expected one of {', '.join(TASK_FORMATS)}", param="task"
-        )
-    validator = _Validator(task, tokenizer, max_length)
-    items = list(read_jsonl(source))
-    validator.line_count = sum(not isinstance(i, Problem) or i.line > 0 for i in items)
-    validator.decide_format([item for item in items if not isinstance(item, Problem)])
-    for item in items:
-        if isinstance(item, Problem):
-            validator.report.add(item)
-        else:
-            validator.add_line(*item)
-    return validator.finish(min_examples, recommended_examples)
+    _check_task(task)
+    return _validate(
+        source,
+        scan_formats(source, [task]),
+        task,
+        tokenizer=tokenizer,
+        max_length=max_length,
+        min_examples=min_examples,
+        recommended_examples=recommended_examples,
+        keep_examples=keep_examples,
+    )
 
 
 def load_examples(
@@ -255,51 +312,58 @@ def load_examples(
     return report.examples
 
 
-SHOWN_LINES = 10  # line numbers named in a warning about several lines
-
-
-def line_list(lines: list[int], limit: int = SHOWN_LINES) -> str:
-    """``line 4``, ``lines 4, 9, 12`` or ``lines 4, 9, ... (and 20 more)``."""
+def line_list(lines: list[int], total: int | None = None, limit: int = SHOWN_LINES) -> str:
+    """``line 4``, ``lines 4, 9, 12`` or ``lines 4, 9, ... (and 20 more)``: the first
+    ``limit`` of ``lines``, of ``total`` lines in all (``len(lines)`` unless given)."""
+    total = len(lines) if total is None else total
     shown = ", ".join(map(str, lines[:limit]))
-    more = f" (and {len(lines) - limit} more)" if len(lines) > limit else ""
-    return f"line{'s' * (len(lines) != 1)} {shown}{more}"
+    more = f" (and {total - limit} more)" if total > limit else ""
+    return f"line{'s' * (total != 1)} {shown}{more}"
 
 
-def validate_any_task(source: Source) -> ValidationReport:
+def validate_any_task(source: Source, *, keep_examples: bool = True) -> ValidationReport:
     """Validate a file for the task its format implies: preference formats for preference
     tuning, every other one for supervised tuning, or for distillation when most examples are
     prompts without a response (the teacher writes those). A supervised file with a few
     prompt-only lines is reported as supervised: each of those lines is an error, by line and
-    field, as the cloud services report them."""
-    report = validate_dataset(source, task="supervised")
-    if report.format in PREFERENCE_FORMATS:
-        return validate_dataset(source, task="preference")
-    if not report.ok:
-        prompts = validate_dataset(source, task="distillation")
-        answered = [
-            line
-            for line, example in zip(prompts.lines, prompts.examples, strict=True)
-            if not _is_prompt_only(example)
-        ]
-        prompt_only = len(prompts.examples) - len(answered)
-        if prompt_only > len(answered):
-            message = (
-                f"{prompt_only} of the {len(prompts.examples)} examples are prompts without a "
-                "response: the file can be used for distillation (the teacher writes the "
-                "responses), not for supervised tuning"
-            )
-            if answered:
-                message += f"; {line_list(answered)} have a response, trained on as given"
-            prompts.add(Problem(0, "", message, "warning"))
-            return prompts
-    return report
+    field, as the cloud services report them.
+
+    One pass votes the format (for both kinds of task at once), one validates; only a file that
+    turns out to be mostly prompts is read a third time, as distillation data."""
+    scan = scan_formats(source, ["supervised", "preference"])
+    if scan.vote("supervised").winner[0] in PREFERENCE_FORMATS:
+        return _validate(source, scan, "preference", keep_examples=keep_examples)
+    as_prompts = PromptTally()
+    report = _validate(
+        source, scan, "supervised", keep_examples=keep_examples, distillation=as_prompts
+    )
+    if report.ok or as_prompts.prompt_only <= as_prompts.answered:
+        return report
+    tally = PromptTally()
+    prompts = _validate(
+        source, scan, "distillation", keep_examples=keep_examples, distillation=tally
+    )
+    if tally.prompt_only <= tally.answered:
+        return report
+    message = (
+        f"{tally.prompt_only} of the {prompts.example_count} examples are prompts without a "
+        "response: the file can be used for distillation (the teacher writes the responses), "
+        "not for supervised tuning"
+    )
+    if tally.answered:
+        message += (
+            f"; {line_list(tally.answered_lines, tally.answered)} have a response,"
+            " trained on as given"
+        )
+    prompts.add(Problem(0, "", message, "warning"))
+    return prompts
 
 
 def implied_task(report: ValidationReport) -> Task:
     """The task a report of :func:`validate_any_task` found the file fit for."""
     if report.format is not None and report.format.is_preference:
         return "preference"
-    return "distillation" if any(map(_is_prompt_only, report.examples)) else "supervised"
+    return "distillation" if report.prompt_only_count else "supervised"
 
 
 def _is_prompt_only(example: Example) -> bool:
