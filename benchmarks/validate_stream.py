@@ -22,7 +22,21 @@ import time
 import tracemalloc
 from pathlib import Path
 
-WORDS = "the a model answer question data tune forge stream memory line file token".split()
+WORDS = [
+    "the",
+    "a",
+    "model",
+    "answer",
+    "question",
+    "data",
+    "tune",
+    "forge",
+    "stream",
+    "memory",
+    "line",
+    "file",
+    "token",
+]
 
 
 def write_dataset(path: Path, size_bytes: int, seed: int = 0) -> int:

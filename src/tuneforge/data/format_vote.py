@@ -12,7 +12,7 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from tuneforge.data.formats import detect_format, fits_format
+from tuneforge.data.formats import IDENTIFYING_KEYS, detect_format, fits_format
 from tuneforge.data.reader import Source, read_jsonl
 from tuneforge.data.records import PREFERENCE_FORMATS, DatasetFormat, Problem, Task
 
@@ -43,11 +43,6 @@ class FormatVote:
     candidates: tuple[DatasetFormat, ...]
     counts: Counter[DatasetFormat] = field(default_factory=Counter)
 
-    def add(self, obj: dict, detected: DatasetFormat) -> None:
-        fmt = line_format(obj, self.candidates, detected)
-        assert fmt is not None  # a detected format stays one
-        self.counts[fmt] += 1
-
     @property
     def winner(self) -> tuple[DatasetFormat | None, int]:
         """The file's format and how many lines are in it; (None, 0) when no line has one."""
@@ -74,6 +69,9 @@ def scan_formats(source: Source, tasks: Iterable[Task]) -> FileScan:
     """Read the file once, counting its lines and voting its format for each of ``tasks``."""
     votes = {TASK_FORMATS[task]: FormatVote(TASK_FORMATS[task]) for task in tasks}
     first_lines: dict[DatasetFormat, int] = {}
+    # A line's readings depend only on which identifying keys it has, and most lines of a file
+    # have the same ones: each key set is read once.
+    readings: dict[frozenset[str], tuple[list[DatasetFormat | None], list[DatasetFormat]]] = {}
     line_count = 0
     for item in read_jsonl(source):
         if isinstance(item, Problem):
@@ -81,12 +79,26 @@ def scan_formats(source: Source, tasks: Iterable[Task]) -> FileScan:
             continue
         line_count += 1
         line, obj = item
-        detected = detect_format(obj)
-        if detected is not None:
-            for vote in votes.values():
-                vote.add(obj, detected)
-            if len(first_lines) < len(DatasetFormat):
-                for fmt in DatasetFormat:
-                    if fmt not in first_lines and line_format(obj, (fmt,), detected) == fmt:
-                        first_lines[fmt] = line
+        keys = frozenset(obj.keys() & IDENTIFYING_KEYS)
+        if keys not in readings:
+            readings[keys] = _readings(obj, votes)
+        in_votes, fitting = readings[keys]
+        for vote, fmt in zip(votes.values(), in_votes, strict=True):
+            if fmt is not None:
+                vote.counts[fmt] += 1
+        for fmt in fitting:
+            first_lines.setdefault(fmt, line)
     return FileScan(line_count, votes, first_lines)
+
+
+def _readings(
+    obj: dict, votes: dict[tuple[DatasetFormat, ...], FormatVote]
+) -> tuple[list[DatasetFormat | None], list[DatasetFormat]]:
+    """The format ``obj`` counts for in each vote, and the formats it reads as in a file of
+    that format."""
+    detected = detect_format(obj)
+    if detected is None:
+        return [None] * len(votes), []
+    in_votes = [line_format(obj, candidates, detected) for candidates in votes]
+    fitting = [fmt for fmt in DatasetFormat if line_format(obj, (fmt,), detected) == fmt]
+    return in_votes, fitting

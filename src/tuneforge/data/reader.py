@@ -41,6 +41,10 @@ def _reject_constant(name: str) -> float:
     raise ValueError(f"{name} is not valid JSON")
 
 
+# json.loads(text, parse_constant=...) builds a new decoder for every call; one serves them all.
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+
+
 def _raw_lines(source: Source) -> Iterator[bytes]:
     if isinstance(source, bytes | bytearray | memoryview):
         data = bytes(source)
@@ -71,7 +75,7 @@ def _parse_line(number: int, raw: bytes) -> tuple[int, dict] | Problem | None:
     if not text:
         return None
     try:
-        value = json.loads(text, parse_constant=_reject_constant)
+        value = _DECODER.decode(text)
     except json.JSONDecodeError as err:
         hint = ""
         if number == 1 and text in ("[", "{"):
