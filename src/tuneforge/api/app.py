@@ -26,6 +26,7 @@ def create_app(settings: Settings, *, run_scheduler: bool = True, inference=None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
+        service.files.recover()  # what a stopped server left: files to validate, orphans
         if scheduler:
             scheduler.start()
         try:

@@ -41,10 +41,17 @@ def is_remote(reference: str) -> bool:
 
 
 def validate_for_job(
-    path: Path, task: Task, param: str, *, tokenizer=None, max_length: int | None = None
+    path: Path,
+    task: Task,
+    param: str,
+    *,
+    tokenizer=None,
+    max_length: int | None = None,
+    keep_examples: bool = True,
 ) -> ValidationReport:
     """A job's dataset, checked as the job trains on it: a training file needs MIN_EXAMPLES
-    examples, a validation file one."""
+    examples, a validation file one. Without ``keep_examples`` the report holds only the
+    verdict, and validating takes little memory whatever the file's size."""
     training = param == "training_file"
     return validate_dataset(
         path,
@@ -53,6 +60,7 @@ def validate_for_job(
         max_length=max_length,
         min_examples=MIN_EXAMPLES if training else 1,
         recommended_examples=RECOMMENDED_EXAMPLES if training else 1,
+        keep_examples=keep_examples,
     )
 
 
@@ -64,7 +72,7 @@ def refuse_invalid_dataset(
     path = resolve_dataset(session, settings, project_id, reference, param, fetch=False)
     if is_remote(reference):
         return
-    report = validate_for_job(path, task, param)
+    report = validate_for_job(path, task, param, keep_examples=False)
     if not report.ok:
         raise InvalidArgument(
             f"{param}: {reference!r} is not a valid {task} dataset: "

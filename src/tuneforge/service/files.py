@@ -1,24 +1,42 @@
-"""Uploaded datasets: streamed to the storage under a size limit, immutable, validated on
-arrival."""
+"""Uploaded datasets: streamed to the storage under a size limit, immutable, validated after
+they are stored.
+
+An upload is stored and listed at once with status ``uploaded``; a background thread then
+validates it, streaming through the file, and sets ``processed`` or ``error`` with its report,
+as OpenAI's files do. The request waits a moment for that (``VALIDATION_WAIT_S``), so a small
+file answers already validated and a large one answers at once. A server stopped mid-validation
+validates the file again when it starts (``recover``), and removes what a killed upload left.
+"""
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+import logging
+import queue
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
 from tuneforge.config import Settings
+from tuneforge.data.records import Problem, ValidationReport
 from tuneforge.data.report import to_json as report_to_json
 from tuneforge.data.validate import validate_any_task
-from tuneforge.errors import InvalidArgument
+from tuneforge.errors import InvalidArgument, NotFound
 from tuneforge.jobs.datasets import resolve_dataset
 from tuneforge.storage import storage_for
 from tuneforge.store import repo
 from tuneforge.store.db import Database
 from tuneforge.store.models import File
+from tuneforge.store.states import FileStatus
 
 UPLOAD_CHUNK = 1 << 20
+# How long an upload's request waits for its validation before answering ``uploaded``.
+VALIDATION_WAIT_S = 2.0
+# An upload nothing has written to for this long, and no row names, was left by a killed one.
+ABANDONED_UPLOAD_S = 600.0
+
+log = logging.getLogger("tuneforge.files")
 
 
 class UploadTooLarge(InvalidArgument):
@@ -33,15 +51,68 @@ class UploadTooLarge(InvalidArgument):
         )
 
 
+class ValidationQueue:
+    """Validates stored uploads one at a time on a daemon thread (one file's worth of memory
+    at most, however many arrive)."""
+
+    def __init__(self, validate: Callable[[str, str, str], None]) -> None:
+        self._validate = validate
+        self._queue: queue.Queue[tuple[tuple[str, str, str] | None, threading.Event]]
+        self._queue = queue.Queue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def submit(self, project_id: str, file_id: str, uri: str) -> threading.Event:
+        """Queue a file; the event is set once its validation is recorded."""
+        return self._put((project_id, file_id, uri))
+
+    def flush(self, timeout_s: float) -> bool:
+        """Wait until every file queued so far is validated; False if that took too long."""
+        return self._put(None).wait(timeout_s)
+
+    def _put(self, args: tuple[str, str, str] | None) -> threading.Event:
+        done = threading.Event()
+        self._queue.put((args, done))
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._work, name="file-validation", daemon=True
+                )
+                self._thread.start()
+        return done
+
+    def _work(self) -> None:
+        while True:
+            args, done = self._queue.get()
+            try:
+                if args is not None:
+                    self._validate(*args)
+            except Exception:  # one file's failure must not stop the others' validation
+                log.exception("validating %s failed", args)
+            finally:
+                done.set()
+
+
 class FileService:
     def __init__(self, db: Database, settings: Settings) -> None:
         self.db = db
         self.settings = settings
         self.storage = storage_for(settings)
+        self.validations = ValidationQueue(self._validate)
 
-    def upload(self, project_id: str, filename: str, stream: BinaryIO, purpose: str) -> File:
+    def upload(
+        self,
+        project_id: str,
+        filename: str,
+        stream: BinaryIO,
+        purpose: str,
+        *,
+        wait_s: float | None = None,
+    ) -> File:
         """Stream an upload to the storage (refusing it past the size limit), store it
-        immutably with its sha256, and validate it on arrival."""
+        immutably with its sha256, and queue its validation; wait up to ``wait_s`` (default
+        VALIDATION_WAIT_S) for it, so the row returned is ``processed`` or ``error`` unless
+        the file takes longer to validate than that."""
         file_id = repo.new_file_id()
         digest = hashlib.sha256()
         size = 0
@@ -56,11 +127,10 @@ class FileService:
                 yield chunk
 
         uri = self.storage.write_upload(file_id, chunks())
-        report = validate_any_task(self.storage.local_path(uri))
         try:
             with self.db.session() as s:
                 repo.ensure_project(s, project_id)
-                return repo.create_file(
+                repo.create_file(
                     s,
                     project_id,
                     file_id=file_id,
@@ -69,14 +139,55 @@ class FileService:
                     sha256=digest.hexdigest(),
                     purpose=purpose,
                     path=uri,
-                    status="processed" if report.ok else "error",
-                    format=report.format.value if report.format else None,
-                    example_count=len(report.examples),
-                    validation=report_to_json(report),
+                    status=FileStatus.UPLOADED,
                 )
         except BaseException:
             self.storage.delete_upload(uri)  # no row points at it: do not keep it
             raise
+        validated = self.validations.submit(project_id, file_id, uri)
+        validated.wait(VALIDATION_WAIT_S if wait_s is None else wait_s)
+        return self.get(project_id, file_id)
+
+    def _validate(self, project_id: str, file_id: str, uri: str) -> None:
+        """Validate a stored upload for the task its format implies and record the verdict."""
+        try:
+            report = validate_any_task(self.storage.local_path(uri), keep_examples=False)
+        except Exception as err:  # unreadable: the file is in error, with the reason
+            log.exception("file %s could not be read", file_id)
+            report = ValidationReport(format=None)
+            report.add(Problem(0, "", f"the file could not be read: {type(err).__name__}: {err}"))
+        try:
+            with self.db.session() as s:
+                repo.update_file_validation(
+                    s,
+                    project_id,
+                    file_id,
+                    status=FileStatus.PROCESSED if report.ok else FileStatus.ERROR,
+                    format=report.format.value if report.format else None,
+                    example_count=report.example_count,
+                    validation=report_to_json(report),
+                )
+        except NotFound:
+            pass  # deleted while it was being validated
+
+    def recover(self) -> None:
+        """At start-up: validate the files a stopped server left ``uploaded``, and remove the
+        uploads no row names that nothing has written to for ABANDONED_UPLOAD_S (a killed
+        upload's partial file, or its complete one whose row was never written)."""
+        idle = {
+            uri: self.storage.local_path(uri)
+            for uri in self.storage.idle_uploads(ABANDONED_UPLOAD_S)
+        }
+        with self.db.session() as s:
+            waiting = repo.files_awaiting_validation(s)
+            # A row written before the storage seam names its file by plain path.
+            named = repo.stored_file_uris(s, [*idle, *map(str, idle.values())])
+        for uri, path in idle.items():
+            if uri not in named and str(path) not in named:
+                log.warning("removing %s, left by an upload that did not finish", path)
+                self.storage.delete_upload(uri)
+        for project_id, file_id, uri in waiting:
+            self.validations.submit(project_id, file_id, uri)
 
     def get(self, project_id: str, file_id: str) -> File:
         with self.db.session() as s:

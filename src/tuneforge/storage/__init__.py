@@ -81,6 +81,11 @@ class Storage(Protocol):
         """Remove everything a job wrote (checkpoints, metrics); nothing if it wrote nothing."""
         ...
 
+    def idle_uploads(self, idle_for_s: float) -> list[str]:
+        """The URIs of uploads, finished or still being written, that nothing has written to
+        for ``idle_for_s`` seconds: what a killed upload may have left behind."""
+        ...
+
 
 def storage_for(settings: Settings) -> Storage:
     """The storage these settings name: LocalStorage on the data dir (the only one yet)."""

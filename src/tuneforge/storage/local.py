@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import time
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -111,6 +112,18 @@ class LocalStorage:
 
     def delete_job(self, job_id: str) -> None:
         shutil.rmtree(self.job_dir(job_id), ignore_errors=True)
+
+    def idle_uploads(self, idle_for_s: float) -> list[str]:
+        if not self.files_dir.is_dir():
+            return []
+        idle_since = time.time() - idle_for_s
+        return [
+            file_uri(path)
+            for path in self.files_dir.iterdir()
+            if path.suffix in (UPLOAD_SUFFIX, PARTIAL_SUFFIX)
+            and path.is_file()
+            and path.stat().st_mtime < idle_since
+        ]
 
     @staticmethod
     def _is_inside(path: Path, folder: Path) -> bool:

@@ -10,9 +10,11 @@ from tuneforge.store.repo_events import list_events, metric_series, record_event
 from tuneforge.store.repo_files import (
     create_file,
     delete_file,
+    files_awaiting_validation,
     get_file,
     list_files,
     new_file_id,
+    stored_file_uris,
     update_file_validation,
 )
 from tuneforge.store.repo_jobs import (
@@ -74,6 +76,7 @@ __all__ = [
     "delete_tuned_model",
     "encode_page_token",
     "ensure_project",
+    "files_awaiting_validation",
     "finish_job",
     "get_checkpoint",
     "get_file",
@@ -103,6 +106,7 @@ __all__ = [
     "resume_job",
     "revoke_api_key",
     "set_default_checkpoint",
+    "stored_file_uris",
     "update_file_validation",
     "update_progress",
 ]

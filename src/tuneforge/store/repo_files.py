@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import select
@@ -15,7 +16,11 @@ from tuneforge.store.repo_common import (
     paginate,
     require_project,
 )
+from tuneforge.store.states import FileStatus
 from tuneforge.store.types import new_id
+
+# Values bound in one IN (...) clause at most (SQLite allows 32,766; PostgreSQL 65,535).
+IN_CLAUSE_BATCH = 1000
 
 
 def new_file_id() -> str:
@@ -32,7 +37,7 @@ def create_file(
     sha256: str,
     purpose: str,
     path: str,
-    status: str = "uploaded",
+    status: str = FileStatus.UPLOADED,
     format: str | None = None,
     example_count: int | None = None,
     validation: dict[str, Any] | None = None,
@@ -92,6 +97,25 @@ def update_file_validation(
     row.validation = validation
     session.flush()
     return row
+
+
+def files_awaiting_validation(session: Session) -> list[tuple[str, str, str]]:
+    """(project id, file id, URI) of every file stored but not yet validated, every project's:
+    a server stopped while validating them."""
+    rows = session.execute(
+        select(File.project_id, File.id, File.path).where(File.status == FileStatus.UPLOADED)
+    )
+    return [tuple(row) for row in rows]
+
+
+def stored_file_uris(session: Session, uris: Iterable[str]) -> set[str]:
+    """Which of ``uris`` a file row (of any project) names."""
+    uris = list(uris)
+    named: set[str] = set()
+    for start in range(0, len(uris), IN_CLAUSE_BATCH):
+        batch = uris[start : start + IN_CLAUSE_BATCH]
+        named.update(session.scalars(select(File.path).where(File.path.in_(batch))))
+    return named
 
 
 def delete_file(session: Session, project_id: str, file_id: str) -> File:

@@ -38,6 +38,15 @@ class RequestedAction(StrEnum):
     REQUEUE = "requeue"
 
 
+class FileStatus(StrEnum):
+    """An uploaded file's status, as OpenAI's files show it: stored and being validated,
+    then valid or not."""
+
+    UPLOADED = "uploaded"
+    PROCESSED = "processed"
+    ERROR = "error"
+
+
 class Mode(StrEnum):
     PEFT = "peft"
     FULL = "full"
