@@ -10,6 +10,7 @@ from tuneforge.store.repo_events import list_events, metric_series, record_event
 from tuneforge.store.repo_files import (
     create_file,
     delete_file,
+    existing_file_ids,
     get_file,
     list_files,
     new_file_id,
@@ -40,6 +41,7 @@ from tuneforge.store.repo_keys import (
 )
 from tuneforge.store.repo_results import (
     add_checkpoint,
+    checkpoints_by_job,
     create_tuned_model,
     default_checkpoint,
     get_checkpoint,
@@ -59,6 +61,7 @@ __all__ = [
     "Page",
     "add_checkpoint",
     "authenticate",
+    "checkpoints_by_job",
     "claim_next_job",
     "count_active_jobs",
     "create_api_key",
@@ -70,6 +73,7 @@ __all__ = [
     "delete_file",
     "encode_page_token",
     "ensure_project",
+    "existing_file_ids",
     "finish_job",
     "get_checkpoint",
     "get_file",

@@ -10,6 +10,7 @@ from typing import Any, Generic, Protocol, TypeVar
 
 from sqlalchemy import ColumnElement, Select, and_, or_, select
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.base import ExecutableOption
 
 from tuneforge.errors import InvalidArgument, NotFound
 from tuneforge.store.models import Project
@@ -91,11 +92,20 @@ def paginate(
     return Page(items=rows[:limit], has_more=len(rows) > limit)
 
 
-def get_scoped(session: Session, model: Any, project_id: str, row_id: str, what: str) -> Any:
-    """The row of ``model`` with this id in this project. Another project's row raises the
-    same NotFound as a missing one, so ids of other projects cannot be probed."""
+def get_scoped(
+    session: Session,
+    model: Any,
+    project_id: str,
+    row_id: str,
+    what: str,
+    *,
+    options: Iterable[ExecutableOption] = (),
+) -> Any:
+    """The row of ``model`` with this id in this project (``options``: loader options, such as
+    what to load with it). Another project's row raises the same NotFound as a missing one, so
+    ids of other projects cannot be probed."""
     row = session.scalars(
-        select(model).where(model.id == row_id, model.project_id == project_id)
+        select(model).where(model.id == row_id, model.project_id == project_id).options(*options)
     ).first()
     if row is None:
         raise NotFound(f"{what} {row_id!r} not found")

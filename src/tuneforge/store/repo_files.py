@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import select
@@ -59,6 +60,16 @@ def create_file(
 
 def get_file(session: Session, project_id: str, file_id: str) -> File:
     return get_scoped(session, File, project_id, file_id, "file")
+
+
+def existing_file_ids(session: Session, project_id: str, file_ids: Iterable[str]) -> set[str]:
+    """Which of these ids name a file of this project, in one query."""
+    ids = list(file_ids)
+    if not ids:
+        return set()
+    return set(
+        session.scalars(select(File.id).where(File.project_id == project_id, File.id.in_(ids)))
+    )
 
 
 def list_files(

@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from tuneforge.errors import Conflict, InvalidArgument, NotFound
 from tuneforge.store.models import TuningJob
@@ -158,8 +158,15 @@ def _parse(enum_class: Any, value: Any, param: str) -> Any:
         raise InvalidArgument(f"{param} must be one of {allowed}", param=param) from None
 
 
+# What a read of a user's job loads with it in the same query (a LEFT JOIN on a unique key),
+# rather than the relationship's own second SELECT: every view of a job names its tuned model.
+WITH_TUNED_MODEL = joinedload(TuningJob.tuned_model)
+
+
 def get_job(session: Session, project_id: str, job_id: str) -> TuningJob:
-    return get_scoped(session, TuningJob, project_id, job_id, "tuning job")
+    return get_scoped(
+        session, TuningJob, project_id, job_id, "tuning job", options=[WITH_TUNED_MODEL]
+    )
 
 
 def load_job(session: Session, job_id: str) -> TuningJob:
@@ -185,7 +192,7 @@ def list_jobs(
     The metadata filter runs in the database, so a page costs one query however few jobs
     match; ``after`` may still name any job of the (state-filtered) list, as it could when the
     filter ran after paging."""
-    query = select(TuningJob).where(TuningJob.project_id == project_id)
+    query = select(TuningJob).where(TuningJob.project_id == project_id).options(WITH_TUNED_MODEL)
     if states is not None:
         query = query.where(TuningJob.state.in_([JobState(s) for s in states]))
     matches = [
