@@ -17,6 +17,7 @@ from tuneforge.store.repo_files import (
     update_file_validation,
 )
 from tuneforge.store.repo_jobs import (
+    MAX_JOBS_PER_PAGE,
     create_job,
     finish_job,
     get_job,
@@ -58,6 +59,7 @@ from tuneforge.store.repo_scheduling import (
 )
 
 __all__ = [
+    "MAX_JOBS_PER_PAGE",
     "Page",
     "add_checkpoint",
     "authenticate",

@@ -69,12 +69,15 @@ def paginate(
     limit: int,
     after: str | None,
     narrowed_by: Iterable[ColumnElement[bool]] = (),
+    most: int = MAX_PAGE_SIZE,
 ) -> Page[T]:
     """Newest first by (created_at, id). ``after`` is the id of the last item already seen;
     it must be an item of this same (scoped, filtered) query. ``narrowed_by`` filters the
-    items but not the cursor: ``after`` may be any item of ``query``, shown or not."""
+    items but not the cursor: ``after`` may be any item of ``query``, shown or not. A page
+    holds at most ``most`` items, however many are asked for (``has_more`` tells the rest)."""
     if not 1 <= limit <= MAX_PAGE_SIZE:
         raise InvalidArgument(f"page size must be 1 to {MAX_PAGE_SIZE}", param="limit")
+    limit = min(limit, most)
     if after is not None:
         anchor = session.scalars(query.where(model.id == after)).first()
         if anchor is None:

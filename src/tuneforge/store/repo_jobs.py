@@ -40,6 +40,9 @@ from tuneforge.store.types import json_string, new_id, utcnow
 
 # How often a decision is retried when the job keeps changing under it.
 MAX_RACES = 5
+# A page of jobs holds at most this many, whatever limit is asked: a job may carry 37 KB of
+# metadata (64 pairs of 64 + 512 characters), so a list response stays under about 4 MB.
+MAX_JOBS_PER_PAGE = 100
 
 
 def new_job_id() -> str:
@@ -186,8 +189,9 @@ def list_jobs(
     states: Iterable[JobState | str] | None = None,
     metadata: Mapping[str, str] | None = None,
 ) -> Page[TuningJob]:
-    """The project's jobs, newest first, optionally only those in ``states`` and those whose
-    metadata holds every key-value pair of ``metadata`` (string values, compared exactly).
+    """The project's jobs, newest first (at most MAX_JOBS_PER_PAGE a page), optionally only
+    those in ``states`` and those whose metadata holds every key-value pair of ``metadata``
+    (string values, compared exactly).
 
     The metadata filter runs in the database, so a page costs one query however few jobs
     match; ``after`` may still name any job of the (state-filtered) list, as it could when the
@@ -199,7 +203,15 @@ def list_jobs(
         json_string(TuningJob.user_metadata, key) == value
         for key, value in (metadata or {}).items()
     ]
-    return paginate(session, query, TuningJob, limit=limit, after=after, narrowed_by=matches)
+    return paginate(
+        session,
+        query,
+        TuningJob,
+        limit=limit,
+        after=after,
+        narrowed_by=matches,
+        most=MAX_JOBS_PER_PAGE,
+    )
 
 
 def request_cancel(session: Session, project_id: str, job_id: str) -> TuningJob:
