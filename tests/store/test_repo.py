@@ -297,6 +297,16 @@ def test_a_page_of_jobs_holds_at_most_100_and_the_cursor_reaches_the_rest(
     assert len(exact.items) == 30 and not exact.has_more
 
 
+def test_a_page_of_files_holds_at_most_100_and_the_cursor_reaches_the_rest(
+    session: Session,
+) -> None:
+    ids = [new_file(session).id for _ in range(repo.MAX_FILES_PER_PAGE + 3)][::-1]
+    first = repo.list_files(session, PROJECT, limit=1000)
+    assert [f.id for f in first.items] == ids[: repo.MAX_FILES_PER_PAGE] and first.has_more
+    rest = repo.list_files(session, PROJECT, limit=1000, after=first.next_after)
+    assert [f.id for f in rest.items] == ids[repo.MAX_FILES_PER_PAGE :] and not rest.has_more
+
+
 def test_checkpoints_and_files_are_found_for_many_ids_at_once(session: Session) -> None:
     first, second, bare = running_job(session), running_job(session), new_job(session)
     late = repo.add_checkpoint(session, first.id, epoch=2, step=20, path="/b")

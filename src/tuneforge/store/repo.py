@@ -8,6 +8,7 @@ checkpoints) are for the scheduler and runner, or for callers that already check
 from tuneforge.store.repo_common import Page, decode_page_token, encode_page_token
 from tuneforge.store.repo_events import list_events, metric_series, record_event
 from tuneforge.store.repo_files import (
+    MAX_FILES_PER_PAGE,
     create_file,
     delete_file,
     existing_file_ids,
@@ -59,6 +60,7 @@ from tuneforge.store.repo_scheduling import (
 )
 
 __all__ = [
+    "MAX_FILES_PER_PAGE",
     "MAX_JOBS_PER_PAGE",
     "Page",
     "add_checkpoint",

@@ -18,6 +18,10 @@ from tuneforge.store.repo_common import (
 )
 from tuneforge.store.types import new_id
 
+# A page of files holds at most this many, whatever limit is asked: a file's row carries its
+# validation report (up to 1,000 problems), so a list response stays bounded.
+MAX_FILES_PER_PAGE = 100
+
 
 def new_file_id() -> str:
     """An id for a file about to be written, so its path can be named before the row exists."""
@@ -83,7 +87,7 @@ def list_files(
     query = select(File).where(File.project_id == project_id)
     if purpose is not None:
         query = query.where(File.purpose == purpose)
-    return paginate(session, query, File, limit=limit, after=after)
+    return paginate(session, query, File, limit=limit, after=after, most=MAX_FILES_PER_PAGE)
 
 
 def update_file_validation(
