@@ -285,6 +285,47 @@ def test_jobs_are_filtered_by_metadata_in_the_database(session: Session) -> None
     assert [j.id for j in listed(metadata={"n": "1"}, states=[JobState.QUEUED]).items] == [ids[1]]
 
 
+def test_a_page_of_jobs_holds_at_most_100_and_the_cursor_reaches_the_rest(
+    session: Session,
+) -> None:
+    ids = [new_job(session).id for _ in range(repo.MAX_JOBS_PER_PAGE + 30)][::-1]
+    first = repo.list_jobs(session, PROJECT, limit=1000)
+    assert [j.id for j in first.items] == ids[: repo.MAX_JOBS_PER_PAGE] and first.has_more
+    rest = repo.list_jobs(session, PROJECT, limit=1000, after=first.next_after)
+    assert [j.id for j in rest.items] == ids[repo.MAX_JOBS_PER_PAGE :] and not rest.has_more
+    exact = repo.list_jobs(session, PROJECT, limit=30, after=first.next_after)
+    assert len(exact.items) == 30 and not exact.has_more
+
+
+def test_a_page_of_files_holds_at_most_100_and_the_cursor_reaches_the_rest(
+    session: Session,
+) -> None:
+    ids = [new_file(session).id for _ in range(repo.MAX_FILES_PER_PAGE + 3)][::-1]
+    first = repo.list_files(session, PROJECT, limit=1000)
+    assert [f.id for f in first.items] == ids[: repo.MAX_FILES_PER_PAGE] and first.has_more
+    rest = repo.list_files(session, PROJECT, limit=1000, after=first.next_after)
+    assert [f.id for f in rest.items] == ids[repo.MAX_FILES_PER_PAGE :] and not rest.has_more
+
+
+def test_checkpoints_and_files_are_found_for_many_ids_at_once(session: Session) -> None:
+    first, second, bare = running_job(session), running_job(session), new_job(session)
+    late = repo.add_checkpoint(session, first.id, epoch=2, step=20, path="/b")
+    early = repo.add_checkpoint(session, first.id, epoch=1, step=10, path="/a")
+    only = repo.add_checkpoint(session, second.id, epoch=1, step=5, path="/c")
+    found = repo.checkpoints_by_job(session, [first.id, second.id, bare.id])
+    assert {job: [c.id for c in cs] for job, cs in found.items()} == {
+        first.id: [early.id, late.id],
+        second.id: [only.id],
+    }
+    assert repo.checkpoints_by_job(session, []) == {}
+
+    mine, theirs = new_file(session), new_file(session, OTHER)
+    asked = [mine.id, theirs.id, "file-missing"]
+    assert repo.existing_file_ids(session, PROJECT, asked) == {mine.id}
+    assert repo.existing_file_ids(session, OTHER, asked) == {theirs.id}
+    assert repo.existing_file_ids(session, PROJECT, []) == set()
+
+
 def test_listing_refuses_bad_pages(session: Session) -> None:
     theirs = new_job(session, OTHER)
     with pytest.raises(InvalidArgument):

@@ -58,8 +58,7 @@ METADATA_FILTER = re.compile(r"^metadata\[(?P<key>.+)\]$")
 
 
 def job_response(service: Service, project: str, view: JobView) -> FineTuningJob:
-    results = service.jobs.result_file(project, view.job.id)
-    return job_object(view, [results.id] if results else [])
+    return job_object(view, [view.result_file] if view.result_file else [])
 
 
 # --- fine-tuning jobs ---------------------------------------------------------------------

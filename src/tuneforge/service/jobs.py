@@ -11,6 +11,7 @@ from typing import Any
 from pydantic import ValidationError
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from tuneforge.config import Settings
 from tuneforge.engine.methods import TuningMethod, get_method
@@ -63,6 +64,7 @@ class JobView:
     job: TuningJob
     tuned_model: TunedModel | None
     checkpoints: list[Checkpoint]
+    result_file: str | None = None  # the id of a succeeded job's metrics file
 
     @property
     def id(self) -> str:  # a page of views continues after its last job (Page.next_after)
@@ -190,7 +192,9 @@ class JobService:
 
     def get(self, project_id: str, job_id: str) -> JobView:
         with self.db.session() as s:
-            return self._view(s, repo.get_job(s, project_id, job_id))
+            view = self._view(s, repo.get_job(s, project_id, job_id))
+        self._register_result_files(project_id, [view])
+        return view
 
     def list(
         self, project_id: str, *, limit=20, after=None, states=None, metadata=None
@@ -201,20 +205,27 @@ class JobService:
             page = repo.list_jobs(
                 s, project_id, limit=limit, after=after, states=states, metadata=metadata
             )
-            page.items = [self._view(s, job) for job in page.items]
-            return page
+            page.items = self._views(s, project_id, page.items)
+        self._register_result_files(project_id, page.items)
+        return page
 
     def cancel(self, project_id: str, job_id: str) -> JobView:
         with self.db.session() as s:
-            return self._view(s, repo.request_cancel(s, project_id, job_id))
+            view = self._view(s, repo.request_cancel(s, project_id, job_id))
+        self._register_result_files(project_id, [view])
+        return view
 
     def pause(self, project_id: str, job_id: str) -> JobView:
         with self.db.session() as s:
-            return self._view(s, repo.request_pause(s, project_id, job_id))
+            view = self._view(s, repo.request_pause(s, project_id, job_id))
+        self._register_result_files(project_id, [view])
+        return view
 
     def resume(self, project_id: str, job_id: str) -> JobView:
         with self.db.session() as s:
-            return self._view(s, repo.resume_job(s, project_id, job_id))
+            view = self._view(s, repo.resume_job(s, project_id, job_id))
+        self._register_result_files(project_id, [view])
+        return view
 
     def events(
         self, project_id: str, job_id: str, *, after_id=None, limit=100, newest_first=False
@@ -237,7 +248,7 @@ class JobService:
         """A succeeded job's metrics CSV as a file of purpose ``fine-tune-results`` (registered
         the first time it is asked for, under an id derived from the job's), else None."""
         storage = storage_for(self.settings)
-        file_id = "file-" + hashlib.sha256(f"results/{job_id}".encode()).hexdigest()[:24]
+        file_id = result_file_id(job_id)
         with self.db.session() as s:
             job = repo.get_job(s, project_id, job_id)
             uri = storage.job_uri(job.id, "metrics.csv")
@@ -337,6 +348,36 @@ class JobService:
         )
         return dict(rows.tuples().all())  # the oldest comes last, so it wins
 
-    def _view(self, s, job: TuningJob) -> JobView:
-        tuned = s.query(TunedModel).filter_by(job_id=job.id).one_or_none()
-        return JobView(job, tuned, list(repo.list_checkpoints(s, job.id)))
+    def _view(self, s: Session, job: TuningJob) -> JobView:
+        return self._views(s, job.project_id, [job])[0]
+
+    def _views(self, s: Session, project_id: str, jobs: list[TuningJob]) -> list[JobView]:
+        """The jobs with their tuned models (loaded with them), checkpoints and registered
+        result files, in a fixed number of queries however many jobs there are."""
+        checkpoints = repo.checkpoints_by_job(s, [j.id for j in jobs if j.tuned_model])
+        succeeded = {j.id: result_file_id(j.id) for j in jobs if j.state == JobState.SUCCEEDED}
+        registered = repo.existing_file_ids(s, project_id, succeeded.values())
+        return [
+            JobView(
+                job,
+                job.tuned_model,
+                checkpoints.get(job.id, []),
+                succeeded[job.id] if succeeded.get(job.id) in registered else None,
+            )
+            for job in jobs
+        ]
+
+    def _register_result_files(self, project_id: str, views: list[JobView]) -> None:
+        """Register the result file of each succeeded job shown without one: once its metrics
+        file is there, on its first showing (outside the caller's session, which holds a
+        connection)."""
+        for view in views:
+            if view.job.state == JobState.SUCCEEDED and view.result_file is None:
+                found = self.result_file(project_id, view.job.id)
+                view.result_file = found.id if found else None
+
+
+def result_file_id(job_id: str) -> str:
+    """The id a job's metrics file is registered under: derived from the job's, so a view
+    can name it without asking for it."""
+    return "file-" + hashlib.sha256(f"results/{job_id}".encode()).hexdigest()[:24]

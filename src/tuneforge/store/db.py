@@ -22,6 +22,12 @@ MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 # this is alembic's head.
 SCHEMA_REVISION = "0003"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+# Connections a process may hold at once: one per thread that may run a session. The API runs
+# sync routes in anyio's worker threads (40 by default), and the scheduler and its heartbeats
+# add a few; fewer connections than threads would leave requests waiting on the pool.
+POOL_MOST = 48
+# PostgreSQL connections cost the server a process each: keep this many open between bursts.
+POSTGRESQL_POOL_KEPT = 8
 
 
 def normalize_url(url: str | URL) -> URL:
@@ -41,10 +47,14 @@ def normalize_url(url: str | URL) -> URL:
 def make_engine(url: str | URL, **engine_options: Any) -> Engine:
     parsed = normalize_url(url)
     if parsed.get_backend_name() == "postgresql":
-        return create_engine(parsed, pool_pre_ping=True, **engine_options)
+        pool = {"pool_size": POSTGRESQL_POOL_KEPT, "max_overflow": POOL_MOST - POSTGRESQL_POOL_KEPT}
+        return create_engine(parsed, pool_pre_ping=True, **{**pool, **engine_options})
 
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        # A SQLite connection is a file handle: keep one per thread that may hold one, rather
+        # than reopening (and configuring) a connection per request past the fifth.
+        engine_options = {"pool_size": POOL_MOST, "max_overflow": 0, **engine_options}
     engine = create_engine(parsed, connect_args={"check_same_thread": False}, **engine_options)
     event.listen(engine, "connect", _configure_sqlite_connection)
     return engine

@@ -8,8 +8,10 @@ checkpoints) are for the scheduler and runner, or for callers that already check
 from tuneforge.store.repo_common import Page, decode_page_token, encode_page_token
 from tuneforge.store.repo_events import list_events, metric_series, record_event
 from tuneforge.store.repo_files import (
+    MAX_FILES_PER_PAGE,
     create_file,
     delete_file,
+    existing_file_ids,
     files_awaiting_validation,
     get_file,
     list_files,
@@ -18,6 +20,7 @@ from tuneforge.store.repo_files import (
     update_file_validation,
 )
 from tuneforge.store.repo_jobs import (
+    MAX_JOBS_PER_PAGE,
     create_job,
     finish_job,
     get_job,
@@ -44,6 +47,7 @@ from tuneforge.store.repo_keys import (
 )
 from tuneforge.store.repo_results import (
     add_checkpoint,
+    checkpoints_by_job,
     create_tuned_model,
     default_checkpoint,
     delete_tuned_model,
@@ -61,9 +65,12 @@ from tuneforge.store.repo_scheduling import (
 )
 
 __all__ = [
+    "MAX_FILES_PER_PAGE",
+    "MAX_JOBS_PER_PAGE",
     "Page",
     "add_checkpoint",
     "authenticate",
+    "checkpoints_by_job",
     "claim_next_job",
     "count_active_jobs",
     "create_api_key",
@@ -76,6 +83,7 @@ __all__ = [
     "delete_tuned_model",
     "encode_page_token",
     "ensure_project",
+    "existing_file_ids",
     "files_awaiting_validation",
     "finish_job",
     "get_checkpoint",

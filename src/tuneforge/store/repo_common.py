@@ -10,6 +10,7 @@ from typing import Any, Generic, Protocol, TypeVar
 
 from sqlalchemy import ColumnElement, Select, and_, or_, select
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.base import ExecutableOption
 
 from tuneforge.errors import InvalidArgument, NotFound
 from tuneforge.store.models import Project
@@ -68,12 +69,15 @@ def paginate(
     limit: int,
     after: str | None,
     narrowed_by: Iterable[ColumnElement[bool]] = (),
+    most: int = MAX_PAGE_SIZE,
 ) -> Page[T]:
     """Newest first by (created_at, id). ``after`` is the id of the last item already seen;
     it must be an item of this same (scoped, filtered) query. ``narrowed_by`` filters the
-    items but not the cursor: ``after`` may be any item of ``query``, shown or not."""
+    items but not the cursor: ``after`` may be any item of ``query``, shown or not. A page
+    holds at most ``most`` items, however many are asked for (``has_more`` tells the rest)."""
     if not 1 <= limit <= MAX_PAGE_SIZE:
         raise InvalidArgument(f"page size must be 1 to {MAX_PAGE_SIZE}", param="limit")
+    limit = min(limit, most)
     if after is not None:
         anchor = session.scalars(query.where(model.id == after)).first()
         if anchor is None:
@@ -91,11 +95,20 @@ def paginate(
     return Page(items=rows[:limit], has_more=len(rows) > limit)
 
 
-def get_scoped(session: Session, model: Any, project_id: str, row_id: str, what: str) -> Any:
-    """The row of ``model`` with this id in this project. Another project's row raises the
-    same NotFound as a missing one, so ids of other projects cannot be probed."""
+def get_scoped(
+    session: Session,
+    model: Any,
+    project_id: str,
+    row_id: str,
+    what: str,
+    *,
+    options: Iterable[ExecutableOption] = (),
+) -> Any:
+    """The row of ``model`` with this id in this project (``options``: loader options, such as
+    what to load with it). Another project's row raises the same NotFound as a missing one, so
+    ids of other projects cannot be probed."""
     row = session.scalars(
-        select(model).where(model.id == row_id, model.project_id == project_id)
+        select(model).where(model.id == row_id, model.project_id == project_id).options(*options)
     ).first()
     if row is None:
         raise NotFound(f"{what} {row_id!r} not found")

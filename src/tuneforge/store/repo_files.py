@@ -21,6 +21,9 @@ from tuneforge.store.types import new_id
 
 # Values bound in one IN (...) clause at most (SQLite allows 32,766; PostgreSQL 65,535).
 IN_CLAUSE_BATCH = 1000
+# A page of files holds at most this many, whatever limit is asked: a file's row carries its
+# validation report (up to 1,000 problems), so a list response stays bounded.
+MAX_FILES_PER_PAGE = 100
 
 
 def new_file_id() -> str:
@@ -66,6 +69,16 @@ def get_file(session: Session, project_id: str, file_id: str) -> File:
     return get_scoped(session, File, project_id, file_id, "file")
 
 
+def existing_file_ids(session: Session, project_id: str, file_ids: Iterable[str]) -> set[str]:
+    """Which of these ids name a file of this project, in one query."""
+    ids = list(file_ids)
+    if not ids:
+        return set()
+    return set(
+        session.scalars(select(File.id).where(File.project_id == project_id, File.id.in_(ids)))
+    )
+
+
 def list_files(
     session: Session,
     project_id: str,
@@ -77,7 +90,7 @@ def list_files(
     query = select(File).where(File.project_id == project_id)
     if purpose is not None:
         query = query.where(File.purpose == purpose)
-    return paginate(session, query, File, limit=limit, after=after)
+    return paginate(session, query, File, limit=limit, after=after, most=MAX_FILES_PER_PAGE)
 
 
 def update_file_validation(

@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from tuneforge.errors import Conflict, InvalidArgument, NotFound
 from tuneforge.store.models import TuningJob
@@ -40,6 +40,9 @@ from tuneforge.store.types import json_string, new_id, utcnow
 
 # How often a decision is retried when the job keeps changing under it.
 MAX_RACES = 5
+# A page of jobs holds at most this many, whatever limit is asked: a job may carry 37 KB of
+# metadata (64 pairs of 64 + 512 characters), so a list response stays under about 4 MB.
+MAX_JOBS_PER_PAGE = 100
 
 
 def new_job_id() -> str:
@@ -158,8 +161,15 @@ def _parse(enum_class: Any, value: Any, param: str) -> Any:
         raise InvalidArgument(f"{param} must be one of {allowed}", param=param) from None
 
 
+# What a read of a user's job loads with it in the same query (a LEFT JOIN on a unique key),
+# rather than the relationship's own second SELECT: every view of a job names its tuned model.
+WITH_TUNED_MODEL = joinedload(TuningJob.tuned_model)
+
+
 def get_job(session: Session, project_id: str, job_id: str) -> TuningJob:
-    return get_scoped(session, TuningJob, project_id, job_id, "tuning job")
+    return get_scoped(
+        session, TuningJob, project_id, job_id, "tuning job", options=[WITH_TUNED_MODEL]
+    )
 
 
 def load_job(session: Session, job_id: str) -> TuningJob:
@@ -179,20 +189,29 @@ def list_jobs(
     states: Iterable[JobState | str] | None = None,
     metadata: Mapping[str, str] | None = None,
 ) -> Page[TuningJob]:
-    """The project's jobs, newest first, optionally only those in ``states`` and those whose
-    metadata holds every key-value pair of ``metadata`` (string values, compared exactly).
+    """The project's jobs, newest first (at most MAX_JOBS_PER_PAGE a page), optionally only
+    those in ``states`` and those whose metadata holds every key-value pair of ``metadata``
+    (string values, compared exactly).
 
     The metadata filter runs in the database, so a page costs one query however few jobs
     match; ``after`` may still name any job of the (state-filtered) list, as it could when the
     filter ran after paging."""
-    query = select(TuningJob).where(TuningJob.project_id == project_id)
+    query = select(TuningJob).where(TuningJob.project_id == project_id).options(WITH_TUNED_MODEL)
     if states is not None:
         query = query.where(TuningJob.state.in_([JobState(s) for s in states]))
     matches = [
         json_string(TuningJob.user_metadata, key) == value
         for key, value in (metadata or {}).items()
     ]
-    return paginate(session, query, TuningJob, limit=limit, after=after, narrowed_by=matches)
+    return paginate(
+        session,
+        query,
+        TuningJob,
+        limit=limit,
+        after=after,
+        narrowed_by=matches,
+        most=MAX_JOBS_PER_PAGE,
+    )
 
 
 def request_cancel(session: Session, project_id: str, job_id: str) -> TuningJob:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import delete, select, update
@@ -51,6 +52,23 @@ def list_checkpoints(session: Session, job_id: str) -> list[Checkpoint]:
             .order_by(Checkpoint.epoch, Checkpoint.step)
         )
     )
+
+
+def checkpoints_by_job(session: Session, job_ids: Iterable[str]) -> dict[str, list[Checkpoint]]:
+    """The checkpoints of each of these jobs, in training order, in one query (a job without
+    any is missing from the answer)."""
+    found: dict[str, list[Checkpoint]] = {}
+    ids = list(job_ids)
+    if not ids:
+        return found
+    rows = session.scalars(
+        select(Checkpoint)
+        .where(Checkpoint.job_id.in_(ids))
+        .order_by(Checkpoint.job_id, Checkpoint.epoch, Checkpoint.step)
+    )
+    for checkpoint in rows:
+        found.setdefault(checkpoint.job_id, []).append(checkpoint)
+    return found
 
 
 def get_checkpoint(session: Session, job_id: str, checkpoint_id: str) -> Checkpoint:
