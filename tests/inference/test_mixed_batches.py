@@ -201,3 +201,32 @@ def test_a_dora_adapter_runs_beside_the_mixed_batch(backend, base, adapters, tin
     requests = [Request(dora, PROMPTS[0], GREEDY), *mixed_requests(base, adapters)[:3]]
     alone = [backend.generate(r.target, r.prompt, r.params) for r in requests]
     assert backend.generate_many(requests) == alone
+
+
+def test_evaluation_runs_tuned_base_and_few_shot_in_shared_batches(
+    backend, base, adapters, monkeypatch
+):
+    from tuneforge.inference.evaluate import Candidate, evaluate_candidates, few_shot_prompt
+
+    def example(question: str, answer: str) -> Conversation:
+        return Conversation((Turn("user", question), Turn("model", answer)))
+
+    test = [example(f"review {i}: a fine film", "positive") for i in range(6)]
+    shots = [example("a dreadful film", "negative")]
+    target = tuned(base, adapters[5])
+    candidates = [
+        Candidate("tuned", target),
+        Candidate("base", base),
+        Candidate("few", base, shots),
+    ]
+    counter = GenerateCounter(monkeypatch)
+
+    report = evaluate_candidates(candidates, test, backend, GREEDY, batch_size=16)
+
+    assert counter.rows == [16, 16, 2]  # warm-up, then 18 requests in two mixed batches
+    for candidate, scores in zip(candidates, report.candidates, strict=True):
+        for example_, score in zip(test, scores.scores, strict=True):
+            prompt = few_shot_prompt(Conversation(example_.turns[:1]), candidate.shots)
+            alone = backend.generate(candidate.target, prompt, GREEDY).completions[0]
+            assert score.prediction == alone.text
+        assert scores.output_tokens_per_second > 0
