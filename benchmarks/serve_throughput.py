@@ -208,7 +208,8 @@ def print_report(results: dict[str, dict], args: argparse.Namespace, info: str) 
         f"{args.requests} requests, {args.clients} clients, up to {args.output_tokens} output "
         f"tokens each (greedy), batches of up to {args.clients}, backend {args.backend}"
     )
-    print(f"{'scenario':<11} {'tokens/s':>9} {'p50 s':>7} {'p99 s':>7} {'peak MiB':>9} {'ratio':>6}")
+    header = ("scenario", "tokens/s", "p50 s", "p99 s", "peak MiB", "ratio")
+    print("{:<11} {:>9} {:>7} {:>7} {:>9} {:>6}".format(*header))
     single = results["single"]["tokens_per_second"]
     for name in SCENARIOS:
         r = results[name]
