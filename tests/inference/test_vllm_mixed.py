@@ -114,3 +114,20 @@ def test_adapters_and_the_base_go_to_the_engine_in_one_call(
         5,
     ]
     assert len(outcomes[1].completions) == 2
+
+
+@pytest.mark.gpu
+def test_the_serving_benchmark_runs_on_vllm(tmp_path):
+    """On a GPU machine: the serving benchmark's three scenarios through the vLLM backend."""
+    import subprocess
+    from pathlib import Path
+
+    pytest.importorskip("vllm")
+    script = Path(__file__).parents[2] / "benchmarks" / "serve_throughput.py"
+    command = [sys.executable, str(script), "--backend", "vllm", "--model-shape", "tiny"]
+    done = subprocess.run([*command, "--requests", "64"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = done.stdout.splitlines()
+    for scenario in ("single", "mixed", "per-model"):
+        (row,) = [line for line in lines if line.startswith(f"{scenario} ")]
+        assert float(row.split()[1]) > 0  # output tokens/s
