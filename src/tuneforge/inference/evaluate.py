@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from statistics import fmean
@@ -21,12 +21,14 @@ from typing import TYPE_CHECKING, Any
 
 from tuneforge.data.records import Conversation
 from tuneforge.errors import InvalidArgument
+from tuneforge.inference.batching import batch_group, generate_many
 from tuneforge.inference.metrics import exact_match, rouge_l, token_f1
 from tuneforge.inference.types import (
     GenerationParams,
     GenerationResult,
     InferenceBackend,
     ModelTarget,
+    Request,
 )
 
 if TYPE_CHECKING:
@@ -64,7 +66,9 @@ class CandidateReport:
     model: str
     shots: int
     scores: list[ExampleScore]
-    generation_s: float  # wall time of the batched generation calls, model loading excluded
+    # wall time of the batched generation calls, model loading excluded; a batch shared with
+    # other candidates counts by this candidate's share of its rows
+    generation_s: float
 
     @property
     def examples(self) -> int:
@@ -218,51 +222,53 @@ def _prompt_length(conversation: Conversation) -> int:
     return len(conversation.system or "") + sum(len(turn.text) for turn in conversation.turns)
 
 
-def evaluate_candidate(
-    candidate: Candidate,
-    prompts: list[Conversation],
-    references: list[str],
-    backend: InferenceBackend,
-    params: GenerationParams,
-    batch_size: int = BATCH_SIZE,
-) -> CandidateReport:
-    requests = [few_shot_prompt(prompt, candidate.shots) for prompt in prompts]
-    # An untimed short batch first: the backend loads the model on first use and torch sets up
-    # its kernels on the first batched decoding steps; neither may count against output speed.
-    warm_up = GenerationParams(temperature=0.0, max_output_tokens=2)
-    backend.generate_batch(candidate.target, requests[:batch_size], warm_up)
-    # Prompts of similar length share a batch: less left padding to compute.
-    order = sorted(range(len(requests)), key=lambda i: _prompt_length(requests[i]))
-    results: dict[int, GenerationResult] = {}
-    elapsed = 0.0
-    for chunk in _chunks(order, batch_size):
-        started = time.perf_counter()
-        generated = backend.generate_batch(candidate.target, [requests[i] for i in chunk], params)
-        elapsed += time.perf_counter() - started
-        results.update(zip(chunk, generated, strict=True))
-    scores = []
-    for index, (prompt, reference) in enumerate(zip(prompts, references, strict=True)):
-        result = results[index]
-        completion = result.completions[0]
-        scores.append(
-            ExampleScore(
-                prompt=prompt.turns[-1].text,
-                reference=reference,
-                prediction=completion.text,
-                exact_match=exact_match(completion.text, reference),
-                token_f1=token_f1(completion.text, reference),
-                rouge_l=rouge_l(completion.text, reference),
-                prompt_tokens=result.prompt_tokens,
-                output_tokens=completion.output_tokens,
-            )
-        )
-    return CandidateReport(
-        label=candidate.label,
-        model=candidate.target.name,
-        shots=len(candidate.shots),
-        scores=scores,
-        generation_s=elapsed,
+def _score(prompt: Conversation, reference: str, result: GenerationResult) -> ExampleScore:
+    completion = result.completions[0]
+    return ExampleScore(
+        prompt=prompt.turns[-1].text,
+        reference=reference,
+        prediction=completion.text,
+        exact_match=exact_match(completion.text, reference),
+        token_f1=token_f1(completion.text, reference),
+        rouge_l=rouge_l(completion.text, reference),
+        prompt_tokens=result.prompt_tokens,
+        output_tokens=completion.output_tokens,
     )
+
+
+def _run_batched(
+    requests: list[tuple[int, Request]], backend: InferenceBackend, batch_size: int
+) -> tuple[list[GenerationResult], dict[int, float]]:
+    """Every request's result (in order) and each candidate's share of the generation time.
+
+    Requests go in batches of up to ``batch_size`` through ``generate_many``: the tuned model,
+    the base and the few-shot base share one base, so they share batches. A batch's time is
+    split among its candidates by their rows in it.
+    """
+    results: list[GenerationResult | None] = [None] * len(requests)
+    seconds: dict[int, float] = {}
+    groups: dict[Hashable, list[int]] = {}
+    for index, (_, request) in enumerate(requests):
+        groups.setdefault(batch_group(backend, request.target, request.params), []).append(index)
+    warm_up = GenerationParams(temperature=0.0, max_output_tokens=2)
+    for indices in groups.values():
+        # An untimed short batch first: the backend loads the model on first use and torch sets
+        # up its kernels on the first batched decoding steps; neither may count against speed.
+        first = [requests[i][1] for i in indices[:batch_size]]
+        generate_many(backend, [Request(r.target, r.prompt, warm_up) for r in first])
+        # Prompts of similar length share a batch: less left padding to compute.
+        order = sorted(indices, key=lambda i: _prompt_length(requests[i][1].prompt))
+        for chunk in _chunks(order, batch_size):
+            started = time.perf_counter()
+            outcomes = generate_many(backend, [requests[i][1] for i in chunk])
+            elapsed = time.perf_counter() - started
+            for index, outcome in zip(chunk, outcomes, strict=True):
+                if isinstance(outcome, Exception):
+                    raise outcome
+                results[index] = outcome
+                candidate = requests[index][0]
+                seconds[candidate] = seconds.get(candidate, 0.0) + elapsed / len(chunk)
+    return [result for result in results if result is not None], seconds
 
 
 def evaluate_candidates(
@@ -276,7 +282,8 @@ def evaluate_candidates(
     """Every candidate answers every test example; scores are means over the examples.
 
     Without ``params``, decoding is greedy with an output budget a bit above the longest
-    reference, counted with each candidate's own tokenizer.
+    reference, counted with each candidate's own tokenizer. Candidates on one base share
+    batches (the backend's mixed batches), so comparing many runs at the batched rate.
     """
     if not candidates:
         raise InvalidArgument("nothing to evaluate: no candidate models", "candidates")
@@ -288,12 +295,29 @@ def evaluate_candidates(
     pairs = [split_reference(example, index) for index, example in enumerate(test)]
     prompts = [prompt for prompt, _ in pairs]
     references = [reference for _, reference in pairs]
-    reports, budgets = [], {}
-    for candidate in candidates:
+    budgets, requests = {}, []
+    for number, candidate in enumerate(candidates):
         chosen = params or greedy_params(references, candidate.target)
         budgets[candidate.label] = chosen.max_output_tokens
+        for prompt in prompts:
+            shown = few_shot_prompt(prompt, candidate.shots)
+            requests.append((number, Request(candidate.target, shown, chosen)))
+    results, seconds = _run_batched(requests, backend, batch_size)
+    reports = []
+    for number, candidate in enumerate(candidates):
+        own = results[number * len(prompts) : (number + 1) * len(prompts)]
+        scores = [
+            _score(prompt, reference, result)
+            for prompt, reference, result in zip(prompts, references, own, strict=True)
+        ]
         reports.append(
-            evaluate_candidate(candidate, prompts, references, backend, chosen, batch_size)
+            CandidateReport(
+                label=candidate.label,
+                model=candidate.target.name,
+                shots=len(candidate.shots),
+                scores=scores,
+                generation_s=seconds.get(number, 0.0),
+            )
         )
     return EvaluationReport(candidates=reports, examples=len(test), max_output_tokens=budgets)
 

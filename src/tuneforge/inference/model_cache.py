@@ -4,11 +4,18 @@ A base model is loaded once, however many tuned models are built on it: its adap
 into one ``PeftModel`` under stable names and switched per request. A full fine-tune is a model
 of its own in the same cache. Switching adapters mutates the model, so each loaded model has a
 lock that a request holds from switching to the end of generation.
+
+A mixed batch (:meth:`LoadedModel.mixed`) runs rows of different adapters, and of the base, in one
+forward pass through PEFT's ``adapter_names``: each LoRA layer adds every row's own adapter delta.
+PEFT refuses it for DoRA, for adapters on parameters (``target_parameters``) and for a few module
+types, and it cannot work on merged weights (never merged here): :func:`mixable` tells which
+adapters may join, the others run in batches of their own adapter.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import threading
 from collections import Counter, OrderedDict
 from collections.abc import Iterator
@@ -29,6 +36,7 @@ from tuneforge.models.loading import (
 )
 
 ADAPTER_CONFIG = "adapter_config.json"
+BASE_ROW = "__base__"  # PEFT's name for a row that runs without any adapter
 
 
 def parameter_bytes(model: torch.nn.Module) -> int:
@@ -42,6 +50,18 @@ def adapter_name(adapter_path: Path) -> str:
     stamp = weights.stat().st_mtime_ns if weights.exists() else 0
     digest = hashlib.sha1(f"{adapter_path.resolve()}:{stamp}".encode()).hexdigest()
     return f"adapter_{digest[:16]}"
+
+
+def mixable(adapter_path: Path) -> bool:
+    """Whether PEFT can run this adapter's rows beside other adapters' in one batch."""
+    config = json.loads((adapter_path / ADAPTER_CONFIG).read_text())
+    return (
+        config.get("peft_type", "LORA") == "LORA"
+        and not config.get("use_dora")
+        and not config.get("target_parameters")
+        and not config.get("alora_invocation_tokens")
+        and not config.get("layer_replication")
+    )
 
 
 @dataclass
@@ -83,6 +103,15 @@ class LoadedModel:
                     yield self.model
             else:
                 yield self.model
+
+    @contextmanager
+    def mixed(self, adapter_paths: list[Path | None]) -> Iterator[tuple[Any, list[str]]]:
+        """Hold the model with every row's adapter loaded: the model and the ``adapter_names``
+        for ``generate`` (``__base__`` for a row without one). Every path must be
+        :func:`mixable`, and there may be no more distinct adapters than ``max_adapters``."""
+        with self.lock:
+            names = {path: self._ensure_adapter(path) for path in set(adapter_paths) if path}
+            yield self.model, [names[path] if path else BASE_ROW for path in adapter_paths]
 
     def _ensure_adapter(self, adapter_path: Path) -> str:
         name = adapter_name(adapter_path)

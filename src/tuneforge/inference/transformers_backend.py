@@ -7,8 +7,7 @@ Runs anywhere torch runs (the CPU test machines included). Models come from a
 from __future__ import annotations
 
 import threading
-from collections.abc import Generator, Iterator
-from contextlib import contextmanager
+from collections.abc import Generator, Hashable, Sequence
 from typing import Any
 
 import torch
@@ -17,51 +16,29 @@ from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStr
 from tuneforge.data.records import Conversation
 from tuneforge.data.tokenize import prompt_ids
 from tuneforge.engine.hardware import detect_hardware
-from tuneforge.errors import InvalidArgument
+from tuneforge.inference.decoding import (
+    generation_kwargs,
+    left_pad,
+    max_new_tokens,
+    seeded,
+    to_completion,
+)
+from tuneforge.inference.mixed_batch import MixedBatcher
 from tuneforge.inference.model_cache import LoadedModel, ModelCache
+from tuneforge.inference.row_controls import DECODE_KWARGS, StopOnText
 from tuneforge.inference.types import (
     BatchBackend,
-    Completion,
     FinishReason,
     GenerationParams,
     GenerationResult,
     ModelTarget,
+    Outcome,
+    Request,
     TextStream,
     check_prompt,
     cut_at_stop,
     held_back,
 )
-
-DECODE_KWARGS = {"skip_special_tokens": True}
-
-# transformers samples from torch's global generator. Sampled generations take turns with it, so
-# a seeded request is not disturbed by another model's sampling on another thread.
-_RNG_LOCK = threading.Lock()
-
-
-class StopOnText(StoppingCriteria):
-    """Ends each row once its generated text contains a stop sequence; remembers where."""
-
-    def __init__(self, tokenizer: Any, stop: tuple[str, ...], prompt_length: int) -> None:
-        self.tokenizer = tokenizer
-        self.stop = stop
-        self.prompt_length = prompt_length
-        # A character is at most 4 bytes and a byte-level token at least one byte, so a stop
-        # sequence that ends in the newest token starts within this many tokens of the end.
-        self.window = 4 * max(len(s) for s in stop) + 2
-        self.stopped_at: dict[int, int] = {}  # row -> generated tokens when it stopped
-
-    def __call__(self, input_ids: torch.LongTensor, scores: Any, **kwargs: Any) -> torch.Tensor:
-        length = input_ids.shape[1]
-        start = max(self.prompt_length, length - self.window)
-        done = torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
-        for row in range(input_ids.shape[0]):
-            if row not in self.stopped_at:
-                tail = self.tokenizer.decode(input_ids[row, start:].tolist(), **DECODE_KWARGS)
-                if any(s in tail for s in self.stop):
-                    self.stopped_at[row] = length - self.prompt_length
-            done[row] = row in self.stopped_at
-        return done
 
 
 class Cancelled(StoppingCriteria):
@@ -116,17 +93,26 @@ class TransformersBackend(BatchBackend):
             return [self._generate(loaded, target, [ids], params)[0] for ids in encoded]
         return self._generate(loaded, target, encoded, params)
 
+    def batch_group(self, target: ModelTarget, params: GenerationParams) -> Hashable:
+        """Requests with the same group may share one ``generate_many`` call: every adapter of
+        a base and the base itself share one; a full fine-tune is a model of its own."""
+        return (target.base_source, target.weights_path)
+
+    def generate_many(self, requests: Sequence[Request]) -> list[Outcome]:
+        """Every request's result, or its own error: a bad prompt fails only its request."""
+        return MixedBatcher(self._cache, self.device, self._generate).run(requests)
+
     def stream(
         self, target: ModelTarget, prompt: Conversation, params: GenerationParams
     ) -> TextStream:
         check_prompt(prompt)
         loaded = self._cache.get(target)
         ids = prompt_ids(prompt, loaded.tokenizer)
-        max_new = _max_new_tokens(loaded, [ids], params)
+        max_new = max_new_tokens(loaded, [ids], params)
         streamer = TextIteratorStreamer(loaded.tokenizer, skip_prompt=True, **DECODE_KWARGS)
         cancel = threading.Event()
         criteria: list[StoppingCriteria] = [Cancelled(cancel)]
-        stop = StopOnText(loaded.tokenizer, params.stop, len(ids)) if params.stop else None
+        stop = StopOnText(loaded.tokenizer, [params.stop], len(ids)) if params.stop else None
         if stop:
             criteria.append(stop)
         errors: list[BaseException] = []
@@ -134,10 +120,10 @@ class TransformersBackend(BatchBackend):
 
         def run() -> None:
             try:
-                input_ids, attention_mask = _left_pad([ids], loaded.tokenizer.pad_token_id)
+                input_ids, attention_mask = left_pad([ids], loaded.tokenizer.pad_token_id)
                 with (
                     loaded.using(target.adapter_path) as model,
-                    _seeded(params, self.device),
+                    seeded(params, self.device),
                     torch.inference_mode(),
                 ):
                     output = model.generate(
@@ -145,7 +131,7 @@ class TransformersBackend(BatchBackend):
                         attention_mask=attention_mask.to(self.device),
                         streamer=streamer,
                         stopping_criteria=StoppingCriteriaList(criteria),
-                        **_generation_kwargs(loaded, params, max_new, copies=1),
+                        **generation_kwargs(loaded, params, max_new, copies=1),
                     )
                 outputs.append(output[0, len(ids) :].cpu())
             except BaseException as err:  # handed to the reader, which re-raises it
@@ -156,7 +142,7 @@ class TransformersBackend(BatchBackend):
             """Counted as a whole completion is: tokens up to EOS or the stop sequence."""
             tokens = outputs[0].tolist() if outputs else []
             end = stop.stopped_at.get(0) if stop else None
-            completion = _completion(loaded.tokenizer, tokens[:end], set(loaded.eos_ids), params)
+            completion = to_completion(loaded.tokenizer, tokens[:end], set(loaded.eos_ids), params)
             reason = "stop" if stopped_at_text else completion.finish_reason
             return reason, completion.output_tokens
 
@@ -171,22 +157,22 @@ class TransformersBackend(BatchBackend):
         params: GenerationParams,
     ) -> list[GenerationResult]:
         tokenizer = loaded.tokenizer
-        max_new = _max_new_tokens(loaded, encoded, params)
+        max_new = max_new_tokens(loaded, encoded, params)
         # Greedy candidates would all be the same: generate one and repeat it.
         copies = params.n if params.sampling else 1
-        input_ids, attention_mask = _left_pad(encoded, tokenizer.pad_token_id)
+        input_ids, attention_mask = left_pad(encoded, tokenizer.pad_token_id)
         prompt_length = input_ids.shape[1]
-        stop = StopOnText(tokenizer, params.stop, prompt_length) if params.stop else None
+        stop = StopOnText(tokenizer, [params.stop], prompt_length) if params.stop else None
         with (
             loaded.using(target.adapter_path) as model,
-            _seeded(params, self.device),
+            seeded(params, self.device),
             torch.inference_mode(),
         ):
             output = model.generate(
                 input_ids=input_ids.to(self.device),
                 attention_mask=attention_mask.to(self.device),
                 stopping_criteria=StoppingCriteriaList([stop] if stop else []),
-                **_generation_kwargs(loaded, params, max_new, copies),
+                **generation_kwargs(loaded, params, max_new, copies),
             )
         rows = output[:, prompt_length:].tolist()
         eos_ids = set(loaded.eos_ids)
@@ -195,75 +181,11 @@ class TransformersBackend(BatchBackend):
             completions = []
             for row in range(index * copies, (index + 1) * copies):
                 end = stop.stopped_at.get(row) if stop else None
-                completions.append(_completion(tokenizer, rows[row][:end], eos_ids, params))
+                completions.append(to_completion(tokenizer, rows[row][:end], eos_ids, params))
             if not params.sampling:
                 completions *= params.n
             results.append(GenerationResult(completions=completions, prompt_tokens=len(ids)))
         return results
-
-
-def _completion(
-    tokenizer: Any, tokens: list[int], eos_ids: set[int], params: GenerationParams
-) -> Completion:
-    ended = next((i for i, token in enumerate(tokens) if token in eos_ids), None)
-    if ended is not None:
-        tokens = tokens[:ended]
-    text, stopped = cut_at_stop(tokenizer.decode(tokens, **DECODE_KWARGS), params.stop)
-    finish = "stop" if ended is not None or stopped else "length"
-    return Completion(text=text, finish_reason=finish, output_tokens=len(tokens))
-
-
-def _max_new_tokens(loaded: LoadedModel, encoded: list[list[int]], params: GenerationParams) -> int:
-    """The requested output length, cut to what the model's context leaves after the prompt."""
-    longest = max(len(ids) for ids in encoded)
-    context = loaded.context_length
-    if context is None:
-        return params.max_output_tokens
-    if longest >= context:
-        raise InvalidArgument(
-            f"the prompt has {longest} tokens; the model reads at most {context}", "contents"
-        )
-    return min(params.max_output_tokens, context - longest)
-
-
-def _generation_kwargs(
-    loaded: LoadedModel, params: GenerationParams, max_new: int, copies: int
-) -> dict[str, Any]:
-    kwargs: dict[str, Any] = {
-        "max_new_tokens": max_new,
-        "eos_token_id": loaded.eos_ids,
-        "pad_token_id": loaded.tokenizer.pad_token_id,
-        "do_sample": params.sampling,
-        "num_return_sequences": copies,
-    }
-    if params.sampling:
-        kwargs.update(temperature=params.temperature, top_p=params.top_p, top_k=params.top_k)
-    return kwargs
-
-
-def _left_pad(encoded: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    width = max(len(ids) for ids in encoded)
-    input_ids = torch.full((len(encoded), width), pad_id, dtype=torch.long)
-    attention_mask = torch.zeros((len(encoded), width), dtype=torch.long)
-    for row, ids in enumerate(encoded):
-        input_ids[row, width - len(ids) :] = torch.tensor(ids, dtype=torch.long)
-        attention_mask[row, width - len(ids) :] = 1
-    return input_ids, attention_mask
-
-
-@contextmanager
-def _seeded(params: GenerationParams, device: str) -> Iterator[None]:
-    if not params.sampling:
-        yield
-        return
-    with _RNG_LOCK:
-        if params.seed is None:
-            yield
-            return
-        devices = [torch.device(device)] if device.startswith("cuda") else []
-        with torch.random.fork_rng(devices=devices):
-            torch.manual_seed(params.seed)
-            yield
 
 
 def _deltas(

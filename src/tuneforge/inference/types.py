@@ -86,6 +86,19 @@ class GenerationResult:
         return sum(c.output_tokens for c in self.completions)
 
 
+@dataclass(frozen=True)
+class Request:
+    """One caller's request: what a mixed batch is made of."""
+
+    target: ModelTarget
+    prompt: Conversation
+    params: GenerationParams
+
+
+# What a backend's ``generate_many`` gives each request: its result, or the error that is its own.
+Outcome = GenerationResult | Exception
+
+
 class TextStream(Iterator[str]):
     """Text deltas of one completion. Once they are all read, ``finish_reason`` and
     ``output_tokens`` say how it ended (None / 0 before then, or if the reader stops early).

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import gc
 import threading
-from collections.abc import Generator
+from collections.abc import Generator, Hashable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,10 @@ from tuneforge.inference.types import (
     GenerationParams,
     GenerationResult,
     ModelTarget,
+    Outcome,
+    Request,
     TextStream,
+    check_prompt,
 )
 from tuneforge.models.loading import load_tokenizer
 
@@ -72,17 +75,53 @@ class VLLMBackend(BatchBackend):
                 use_tqdm=False,
             )
         eos_ids = {tokenizer.eos_token_id}
-        results = []
-        for output in outputs:
-            completions = [_completion(candidate, eos_ids) for candidate in output.outputs]
-            if not params.sampling:
-                completions *= params.n
-            results.append(
-                GenerationResult(
-                    completions=completions, prompt_tokens=len(output.prompt_token_ids)
+        return [_result(output, eos_ids, params) for output in outputs]
+
+    def batch_group(self, target: ModelTarget, params: GenerationParams) -> Hashable:
+        """The engine a request runs on: adapters of a base and the base itself share one, and
+        vLLM takes per-request sampling parameters and LoRA requests."""
+        weights = target.weights_path
+        return str(weights) if weights is not None else target.base_source
+
+    def generate_many(self, requests: Sequence[Request]) -> list[Outcome]:
+        """One ``LLM.generate`` call per engine for every request that passed its own checks;
+        a bad or over-long prompt fails only its request, before the engine sees it."""
+        outcomes: list[Outcome | None] = [None] * len(requests)
+        engines: dict[Hashable, list[int]] = {}
+        for index, request in enumerate(requests):
+            engines.setdefault(self.batch_group(request.target, request.params), []).append(index)
+        for indices in engines.values():
+            with self._lock:
+                ready, inputs, sampling, loras = [], [], [], []
+                for index in indices:
+                    request = requests[index]
+                    try:
+                        check_prompt(request.prompt)
+                        llm, tokenizer = self._engine(request.target)
+                        ids = prompt_ids(request.prompt, tokenizer)
+                        _check_length(len(ids), llm.llm_engine.model_config.max_model_len)
+                        lora = self._lora_request(request.target)
+                    except Exception as err:  # this request's own problem
+                        outcomes[index] = err
+                        continue
+                    ready.append(index)
+                    inputs.append({"prompt_token_ids": ids})
+                    sampling.append(self._sampling_params(request.params, tokenizer))
+                    loras.append(lora)
+                if not ready:
+                    continue
+                try:
+                    outputs = llm.generate(inputs, sampling, lora_request=loras, use_tqdm=False)
+                except Exception as err:
+                    outputs = [err] * len(ready)
+            for index, output in zip(ready, outputs, strict=True):
+                params = requests[index].params
+                outcomes[index] = (
+                    output
+                    if isinstance(output, Exception)
+                    else _result(output, {tokenizer.eos_token_id}, params)
                 )
-            )
-        return results
+        return [outcome for outcome in outcomes if outcome is not None]
 
     def stream(
         self, target: ModelTarget, prompt: Conversation, params: GenerationParams
@@ -159,6 +198,21 @@ class VLLMBackend(BatchBackend):
             stop_token_ids=[tokenizer.eos_token_id],
             seed=params.seed,
         )
+
+
+def _check_length(prompt_tokens: int, context: int) -> None:
+    if prompt_tokens >= context:
+        raise InvalidArgument(
+            f"the prompt has {prompt_tokens} tokens; the model reads at most {context}",
+            "contents",
+        )
+
+
+def _result(output: Any, eos_ids: set[int], params: GenerationParams) -> GenerationResult:
+    completions = [_completion(candidate, eos_ids) for candidate in output.outputs]
+    if not params.sampling:
+        completions *= params.n  # greedy candidates are all the same: generated once
+    return GenerationResult(completions=completions, prompt_tokens=len(output.prompt_token_ids))
 
 
 def _completion(candidate: Any, eos_ids: set[int]) -> Completion:
