@@ -118,6 +118,9 @@ def _watch_to_the_end(page: Page) -> None:
     chart = page.locator('svg[aria-label="Loss curve"]')
     expect(chart).to_contain_text("loss (log scale)")
     expect(chart.locator("polyline.chart-train")).to_have_count(1)
+    resolved = page.locator(".resolved-hyperparameters")
+    expect(resolved).to_contain_text(re.compile(r"batch size\s*\d+"))
+    expect(resolved).to_contain_text(re.compile(r"epochs\s*1 set"))
     page.click("text=linear")
     expect(page.locator('svg[aria-label="Loss curve"]')).not_to_contain_text("log scale")
 
