@@ -22,6 +22,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, RedirectResponse, Response
 from fastapi.routing import APIRoute
 from fastapi.templating import Jinja2Templates
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.staticfiles import NotModifiedResponse, StaticFiles
@@ -45,9 +46,9 @@ from tuneforge.api.ui_guard import (
 from tuneforge.data.records import Conversation, Turn
 from tuneforge.errors import InvalidArgument, NotFound, TuneforgeError
 from tuneforge.inference.types import GenerationParams
-from tuneforge.service import ModelInfo, Service
+from tuneforge.service import JobRequest, ModelInfo, Service
 from tuneforge.service.jobs import JobService
-from tuneforge.ui import STATIC_DIR, TEMPLATES_DIR, present
+from tuneforge.ui import STATIC_DIR, TEMPLATES_DIR, new_job, present
 from tuneforge.ui.svg import histogram_svg, loss_curve_svg
 
 COOKIE = "tuneforge_key"
@@ -312,11 +313,119 @@ def jobs_page(
     )
 
 
+# --- new job (before /ui/jobs/{job_id}: "new" is no job id) -------------------------------
+
+
+@router.get("/ui/jobs/new")
+def new_job_page(
+    request: Request,
+    file: str = "",
+    model: str = "",
+    method: str = "supervised",
+    project_id: str = Depends(signed_in),
+    service: Service = Depends(get_service),
+) -> Response:
+    form = new_job.JobForm.of({"training_file": file, "model": model, "method": method})
+    return _new_job_page(request, service, project_id, form)
+
+
+@router.post("/ui/jobs/new")
+async def new_job_submit(
+    request: Request,
+    project_id: str = Depends(signed_in),
+    service: Service = Depends(get_service),
+) -> Response:
+    """The form's two buttons: "Preview" shows the page again for the choices made, "Start
+    tuning" creates the job through the service (its error, if any, shown on the form)."""
+    fields = await request.form()
+    form = new_job.JobForm.of({k: v for k, v in fields.items() if isinstance(v, str)})
+    if fields.get("intent") != "create":
+        return await run_in_threadpool(_new_job_page, request, service, project_id, form)
+    try:
+        job_request = JobRequest(
+            base_model=form.model,
+            training_file=form.training_file,
+            validation_file=form.validation_file or None,
+            method=form.method,
+            mode="full" if form.mode == "full" else "peft",
+            hyperparameters=form.hyperparameter_values(),
+            suffix=form.suffix or None,
+            display_name=form.display_name or None,
+        )
+        if not form.model:
+            raise InvalidArgument("choose a base model", "base_model")
+        if not form.training_file:
+            raise InvalidArgument("choose a training file", "training_file")
+        view = await run_in_threadpool(service.jobs.create, project_id, job_request)
+    except TuneforgeError as err:
+        return await run_in_threadpool(
+            _new_job_page, request, service, project_id, form, status_of(err)[0], str(err)
+        )
+    return _see_other(f"/ui/jobs/{view.job.id}")
+
+
+@router.post("/ui/jobs/new/upload")
+def new_job_upload(
+    request: Request,
+    file: UploadFile | None = File(None),
+    project_id: str = Depends(signed_in),
+    service: Service = Depends(get_service),
+) -> Response:
+    """Upload a training file without leaving the page: back to it with the file chosen."""
+    if file is None or not file.filename:
+        raise InvalidArgument("choose a file to upload", "file")
+    row = service.files.upload(project_id, upload_filename(file.filename), file.file, "fine-tune")
+    return _see_other(f"/ui/jobs/new?file={quote(row.id)}")
+
+
+def _new_job_page(
+    request: Request,
+    service: Service,
+    project_id: str,
+    form: new_job.JobForm,
+    status_code: int = 200,
+    error: str | None = None,
+) -> Response:
+    models = service.models.list(project_id)
+    if not form.model and models:
+        form.model = models[0].id
+    methods = new_job.offered_methods()
+    method = next((m for m in methods if m.name == form.method), methods[0])
+    form.method = method.name
+    model = new_job.chosen_model(models, form.model)
+    preview = new_job.preview(service, project_id, form, model)
+    resolved = preview.resolved if preview else None
+    return render(
+        request,
+        "new_job.html",
+        status_code,
+        active="jobs",
+        form=form,
+        error=error,
+        files=new_job.offered_files(service, project_id),
+        models=models,
+        methods=methods,
+        method=method,
+        modes=new_job.MODES,
+        hyperparameters=new_job.hyperparameter_rows(method, form, resolved),
+        hp_prefix=new_job.HP_PREFIX,
+        preview=preview,
+        histograms={
+            label: histogram_svg(dist.get("buckets") or [])
+            for label, dist in preview.stats_view.distributions
+        }
+        if preview and preview.stats_view
+        else {},
+        distribution_columns=present.DISTRIBUTION_COLUMNS,
+    )
+
+
 @router.get("/ui/jobs/{job_id}")
 def job_page(
     request: Request,
     job_id: str,
     steps: bool = False,
+    scale: str = "log",
     project_id: str = Depends(signed_in),
     service: Service = Depends(get_service),
 ) -> Response:
@@ -335,7 +444,9 @@ def job_page(
         actions=present.job_actions(job),
         last_step=metrics["steps"][-1] if metrics["steps"] else None,
         epochs=metrics["epochs"],
-        loss_curve=loss_curve_svg(metrics["steps"], metrics["epochs"]),
+        loss_curve=loss_curve_svg(metrics["steps"], metrics["epochs"], log_scale=scale != "linear"),
+        log_scale=scale != "linear",
+        has_curve=bool(metrics["steps"] or metrics["epochs"]),
         stats=stats,
         histograms={
             label: histogram_svg(dist.get("buckets") or []) for label, dist in stats.distributions
@@ -462,10 +573,16 @@ def models_page(
 
 
 def _model_info(service: Service, project_id: str, name: str) -> ModelInfo:
+    """The catalog's entry for ``name``, or, for a checkpoint's name (which the catalog does
+    not list, though every API serves it), an entry of kind "checkpoint" naming its job."""
     for info in service.models.list(project_id):
         if info.id == name:
             return info
-    raise NotFound(f"model {name!r} not found")
+    try:
+        job = service.models.tuned_job(project_id, name)
+    except NotFound:
+        raise NotFound(f"model {name!r} not found") from None
+    return ModelInfo(id=name, kind="checkpoint", base_model=job.base_model, job=job)
 
 
 def _model_page(

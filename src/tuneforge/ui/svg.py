@@ -10,6 +10,7 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+from xml.sax.saxutils import escape
 
 NO_DATA = "no data yet"
 
@@ -74,12 +75,45 @@ def nice_ticks(low: float, high: float, count: int = 5, *, integer: bool = False
 
 
 def tick_label(value: float, ticks: Sequence[float]) -> str:
-    """A tick's label with as many decimals as the spacing of the ticks needs."""
-    step = abs(ticks[1] - ticks[0]) if len(ticks) > 1 else 1.0
-    decimals = max(0, -math.floor(math.log10(step) + 1e-9)) if step < 1 else 0
-    if step < 1 and round(step * 10**decimals, 6) % 1:  # 0.25 needs two decimals, not one
-        decimals += 1
-    return f"{value:.{decimals}f}"
+    """A tick's label with the fewest decimals that tell every tick's value exactly: 2.5 and
+    7.5 keep their one decimal even when the ticks are 2.5 apart."""
+    for decimals in range(0, 10):
+        if all(abs(round(t, decimals) - t) <= 1e-9 * max(1.0, abs(t)) for t in ticks):
+            return f"{value:.{decimals}f}"
+    return f"{value:g}"
+
+
+def log_ticks(low: float, high: float) -> list[float]:
+    """Ticks for a log axis covering [low, high] (both > 0): 1 to 9 times the power of ten
+    within one decade, 1, 2 and 5 times each power over up to three, powers alone past
+    that; from the last tick at or under ``low`` to the first at or over ``high``."""
+    low, high = min(low, high), max(low, high)
+    first, last = math.floor(math.log10(low)), math.ceil(math.log10(high))
+    if first == last:
+        last += 1
+    decades = last - first
+    multiples = tuple(range(1, 10)) if decades == 1 else (1, 2, 5) if decades <= 3 else (1,)
+    candidates = [
+        float(f"{m}e{power}") for power in range(first, last + 1) for m in multiples
+    ]  # written as text, so 0.3 is 0.3 and not 3 * 0.1
+    start = max(t for t in candidates if t <= low * (1 + 1e-9))
+    end = min(t for t in candidates if t >= high * (1 - 1e-9))
+    return [t for t in candidates if start <= t <= end]
+
+
+@dataclass(frozen=True)
+class LogScale:
+    """A log-10 map from data values in [low, high] (both > 0) to pixels in [start, end]."""
+
+    low: float
+    high: float
+    start: float
+    end: float
+
+    def __call__(self, value: float) -> float:
+        span = math.log10(self.high) - math.log10(self.low)
+        share = (math.log10(value) - math.log10(self.low)) / span if span else 0.5
+        return self.start + share * (self.end - self.start)
 
 
 def _finite(value: Any) -> bool:
@@ -103,12 +137,13 @@ def _svg(box: Box, label: str, body: Iterable[str], css_class: str) -> str:
     )
 
 
-def no_data_svg(box: Box, label: str, css_class: str = "chart") -> str:
+def no_data_svg(box: Box, label: str, css_class: str = "chart", *, message: str = NO_DATA) -> str:
+    """An empty chart saying why; ``message`` is escaped (it may be a job's error)."""
     middle = f'x="{_n(box.width / 2)}" y="{_n(box.height / 2)}"'
     return _svg(
         box,
         label,
-        [f'<text class="chart-empty" {middle} text-anchor="middle">{NO_DATA}</text>'],
+        [f'<text class="chart-empty" {middle} text-anchor="middle">{escape(message)}</text>'],
         css_class,
     )
 
@@ -118,12 +153,17 @@ def loss_curve_svg(
     epochs: Sequence[Mapping[str, Any]] = (),
     *,
     box: Box | None = None,
+    log_scale: bool = False,
+    empty_message: str = NO_DATA,
 ) -> str:
     """The loss curve of a job: the training loss of every step as a line, the validation loss
-    of every epoch as points, a dashed gridline where each epoch ends, and axes with ticks.
+    of every epoch as points joined by a line, a dashed gridline where each epoch ends, and
+    axes with ticks.
 
     ``steps`` and ``epochs`` are the series of ``JobService.metrics``. The x axis runs to the
     job's total step count when the metrics know it, so the line grows across as it trains.
+    With ``log_scale`` the loss axis is logarithmic (a loss near 0 stays readable); a loss of
+    0 or less cannot be placed on it, so such a curve is drawn linear.
     """
     box = box or Box(width=1080, height=320)
     label = "Loss curve"
@@ -132,15 +172,26 @@ def loss_curve_svg(
     valid = [(e["step"], e["valid_loss"]) for e in epochs if _finite(e.get("step"))
              and _finite(e.get("valid_loss"))]  # fmt: skip
     if not train and not valid:
-        return no_data_svg(box, label)
+        return no_data_svg(box, label, message=empty_message)
     totals = [m["total_steps"] for m in steps if _finite(m.get("total_steps"))]
     boundaries = [(e["step"], e.get("epoch")) for e in epochs if _finite(e.get("step"))]
     x_high = max([x for x, _ in train + valid] + totals[-1:] + [1])
     x_ticks = [t for t in nice_ticks(0, x_high, 6, integer=True) if t <= x_high]
     losses = [y for _, y in train + valid]
-    y_ticks = nice_ticks(min(losses), max(losses), 5)
     x = Scale(0, x_high, box.left, box.plot_right)
-    y = Scale(y_ticks[0], y_ticks[-1], box.plot_bottom, box.top)
+    y: Scale | LogScale
+    if log_scale and min(losses) > 0:
+        y_ticks = log_ticks(min(losses), max(losses))
+        y = LogScale(y_ticks[0], y_ticks[-1], box.plot_bottom, box.top)
+        y_title = "loss (log scale)"
+        label_of = "{:g}".format
+    else:
+        y_ticks = nice_ticks(min(losses), max(losses), 5)
+        y = Scale(y_ticks[0], y_ticks[-1], box.plot_bottom, box.top)
+        y_title = "loss"
+
+        def label_of(tick: float) -> str:
+            return tick_label(tick, y_ticks)
 
     body: list[str] = []
     for tick in y_ticks:
@@ -151,7 +202,7 @@ def loss_curve_svg(
         )
         body.append(
             f'<text class="chart-tick" x="{_n(box.left - 6)}" y="{py}" text-anchor="end" '
-            f'dominant-baseline="middle">{tick_label(tick, y_ticks)}</text>'
+            f'dominant-baseline="middle">{label_of(tick)}</text>'
         )
     for tick in x_ticks:
         px = _n(x(tick))
@@ -185,11 +236,14 @@ def loss_curve_svg(
     body.append(
         f'<text class="chart-label" x="14" y="{_n(box.top + box.plot_height / 2)}" '
         f'text-anchor="middle" transform="rotate(-90 14 {_n(box.top + box.plot_height / 2)})">'
-        "loss</text>"
+        f"{y_title}</text>"
     )
     if train:
         points = " ".join(f"{_n(x(sx))},{_n(y(sy))}" for sx, sy in train)
         body.append(f'<polyline class="chart-train" points="{points}"/>')
+    if len(valid) > 1:
+        points = " ".join(f"{_n(x(sx))},{_n(y(sy))}" for sx, sy in valid)
+        body.append(f'<polyline class="chart-valid-line" points="{points}"/>')
     for sx, sy in valid:
         body.append(
             f'<circle class="chart-valid" cx="{_n(x(sx))}" cy="{_n(y(sy))}" r="4">'

@@ -1,4 +1,4 @@
-// Auto-refresh of pages about active jobs, and copy buttons. No framework: a page that sets
+// Auto-refresh of pages about active jobs, copy buttons, and the new-job form's preview. No framework: a page that sets
 // data-refresh on <body> fetches itself every few seconds and swaps in the new <main>.
 (function () {
   "use strict";
@@ -45,6 +45,14 @@
       button.textContent = "copied";
       window.setTimeout(function () { button.textContent = "copy"; }, 1500);
     });
+  });
+
+  // The new-job form: choosing another file, model, method or mode shows its preview (the
+  // form's "Preview" button, which works without this script too).
+  document.addEventListener("change", function (event) {
+    if (!event.target.matches("[data-preview-on-change]")) return;
+    var preview = event.target.form && event.target.form.querySelector('button[value="preview"]');
+    if (preview) preview.click();
   });
 
   if (!navigator.clipboard) document.documentElement.classList.add("no-clipboard");
