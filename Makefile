@@ -43,7 +43,11 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix src tests benchmarks
 	$(BIN)/ruff format src tests benchmarks
 
+# The PostgreSQL half of the suite runs against the machine's server unless told otherwise.
 test: lint
+	scripts/test-services
+	TUNEFORGE_TEST_POSTGRES_URL="$${TUNEFORGE_TEST_POSTGRES_URL:-postgresql+psycopg://postgres@127.0.0.1:5432/test}" \
+	TUNEFORGE_TEST_CHROMIUM="$${TUNEFORGE_TEST_CHROMIUM:-$$(command -v chromium)}" \
 	$(BIN)/python -m pytest
 
 clean:
