@@ -58,3 +58,40 @@ def test_a_command_that_needs_no_model_imports_no_torch(command, job_id, setting
         assert job_id in result["output"]
     if command[:2] == ["jobs", "events"]:
         assert "created tuning job" in result["output"]
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "tuneforge.cli.main", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "COLUMNS": "80"},
+    )
+
+
+def test_version_prints_the_packages_version() -> None:
+    from tuneforge import __version__
+
+    result = run_cli("--version")
+    assert (result.returncode, result.stdout.strip()) == (0, f"tuneforge {__version__}")
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["jobs", "list"],
+        # tune must say so before it spends time validating the dataset locally.
+        ["tune", "README.md", "--base-model", TINY],
+    ],
+)
+def test_a_server_that_is_not_running_is_named_in_one_line(command, settings) -> None:
+    from tests.servers import free_port
+
+    url = f"http://127.0.0.1:{free_port()}"
+    result = run_cli(*command, "--server", url)
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr  # no traceback, not wrapped
+    assert lines[0].startswith(f"error: no tuneforge server answers at {url}")
+    assert "tuneforge serve" in lines[0]

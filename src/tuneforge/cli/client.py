@@ -24,6 +24,8 @@ from tuneforge.errors import TuneforgeError
 from tuneforge.storage import storage_for
 
 VERTEX_PREFIX = "/v1/projects/{project}/locations/{location}"
+# How long a server has to answer its health check before the CLI says it is not there.
+REACHABLE_TIMEOUT_S = 2.0
 
 
 class ServerError(TuneforgeError):
@@ -49,7 +51,10 @@ class Client:
         self.prefix = VERTEX_PREFIX.format(project=project, location=location)
 
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
-        response = self.http.request(method, path, **kwargs)
+        try:
+            response = self.http.request(method, path, **kwargs)
+        except httpx.TransportError as err:
+            raise TuneforgeError(f"lost the connection to {self.base_url}: {err}") from None
         if response.status_code >= 400:
             try:
                 message = response.json()["error"]["message"]
@@ -130,6 +135,22 @@ def server_key(settings: Settings, server: str) -> str:
     return key
 
 
+def check_reachable(server: str, timeout_s: float = REACHABLE_TIMEOUT_S) -> None:
+    """Fail at once, in one line, when no tuneforge server answers at ``server``: before any
+    local work (validating a dataset) is spent on a command that cannot reach it."""
+    try:
+        response = httpx.get(server.rstrip("/") + "/healthz", timeout=timeout_s)
+    except httpx.TransportError as err:
+        raise TuneforgeError(
+            f"no tuneforge server answers at {server} ({type(err).__name__}: {err}); "
+            "start one with `tuneforge serve`, or leave out --server to work locally"
+        ) from None
+    if response.status_code != 200:
+        raise TuneforgeError(
+            f"{server} answered HTTP {response.status_code} to /healthz: not a tuneforge server?"
+        )
+
+
 @contextmanager
 def connect(server: str | None = None, *, run_jobs: bool = False) -> Iterator[Client]:
     """A client of ``server``, or of an app started in this process (running queued jobs when
@@ -137,6 +158,7 @@ def connect(server: str | None = None, *, run_jobs: bool = False) -> Iterator[Cl
     settings = get_settings()
     server = server or settings.server
     if server:
+        check_reachable(server)
         key = server_key(settings, server)
         client = Client(server, key)
         try:

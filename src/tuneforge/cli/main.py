@@ -6,6 +6,7 @@ import gc
 
 import typer
 
+from tuneforge import __version__
 from tuneforge.cli import datasets, jobs, keys, models, serve, tune, use
 
 app = typer.Typer(
@@ -14,6 +15,23 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
+
+
+def show_version(value: bool) -> None:
+    if value:
+        typer.echo(f"tuneforge {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def options(
+    version: bool = typer.Option(
+        False, "--version", callback=show_version, is_eager=True, help="Print the version."
+    ),
+) -> None:
+    """Self-hosted model tuning: datasets, tuning jobs, tuned models."""
+
+
 app.command("serve")(serve.serve)
 app.command("worker")(serve.worker)
 app.command("tune")(tune.tune)

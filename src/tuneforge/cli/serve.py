@@ -31,8 +31,11 @@ def serve(
     if created:
         console.print(f"API key for project [bold]default[/] (shown once): [bold green]{key}[/]")
         console.print(f"It is also stored in {storage.local_key_path} for the local CLI.")
+    else:
+        console.print(f"API key for project [bold]default[/]: in {storage.local_key_path}")
     console.print(f"tuneforge on http://{host}:{port}  (data: {storage.location})")
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    # uvicorn's access log: a line per request, as any web server writes.
+    uvicorn.run(app, host=host, port=port, log_level="info", access_log=True)
 
 
 def worker(

@@ -11,7 +11,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from tuneforge.cli.client import Client, connect
+from tuneforge.cli.client import Client, check_reachable, connect
 from tuneforge.cli.common import console, fail, friendly_errors
 from tuneforge.config import get_settings
 from tuneforge.storage import storage_for
@@ -67,6 +67,9 @@ def tune(
     from tuneforge.engine.methods import get_method
 
     chosen = get_method(method, "--method")
+    server = server or get_settings().server
+    if server:
+        check_reachable(server)  # before validating locally: say at once it is not there
     extra = parse_assignments(extra_hyperparameters)
     preview = {"epochs": epochs, "batch_size": batch_size, "max_seq_length": max_seq_length}
     preview |= {name: extra[name] for name in preview if name in extra}
