@@ -14,23 +14,6 @@ from tuneforge.config import get_settings
 TINY = "tuneforge/tiny-chat"
 
 
-@pytest.fixture
-def cli(settings, monkeypatch):
-    """Run ``tuneforge ...`` in-process on the test's data dir."""
-    monkeypatch.setenv("TUNEFORGE_DATA_DIR", str(settings.data_dir))
-    monkeypatch.delenv("TUNEFORGE_SERVER", raising=False)
-    get_settings.cache_clear()
-    runner = CliRunner()
-
-    def invoke(*args: str, code: int = 0):
-        result = runner.invoke(app, list(args), catch_exceptions=False)
-        assert result.exit_code == code, result.output
-        return result.output
-
-    yield invoke
-    get_settings.cache_clear()
-
-
 def test_validate_valid_file_exits_0_with_statistics(cli, sentiment_files):
     output = cli("datasets", "validate", str(sentiment_files["train"]), "--base-model", TINY)
     assert "valid" in output and "400" in output

@@ -47,4 +47,8 @@ def local_service(settings: Settings | None = None):
 
 
 def print_json(data: Any) -> None:
-    console.print_json(json.dumps(data, default=str))
+    """``data`` as JSON on stdout and nothing else, for scripts (``jq``) to read."""
+    typer.echo(json.dumps(data, indent=2, default=str))
+
+
+JSON_OPTION = typer.Option(False, "--json", help="Print the data as JSON, nothing else.")

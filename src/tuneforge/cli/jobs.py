@@ -8,7 +8,7 @@ import typer
 from rich.table import Table
 
 from tuneforge.cli.client import connect
-from tuneforge.cli.common import console, friendly_errors, print_json
+from tuneforge.cli.common import JSON_OPTION, console, friendly_errors, print_json
 from tuneforge.cli.tune import follow, print_summary
 
 app = typer.Typer(help="List, inspect and steer tuning jobs.", no_args_is_help=True)
@@ -26,16 +26,21 @@ def list_jobs(
         None, help="Only jobs in this state (e.g. JOB_STATE_RUNNING)."
     ),
     limit: int = typer.Option(50),
+    as_json: bool = JSON_OPTION,
     server: str | None = SERVER,
 ) -> None:
     """The project's jobs, newest first."""
     with connect(server) as client:
         jobs = client.list_jobs(limit, state)
-    table = Table("job", "state", "base model", "epochs", "steps", "created", "tuned model")
+    if as_json:
+        print_json(jobs)
+        return
+    table = Table("job", "name", "state", "base model", "epochs", "steps", "created", "tuned model")
     for job in jobs:
         meta = job.get("tuningJobMetadata") or {}
         table.add_row(
             _short(job),
+            job.get("tunedModelDisplayName") or "",
             job["state"].removeprefix("JOB_STATE_"),
             job["baseModel"],
             str(meta.get("completedEpochCount", "")),
@@ -51,14 +56,41 @@ def list_jobs(
 def get(
     job_id: str,
     watch: bool = typer.Option(False, help="Follow it until it ends."),
+    as_json: bool = JSON_OPTION,
     server: str | None = SERVER,
 ) -> None:
-    """One job, as the API shows it."""
+    """One job: its state, model and hyperparameters (--json: as the API shows it)."""
     with connect(server) as client:
         if watch:
             print_summary(client, follow(client, job_id))
-        else:
+        elif as_json:
             print_json(client.get_job(job_id))
+        else:
+            console.print(_job_table(client.get_job(job_id)))
+
+
+def _job_table(job: dict) -> Table:
+    table = Table(title=f"tuning job {_short(job)}", show_header=False)
+    meta = job.get("tuningJobMetadata") or {}
+    rows = {
+        "name": job.get("tunedModelDisplayName"),
+        "state": job["state"].removeprefix("JOB_STATE_"),
+        "base model": job.get("baseModel"),
+        "created": (job.get("createTime") or "")[:19],
+        "ended": (job.get("endTime") or "")[:19],
+        "epochs run": meta.get("completedEpochCount"),
+        "steps run": meta.get("completedStepCount"),
+        "tuned model": (job.get("tunedModel") or {}).get("model", "").rsplit("/", 1)[-1],
+        "error": (job.get("error") or {}).get("message"),
+    }
+    for spec_key, spec in job.items():
+        if spec_key.endswith("Spec") and isinstance(spec, dict):
+            for name, value in (spec.get("hyperParameters") or {}).items():
+                rows[name] = value
+    for label, value in rows.items():
+        if value not in (None, ""):
+            table.add_row(label, str(value))
+    return table
 
 
 @app.command()
@@ -66,15 +98,19 @@ def get(
 def events(
     job_id: str,
     metrics: bool = typer.Option(False, help="Include per-step metrics."),
+    as_json: bool = JSON_OPTION,
     server: str | None = SERVER,
 ) -> None:
     """The job's events, oldest first."""
     with connect(server) as client:
         rows = client.events(job_id)
+    if not metrics:
+        rows = [event for event in rows if event.get("type") != "metrics"]
+    if as_json:
+        print_json(rows)
+        return
     table = Table("time", "level", "message")
     for event in rows:
-        if event.get("type") == "metrics" and not metrics:
-            continue
         table.add_row(
             event.get("createTime", "")[11:19], event.get("level", ""), event.get("message", "")
         )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 from rich.table import Table
 
-from tuneforge.cli.common import console, friendly_errors, local_service
+from tuneforge.cli.common import JSON_OPTION, console, friendly_errors, local_service, print_json
 
 app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True)
 
@@ -24,10 +24,26 @@ def create(
 
 @app.command("list")
 @friendly_errors
-def list_keys(project: str = typer.Option("default")) -> None:
+def list_keys(project: str = typer.Option("default"), as_json: bool = JSON_OPTION) -> None:
     """The project's keys (their first characters only)."""
+    rows = local_service().keys.list(project)
+    if as_json:
+        print_json(
+            [
+                {
+                    "id": row.id,
+                    "prefix": row.prefix,
+                    "name": row.name,
+                    "created": row.created_at,
+                    "last_used": row.last_used_at,
+                    "revoked": row.revoked_at,
+                }
+                for row in rows
+            ]
+        )
+        return
     table = Table("id", "prefix", "name", "created", "last used", "revoked")
-    for row in local_service().keys.list(project):
+    for row in rows:
         table.add_row(
             row.id,
             row.prefix + "…",

@@ -8,7 +8,14 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from tuneforge.cli.common import console, fail, friendly_errors, local_service, print_json
+from tuneforge.cli.common import (
+    JSON_OPTION,
+    console,
+    fail,
+    friendly_errors,
+    local_service,
+    print_json,
+)
 
 app = typer.Typer(
     help="List tuned models and export them (from the local data dir).", no_args_is_help=True
@@ -18,32 +25,63 @@ PROJECT = "default"
 
 @app.command("list")
 @friendly_errors
-def list_models() -> None:
+def list_models(as_json: bool = JSON_OPTION) -> None:
     """Base models that can be tuned here, and the tuned models of project default."""
-    table = Table("model", "kind", "base model", "created")
-    for info in local_service().models.list(PROJECT):
-        table.add_row(info.id, info.kind, info.base_model, str(info.created_at or "")[:19])
+    rows = [_model_row(info) for info in local_service().models.list(PROJECT)]
+    if as_json:
+        print_json(rows)
+        return
+    table = Table("model", "kind", "name", "suffix", "base model", "created")
+    for row in rows:
+        table.add_row(
+            row["id"],
+            row["kind"],
+            row["display_name"] or "",
+            row["suffix"] or "",
+            row["base_model"],
+            str(row["created"] or "")[:19],
+        )
     console.print(table)
+
+
+def _model_row(info) -> dict:
+    return {
+        "id": info.id,
+        "kind": info.kind,
+        "display_name": info.tuned_model.display_name if info.tuned_model else None,
+        "suffix": info.job.suffix if info.job else None,
+        "job": info.job.id if info.job else None,
+        "base_model": info.base_model,
+        "created": info.created_at,
+    }
 
 
 @app.command()
 @friendly_errors
-def get(model: str) -> None:
+def get(model: str, as_json: bool = JSON_OPTION) -> None:
     """Where a tuned model's weights are and what it was tuned from."""
     service = local_service()
     target = service.models.target(PROJECT, model)
     job = service.models.tuned_job(PROJECT, model)
-    print_json(
-        {
-            "model": model,
-            "job": job.id,
-            "base_model": job.base_model,
-            "method": job.method,
-            "mode": job.mode.value,
-            "adapter": str(target.adapter_path or ""),
-            "weights": str(target.weights_path or ""),
-        }
-    )
+    data = {
+        "model": model,
+        "job": job.id,
+        "display_name": job.display_name,
+        "suffix": job.suffix,
+        "base_model": job.base_model,
+        "method": job.method,
+        "mode": job.mode.value,
+        "adapter": str(target.adapter_path or ""),
+        "weights": str(target.weights_path or ""),
+    }
+    if as_json:
+        print_json(data)
+        return
+    table = Table(title=model, show_header=False)
+    for label, value in data.items():
+        if value:
+            table.add_row(label.replace("_", " "), str(value))
+    console.print(table)
 
 
 @app.command()

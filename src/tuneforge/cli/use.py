@@ -42,7 +42,9 @@ def generate(
     )
     conversation = Conversation(turns=(Turn("user", prompt),), system=system)
     result = local_service().generation.generate(PROJECT, model, conversation, params)
-    for completion in result.completions:
+    for number, completion in enumerate(result.completions, 1):
+        if len(result.completions) > 1:
+            console.print(f"[bold]── answer {number} of {len(result.completions)} ──[/]")
         console.print(completion.text, soft_wrap=True, markup=False, highlight=False)
     console.print(
         f"[dim]{result.prompt_tokens} prompt tokens, "

@@ -1,0 +1,118 @@
+"""What the list and get commands print: JSON for scripts, tables for people."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import random_lora_adapter
+from tuneforge.cli.common import local_service
+from tuneforge.models.tiny import ensure_tiny_model
+from tuneforge.store import repo
+from tuneforge.store.models import TuningJob
+from tuneforge.store.states import JobState
+from tuneforge.store.types import utcnow
+
+TINY = "tuneforge/tiny-chat"
+
+
+@pytest.fixture(scope="module")
+def adapter(models_dir, tmp_path_factory) -> Path:
+    base = ensure_tiny_model(TINY, models_dir)
+    return random_lora_adapter(base, tmp_path_factory.mktemp("tuned") / "adapter")
+
+
+@pytest.fixture
+def tuned(settings, adapter) -> TuningJob:
+    """A succeeded job of the tiny model, named and suffixed, with the rows a runner leaves:
+    resolved hyperparameters, data statistics, step and epoch metrics, a checkpoint per epoch
+    and its tuned model."""
+    service = local_service(settings)
+    with service.db.session() as s:
+        repo.ensure_project(s, "default")
+        job = repo.create_job(
+            s,
+            "default",
+            base_model=TINY,
+            training_file="file-unused",
+            display_name="Sentiment v1",
+            suffix="sentiment",
+        )
+        job.state, job.ended_at = JobState.SUCCEEDED, utcnow()
+        job.resolved_hyperparameters = {"epochs": 2, "batch_size": 8, "learning_rate": 0.0002}
+        job.data_stats = {
+            "tuningDatasetExampleCount": 400,
+            "totalBillableTokenCount": 12345,
+            "tuningStepCount": 100,
+            "userInputTokenDistribution": {"mean": 21.5, "max": 30},
+            "userOutputTokenDistribution": {"mean": 2.0, "max": 2},
+        }
+        for step, loss in enumerate([2.0, 1.5, 1.0, 0.5], start=1):
+            metrics = {"step": step, "epoch": step / 2, "loss": loss, "total_steps": 4}
+            repo.record_event(s, job.id, f"step {step}", type="metrics",
+                              data={"kind": "step", "metrics": metrics})  # fmt: skip
+        for epoch, (train, valid) in enumerate([(1.5, 1.2), (0.5, 0.9)], start=1):
+            metrics = {"epoch": epoch, "step": epoch * 2, "loss": train, "valid_loss": valid}
+            repo.record_event(s, job.id, f"epoch {epoch}", type="metrics",
+                              data={"kind": "epoch", "metrics": metrics})  # fmt: skip
+        repo.add_checkpoint(s, job.id, epoch=1, step=2, path=str(adapter))
+        repo.add_checkpoint(s, job.id, epoch=2, step=4, path=str(adapter), is_default=True)
+        repo.create_tuned_model(s, job.id)
+        return job
+
+
+def test_jobs_list_and_get_print_json_and_nothing_else(cli, tuned):
+    listed = json.loads(cli("jobs", "list", "--json", stdout_only=True))
+    [job] = [j for j in listed if j["name"].endswith(tuned.id)]
+    assert job["state"] == "JOB_STATE_SUCCEEDED"
+    assert job["tunedModelDisplayName"] == "Sentiment v1"
+
+    one = json.loads(cli("jobs", "get", tuned.id, "--json", stdout_only=True))
+    assert one["name"] == job["name"] and one["baseModel"] == TINY
+
+    events = json.loads(cli("jobs", "events", tuned.id, "--json", stdout_only=True))
+    assert not any(e.get("type") == "metrics" for e in events)
+    with_metrics = json.loads(
+        cli("jobs", "events", tuned.id, "--json", "--metrics", stdout_only=True)
+    )
+    assert sum(e.get("type") == "metrics" for e in with_metrics) == 6
+
+
+def test_jobs_list_and_get_show_the_display_name_to_people(cli, tuned):
+    assert "Sentiment v1" in cli("jobs", "list")
+    table = cli("jobs", "get", tuned.id)
+    assert "Sentiment v1" in table and "SUCCEEDED" in table and "{" not in table
+
+
+def test_models_list_and_get_show_display_name_and_suffix(cli, tuned):
+    models = json.loads(cli("models", "list", "--json", stdout_only=True))
+    [mine] = [m for m in models if m["kind"] == "tuned"]
+    assert (mine["display_name"], mine["suffix"], mine["job"]) == (
+        "Sentiment v1",
+        "sentiment",
+        tuned.id,
+    )
+    assert TINY in {m["id"] for m in models if m["kind"] == "base"}
+    table = cli("models", "list")
+    assert "Sentiment v1" in table and "sentiment" in table
+
+    one = json.loads(cli("models", "get", mine["id"], "--json", stdout_only=True))
+    assert one["suffix"] == "sentiment" and one["job"] == tuned.id
+    assert Path(one["adapter"]).is_dir()
+
+
+def test_keys_list_prints_json(cli):
+    cli("keys", "create", "--name", "ci")
+    [key] = [k for k in json.loads(cli("keys", "list", "--json", stdout_only=True)) if k["name"]]
+    assert key["name"] == "ci" and key["revoked"] is None and len(key["prefix"]) >= 4
+
+
+def test_generate_n_numbers_each_answer(cli):
+    output = cli(
+        "generate", TINY, "review: superb ->", "--n", "3", "--temperature", "1", "--seed", "0",
+        "--max-tokens", "4",
+    )  # fmt: skip
+    headers = [line for line in output.splitlines() if line.startswith("── answer")]
+    assert headers == [f"── answer {i} of 3 ──" for i in (1, 2, 3)]
