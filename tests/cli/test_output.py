@@ -54,7 +54,7 @@ def tuned(settings, adapter) -> TuningJob:
             repo.record_event(s, job.id, f"step {step}", type="metrics",
                               data={"kind": "step", "metrics": metrics})  # fmt: skip
         for epoch, (train, valid) in enumerate([(1.5, 1.2), (0.5, 0.9)], start=1):
-            metrics = {"epoch": epoch, "step": epoch * 2, "loss": train, "valid_loss": valid}
+            metrics = {"epoch": epoch, "step": epoch * 2, "train_loss": train, "valid_loss": valid}
             repo.record_event(s, job.id, f"epoch {epoch}", type="metrics",
                               data={"kind": "epoch", "metrics": metrics})  # fmt: skip
         repo.add_checkpoint(s, job.id, epoch=1, step=2, path=str(adapter))
@@ -116,3 +116,42 @@ def test_generate_n_numbers_each_answer(cli):
     )  # fmt: skip
     headers = [line for line in output.splitlines() if line.startswith("── answer")]
     assert headers == [f"── answer {i} of 3 ──" for i in (1, 2, 3)]
+
+
+def test_export_writes_a_portable_adapter_with_a_model_card(cli, tuned, settings, tmp_path):
+    from peft import PeftConfig, PeftModel
+
+    from tuneforge.models.loading import load_causal_lm
+    from tuneforge.models.resolve import resolve_base_model
+
+    out = tmp_path / "exported"
+    output = cli("models", "export", tuned.id, str(out))
+
+    assert output.strip() == f"exported {tuned.id} to {out}"  # no warnings, no progress bars
+    assert PeftConfig.from_pretrained(out).base_model_name_or_path == TINY
+    assert not (out / "optimizer.pt").exists()
+    base = load_causal_lm(resolve_base_model(TINY, settings).source)
+    loaded = PeftModel.from_pretrained(base, out)
+    assert loaded.peft_config["default"].base_model_name_or_path == TINY
+
+    card = (out / "README.md").read_text()
+    assert "Sentiment v1" in card and f"`{TINY}`" in card and tuned.id in card
+    assert "| examples | 400 |" in card and "| billable tokens (all epochs) | 12345 |" in card
+    assert "| learning_rate | 0.0002 |" in card and "| epochs | 2 |" in card
+    assert "final training loss: 0.5000 (step 4)" in card
+    assert "best validation loss: 0.9000 (epoch 2)" in card
+    assert "| 1 | 1.5000 | 1.2000 |" in card
+    assert "More Information Needed" not in card  # PEFT's boilerplate card is replaced
+
+
+def test_export_into_a_non_empty_folder_needs_force(cli, tuned, tmp_path):
+    out = tmp_path / "exported"
+    out.mkdir()
+    (out / "old.txt").write_text("old")
+
+    refused = cli("models", "export", tuned.id, str(out), code=1)
+    assert "not empty" in refused and "--force" in refused
+    assert (out / "old.txt").exists()
+
+    cli("models", "export", tuned.id, str(out), "--force")
+    assert not (out / "old.txt").exists() and (out / "adapter_config.json").is_file()
