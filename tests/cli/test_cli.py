@@ -135,3 +135,17 @@ def test_tune_with_a_broken_validation_file_is_refused_before_any_training(
     said = " ".join(output.split())  # the console wraps long lines
     assert "validationDatasetUri" in said and "line 3, messages[1].content" in said
     assert "created" not in said
+
+
+def test_a_csv_file_gets_one_message_saying_how_to_convert_it(cli, tmp_path):
+    data = tmp_path / "reviews.csv"
+    data.write_text("input,output\n" + "".join(f"review {i} ->,positive\n" for i in range(50)))
+
+    output = cli("datasets", "validate", str(data), code=1)
+
+    said = " ".join(output.split())
+    assert said.count("this looks like CSV") == 1 and "examples), 1 error" in said
+    assert "invalid JSON" not in said and "no examples" not in said
+    assert "csv.DictReader" in said
+    tuned = " ".join(cli("tune", str(data), "--base-model", TINY, code=1).split())
+    assert tuned.count("this looks like CSV") == 1 and "created" not in tuned

@@ -118,3 +118,43 @@ def test_empty_input_yields_nothing():
 )  # fmt: skip
 def test_json_type_name(value, name):
     assert json_type_name(value) == name
+
+
+@pytest.mark.parametrize("delimiter", [",", "\t"])
+def test_a_csv_file_is_one_problem_that_says_how_to_convert_it(delimiter):
+    rows = ["input,output", *[f"review {i} ->,positive" for i in range(50)]]
+    data = "\n".join(row.replace(",", delimiter) for row in rows).encode()
+
+    [problem] = list(read_jsonl(data))
+
+    assert problem.line == 0 and problem.message.startswith("this looks like CSV")
+    assert "columns input, output" in problem.message and "FILE.jsonl" in problem.message
+
+
+def test_the_conversion_the_csv_message_gives_makes_a_valid_chat_file(tmp_path):
+    import re
+    import subprocess
+    import sys
+
+    from tuneforge.data.validate import validate_dataset
+
+    source = tmp_path / "FILE.csv"
+    rows = [f'"review {i}, {"superb" if i % 2 else "dull"} ->",{i % 2}' for i in range(12)]
+    source.write_text("input,output\n" + "\n".join(rows) + "\n")
+    [problem] = list(read_jsonl(source))
+    command = re.search(r"with: (python -c .*)$", problem.message)[1]
+
+    subprocess.run(command.replace("python", sys.executable, 1), shell=True, cwd=tmp_path,
+                   check=True)  # fmt: skip
+
+    report = validate_dataset(tmp_path / "FILE.jsonl", task="supervised")
+    assert report.ok and report.example_count == 12
+    first = report.examples[0]
+    assert (first.turns[0].text, first.turns[1].text) == ("review 0, dull ->", "0")
+
+
+def test_text_with_commas_that_is_not_jsonl_is_not_called_csv():
+    data = b"{not json\nhello, world\none, two, three\n"
+    assert not any("CSV" in p.message for p in problems(read_jsonl(data)))
+    jsonl_with_a_bad_first_line = b'a,b\n{"a": 1}\n{"b": 2}\n'
+    assert len(objects(read_jsonl(jsonl_with_a_bad_first_line))) == 2

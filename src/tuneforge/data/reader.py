@@ -7,9 +7,11 @@ goes on with the next line.
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 from collections.abc import Iterator
+from itertools import islice
 from pathlib import Path
 
 from tuneforge.data.records import Problem
@@ -101,13 +103,53 @@ def read_jsonl(source: Source) -> Iterator[tuple[int, dict] | Problem]:
     silently; a UTF-8 byte order mark at the start is allowed. A file that cannot be opened or
     read yields one Problem with line 0.
     """
-    number = 0
+    number, first = 0, True
     try:
         for number, raw in enumerate(_raw_lines(source), start=1):
             item = _parse_line(number, raw)
-            if item is not None:
-                yield item
+            if item is None:
+                continue
+            if first and isinstance(item, Problem) and (problem := csv_problem(source)):
+                yield problem  # one message for the file, not one per row
+                return
+            first = False
+            yield item
     except OSError as err:
         where = f" after line {number}" if number else ""
         reason = err.strerror or str(err)
         yield Problem(0, "", f"cannot read the file{where}: {reason}")
+
+
+CSV_HEAD_LINES = 5  # how many lines decide that a file is CSV
+
+
+def csv_problem(source: Source) -> Problem | None:
+    """A Problem saying how to convert the file when its first lines are CSV (or TSV): rows
+    of two or more fields, as many on each line, that are not JSON."""
+    head = [
+        line
+        for raw in islice(_raw_lines(source), CSV_HEAD_LINES)
+        if (line := raw.decode("utf-8", "replace").removeprefix("\ufeff").strip())
+    ]
+    if len(head) < 2 or head[0][0] in "{[":
+        return None
+    for delimiter in (",", "\t", ";"):
+        rows = list(csv.reader(head, delimiter=delimiter))
+        if len(rows[0]) >= 2 and all(len(row) == len(rows[0]) for row in rows):
+            return Problem(0, "", _csv_message(rows[0]))
+    return None
+
+
+def _csv_message(header: list[str]) -> str:
+    prompt, answer = (name.strip() for name in header[:2])
+    convert = (
+        'python -c \'import csv, json, sys; [print(json.dumps({"messages": ['
+        f'{{"role": "user", "content": r["{prompt}"]}}, '
+        f'{{"role": "assistant", "content": r["{answer}"]}}]}})) '
+        "for r in csv.DictReader(sys.stdin)]' < FILE.csv > FILE.jsonl"
+    )
+    return (
+        f"this looks like CSV (columns {', '.join(header)}), not JSONL: each line must be one "
+        f"JSON object. Convert it, taking {prompt!r} as the prompt and {answer!r} as the "
+        f"answer, with: {convert}"
+    )

@@ -210,7 +210,10 @@ class _Validator:
 
     def finish(self, min_examples: int, recommended_examples: int) -> ValidationReport:
         count = self.line_count
-        if count == 0:
+        file_errors = any(p.line == 0 and p.severity == "error" for p in self.report.problems)
+        if count == 0 and file_errors:
+            pass  # a file-wide error (CSV, unreadable) says it all
+        elif count == 0:
             self.report.add(
                 Problem(0, "", "the file has no examples: expected one JSON object per line")
             )
