@@ -149,3 +149,24 @@ def test_a_csv_file_gets_one_message_saying_how_to_convert_it(cli, tmp_path):
     assert "csv.DictReader" in said
     tuned = " ".join(cli("tune", str(data), "--base-model", TINY, code=1).split())
     assert tuned.count("this looks like CSV") == 1 and "created" not in tuned
+
+
+def test_samples_writes_each_format_of_the_quick_starts_datasets(cli, tmp_path, sentiment_files):
+    from tuneforge.data.validate import validate_any_task
+
+    output = cli("samples", str(tmp_path))
+
+    expected = {
+        "openai": "openai_chat",
+        "vertex": "vertex_sft",
+        "preference": "openai_preference",
+    }
+    for folder, fmt in expected.items():
+        files = sorted((tmp_path / folder).glob("*sentiment*.jsonl"))
+        assert len(files) == 3 and all(str(f) in output for f in files)
+        for file in files:
+            report = validate_any_task(file)
+            assert report.ok and report.format == fmt, (file, report.format)
+    # The quick start's files are the ones the suite tunes on.
+    train = tmp_path / "openai" / "sentiment_train.jsonl"
+    assert train.read_bytes() == sentiment_files["train"].read_bytes()

@@ -7,7 +7,7 @@ import gc
 import typer
 
 from tuneforge import __version__
-from tuneforge.cli import datasets, jobs, keys, models, serve, tune, use
+from tuneforge.cli import datasets, jobs, keys, models, samples, serve, tune, use
 
 app = typer.Typer(
     name="tuneforge",
@@ -37,6 +37,7 @@ app.command("worker")(serve.worker)
 app.command("tune")(tune.tune)
 app.command("generate")(use.generate)
 app.command("evaluate")(use.evaluate)
+app.command("samples")(samples.samples)
 app.add_typer(datasets.app, name="datasets")
 app.add_typer(jobs.app, name="jobs")
 app.add_typer(models.app, name="models")
