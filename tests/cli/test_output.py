@@ -155,3 +155,23 @@ def test_export_into_a_non_empty_folder_needs_force(cli, tuned, tmp_path):
 
     cli("models", "export", tuned.id, str(out), "--force")
     assert not (out / "old.txt").exists() and (out / "adapter_config.json").is_file()
+
+
+def test_a_cancelled_jobs_summary_names_the_checkpoints_still_usable(cli, settings, adapter):
+    service = local_service(settings)
+    with service.db.session() as s:
+        repo.ensure_project(s, "default")
+        job = repo.create_job(s, "default", base_model=TINY, training_file="file-unused")
+        job.state, job.ended_at = JobState.CANCELLED, utcnow()
+        for epoch in (1, 2):
+            repo.add_checkpoint(s, job.id, epoch=epoch, step=epoch * 2, path=str(adapter))
+            repo.record_event(s, job.id, f"checkpoint saved: epoch {epoch} (step {epoch * 2})",
+                              data={"epoch": epoch, "step": epoch * 2})  # fmt: skip
+        job_id = job.id
+
+    summary = " ".join(cli("jobs", "get", job_id, "--watch").split())
+
+    names = [f"{job_id}@epoch-1", f"{job_id}@epoch-2"]
+    assert f"checkpoints you can still use: {', '.join(names)}" in summary
+    for name in names:  # each name the summary gives is one the CLI can load
+        assert Path(json.loads(cli("models", "get", name, "--json", stdout_only=True))["adapter"])

@@ -232,7 +232,8 @@ def print_summary(client: Client, job: dict) -> None:
     epochs, steps = metrics.get("epochs", []), metrics.get("steps", [])
     table = Table(title=f"tuning job {job_id}: {_state_words(job)}", show_header=False)
     table.add_row("epochs run", str(len(epochs)))
-    default = _default_epoch(client, job_id)
+    events = client.events(job_id)
+    default = _default_epoch(events)
     if default is not None:
         table.add_row("best epoch (default checkpoint)", str(default))
     if steps:
@@ -249,14 +250,32 @@ def print_summary(client: Client, job: dict) -> None:
             f"tuned model: [bold]{tuned['model'].rsplit('/', 1)[-1]}[/] "
             f"(also usable as {job_id}; Vertex endpoint {tuned.get('endpoint')})"
         )
+    elif job["state"] in ("JOB_STATE_CANCELLED", "JOB_STATE_PAUSED"):
+        console.print(_usable_checkpoints(job_id, events), soft_wrap=True, highlight=False)
     storage = storage_for(get_settings())
     curve = storage.job_uri(job_id, "loss_curve.png")
     if storage.exists(curve):
         console.print(f"loss curve: {storage.local_path(curve)}")
 
 
-def _default_epoch(client: Client, job_id: str) -> int | None:
-    for event in client.events(job_id):
+def _usable_checkpoints(job_id: str, events: list[dict]) -> str:
+    """What a stopped job left that can be used: the checkpoint of each epoch it finished."""
+    saved = [
+        (event.get("data") or {}).get("epoch")
+        for event in events
+        if event.get("message", "").startswith("checkpoint saved: epoch")
+    ]
+    names = [f"{job_id}@epoch-{epoch}" for epoch in saved if epoch is not None]
+    if not names:
+        return "no checkpoint was saved before the job stopped: nothing of it can be used"
+    return (
+        f"checkpoints you can still use: {', '.join(names)} "
+        f"(e.g. tuneforge generate {names[-1]} PROMPT, or tuneforge evaluate {names[-1]} TEST)"
+    )
+
+
+def _default_epoch(events: list[dict]) -> int | None:
+    for event in events:
         if event.get("message", "").startswith("default checkpoint"):
             return (event.get("data") or {}).get("epoch")
     return None
