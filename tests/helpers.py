@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import torch
@@ -48,3 +49,13 @@ def random_lora_adapter(base_source: str | Path, folder: Path, seed: int = 0) ->
     model.save_pretrained(folder)
     load_tokenizer(base_source).save_pretrained(folder)
     return folder
+
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def readme_block(marker: str) -> str:
+    """The code block under ``<!-- test: MARKER -->`` in the README."""
+    match = re.search(rf"<!-- test: {marker} -->\n```\w+\n(.*?)```", README.read_text(), re.S)
+    assert match, f"README has no block marked {marker}"
+    return match[1]

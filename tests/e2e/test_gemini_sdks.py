@@ -19,19 +19,13 @@ import httpx
 import pytest
 from google.api_core import exceptions as google_exceptions
 
+from tests.helpers import readme_block
+
 pytestmark = pytest.mark.slow
 warnings.filterwarnings("ignore", category=FutureWarning)
 
-README = Path(__file__).resolve().parents[2] / "README.md"
 TINY = "models/tuneforge/tiny-chat"
 TIMEOUT_S = 300
-
-
-def readme_block(marker: str) -> str:
-    """The code block under ``<!-- test: MARKER -->`` in the README."""
-    match = re.search(rf"<!-- test: {marker} -->\n```\w+\n(.*?)```", README.read_text(), re.S)
-    assert match, f"README has no block marked {marker}"
-    return match[1]
 
 
 def run_readme(marker: str, command: list[str], server, cwd: Path) -> str:
