@@ -60,13 +60,13 @@ def test_a_command_that_needs_no_model_imports_no_torch(command, job_id, setting
         assert "created tuning job" in result["output"]
 
 
-def run_cli(*args: str) -> subprocess.CompletedProcess:
+def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "tuneforge.cli.main", *args],
         capture_output=True,
         text=True,
         timeout=60,
-        env={**os.environ, "COLUMNS": "80"},
+        env={**os.environ, "COLUMNS": "80", **(env or {})},
     )
 
 
@@ -89,7 +89,7 @@ def test_a_server_that_is_not_running_is_named_in_one_line(command, settings) ->
     from tests.servers import free_port
 
     url = f"http://127.0.0.1:{free_port()}"
-    result = run_cli(*command, "--server", url)
+    result = run_cli(*command, "--server", url, env={"TUNEFORGE_API_KEY": "tf-some-key"})
     assert result.returncode == 1
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr  # no traceback, not wrapped

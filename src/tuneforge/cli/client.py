@@ -158,8 +158,8 @@ def connect(server: str | None = None, *, run_jobs: bool = False) -> Iterator[Cl
     settings = get_settings()
     server = server or settings.server
     if server:
+        key = server_key(settings, server)  # refused before anything is sent anywhere
         check_reachable(server)
-        key = server_key(settings, server)
         client = Client(server, key)
         try:
             yield client
