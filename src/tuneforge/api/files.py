@@ -93,11 +93,13 @@ async def list_files(
     project_id: str = Depends(current_project),
     service: Service = Depends(get_service),
 ) -> Response:
-    """Newest first; pass the last id seen as ``after`` for the next page."""
+    """Newest first; pass the last id seen as ``after`` for the next page. Each file carries
+    a summary of its validation report (GET /v1/files/{id} has all of it)."""
 
     def page() -> FileList:
         files = service.files.list(project_id, purpose=purpose, limit=limit, after=after)
-        return FileList.of([FileObject.of(row) for row in files.items], files.has_more)
+        listed = [FileObject.of(row, full_report=False) for row in files.items]
+        return FileList.of(listed, files.has_more)
 
     return await json_built_in_thread(page)
 
