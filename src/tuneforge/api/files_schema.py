@@ -10,6 +10,9 @@ from tuneforge.data.validate import first_errors
 from tuneforge.store.models import File
 
 SHOWN_PROBLEMS = 3
+# A file in a list carries its report's counts and first problems; GET /v1/files/{id} has the
+# whole report (up to 1,000 problems, so a page of 100 full reports could reach 15 MB).
+LISTED_PROBLEMS = 5
 
 
 class FileObject(OpenAIObject):
@@ -32,7 +35,9 @@ class FileObject(OpenAIObject):
     validation: dict[str, Any] | None
 
     @classmethod
-    def of(cls, row: File) -> FileObject:
+    def of(cls, row: File, *, full_report: bool = True) -> FileObject:
+        """``full_report=False`` (a list): the report's counts and its first LISTED_PROBLEMS
+        problems, ``omitted_problems`` counting every one not shown."""
         return cls(
             id=row.id,
             bytes=row.bytes,
@@ -44,8 +49,21 @@ class FileObject(OpenAIObject):
             sha256=row.sha256,
             format=row.format,
             example_count=row.example_count,
-            validation=row.validation,
+            validation=row.validation if full_report else report_summary(row.validation),
         )
+
+
+def report_summary(report: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The report with only its first problems; ``omitted_problems`` counts the others."""
+    if report is None:
+        return None
+    problems = report.get("problems", [])[:LISTED_PROBLEMS]
+    counted = report.get("error_count", 0) + report.get("warning_count", 0)
+    return {
+        **report,
+        "problems": problems,
+        "omitted_problems": max(counted - len(problems), 0),
+    }
 
 
 def _status_details(row: File) -> str | None:

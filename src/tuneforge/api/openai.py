@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 
 from tuneforge.api.deps import current_project, get_service
 from tuneforge.api.errors import ApiError, renamed
@@ -41,6 +41,7 @@ from tuneforge.api.openai_schema import (
     model_name,
     usage_chunk_object,
 )
+from tuneforge.api.threaded import json_built_in_thread
 from tuneforge.errors import InvalidArgument, NotFound
 from tuneforge.inference.types import TextStream
 from tuneforge.service import JobView, Service
@@ -74,29 +75,36 @@ def create_job(body: JobCreate, project: Project, service: Services) -> FineTuni
     return job_response(service, project, view)
 
 
-@router.get("/fine_tuning/jobs")
-def list_jobs(
+@router.get("/fine_tuning/jobs", response_model=Page[FineTuningJob])
+async def list_jobs(
     request: Request,
     project: Project,
     service: Services,
     after: str | None = None,
     limit: Annotated[int, Limit] = 20,
-) -> Page[FineTuningJob]:
+) -> Response:
     """``metadata[k]=v`` parameters keep the jobs whose metadata has every such pair."""
     metadata = {
         match["key"]: value
         for name, value in request.query_params.multi_items()
         if (match := METADATA_FILTER.match(name))
     }
-    jobs = service.jobs.list(project, limit=limit, after=after, metadata=metadata)
-    return Page(
-        data=[job_response(service, project, view) for view in jobs.items], has_more=jobs.has_more
+
+    def page() -> Page[FineTuningJob]:
+        jobs = service.jobs.list(project, limit=limit, after=after, metadata=metadata)
+        return Page(
+            data=[job_response(service, project, view) for view in jobs.items],
+            has_more=jobs.has_more,
+        )
+
+    return await json_built_in_thread(page)
+
+
+@router.get("/fine_tuning/jobs/{job_id}", response_model=FineTuningJob)
+async def get_job(job_id: str, project: Project, service: Services) -> Response:
+    return await json_built_in_thread(
+        lambda: job_response(service, project, service.jobs.get(project, job_id))
     )
-
-
-@router.get("/fine_tuning/jobs/{job_id}")
-def get_job(job_id: str, project: Project, service: Services) -> FineTuningJob:
-    return job_response(service, project, service.jobs.get(project, job_id))
 
 
 def job_action(action: Callable[[JobService, str, str], JobView]):

@@ -10,13 +10,14 @@ import re
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query
-from fastapi.responses import StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 
 from tuneforge.api import generate_content as generate_content_answers
 from tuneforge.api.deps import current_project, get_service
 from tuneforge.api.errors import renamed
 from tuneforge.api.generate_content_schema import GenerateContentRequest, GenerateContentResponse
 from tuneforge.api.google import ResourceName
+from tuneforge.api.threaded import json_built_in_thread
 from tuneforge.api.vertex_schema import (
     CreateTuningJobRequest,
     ListTuningJobEventsResponse,
@@ -70,8 +71,8 @@ def create_tuning_job(
     return tuning_job_json(view, parent_of(project, location))
 
 
-@routes.get(PARENT + "/tuningJobs", **google_response)
-def list_tuning_jobs(
+@routes.get(PARENT + "/tuningJobs", response_model=ListTuningJobsResponse, **google_response)
+async def list_tuning_jobs(
     project: str,
     location: str,
     page_size: int = Query(DEFAULT_PAGE_SIZE, alias="pageSize", ge=0),
@@ -79,29 +80,38 @@ def list_tuning_jobs(
     filter_: str | None = Query(None, alias="filter"),
     project_id: str = Depends(current_project),
     service: Service = Depends(get_service),
-) -> ListTuningJobsResponse:
-    page = service.jobs.list(
-        project_id,
-        limit=min(page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE),
-        after=repo.decode_page_token(page_token) if page_token else None,
-        states=parse_state_filter(filter_),
-    )
+) -> Response:
+    after = repo.decode_page_token(page_token) if page_token else None
+    states = parse_state_filter(filter_)
     parent = parent_of(project, location)
-    return ListTuningJobsResponse(
-        tuning_jobs=[tuning_job_json(view, parent) for view in page.items],
-        next_page_token=page.next_page_token,
-    )
+
+    def page() -> ListTuningJobsResponse:
+        jobs = service.jobs.list(
+            project_id,
+            limit=min(page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE),
+            after=after,
+            states=states,
+        )
+        return ListTuningJobsResponse(
+            tuning_jobs=[tuning_job_json(view, parent) for view in jobs.items],
+            next_page_token=jobs.next_page_token,
+        )
+
+    return await json_built_in_thread(page, exclude_none=True)
 
 
-@routes.get(JOB, **google_response)
-def get_tuning_job(
+@routes.get(JOB, response_model=TuningJobOut, **google_response)
+async def get_tuning_job(
     project: str,
     location: str,
     job_id: str,
     project_id: str = Depends(current_project),
     service: Service = Depends(get_service),
-) -> TuningJobOut:
-    return tuning_job_json(service.jobs.get(project_id, job_id), parent_of(project, location))
+) -> Response:
+    parent = parent_of(project, location)
+    return await json_built_in_thread(
+        lambda: tuning_job_json(service.jobs.get(project_id, job_id), parent), exclude_none=True
+    )
 
 
 @routes.post(JOB + ":cancel")

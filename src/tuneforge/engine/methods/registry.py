@@ -9,6 +9,7 @@ trainer module is imported only when a job trains with it.
 
 from __future__ import annotations
 
+import functools
 import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -37,15 +38,20 @@ class TuningMethod:
 
     def own_hyperparameters(self) -> list[str]:
         """The hyperparameters this method adds to the ones every method shares."""
-        from tuneforge.engine.spec import Hyperparameters
-
-        return [
-            f for f in self.hyperparameters.model_fields if f not in Hyperparameters.model_fields
-        ]
+        return list(_own_fields(self.hyperparameters))
 
     def load_trainer(self) -> Callable:
         module, _, function = self.trainer.partition(":")
         return getattr(importlib.import_module(module), function)
+
+
+@functools.cache
+def _own_fields(hyperparameters: type[Hyperparameters]) -> tuple[str, ...]:
+    """Read once per class: every job a list shows asks (pydantic's field lists are not free)."""
+    from tuneforge.engine.spec import Hyperparameters
+
+    shared = Hyperparameters.model_fields
+    return tuple(f for f in hyperparameters.model_fields if f not in shared)
 
 
 _METHODS: dict[str, TuningMethod] = {}
