@@ -16,6 +16,7 @@ from tuneforge.jobs.subprocess_executor import (
     RUNNER_MODULE,
     SubprocessExecutor,
     SubprocessHandle,
+    is_runner_process,
     process_alive,
 )
 from tuneforge.storage import storage_for
@@ -98,19 +99,22 @@ from pathlib import Path
 def save(signum, frame):
     Path(sys.argv[1]).write_text("resume point")
     sys.exit(75)
+time.sleep(float(sys.argv[2]))  # importing, as a real runner does before it has a handler
 signal.signal(signal.SIGTERM, save)
+signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})  # as the runner's main does
 print("ready", flush=True)
 time.sleep(60)
 """
 
 
 class SavingExecutor(ScriptExecutor):
-    def __init__(self, settings: Settings, marker) -> None:
+    def __init__(self, settings: Settings, marker, import_s: float = 0.0) -> None:
         super().__init__(settings, SAVES_ON_SIGTERM)
-        self.marker = marker
+        self.marker, self.import_s = marker, import_s
 
     def command(self, job_id: str) -> list[str]:
-        return [sys.executable, "-c", self.script, str(self.marker), RUNNER_MODULE]
+        script_args = [str(self.marker), str(self.import_s), RUNNER_MODULE]
+        return [sys.executable, "-c", self.script, *script_args]
 
 
 def wait_for_ready(settings: Settings, job_id: str) -> None:
@@ -126,6 +130,17 @@ def test_interrupt_asks_the_runner_to_save_and_returns_at_once(tmp_path) -> None
     executor = SavingExecutor(settings, tmp_path / "saved")
     handle = executor.start("ftjob-1")
     wait_for_ready(settings, "ftjob-1")
+    executor.interrupt(handle)
+    wait_until_gone(executor, handle)
+    assert (tmp_path / "saved").read_text() == "resume point"
+
+
+def test_a_sigterm_that_comes_while_the_runner_imports_waits_for_its_handler(tmp_path) -> None:
+    """A stop that lands in a runner's first seconds (before its handler exists) must still
+    reach the handler: killing the runner outright would lose the requeue."""
+    settings = Settings(data_dir=tmp_path)
+    executor = SavingExecutor(settings, tmp_path / "saved", import_s=1.0)
+    handle = executor.start("ftjob-1")
     executor.interrupt(handle)
     wait_until_gone(executor, handle)
     assert (tmp_path / "saved").read_text() == "resume point"
@@ -158,3 +173,16 @@ time.sleep(60)
         assert time.monotonic() < deadline, "the runner was not asked to save"
         time.sleep(0.05)
     assert marker.read_text() == "resume point"
+
+
+def test_a_runner_that_exited_is_gone_even_before_it_is_reaped() -> None:
+    """A runner whose server died is adopted by init; until init reaps it, its pid still exists
+    (a zombie). Another scheduler must see it gone, or its job would stay RUNNING forever."""
+    process = subprocess.Popen([sys.executable, "-c", "pass", RUNNER_MODULE])
+    deadline = time.monotonic() + 30
+    while (Path(f"/proc/{process.pid}/stat").read_text().rsplit(")", 1)[1].split()[0]) != "Z":
+        assert time.monotonic() < deadline, "the stand-in runner did not exit"
+        time.sleep(0.05)
+    assert process_alive(process.pid)  # the kernel still knows the pid...
+    assert is_runner_process(process.pid) is False  # ...but nothing runs there
+    process.wait()

@@ -383,6 +383,9 @@ def main(argv: list[str] | None = None) -> int:
     db = Database(settings.resolved_database_url)
     stop_signal = threading.Event()
     signal.signal(signal.SIGTERM, lambda signum, frame: stop_signal.set())
+    # The executor starts runners with SIGTERM blocked: one sent while this process was still
+    # importing is delivered now, to the handler.
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
     try:
         run_job(db, settings, args.job_id, args.worker_id, stop_signal)
     finally:

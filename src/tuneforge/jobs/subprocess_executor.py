@@ -41,6 +41,9 @@ RUNNER_MODULE = "tuneforge.jobs.runner"
 
 
 def _die_with_parent() -> None:  # runs in the child between fork and exec
+    # SIGTERM stays blocked (and so pending) across exec until the runner has its handler: one
+    # that arrived while the runner imported torch would otherwise kill it without requeueing.
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
     # Not on Linux: nothing to do; the heartbeat timeout recovers the job instead.
     with contextlib.suppress(OSError):
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
@@ -64,11 +67,13 @@ def is_runner_process(pid: int) -> bool:
     if not proc.is_dir():  # not Linux: ask the kernel about the pid alone
         return process_alive(pid)
     try:
+        # "PID (NAME) STATE ...": NAME may hold spaces and parentheses, the state follows the last.
+        state = (proc / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0]
         command = (proc / str(pid) / "cmdline").read_bytes()
-    except OSError:  # gone
+    except (OSError, IndexError):  # gone
         return False
-    if not command:  # between fork and exec: a runner being started
-        return process_alive(pid)
+    if state in ("Z", "X"):  # exited, not yet reaped by whoever adopted it: not running
+        return False
     return RUNNER_MODULE.encode() in command.split(b"\0")
 
 
