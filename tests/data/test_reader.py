@@ -158,3 +158,10 @@ def test_text_with_commas_that_is_not_jsonl_is_not_called_csv():
     assert not any("CSV" in p.message for p in problems(read_jsonl(data)))
     jsonl_with_a_bad_first_line = b'a,b\n{"a": 1}\n{"b": 2}\n'
     assert len(objects(read_jsonl(jsonl_with_a_bad_first_line))) == 2
+
+
+def test_binary_lines_with_stray_carriage_returns_are_bad_lines_not_a_crash():
+    """Found by the fuzz test: csv.reader raises on a bare CR inside a line."""
+    found = problems(read_jsonl(b"\x00\n\x00\r\x00"))
+    assert [p.line for p in found] == [1, 2]
+    assert not any("CSV" in p.message for p in found)

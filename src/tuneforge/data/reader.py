@@ -134,7 +134,10 @@ def csv_problem(source: Source) -> Problem | None:
     if len(head) < 2 or head[0][0] in "{[":
         return None
     for delimiter in (",", "\t", ";"):
-        rows = list(csv.reader(head, delimiter=delimiter))
+        try:
+            rows = list(csv.reader(head, delimiter=delimiter))
+        except csv.Error:  # a stray carriage return, say: not a CSV file worth naming
+            return None
         if len(rows[0]) >= 2 and all(len(row) == len(rows[0]) for row in rows):
             return Problem(0, "", _csv_message(rows[0]))
     return None
