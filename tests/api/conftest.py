@@ -1,4 +1,7 @@
-"""The API in-process (FastAPI's TestClient) on SQLite and on PostgreSQL."""
+"""The API in-process (FastAPI's TestClient), on SQLite; modules marked ``both_databases``
+(those whose behaviour rests on the store's queries: listing, paging, claiming, deleting) run
+on PostgreSQL as well. The rest (parsing, errors, pages, names) would only repeat themselves:
+the store's own tests cover both databases."""
 
 from __future__ import annotations
 
@@ -11,7 +14,13 @@ from tuneforge.api.app import create_app
 from tuneforge.service import Service
 from tuneforge.store.testing import PostgresUnavailable, empty_database_url
 
-BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+BOTH_DATABASES = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "api" in metafunc.fixturenames:
+        marked = metafunc.definition.get_closest_marker("both_databases")
+        metafunc.parametrize("api", BOTH_DATABASES if marked else ["sqlite"], indirect=True)
 
 
 @dataclass
@@ -25,7 +34,7 @@ class Api:
         return {"Authorization": f"Bearer {key or self.key}"}
 
 
-@pytest.fixture(params=BACKENDS)
+@pytest.fixture
 def api(request, settings, tmp_path):
     """The app without a scheduler (jobs stay queued unless a test runs them)."""
     try:

@@ -11,6 +11,8 @@ import pytest
 
 from tests.api.conftest import Api
 
+pytestmark = pytest.mark.both_databases
+
 TINY = "tuneforge/tiny-chat"
 VERTEX_JOBS = "/v1/projects/any-label/locations/us-central1/tuningJobs"
 

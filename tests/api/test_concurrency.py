@@ -9,11 +9,15 @@ import threading
 import time
 from collections import Counter
 
+import pytest
+
 from tests.api.conftest import Api
 from tuneforge.jobs.scheduler import Scheduler
 from tuneforge.store import repo
 from tuneforge.store.db import Database
 from tuneforge.store.states import TERMINAL_STATES, JobState
+
+pytestmark = pytest.mark.both_databases
 
 JOBS = 20
 SCHEDULERS = 3

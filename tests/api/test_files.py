@@ -14,6 +14,8 @@ from tests.api.conftest import Api
 from tuneforge.api.files_schema import LISTED_PROBLEMS
 from tuneforge.storage import LocalStorage, local_file
 
+pytestmark = pytest.mark.both_databases
+
 
 @pytest.fixture
 def sdk(api: Api) -> openai.OpenAI:

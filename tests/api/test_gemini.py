@@ -24,6 +24,8 @@ from tuneforge.storage import storage_for
 from tuneforge.store import repo
 from tuneforge.store.states import JobState
 
+pytestmark = pytest.mark.both_databases
+
 warnings.filterwarnings("ignore", message=".*experimental.*")
 
 TINY = "tuneforge/tiny-chat"

@@ -4,11 +4,14 @@ refused, another project's exactly as a missing one."""
 
 from __future__ import annotations
 
+import pytest
 from openai.types import ModelDeleted
 
 from tests.api.conftest import Api
 from tests.api.test_models_api import TINY, fine_tuned_name, register_tuned_model
 from tuneforge.store import repo
+
+pytestmark = pytest.mark.both_databases
 
 HI = [{"role": "user", "content": "hi"}]
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from openai.types import Model
 
 from tuneforge.models.names import openai_model_name
@@ -12,6 +13,8 @@ from tuneforge.store import repo
 from tuneforge.store.models import TuningJob
 from tuneforge.store.states import JobState
 from tuneforge.store.types import utcnow
+
+pytestmark = pytest.mark.both_databases
 
 TINY = "tuneforge/tiny-chat"
 

@@ -13,6 +13,8 @@ from tuneforge.data.samples import write_task
 from tuneforge.jobs.runner import METRICS_CSV_COLUMNS, run_job
 from tuneforge.store import repo
 
+pytestmark = pytest.mark.both_databases
+
 TINY = "tuneforge/tiny-chat"
 JOBS = "/v1/fine_tuning/jobs"
 

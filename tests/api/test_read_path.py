@@ -8,6 +8,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import pytest
 from sqlalchemy import event
 
 from tests.api.conftest import Api
@@ -15,6 +16,8 @@ from tuneforge.service import keys as key_service
 from tuneforge.storage import storage_for
 from tuneforge.store import repo
 from tuneforge.store.states import JobState
+
+pytestmark = pytest.mark.both_databases
 
 TINY = "tuneforge/tiny-chat"
 OPENAI_JOBS = "/v1/fine_tuning/jobs"

@@ -16,6 +16,8 @@ from tuneforge.api.app import create_app
 from tuneforge.service import files as file_service
 from tuneforge.storage import local_file
 
+pytestmark = pytest.mark.both_databases
+
 DEADLINE_S = 30.0
 
 

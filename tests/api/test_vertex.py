@@ -20,6 +20,8 @@ from tuneforge.inference.types import Completion, GenerationResult, ModelTarget
 from tuneforge.store import repo
 from tuneforge.store.states import JobState
 
+pytestmark = pytest.mark.both_databases
+
 PARENT = "projects/my-project/locations/us-central1"
 JOBS = f"/v1/{PARENT}/tuningJobs"
 TINY = "tuneforge/tiny-chat"
