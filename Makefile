@@ -44,11 +44,15 @@ format: $(STAMP)
 	$(BIN)/ruff format src tests benchmarks
 
 # The PostgreSQL half of the suite runs against the machine's server unless told otherwise.
+# Two pytest workers (pytest-xdist) by default, one per core of the 2-core CI machine: most of the
+# suite is single-threaded Python. A module's tests stay on one worker (--dist loadfile), so
+# its module-scoped fixtures (a trained teacher, a live server) are built once.
+TEST_WORKERS ?= 2
 test: lint
 	scripts/test-services
 	TUNEFORGE_TEST_POSTGRES_URL="$${TUNEFORGE_TEST_POSTGRES_URL:-postgresql+psycopg://postgres@127.0.0.1:5432/test}" \
 	TUNEFORGE_TEST_CHROMIUM="$${TUNEFORGE_TEST_CHROMIUM:-$$(command -v chromium)}" \
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest --numprocesses $(TEST_WORKERS) --dist loadfile
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .demo
