@@ -173,3 +173,75 @@ def test_a_stream_cut_by_max_tokens_finishes_with_length_and_reports_usage(api):
 def test_a_stream_has_no_usage_unless_asked(api):
     chunks = stream_chunks(api, temperature=0, max_tokens=2)
     assert all("usage" not in chunk for chunk in chunks)
+
+
+@pytest.mark.parametrize(
+    ("extra", "param"),
+    [
+        ({"tools": [{"type": "function", "function": {"name": "f"}}]}, "tools"),
+        ({"tool_choice": "required"}, "tool_choice"),
+        ({"response_format": {"type": "json_object"}}, "response_format"),
+        ({"response_format": {"type": "json_schema", "json_schema": {}}}, "response_format"),
+        ({"logprobs": True}, "logprobs"),
+        ({"top_logprobs": 3}, "top_logprobs"),
+        ({"logit_bias": {"50256": -100}}, "logit_bias"),
+        ({"frequency_penalty": 0.5}, "frequency_penalty"),
+        ({"presence_penalty": -1}, "presence_penalty"),
+        ({"store": True}, "store"),
+        ({"modalities": ["text", "audio"]}, "modalities"),
+        ({"functions": [{"name": "f"}]}, "functions"),
+        ({"function_call": "auto"}, "function_call"),
+        ({"audio": {"voice": "alloy", "format": "wav"}}, "audio"),
+        ({"reasoning_effort": "high"}, "reasoning_effort"),
+    ],
+)
+def test_what_tuneforge_cannot_do_is_refused_naming_the_parameter(api, extra, param):
+    """Never silently ignored: a migrating user would get plain text where they asked for a tool
+    call or JSON, and not know why."""
+    error = refused(api, messages=HELLO, **extra)
+
+    assert (error["param"], error["code"]) == (param, "unsupported_parameter")
+    assert error["message"].startswith(f"{param}: ")
+
+
+def test_an_unknown_parameter_is_refused_as_openai_words_it(api):
+    error = refused(api, messages=HELLO, temprature=0)
+
+    assert error["param"] == "temprature"
+    assert error["message"] == "Unrecognized request argument supplied: temprature"
+
+
+@pytest.mark.parametrize(
+    ("extra", "param"),
+    [
+        ({"temperature": 2.5}, "temperature"),
+        ({"top_p": 1.5}, "top_p"),
+        ({"n": 0}, "n"),
+        ({"n": 129}, "n"),
+        ({"top_logprobs": 21}, "top_logprobs"),
+        ({"metadata": {f"k{i}": "v" for i in range(17)}}, "metadata"),
+        ({"metadata": {"k": "v" * 513}}, "metadata"),
+    ],
+)
+def test_values_past_openais_ranges_are_refused(api, extra, param):
+    assert refused(api, messages=HELLO, **extra)["param"] == param
+
+
+def test_parameters_that_change_nothing_are_accepted(api):
+    """What the openai SDK's users commonly send and that asks for nothing tuneforge lacks."""
+    completion = chat(
+        api,
+        max_tokens=2,
+        user="u-1",
+        metadata={"team": "nlp"},
+        store=False,
+        frequency_penalty=0,
+        presence_penalty=0,
+        logprobs=False,
+        tool_choice="none",
+        parallel_tool_calls=False,
+        response_format={"type": "text"},
+        modalities=["text"],
+        service_tier="auto",
+    )
+    assert completion.choices[0].message.content is not None

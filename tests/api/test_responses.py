@@ -235,7 +235,6 @@ def test_harmless_parameters_are_accepted_and_shown(api: Api):
         ({"top_logprobs": 3}, "top_logprobs"),
         ({"conversation": "conv_1"}, "conversation"),
         ({"prompt": {"id": "pmpt_1"}}, "prompt"),
-        ({"modalities": ["audio"]}, "modalities"),  # no such parameter
     ],
 )
 def test_what_tuneforge_cannot_do_is_refused_naming_the_parameter(api: Api, extra, param):
@@ -243,6 +242,13 @@ def test_what_tuneforge_cannot_do_is_refused_naming_the_parameter(api: Api, extr
 
     assert error["param"] == param
     assert error["message"].startswith(f"{param}: ")
+
+
+def test_an_unknown_parameter_is_refused_as_openai_words_it(api: Api):
+    error = refused(api, input="hello", modalities=["audio"])  # the Responses API has none
+
+    assert error["param"] == "modalities"
+    assert error["message"] == "Unrecognized request argument supplied: modalities"
 
 
 @pytest.mark.parametrize(

@@ -102,6 +102,15 @@ def status_of(err: TuneforgeError) -> tuple[int, str | None, str | None]:
     return 400, None, None
 
 
+def unknown_parameter_message(path: str, location: str) -> str:
+    """What each service answers to a parameter it does not know, in its own words."""
+    if is_google_path(path):
+        parent, _, name = location.rpartition(".")
+        where = f" at '{parent}'" if parent else ""
+        return f'Invalid JSON payload received. Unknown name "{name}"{where}: Cannot find field.'
+    return f"Unrecognized request argument supplied: {location}"
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, err: ApiError):
@@ -118,6 +127,8 @@ def install_error_handlers(app: FastAPI) -> None:
         first = err.errors()[0]
         location = ".".join(str(p) for p in first["loc"] if p not in ("body", "query"))
         message = f"{location}: {first['msg']}" if location else first["msg"]
+        if first["type"] == "extra_forbidden":
+            message = unknown_parameter_message(request.url.path, location)
         return error_response(request, 400, message, "invalid_request", location or None)
 
     @app.exception_handler(StarletteHTTPException)

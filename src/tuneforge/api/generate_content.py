@@ -21,6 +21,7 @@ from tuneforge.api.generate_content_schema import (
     GENERATION_NAMES,
     GenerateContentRequest,
     GenerateContentResponse,
+    ResponseIdentity,
 )
 from tuneforge.api.google import error_body
 from tuneforge.errors import InvalidArgument
@@ -31,6 +32,7 @@ log = logging.getLogger("tuneforge.api.generate_content")
 
 
 def _params(body: GenerateContentRequest) -> GenerationParams:
+    body.refuse_unsupported()
     try:
         return body.generation_config.to_params()
     except InvalidArgument as err:
@@ -76,15 +78,18 @@ def stream(
 def _chunks(deltas: TextStream, model_version: str, int_enums: bool) -> Iterator[dict[str, Any]]:
     """The chunks' JSON. One delta is held back, so the last text goes out with the finish
     reason rather than in a chunk of its own."""
+    identity = ResponseIdentity()
     try:
         held: str | None = None
         for text in deltas:
             if held is not None:
-                yield GenerateContentResponse.chunk(held, model_version).to_json(int_enums)
+                chunk = GenerateContentResponse.chunk(held, model_version, identity)
+                yield chunk.to_json(int_enums)
             held = text
         last = GenerateContentResponse.chunk(
             held or "",
             model_version,
+            identity,
             deltas.finish_reason or "stop",
             (deltas.prompt_tokens, deltas.output_tokens),
         )

@@ -4,9 +4,12 @@ endpoint, and the answer it reads back. Vertex serves them today; the Gemini API
 
 from __future__ import annotations
 
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from tuneforge.api.google import GoogleRequest, GoogleResponse
 from tuneforge.data.checks import LineIssues
@@ -16,6 +19,11 @@ from tuneforge.errors import InvalidArgument
 from tuneforge.inference.types import GenerationParams, GenerationResult
 
 FINISH_REASONS = {"stop": "STOP", "length": "MAX_TOKENS"}
+MAX_LABELS = 64  # Vertex's limit on a request's labels
+MAX_CANDIDATES = 8  # Vertex's limit on candidateCount
+TEXT_ONLY = "tuneforge answers with text from the model alone"
+# Safety settings that ask for no filtering, the only kind tuneforge (which filters nothing) meets.
+NO_FILTERING = {"OFF", "BLOCK_NONE", "HARM_BLOCK_THRESHOLD_UNSPECIFIED"}
 # google.ai.generativelanguage's Candidate.FinishReason numbers, for ``enum-encoding=int``.
 FINISH_REASON_NUMBERS = {"STOP": 1, "MAX_TOKENS": 2}
 DEFAULT_TEMPERATURE = 1.0  # Google's APIs sample unless told otherwise; 0 is greedy
@@ -29,14 +37,74 @@ GENERATION_NAMES = {
 }
 
 
-class GenerationConfig(GoogleRequest):
-    temperature: float | None = None
-    top_p: float | None = None
-    top_k: float | None = None  # a number in Vertex's API; a whole one is expected
-    max_output_tokens: int | None = None
+class StrictGoogleRequest(GoogleRequest):
+    """A generateContent body: an unknown field is refused, as Google refuses it ("Unknown
+    name"), and a known one asking for what tuneforge does not do is refused naming it
+    (``refusals``), never silently ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    def refusals(self) -> list[tuple[str, object, str]]:
+        """(field, whether this request asks for it (truthy), why it is refused)."""
+        return []
+
+    def refuse_unsupported(self) -> None:
+        for name, asked, why in self.refusals():
+            if asked:
+                raise InvalidArgument(f"{name}: {why}", name)
+
+
+class GenerationConfig(StrictGoogleRequest):
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    top_p: float | None = Field(default=None, ge=0, le=1)
+    top_k: float | None = Field(default=None, ge=1)  # a number in Vertex's API; a whole one
+    max_output_tokens: int | None = Field(default=None, ge=1)
     stop_sequences: list[str] | None = None
     seed: int | None = None
-    candidate_count: int | None = None
+    candidate_count: int | None = Field(default=None, ge=1, le=MAX_CANDIDATES)
+    # Accepted only with the value that asks for nothing more.
+    presence_penalty: float | None = None
+    frequency_penalty: float | None = None
+    response_mime_type: str | None = None
+    response_modalities: list[str] | None = None
+    response_logprobs: bool | None = None
+    audio_timestamp: bool | None = None
+    enable_affective_dialog: bool | None = None
+    # Accepted: they change nothing about the answer.
+    media_resolution: str | None = None
+    routing_config: dict[str, Any] | None = None
+    model_selection_config: dict[str, Any] | None = None
+    # Refused whenever given.
+    response_schema: Any = None
+    response_json_schema: Any = None
+    logprobs: int | None = None
+    thinking_config: Any = None
+    speech_config: Any = None
+
+    def refusals(self) -> list[tuple[str, object, str]]:
+        prefix = "generationConfig."
+        return [
+            (prefix + "presencePenalty", self.presence_penalty,
+             "penalties are not supported; send 0"),
+            (prefix + "frequencyPenalty", self.frequency_penalty,
+             "penalties are not supported; send 0"),
+            (prefix + "responseMimeType", self.response_mime_type not in (None, "text/plain"),
+             'only "text/plain" is supported (no JSON mode)'),
+            (prefix + "responseSchema", self.response_schema is not None,
+             "structured output is not supported"),
+            (prefix + "responseJsonSchema", self.response_json_schema is not None,
+             "structured output is not supported"),
+            (prefix + "responseModalities", self.response_modalities not in (None, ["TEXT"]),
+             "only TEXT is supported"),
+            (prefix + "responseLogprobs", self.response_logprobs, "logprobs are not supported"),
+            (prefix + "logprobs", self.logprobs is not None, "logprobs are not supported"),
+            (prefix + "thinkingConfig", self.thinking_config is not None,
+             "thinking is not supported"),
+            (prefix + "speechConfig", self.speech_config is not None, "speech is not supported"),
+            (prefix + "audioTimestamp", self.audio_timestamp, "audio is not supported"),
+            (prefix + "enableAffectiveDialog", self.enable_affective_dialog,
+             "affective dialog is not supported"),
+        ]  # fmt: skip
 
     def to_params(self) -> GenerationParams:
         given = {
@@ -51,12 +119,40 @@ class GenerationConfig(GoogleRequest):
         return GenerationParams(**{k: v for k, v in given.items() if v is not None})
 
 
-class GenerateContentRequest(GoogleRequest):
+class GenerateContentRequest(StrictGoogleRequest):
     # Read as JSON by the data layer's reader, so a request and a dataset line get the same
     # checks and the same field paths in their errors.
     contents: list[Any] = Field(default_factory=list)
     system_instruction: Any = None
     generation_config: GenerationConfig = Field(default_factory=GenerationConfig)
+    # Accepted: they change nothing about the answer.
+    labels: dict[str, str] | None = Field(default=None, max_length=MAX_LABELS)
+    # Accepted only with the value that asks for nothing more.
+    safety_settings: list[dict[str, Any]] | None = None
+    # Refused whenever given.
+    tools: list[Any] | None = None
+    tool_config: Any = None
+    cached_content: str | None = None
+
+    def refusals(self) -> list[tuple[str, object, str]]:
+        filtering = [
+            setting.get("threshold")
+            for setting in self.safety_settings or []
+            if setting.get("threshold") not in NO_FILTERING
+        ]
+        return [
+            ("tools", self.tools, f"tools are not supported: {TEXT_ONLY}"),
+            ("toolConfig", self.tool_config is not None, f"tools are not supported: {TEXT_ONLY}"),
+            ("cachedContent", self.cached_content is not None,
+             "cached contents are not supported; send the contents themselves"),
+            ("safetySettings", filtering,
+             f"tuneforge filters nothing: only thresholds {sorted(NO_FILTERING)} are accepted; "
+             f"found {filtering[0] if filtering else None!r}"),
+        ]  # fmt: skip
+
+    def refuse_unsupported(self) -> None:
+        super().refuse_unsupported()
+        self.generation_config.refuse_unsupported()
 
     def conversation(self) -> Conversation:
         if not self.contents:
@@ -97,6 +193,19 @@ class Candidate(GoogleResponse):
     index: int
     content: Content
     finish_reason: str | None = None  # a streamed answer's last chunk only
+    # tuneforge filters nothing, so it rates nothing: always empty (code that loops over a
+    # candidate's ratings, as Gemini's samples do, finds none).
+    safety_ratings: list[dict[str, Any]] = Field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ResponseIdentity:
+    """What every chunk of one answer shares: its id and when it was made."""
+
+    response_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    create_time: str = field(
+        default_factory=lambda: datetime.now(UTC).isoformat().replace("+00:00", "Z")
+    )
 
 
 class UsageMetadata(GoogleResponse):
@@ -109,18 +218,23 @@ class GenerateContentResponse(GoogleResponse):
     candidates: list[Candidate]
     usage_metadata: UsageMetadata | None = None  # a streamed answer's last chunk only
     model_version: str
+    create_time: str
+    response_id: str
 
     @classmethod
     def chunk(
         cls,
         text: str,
         model_version: str,
+        identity: ResponseIdentity,
         finish_reason: str | None = None,
         usage: tuple[int, int] | None = None,
     ) -> GenerateContentResponse:
         """One chunk of a streamed answer: its text delta; the last one also says how it ended
         and the token counts (prompt, output)."""
         return cls(
+            create_time=identity.create_time,
+            response_id=identity.response_id,
             candidates=[
                 Candidate(
                     index=0,
@@ -152,7 +266,10 @@ class GenerateContentResponse(GoogleResponse):
 
     @classmethod
     def of(cls, result: GenerationResult, model_version: str) -> GenerateContentResponse:
+        identity = ResponseIdentity()
         return cls(
+            create_time=identity.create_time,
+            response_id=identity.response_id,
             candidates=[
                 Candidate(
                     index=index,

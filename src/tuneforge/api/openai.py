@@ -203,6 +203,7 @@ def chat_completions(
 ) -> ChatCompletion | StreamingResponse:
     """A completion, or with ``stream`` a StreamingResponse of its chunks (FastAPI passes a
     Response through untouched; ``response_model`` describes the other answer)."""
+    body.refuse_unsupported()
     prompt = body.conversation()
     header = completion_header(body.model)
     with model_errors(body.model, body.param_names()):

@@ -14,26 +14,26 @@ import time
 import uuid
 from typing import Any, Literal
 
-from pydantic import ConfigDict, Field
+from pydantic import Field
 
 from tuneforge.api.errors import ApiError
-from tuneforge.api.openai_schema import DEFAULT_TEMPERATURE, OpenAIObject, Request, prompt_of
+from tuneforge.api.openai_schema import (
+    DEFAULT_TEMPERATURE,
+    MAX_OUTPUT_TOKENS,
+    UNSUPPORTED,
+    OpenAIObject,
+    StrictRequest,
+    prompt_of,
+)
 from tuneforge.data.checks import LineIssues, found
 from tuneforge.data.records import Conversation, Turn
 from tuneforge.inference.types import FinishReason, GenerationParams
 
-MAX_METADATA_PAIRS = 16  # OpenAI's limits on a response's metadata
-MAX_METADATA_KEY = 64
-MAX_METADATA_VALUE = 512
-MAX_OUTPUT_TOKENS = 1 << 20
 INPUT_PART_TYPES = {"input_text": "text", "output_text": "text"}
-UNSUPPORTED = "tuneforge answers with text from the model alone"
 
 
-class ResponsesRequest(Request):
+class ResponsesRequest(StrictRequest):
     """``POST /v1/responses``. Unknown parameters are refused, not ignored."""
-
-    model_config = ConfigDict(extra="forbid")
 
     model: str = Field(max_length=1000)
     input: Any
@@ -68,10 +68,9 @@ class ResponsesRequest(Request):
     prompt: Any = None
     context_management: Any = None
 
-    def refuse_unsupported(self) -> None:
-        """A 400 naming the first parameter that asks for what tuneforge does not do."""
+    def refusals(self) -> list[tuple[str, object, str]]:
         text_format = (self.text or {}).get("format")
-        refusals = [
+        return [
             ("store", self.store, "responses are not stored; send store=false or leave it out"),
             ("background", self.background, "background responses are not supported"),
             ("tools", self.tools, f"tools are not supported: {UNSUPPORTED}"),
@@ -95,19 +94,6 @@ class ResponsesRequest(Request):
             ("context_management", self.context_management is not None,
              "context management is not supported"),
         ]  # fmt: skip
-        for param, asked, why in refusals:
-            if asked:
-                raise ApiError(400, f"{param}: {why}", code="unsupported_parameter", param=param)
-        metadata = self.metadata or {}
-        if len(metadata) > MAX_METADATA_PAIRS or any(
-            len(k) > MAX_METADATA_KEY or len(v) > MAX_METADATA_VALUE for k, v in metadata.items()
-        ):
-            raise ApiError(
-                400,
-                f"metadata: at most {MAX_METADATA_PAIRS} pairs, keys of at most"
-                f" {MAX_METADATA_KEY} characters and values of at most {MAX_METADATA_VALUE}",
-                param="metadata",
-            )
 
     def conversation_prompt(self) -> Conversation:
         """``input`` (a string, or messages whose content is a string or text parts) as a

@@ -11,7 +11,7 @@ import uuid
 from datetime import datetime
 from typing import Any, Literal, cast
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from tuneforge.api.errors import ApiError
 from tuneforge.data.checks import LineIssues
@@ -22,10 +22,47 @@ from tuneforge.models.names import fine_tuned_model_name
 from tuneforge.service import ModelInfo
 
 DEFAULT_TEMPERATURE = 1.0  # OpenAI samples unless told otherwise; 0 is greedy
+MAX_METADATA_PAIRS = 16  # OpenAI's limits on a request's metadata
+MAX_METADATA_KEY = 64
+MAX_METADATA_VALUE = 512
+MAX_OUTPUT_TOKENS = 1 << 20
+UNSUPPORTED = "tuneforge answers with text from the model alone"
 
 
 class Request(BaseModel):
     model_config = ConfigDict(extra="ignore")
+
+
+class StrictRequest(Request):
+    """A request whose unknown parameters are refused ("Unrecognized request argument"), and
+    whose known ones that ask for what tuneforge does not do are refused naming them
+    (``refusals``): never silently ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    def refusals(self) -> list[tuple[str, object, str]]:
+        """(parameter, whether this request asks for it (truthy), why it is refused)."""
+        return []
+
+    def refuse_unsupported(self) -> None:
+        """A 400 naming the first parameter that asks for what tuneforge does not do."""
+        for param, asked, why in self.refusals():
+            if asked:
+                raise ApiError(400, f"{param}: {why}", code="unsupported_parameter", param=param)
+        check_metadata(getattr(self, "metadata", None))
+
+
+def check_metadata(metadata: dict[str, str] | None) -> None:
+    metadata = metadata or {}
+    if len(metadata) > MAX_METADATA_PAIRS or any(
+        len(k) > MAX_METADATA_KEY or len(v) > MAX_METADATA_VALUE for k, v in metadata.items()
+    ):
+        raise ApiError(
+            400,
+            f"metadata: at most {MAX_METADATA_PAIRS} pairs, keys of at most"
+            f" {MAX_METADATA_KEY} characters and values of at most {MAX_METADATA_VALUE}",
+            param="metadata",
+        )
 
 
 class OpenAIObject(BaseModel):
@@ -75,18 +112,73 @@ class StreamOptions(Request):
     include_usage: bool = False
 
 
-class ChatRequest(Request):
+class ChatRequest(StrictRequest):
+    """``POST /v1/chat/completions``, with OpenAI's ranges."""
+
     model: str
     messages: list[Any]
-    temperature: float | None = None
-    top_p: float | None = None
-    max_tokens: int | None = None
-    max_completion_tokens: int | None = None
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    top_p: float | None = Field(default=None, ge=0, le=1)
+    max_tokens: int | None = Field(default=None, ge=1, le=MAX_OUTPUT_TOKENS)
+    max_completion_tokens: int | None = Field(default=None, ge=1, le=MAX_OUTPUT_TOKENS)
     stop: str | list[str] | None = None
     seed: int | None = None
-    n: int | None = None
+    n: int | None = Field(default=None, ge=1, le=128)
     stream: bool | None = False
     stream_options: StreamOptions | None = None
+    # Accepted: they change nothing about the answer.
+    metadata: dict[str, str] | None = None
+    user: str | None = Field(default=None, max_length=512)
+    safety_identifier: str | None = Field(default=None, max_length=512)
+    prompt_cache_key: str | None = Field(default=None, max_length=512)
+    service_tier: str | None = Field(default=None, max_length=64)
+    parallel_tool_calls: bool | None = None
+    # Accepted only with the value that asks for nothing more.
+    store: bool | None = None
+    frequency_penalty: float | None = Field(default=None, ge=-2, le=2)
+    presence_penalty: float | None = Field(default=None, ge=-2, le=2)
+    logprobs: bool | None = None
+    top_logprobs: int | None = Field(default=None, ge=0, le=20)
+    logit_bias: dict[str, float] | None = None
+    response_format: dict[str, Any] | None = None
+    tools: list[Any] | None = None
+    tool_choice: Any = None
+    modalities: list[str] | None = None
+    # Refused whenever given.
+    functions: list[Any] | None = None
+    function_call: Any = None
+    audio: Any = None
+    prediction: Any = None
+    web_search_options: Any = None
+    reasoning_effort: str | None = None
+    verbosity: str | None = None
+
+    def refusals(self) -> list[tuple[str, object, str]]:
+        text_only = self.response_format is None or self.response_format.get("type") == "text"
+        return [
+            ("store", self.store, "completions are not stored; send store=false or leave it out"),
+            ("frequency_penalty", self.frequency_penalty, "penalties are not supported; send 0"),
+            ("presence_penalty", self.presence_penalty, "penalties are not supported; send 0"),
+            ("logprobs", self.logprobs, "logprobs are not supported"),
+            ("top_logprobs", self.top_logprobs, "logprobs are not supported"),
+            ("logit_bias", self.logit_bias, "logit_bias is not supported"),
+            ("response_format", not text_only,
+             'only text output is supported: {"type": "text"} (no json_schema or json_object)'),
+            ("tools", self.tools, f"tools are not supported: {UNSUPPORTED}"),
+            ("tool_choice", self.tool_choice not in (None, "auto", "none"),
+             f'tool_choice must be "auto" or "none": {UNSUPPORTED}'),
+            ("modalities", self.modalities not in (None, ["text"]), "only text is supported"),
+            ("functions", self.functions is not None, f"not supported: {UNSUPPORTED}"),
+            ("function_call", self.function_call is not None,
+             f"function_call is not supported: {UNSUPPORTED}"),
+            ("audio", self.audio is not None, "audio output is not supported"),
+            ("prediction", self.prediction is not None, "predicted outputs are not supported"),
+            ("web_search_options", self.web_search_options is not None,
+             f"web search is not supported: {UNSUPPORTED}"),
+            ("reasoning_effort", self.reasoning_effort is not None,
+             "reasoning options are not supported"),
+            ("verbosity", self.verbosity not in (None, "medium"), "verbosity is not supported"),
+        ]  # fmt: skip
 
     def conversation(self) -> Conversation:
         return prompt_of(self.messages, "messages")

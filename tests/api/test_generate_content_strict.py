@@ -1,0 +1,125 @@
+"""generateContent refuses what it would otherwise have to ignore: a migrating user who asks for
+JSON, tools or filtering gets a 400 naming the field, in Google's shape, never plain text that
+silently lacks it. The answer carries the fields Google's clients read beside the text."""
+
+from __future__ import annotations
+
+import pytest
+from google.genai import errors as genai_errors
+from google.genai import types
+
+from tests.api.conftest import Api
+from tests.api.test_vertex import PARENT, TEXT, TINY, RecordingBackend, recording, sdk_client
+
+__all__ = ["recording"]  # the fixture, used by name
+
+URL = f"/v1/{PARENT}/publishers/tuneforge/models/tiny-chat:generateContent"
+
+
+def refused(api: Api, body: dict, url: str = URL) -> dict:
+    response = api.client.post(url, json=body, headers=api.headers())
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert error["status"] == "INVALID_ARGUMENT"
+    return error
+
+
+@pytest.mark.parametrize(
+    ("extra", "field"),
+    [
+        ({"tools": [{"functionDeclarations": [{"name": "f"}]}]}, "tools"),
+        ({"toolConfig": {"functionCallingConfig": {"mode": "ANY"}}}, "toolConfig"),
+        ({"cachedContent": "cachedContents/1"}, "cachedContent"),
+        (
+            {"safetySettings": [{"category": "HARM_CATEGORY_HARASSMENT",
+                                 "threshold": "BLOCK_LOW_AND_ABOVE"}]},
+            "safetySettings",
+        ),
+        ({"generationConfig": {"responseMimeType": "application/json"}},
+         "generationConfig.responseMimeType"),
+        ({"generationConfig": {"responseSchema": {"type": "OBJECT"}}},
+         "generationConfig.responseSchema"),
+        ({"generationConfig": {"responseLogprobs": True}}, "generationConfig.responseLogprobs"),
+        ({"generationConfig": {"logprobs": 3}}, "generationConfig.logprobs"),
+        ({"generationConfig": {"presencePenalty": 0.5}}, "generationConfig.presencePenalty"),
+        ({"generationConfig": {"thinkingConfig": {"thinkingBudget": 0}}},
+         "generationConfig.thinkingConfig"),
+        ({"generationConfig": {"responseModalities": ["AUDIO"]}},
+         "generationConfig.responseModalities"),
+    ],
+)  # fmt: skip
+def test_what_tuneforge_cannot_do_is_refused_naming_the_field(
+    api: Api, recording: RecordingBackend, extra: dict, field: str
+):
+    error = refused(api, {"contents": TEXT, **extra})
+
+    assert error["message"].startswith(f"{field}: ")
+    assert recording.calls == []  # refused before any model is asked
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"contents": TEXT, "temprature": 0},
+         'Invalid JSON payload received. Unknown name "temprature": Cannot find field.'),
+        ({"contents": TEXT, "generationConfig": {"topKk": 3}},
+         "Invalid JSON payload received. Unknown name \"topKk\" at 'generationConfig': "
+         "Cannot find field."),
+    ],
+)  # fmt: skip
+def test_an_unknown_field_is_refused_as_google_words_it(api: Api, body: dict, message: str):
+    assert refused(api, body)["message"] == message
+
+
+@pytest.mark.parametrize(
+    "config",
+    [{"temperature": 2.5}, {"topP": 1.5}, {"topK": 0}, {"candidateCount": 9}],
+)
+def test_values_past_vertexs_ranges_are_refused(api: Api, config: dict):
+    field = next(iter(config))
+    assert field in refused(api, {"contents": TEXT, "generationConfig": config})["message"]
+
+
+def test_settings_that_ask_for_nothing_more_are_accepted(api: Api, recording: RecordingBackend):
+    body = {
+        "contents": TEXT,
+        "labels": {"team": "nlp"},
+        "safetySettings": [{"category": "HARM_CATEGORY_HARASSMENT", "threshold": "BLOCK_NONE"}],
+        "generationConfig": {
+            "responseMimeType": "text/plain",
+            "responseModalities": ["TEXT"],
+            "presencePenalty": 0,
+            "frequencyPenalty": 0,
+            "responseLogprobs": False,
+        },
+    }
+    response = api.client.post(URL, json=body, headers=api.headers())
+    assert response.status_code == 200, response.text
+
+
+def test_the_sdk_raises_on_json_mode_and_tools(api: Api, recording: RecordingBackend):
+    client = sdk_client(api, api.key)
+    tool = types.Tool(function_declarations=[types.FunctionDeclaration(name="f")])
+    asks = [
+        (types.GenerateContentConfig(response_mime_type="application/json"), "generationConfig"),
+        (types.GenerateContentConfig(tools=[tool]), "tools"),
+    ]
+    for config, field in asks:
+        with pytest.raises(genai_errors.ClientError) as caught:
+            client.models.generate_content(model=TINY, contents="hi", config=config)
+        assert caught.value.code == 400
+        assert caught.value.message.startswith(field)
+
+
+def test_an_answer_has_an_id_a_time_and_safety_ratings_to_loop_over(api: Api):
+    client = sdk_client(api, api.key)
+    config = types.GenerateContentConfig(max_output_tokens=2)
+    first = client.models.generate_content(model=TINY, contents="hi", config=config)
+    second = client.models.generate_content(model=TINY, contents="hi", config=config)
+
+    assert first.response_id and first.response_id != second.response_id
+    assert first.create_time is not None
+    assert [rating for c in first.candidates for rating in c.safety_ratings] == []
+
+    stream = client.models.generate_content_stream(model=TINY, contents="hi", config=config)
+    assert len({chunk.response_id for chunk in stream}) == 1
