@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -52,10 +53,34 @@ def random_lora_adapter(base_source: str | Path, folder: Path, seed: int = 0) ->
 
 
 README = Path(__file__).resolve().parents[1] / "README.md"
+NOT_RUN = "text"  # the info string of a README block that is not meant to run
+FENCE = re.compile(
+    r"(?:^<!-- test: (?P<marker>[\w-]+) -->\n)?^```(?P<info>[^\n`]*)\n(?P<body>.*?)^```$",
+    re.S | re.M,
+)
+
+
+@dataclass(frozen=True)
+class ReadmeBlock:
+    line: int  # of its opening fence
+    info: str  # its info string: the language, or NOT_RUN
+    marker: str | None  # the NAME of a ``<!-- test: NAME -->`` line right above it
+    body: str
+
+
+def readme_blocks(path: Path = README) -> list[ReadmeBlock]:
+    """Every fenced code block of the README, in order."""
+    text = path.read_text()
+    return [
+        ReadmeBlock(
+            text.count("\n", 0, m.start("info")) + 1, m["info"].strip(), m["marker"], m["body"]
+        )
+        for m in FENCE.finditer(text)
+    ]
 
 
 def readme_block(marker: str) -> str:
     """The code block under ``<!-- test: MARKER -->`` in the README."""
-    match = re.search(rf"<!-- test: {marker} -->\n```\w+\n(.*?)```", README.read_text(), re.S)
-    assert match, f"README has no block marked {marker}"
-    return match[1]
+    found = [block.body for block in readme_blocks() if block.marker == marker]
+    assert len(found) == 1, f"README has {len(found)} blocks marked {marker}"
+    return found[0]

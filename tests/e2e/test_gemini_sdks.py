@@ -1,41 +1,23 @@
 """End to end: a real ``tuneforge serve`` driven by the Gemini API's clients, unmodified: the
-legacy ``google-generativeai`` SDK on its REST transport, ``google-genai`` in Gemini API mode,
-and the tuning quickstart's curl flow, each as the README shows it (its code blocks are run as
-they stand)."""
+legacy ``google-generativeai`` SDK on its REST transport. The README's blocks for it, for
+``google-genai`` in Gemini API mode and for the tuning quickstart's curl flow run in
+test_readme_blocks.py."""
 
 from __future__ import annotations
 
 import csv
-import os
-import re
-import subprocess
-import sys
 import time
 import warnings
-from pathlib import Path
 
 import google.generativeai as legacy
-import httpx
 import pytest
 from google.api_core import exceptions as google_exceptions
-
-from tests.helpers import readme_block
 
 pytestmark = pytest.mark.slow
 warnings.filterwarnings("ignore", category=FutureWarning)
 
 TINY = "models/tuneforge/tiny-chat"
 TIMEOUT_S = 300
-
-
-def run_readme(marker: str, command: list[str], server, cwd: Path) -> str:
-    env = {**os.environ, "GOOGLE_API_KEY": server.key, "TUNEFORGE_SERVER": server.url}
-    done = subprocess.run(
-        [*command, readme_block(marker)], env=env, cwd=cwd, capture_output=True, text=True,
-        timeout=TIMEOUT_S,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stdout + done.stderr
-    return done.stdout
 
 
 def configure(server) -> None:
@@ -46,35 +28,6 @@ def configure(server) -> None:
 
 def rows(count: int, prefix: str = "") -> list[tuple[str, str]]:
     return [(f"{prefix}{n}", f"{prefix}{n + 1}") for n in range(count)]
-
-
-def test_the_readme_routes_legacy_sdk_google_genai_and_curl(live_server, tmp_path):
-    # The legacy SDK's block tunes number-generator, waits, and answers, also streamed.
-    printed = run_readme("gemini-legacy-sdk", [sys.executable, "-c"], live_server, tmp_path)
-    first, answer = printed.split("\n", 1)
-    assert first == "tunedModels/number-generator ACTIVE"
-    configure(live_server)
-    greedy = legacy.GenerativeModel("tunedModels/number-generator")
-    config = {"temperature": 0, "max_output_tokens": 4}
-    whole = greedy.generate_content("5", generation_config=config)
-    streamed = greedy.generate_content("5", generation_config=config, stream=True)
-    assert "".join(chunk.text for chunk in streamed) == whole.text
-    assert whole.candidates[0].finish_reason.name in ("STOP", "MAX_TOKENS")
-    assert answer.strip()  # the README block printed the model's answers
-
-    # google-genai in Gemini API mode reads it and asks it.
-    printed = run_readme("gemini-genai", [sys.executable, "-c"], live_server, tmp_path)
-    assert printed.splitlines()[0] == "JobState.JOB_STATE_SUCCEEDED"
-
-    # curl: create with the quickstart's body, poll on /v1, read the state, ask, delete.
-    printed = run_readme("gemini-curl", ["bash", "-c"], live_server, tmp_path)
-    assert "Tuning...100%" in printed  # jq writes the float 100.0 as 100
-    assert '"ACTIVE"' in printed
-    assert '"candidates"' in printed and '"finishReason":' in printed
-    created = (tmp_path / "tunemodel.json").read_text()
-    name = re.search(r'"tunedModel":\s*"([^"]+)"', created)[1]
-    gone = httpx.get(f"{live_server.url}/v1beta/{name}?key={live_server.key}")
-    assert gone.status_code == 404 and gone.json()["error"]["status"] == "NOT_FOUND"
 
 
 def test_legacy_sdk_tunes_from_tuples_and_csv_and_manages_its_models(live_server, tmp_path):

@@ -7,9 +7,10 @@ from pathlib import Path
 import typer
 
 from tuneforge.cli.common import console, friendly_errors, print_json
+from tuneforge.cli.help import App
 from tuneforge.config import get_settings
 
-app = typer.Typer(help="Check datasets before spending GPU time on them.", no_args_is_help=True)
+app = App(help="Check datasets before spending GPU time on them.", no_args_is_help=True)
 
 
 @app.command()

@@ -9,9 +9,10 @@ from rich.table import Table
 
 from tuneforge.cli.client import connect
 from tuneforge.cli.common import JSON_OPTION, console, friendly_errors, print_json
+from tuneforge.cli.help import App
 from tuneforge.cli.tune import follow, print_summary
 
-app = typer.Typer(help="List, inspect and steer tuning jobs.", no_args_is_help=True)
+app = App(help="List, inspect and steer tuning jobs.", no_args_is_help=True)
 SERVER = typer.Option(None, "--server", envvar="TUNEFORGE_SERVER", help="A tuneforge server.")
 
 

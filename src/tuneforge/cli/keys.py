@@ -6,8 +6,9 @@ import typer
 from rich.table import Table
 
 from tuneforge.cli.common import JSON_OPTION, console, friendly_errors, local_service, print_json
+from tuneforge.cli.help import App
 
-app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True)
+app = App(help="Create, list and revoke API keys.", no_args_is_help=True)
 
 
 @app.command()

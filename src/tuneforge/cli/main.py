@@ -8,8 +8,9 @@ import typer
 
 from tuneforge import __version__
 from tuneforge.cli import datasets, jobs, keys, models, samples, serve, tune, use
+from tuneforge.cli.help import App
 
-app = typer.Typer(
+app = App(
     name="tuneforge",
     help="Self-hosted model tuning: datasets, tuning jobs, tuned models.",
     no_args_is_help=True,

@@ -17,11 +17,10 @@ from tuneforge.cli.common import (
     local_service,
     print_json,
 )
+from tuneforge.cli.help import App
 from tuneforge.cli.model_card import model_card
 
-app = typer.Typer(
-    help="List tuned models and export them (from the local data dir).", no_args_is_help=True
-)
+app = App(help="List tuned models and export them (from the local data dir).", no_args_is_help=True)
 PROJECT = "default"
 
 
