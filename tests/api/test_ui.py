@@ -215,9 +215,10 @@ def test_job_page_shows_state_hyperparameters_and_the_loss_curve(api: Api):
     assert "queued" in body
     assert "learning rate multiplier" in body and "2.0" in body
     assert re.search(r"<dt>epochs</dt><dd[^>]*>3</dd>", body)
-    [points] = re.findall(r'<polyline class="chart-train" points="([^"]*)"', body)
+    [loss_curve] = re.findall(r'<svg [^>]*aria-label="Loss curve".*?</svg>', body, flags=re.S)
+    [points] = re.findall(r'<polyline class="chart-train" points="([^"]*)"', loss_curve)
     assert len(points.split()) == 5
-    assert body.count('<circle class="chart-valid"') == 2  # the point and the legend's
+    assert loss_curve.count('<circle class="chart-valid"') == 2  # the point and the legend's
     assert "input tokens per example" in body and "4,321" in body
     assert "logged epoch 1" in body and "logged step 5" not in body  # the curve shows steps
     assert "logged step 5" in page(api, f"/ui/jobs/{job.id}?steps=true")

@@ -49,7 +49,7 @@ from tuneforge.inference.types import GenerationParams
 from tuneforge.service import JobRequest, ModelInfo, Service
 from tuneforge.service.jobs import JobService
 from tuneforge.ui import STATIC_DIR, TEMPLATES_DIR, new_job, present
-from tuneforge.ui.svg import histogram_svg, loss_curve_svg
+from tuneforge.ui.svg import histogram_svg, loss_curve_svg, metric_charts_svg
 
 COOKIE = "tuneforge_key"
 LOGIN_PATH = "/ui/login"
@@ -445,6 +445,7 @@ def job_page(
         last_step=metrics["steps"][-1] if metrics["steps"] else None,
         epochs=metrics["epochs"],
         loss_curve=loss_curve_svg(metrics["steps"], metrics["epochs"], log_scale=scale != "linear"),
+        metric_charts=metric_charts_svg(metrics["steps"], metrics["epochs"]),
         log_scale=scale != "linear",
         has_curve=bool(metrics["steps"] or metrics["epochs"]),
         stats=stats,
