@@ -14,9 +14,10 @@ from markupsafe import escape
 from tests.api.conftest import Api
 from tests.api.test_models_api import TINY, fine_tuned_name, register_tuned_model
 from tuneforge.api.ui import COOKIE
+from tuneforge.errors import NotFound
 from tuneforge.service import JobRequest
 from tuneforge.store import repo
-from tuneforge.store.models import TuningJob
+from tuneforge.store.models import File, TuningJob
 from tuneforge.store.states import JobState
 from tuneforge.ui import STATIC_DIR
 from tuneforge.ui.svg import NO_DATA, Box, loss_curve_svg, nice_ticks
@@ -343,6 +344,74 @@ def test_uploading_a_valid_file_lists_it(api: Api):
 
     assert "Valid" in body and "openai_chat" in body
     assert "good.jsonl" in page(api, "/ui/files")
+
+
+def test_a_file_page_shows_its_first_lines_statistics_and_verdict_in_words(api: Api):
+    file_id = upload(api)
+    sign_in(api)
+
+    body = page(api, f"/ui/files/{file_id}")
+
+    assert re.search(r'class="badge file-processed file-status">Valid \(1 warning\)<', body)
+    assert "Valid: valid" not in body
+    assert "is 0 even?" in body and "is 4 even?" in body and "is 5 even?" not in body
+    assert "input tokens per example" in body and "billable tokens" in body
+    assert f'<option value="{TINY}" selected>' in body  # counted with that tokenizer
+    assert f'href="/ui/files/{file_id}/content"' in body
+    assert f'href="/ui/jobs/new?file={file_id}"' in body
+
+
+def test_file_status_reads_invalid_with_its_problem_count_or_validating(api: Api):
+    bad = api.service.files.upload(
+        "default", "bad.jsonl", io.BytesIO(b"{not json\n[1]\n"), "fine-tune"
+    )
+    waiting = upload(api)
+    with api.service.db.session() as s:
+        s.get(File, waiting).status = "uploaded"
+    sign_in(api)
+    problems = bad.validation["error_count"] + bad.validation["warning_count"]
+
+    assert f">Invalid: {problems} problems<" in page(api, f"/ui/files/{bad.id}")
+    assert "No statistics: the file is not valid." in page(api, f"/ui/files/{bad.id}")
+    pending = page(api, f"/ui/files/{waiting}")
+    assert ">Validating…<" in pending and 'data-refresh="5"' in pending
+    listing = page(api, "/ui/files")
+    assert f">Invalid: {problems} problems<" in listing and ">Validating…<" in listing
+
+
+def test_a_file_downloads_with_the_dashboard_cookie(api: Api):
+    file_id = upload(api)
+    theirs = upload(api, "other")
+
+    anonymous = api.client.get(f"/ui/files/{file_id}/content", follow_redirects=False)
+    assert anonymous.status_code == 303
+    sign_in(api)
+    response = api.client.get(f"/ui/files/{file_id}/content")
+
+    assert response.status_code == 200
+    assert response.content == VALID_DATASET
+    assert 'filename="data.jsonl"' in response.headers["content-disposition"]
+    assert api.client.get(f"/ui/files/{theirs}/content").status_code == 404
+
+
+def test_deleting_a_file_from_its_page_asks_first_and_needs_the_form_token(api: Api):
+    file_id = upload(api)
+    sign_in(api)
+    body = page(api, f"/ui/files/{file_id}")
+    assert re.search(rf'action="/ui/files/{file_id}/delete" data-confirm="Delete data.jsonl', body)
+
+    forged = api.client.post(f"/ui/files/{file_id}/delete", headers={"Origin": ORIGIN})
+    assert forged.status_code == 403
+    api.service.files.get("default", file_id)  # still there
+
+    response = post_form(
+        api, f"/ui/files/{file_id}/delete", token_from=f"/ui/files/{file_id}",
+        follow_redirects=False,
+    )  # fmt: skip
+    assert (response.status_code, response.headers["location"]) == (303, "/ui/files")
+    with pytest.raises(NotFound):
+        api.service.files.get("default", file_id)
+    page(api, f"/ui/files/{file_id}", status=404)
 
 
 def test_another_projects_file_is_not_found(api: Api):

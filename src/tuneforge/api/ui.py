@@ -28,6 +28,7 @@ from starlette.exceptions import HTTPException
 from starlette.staticfiles import NotModifiedResponse, StaticFiles
 from starlette.types import Scope
 
+from tuneforge.api import files as files_api
 from tuneforge.api.deps import get_service
 from tuneforge.api.errors import status_of
 from tuneforge.api.files import PURPOSES
@@ -182,6 +183,13 @@ def _safe_next(target: str | None) -> str:
 
 def _see_other(url: str) -> RedirectResponse:
     return RedirectResponse(url, status_code=303)
+
+
+def _histograms(stats: present.StatsView | None) -> dict[str, str]:
+    """Each distribution's histogram, by its label."""
+    if stats is None:
+        return {}
+    return {label: histogram_svg(dist.get("buckets") or []) for label, dist in stats.distributions}
 
 
 # --- static files ---------------------------------------------------------------------------
@@ -410,12 +418,7 @@ def _new_job_page(
         hyperparameters=new_job.hyperparameter_rows(method, form, resolved),
         hp_prefix=new_job.HP_PREFIX,
         preview=preview,
-        histograms={
-            label: histogram_svg(dist.get("buckets") or [])
-            for label, dist in preview.stats_view.distributions
-        }
-        if preview and preview.stats_view
-        else {},
+        histograms=_histograms(preview.stats_view if preview else None),
         distribution_columns=present.DISTRIBUTION_COLUMNS,
     )
 
@@ -449,11 +452,7 @@ def job_page(
         log_scale=scale != "linear",
         has_curve=bool(metrics["steps"] or metrics["epochs"]),
         stats=stats,
-        histograms={
-            label: histogram_svg(dist.get("buckets") or []) for label, dist in stats.distributions
-        }
-        if stats
-        else {},
+        histograms=_histograms(stats),
         distribution_columns=present.DISTRIBUTION_COLUMNS,
         names=present.tuned_model_names(job, view.tuned_model) if view.tuned_model else None,
         checkpoints=[(c, present.checkpoint_names(job, c)) for c in view.checkpoints],
@@ -503,7 +502,10 @@ def files_page(
     service: Service = Depends(get_service),
 ) -> Response:
     page = service.files.list(project_id, limit=FILES_PER_PAGE, after=after)
-    rows = [(row, present.problems_summary(row.validation)) for row in page.items]
+    rows = [
+        (row, present.file_status(row), present.problems_summary(row.validation))
+        for row in page.items
+    ]
     return render(
         request,
         "files.html",
@@ -535,18 +537,57 @@ def upload(
 def file_page(
     request: Request,
     file_id: str,
+    model: str = "",
     project_id: str = Depends(signed_in),
     service: Service = Depends(get_service),
 ) -> Response:
+    """The file's verdict, problems by line, first lines and statistics (counted with a base
+    model's tokenizer, the first one unless ``model`` names another), download and delete."""
     row = service.files.get(project_id, file_id)
+    base_models = [info for info in service.models.list(project_id) if info.kind == "base"]
+    chosen = new_job.chosen_model(base_models, model) or (base_models[0] if base_models else None)
+    form = new_job.JobForm(
+        training_file=row.id,
+        model=chosen.id if chosen else "",
+        method=new_job.method_for_file(row),
+    )
+    preview = new_job.preview(service, project_id, form, chosen)
+    stats_view = preview.stats_view if preview else None
     return render(
         request,
         "file.html",
         active="files",
         file=row,
+        status=present.file_status(row),
         report=row.validation,
         summary=present.problems_summary(row.validation),
+        preview=preview,
+        base_models=base_models,
+        model=form.model,
+        histograms=_histograms(stats_view),
+        distribution_columns=present.DISTRIBUTION_COLUMNS,
+        refresh=REFRESH_SECONDS if row.status == "uploaded" else None,
     )
+
+
+@router.get("/ui/files/{file_id}/content")
+def file_content(
+    file_id: str,
+    project_id: str = Depends(signed_in),
+    service: Service = Depends(get_service),
+) -> Response:
+    """The file as uploaded: the files API's download, signed in by the dashboard's cookie."""
+    return files_api.get_file_content(file_id, project_id, service)
+
+
+@router.post("/ui/files/{file_id}/delete")
+def delete_file(
+    file_id: str,
+    project_id: str = Depends(signed_in),
+    service: Service = Depends(get_service),
+) -> Response:
+    service.files.delete(project_id, file_id)
+    return _see_other("/ui/files")
 
 
 # --- models ---------------------------------------------------------------------------------
