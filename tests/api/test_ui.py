@@ -191,6 +191,42 @@ def test_jobs_list_shows_a_job_and_refreshes_while_it_is_active(api: Api):
     assert 'data-refresh="5"' in body
 
 
+def test_jobs_list_filters_by_state_and_searches_without_javascript(api: Api):
+    spam = create_job(api, display_name="spam filter")
+    ham = create_job(api, suffix="ham-v2")
+    api.service.jobs.cancel("default", ham.id)
+    many = [create_job(api, display_name=f"batch {n}") for n in range(3)]
+    sign_in(api)
+
+    def listed(query: str) -> list[str]:
+        body = page(api, f"/ui?{query}")
+        return re.findall(r'<a href="/ui/jobs/(tj-[^"]+)" class="strong"', body)
+
+    assert listed("state=cancelled") == [ham.id]
+    assert listed("q=SPAM") == [spam.id]
+    assert listed("q=ham-v") == [ham.id]  # the suffix
+    assert listed(f"q={ham.id[-6:]}&state=queued") == []
+    assert set(listed(f"q={TINY}")) == {spam.id, ham.id, *(j.id for j in many)}
+    body = page(api, "/ui?state=cancelled&q=ham")
+    assert '<option value="cancelled" selected>' in body and 'value="ham"' in body
+    assert "No job matches" in page(api, "/ui?q=nothing-like-it")
+    bad = page(api, "/ui?state=done", status=400)
+    assert "state must be one of queued, running" in bad
+
+
+def test_the_next_page_of_a_filtered_list_keeps_its_filter(api: Api, monkeypatch):
+    monkeypatch.setattr("tuneforge.api.ui.JOBS_PER_PAGE", 2)
+    jobs = [create_job(api, display_name=f"batch {n}") for n in range(3)]
+    create_job(api, display_name="other")
+    sign_in(api)
+
+    body = page(api, "/ui?q=batch")
+    [next_page] = re.findall(r'<a href="([^"]+)">Older jobs', body)
+
+    assert next_page == f"/ui?q=batch&amp;after={jobs[1].id}"
+    assert jobs[0].id in page(api, next_page.replace("&amp;", "&"))
+
+
 def test_jobs_list_of_a_new_project_is_empty_and_still(api: Api):
     sign_in(api)
 

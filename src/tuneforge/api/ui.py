@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Coroutine
 from pathlib import PurePosixPath
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import jinja2
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
@@ -305,18 +305,32 @@ def logout() -> Response:
 def jobs_page(
     request: Request,
     after: str | None = None,
+    state: str = "",
+    q: str = "",
     project_id: str = Depends(signed_in),
     service: Service = Depends(get_service),
 ) -> Response:
-    page = service.jobs.list(project_id, limit=JOBS_PER_PAGE, after=after)
+    """The project's jobs, newest first; ``state`` (a label: running, failed, ...) and ``q``
+    (part of an id, display name, suffix or base model) narrow the list in the database."""
+    states = [present.state_of_label(state)] if state else None
+    page = service.jobs.list(
+        project_id, limit=JOBS_PER_PAGE, after=after, states=states, search=q.strip() or None
+    )
     rows = [(view, present.progress(view.job)) for view in page.items]
     active = any(present.is_active(view.job) for view in page.items)
+    filters = {k: v for k, v in (("state", state), ("q", q.strip())) if v}
     return render(
         request,
         "jobs.html",
         active="jobs",
         rows=rows,
-        next_after=page.next_after,
+        state=state,
+        q=q.strip(),
+        state_labels=list(present.STATE_LABELS.values()),
+        filtered=bool(filters),
+        next_page=f"/ui?{urlencode({**filters, 'after': page.next_after})}"
+        if page.next_after
+        else None,
         refresh=REFRESH_SECONDS if active else None,
     )
 

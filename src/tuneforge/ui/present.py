@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from tuneforge.errors import InvalidArgument
 from tuneforge.models.names import fine_tuned_model_name, openai_checkpoint_name
 from tuneforge.store.models import Checkpoint, File, TunedModel, TuningJob
 from tuneforge.store.states import JobState, RequestedAction
@@ -66,6 +67,16 @@ def checkpoint_names(job: TuningJob, checkpoint: Checkpoint) -> ModelNames:
         vertex=f"{vertex_parent(job.project_id)}/endpoints/{checkpoint.id}",
         openai=openai_checkpoint_name(fine_tuned_model_name(job), checkpoint.step),
         cli=checkpoint.id,
+    )
+
+
+def state_of_label(label: str) -> JobState:
+    """The state a label names (``running``), for the jobs list's filter."""
+    for state, known in STATE_LABELS.items():
+        if known == label.strip().lower():
+            return state
+    raise InvalidArgument(
+        f"state must be one of {', '.join(STATE_LABELS.values())}, got {label!r}", "state"
     )
 
 
