@@ -259,8 +259,8 @@ def test_job_page_shows_state_hyperparameters_and_the_loss_curve(api: Api):
     assert "input tokens per example" in body and "4,321" in body
     assert "logged epoch 1" in body and "logged step 5" not in body  # the curve shows steps
     assert "logged step 5" in page(api, f"/ui/jobs/{job.id}?steps=true")
-    for action in ("cancel", "pause"):
-        assert f'action="/ui/jobs/{job.id}/{action}"' in body
+    assert re.search(rf'action="/ui/jobs/{job.id}/cancel" data-confirm="Cancel {job.id}\?', body)
+    assert f'action="/ui/jobs/{job.id}/pause">' in body  # pausing loses nothing: no question
     assert f'action="/ui/jobs/{job.id}/resume"' not in body
 
 
