@@ -1,7 +1,8 @@
 """The whole job from the dashboard alone, in a real browser: sign in, upload a file and see its
 validation, start a job from the New job page, watch it run to the end, try a checkpoint
-in the playground, see every page whole at 400 px wide, and delete the file (a confirm dialog). Headless Chromium (Debian's ``chromium`` package, which ``.ci/run``
-installs) driven by Playwright; a missing browser fails the test, it never skips.
+in the playground, see every page whole at 400 px wide, and delete the file (a confirm
+dialog). Headless Chromium (Debian's ``chromium`` package, which ``.ci/run`` installs) driven by
+Playwright; a missing browser fails the test, it never skips.
 
 Each step's screenshot is saved under the test's tmp dir and, when ``TUNEFORGE_TEST_ARTIFACTS``
 names a folder, copied there.
