@@ -6,7 +6,10 @@ from __future__ import annotations
 import io
 import json
 import re
+import tempfile
 import xml.etree.ElementTree as ET
+import zipfile
+from pathlib import Path
 
 import pytest
 from markupsafe import escape
@@ -481,6 +484,68 @@ def test_trying_a_model_shows_the_answer_and_token_counts(api: Api):
     assert response.status_code == 200, response.text
     assert re.search(r"\d+ prompt tokens · \d+ output tokens?", response.text)
     assert "hello &lt;there&gt;</textarea>" in response.text
+
+
+def fake_adapter(folder: Path) -> Path:
+    folder.mkdir()
+    config = {"peft_type": "LORA", "base_model_name_or_path": "/data/models/tiny"}
+    (folder / "adapter_config.json").write_text(json.dumps(config))
+    (folder / "adapter_model.safetensors").write_bytes(b"weights")
+    (folder / "optimizer.pt").write_bytes(b"only to resume training")
+    return folder
+
+
+def test_a_tuned_model_downloads_as_the_exported_adapter_zip(api: Api, tmp_path, monkeypatch):
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))  # where the zip is built
+    job = register_tuned_model(api.service, "default", fake_adapter(tmp_path / "adapter"))
+    tuned = api.service.jobs.get("default", job.id).tuned_model
+    sign_in(api)
+    assert f'href="/ui/models/{tuned.id}/download"' in page(api, f"/ui/models/{tuned.id}")
+
+    response = api.client.get(f"/ui/models/{tuned.id}/download")
+
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "application/zip"
+    assert f'filename="{tuned.id}.zip"' in response.headers["content-disposition"]
+    archive = zipfile.ZipFile(io.BytesIO(response.content))
+    assert sorted(archive.namelist()) == [
+        "README.md", "adapter_config.json", "adapter_model.safetensors"
+    ]  # fmt: skip
+    config = json.loads(archive.read("adapter_config.json"))
+    assert config["base_model_name_or_path"] == TINY  # the job's name for it, not a local path
+    assert tuned.id in archive.read("README.md").decode()
+    [checkpoint] = api.service.jobs.get("default", job.id).checkpoints
+    assert api.client.get(f"/ui/models/{checkpoint.id}/download").status_code == 200
+    assert "is a base model" in page(api, f"/ui/models/{TINY}/download", status=400)
+    assert not list(scratch.iterdir())  # each export's folder removed once sent
+
+
+def test_deleting_a_tuned_model_from_its_page(api: Api, tmp_path):
+    job = register_tuned_model(api.service, "default", tmp_path)
+    tuned = api.service.jobs.get("default", job.id).tuned_model
+    theirs = register_tuned_model(api.service, "other", tmp_path)
+    their_model = api.service.jobs.get("other", theirs.id).tuned_model
+    sign_in(api)
+    body = page(api, f"/ui/models/{tuned.id}")
+    assert re.search(rf'action="/ui/models/{tuned.id}/delete" data-confirm="Delete', body)
+
+    response = post_form(
+        api, f"/ui/models/{tuned.id}/delete", token_from=f"/ui/models/{tuned.id}",
+        follow_redirects=False,
+    )  # fmt: skip
+
+    assert (response.status_code, response.headers["location"]) == (303, "/ui/models")
+    assert tuned.id not in page(api, "/ui/models")
+    page(api, f"/ui/models/{tuned.id}", status=404)
+    assert api.service.jobs.get("default", job.id).job.state == JobState.SUCCEEDED  # job stays
+    refused = post_form(api, f"/ui/models/{their_model.id}/delete", token_from="/ui/models")
+    assert refused.status_code == 404
+    assert (
+        "only tuned models"
+        in post_form(api, f"/ui/models/{TINY}/delete", token_from="/ui/models").text
+    )
 
 
 # --- the SVG helper -------------------------------------------------------------------------

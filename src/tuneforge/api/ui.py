@@ -10,9 +10,12 @@ with their message.
 from __future__ import annotations
 
 import os
+import re
+import shutil
+import tempfile
 import time
 from collections.abc import Callable, Coroutine
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -22,6 +25,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, RedirectResponse, Response
 from fastapi.routing import APIRoute
 from fastapi.templating import Jinja2Templates
+from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
@@ -49,6 +53,7 @@ from tuneforge.errors import InvalidArgument, NotFound, TuneforgeError
 from tuneforge.inference.types import GenerationParams
 from tuneforge.service import JobRequest, ModelInfo, Service
 from tuneforge.service.jobs import JobService
+from tuneforge.service.model_export import export_model, exported_target
 from tuneforge.ui import STATIC_DIR, TEMPLATES_DIR, new_job, present
 from tuneforge.ui.svg import histogram_svg, loss_curve_svg, metric_charts_svg
 
@@ -658,6 +663,44 @@ def _model_page(
     return render(
         request, "model.html", status_code, active="models", info=info, names=names, **context
     )
+
+
+# (before /ui/models/{name:path}, which would take ".../download" as a model's name)
+@router.get("/ui/models/{name:path}/download")
+def download_model(
+    name: str,
+    project_id: str = Depends(signed_in),
+    service: Service = Depends(get_service),
+) -> Response:
+    """A tuned model or checkpoint as a zip of the folder ``tuneforge models export`` writes:
+    its adapter (or full weights) and model card."""
+    info = _model_info(service, project_id, name)
+    exported_target(service, project_id, info.id)
+    folder = Path(tempfile.mkdtemp(prefix="tuneforge-export-"))
+    try:
+        export_model(service, project_id, info.id, folder / "model")
+        stem = re.sub(r"[^\w.-]+", "_", info.id)
+        archive = shutil.make_archive(str(folder / stem), "zip", root_dir=folder / "model")
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    return FileResponse(
+        archive,
+        media_type="application/zip",
+        filename=f"{stem}.zip",
+        background=BackgroundTask(shutil.rmtree, folder, ignore_errors=True),
+    )
+
+
+@router.post("/ui/models/{name:path}/delete")
+def delete_model(
+    name: str,
+    project_id: str = Depends(signed_in),
+    service: Service = Depends(get_service),
+) -> Response:
+    """Delete a tuned model (its job and checkpoints stay): the service's models.delete."""
+    service.models.delete(project_id, name)
+    return _see_other("/ui/models")
 
 
 @router.get("/ui/models/{name:path}")
