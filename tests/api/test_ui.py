@@ -6,7 +6,10 @@ from __future__ import annotations
 import io
 import json
 import re
+import tempfile
 import xml.etree.ElementTree as ET
+import zipfile
+from pathlib import Path
 
 import pytest
 from markupsafe import escape
@@ -14,9 +17,10 @@ from markupsafe import escape
 from tests.api.conftest import Api
 from tests.api.test_models_api import TINY, fine_tuned_name, register_tuned_model
 from tuneforge.api.ui import COOKIE
+from tuneforge.errors import NotFound
 from tuneforge.service import JobRequest
 from tuneforge.store import repo
-from tuneforge.store.models import TuningJob
+from tuneforge.store.models import File, TuningJob
 from tuneforge.store.states import JobState
 from tuneforge.ui import STATIC_DIR
 from tuneforge.ui.svg import NO_DATA, Box, loss_curve_svg, nice_ticks
@@ -190,6 +194,42 @@ def test_jobs_list_shows_a_job_and_refreshes_while_it_is_active(api: Api):
     assert 'data-refresh="5"' in body
 
 
+def test_jobs_list_filters_by_state_and_searches_without_javascript(api: Api):
+    spam = create_job(api, display_name="spam filter")
+    ham = create_job(api, suffix="ham-v2")
+    api.service.jobs.cancel("default", ham.id)
+    many = [create_job(api, display_name=f"batch {n}") for n in range(3)]
+    sign_in(api)
+
+    def listed(query: str) -> list[str]:
+        body = page(api, f"/ui?{query}")
+        return re.findall(r'<a href="/ui/jobs/(tj-[^"]+)" class="strong"', body)
+
+    assert listed("state=cancelled") == [ham.id]
+    assert listed("q=SPAM") == [spam.id]
+    assert listed("q=ham-v") == [ham.id]  # the suffix
+    assert listed(f"q={ham.id[-6:]}&state=queued") == []
+    assert set(listed(f"q={TINY}")) == {spam.id, ham.id, *(j.id for j in many)}
+    body = page(api, "/ui?state=cancelled&q=ham")
+    assert '<option value="cancelled" selected>' in body and 'value="ham"' in body
+    assert "No job matches" in page(api, "/ui?q=nothing-like-it")
+    bad = page(api, "/ui?state=done", status=400)
+    assert "state must be one of queued, running" in bad
+
+
+def test_the_next_page_of_a_filtered_list_keeps_its_filter(api: Api, monkeypatch):
+    monkeypatch.setattr("tuneforge.api.ui.JOBS_PER_PAGE", 2)
+    jobs = [create_job(api, display_name=f"batch {n}") for n in range(3)]
+    create_job(api, display_name="other")
+    sign_in(api)
+
+    body = page(api, "/ui?q=batch")
+    [next_page] = re.findall(r'<a href="([^"]+)">Older jobs', body)
+
+    assert next_page == f"/ui?q=batch&amp;after={jobs[1].id}"
+    assert jobs[0].id in page(api, next_page.replace("&amp;", "&"))
+
+
 def test_jobs_list_of_a_new_project_is_empty_and_still(api: Api):
     sign_in(api)
 
@@ -215,14 +255,15 @@ def test_job_page_shows_state_hyperparameters_and_the_loss_curve(api: Api):
     assert "queued" in body
     assert "learning rate multiplier" in body and "2.0" in body
     assert re.search(r"<dt>epochs</dt><dd[^>]*>3</dd>", body)
-    [points] = re.findall(r'<polyline class="chart-train" points="([^"]*)"', body)
+    [loss_curve] = re.findall(r'<svg [^>]*aria-label="Loss curve".*?</svg>', body, flags=re.S)
+    [points] = re.findall(r'<polyline class="chart-train" points="([^"]*)"', loss_curve)
     assert len(points.split()) == 5
-    assert body.count('<circle class="chart-valid"') == 2  # the point and the legend's
+    assert loss_curve.count('<circle class="chart-valid"') == 2  # the point and the legend's
     assert "input tokens per example" in body and "4,321" in body
     assert "logged epoch 1" in body and "logged step 5" not in body  # the curve shows steps
     assert "logged step 5" in page(api, f"/ui/jobs/{job.id}?steps=true")
-    for action in ("cancel", "pause"):
-        assert f'action="/ui/jobs/{job.id}/{action}"' in body
+    assert re.search(rf'action="/ui/jobs/{job.id}/cancel" data-confirm="Cancel {job.id}\?', body)
+    assert f'action="/ui/jobs/{job.id}/pause">' in body  # pausing loses nothing: no question
     assert f'action="/ui/jobs/{job.id}/resume"' not in body
 
 
@@ -344,6 +385,74 @@ def test_uploading_a_valid_file_lists_it(api: Api):
     assert "good.jsonl" in page(api, "/ui/files")
 
 
+def test_a_file_page_shows_its_first_lines_statistics_and_verdict_in_words(api: Api):
+    file_id = upload(api)
+    sign_in(api)
+
+    body = page(api, f"/ui/files/{file_id}")
+
+    assert re.search(r'class="badge file-processed file-status">Valid \(1 warning\)<', body)
+    assert "Valid: valid" not in body
+    assert "is 0 even?" in body and "is 4 even?" in body and "is 5 even?" not in body
+    assert "input tokens per example" in body and "billable tokens" in body
+    assert f'<option value="{TINY}" selected>' in body  # counted with that tokenizer
+    assert f'href="/ui/files/{file_id}/content"' in body
+    assert f'href="/ui/jobs/new?file={file_id}"' in body
+
+
+def test_file_status_reads_invalid_with_its_problem_count_or_validating(api: Api):
+    bad = api.service.files.upload(
+        "default", "bad.jsonl", io.BytesIO(b"{not json\n[1]\n"), "fine-tune"
+    )
+    waiting = upload(api)
+    with api.service.db.session() as s:
+        s.get(File, waiting).status = "uploaded"
+    sign_in(api)
+    problems = bad.validation["error_count"] + bad.validation["warning_count"]
+
+    assert f">Invalid: {problems} problems<" in page(api, f"/ui/files/{bad.id}")
+    assert "No statistics: the file is not valid." in page(api, f"/ui/files/{bad.id}")
+    pending = page(api, f"/ui/files/{waiting}")
+    assert ">Validating…<" in pending and 'data-refresh="5"' in pending
+    listing = page(api, "/ui/files")
+    assert f">Invalid: {problems} problems<" in listing and ">Validating…<" in listing
+
+
+def test_a_file_downloads_with_the_dashboard_cookie(api: Api):
+    file_id = upload(api)
+    theirs = upload(api, "other")
+
+    anonymous = api.client.get(f"/ui/files/{file_id}/content", follow_redirects=False)
+    assert anonymous.status_code == 303
+    sign_in(api)
+    response = api.client.get(f"/ui/files/{file_id}/content")
+
+    assert response.status_code == 200
+    assert response.content == VALID_DATASET
+    assert 'filename="data.jsonl"' in response.headers["content-disposition"]
+    assert api.client.get(f"/ui/files/{theirs}/content").status_code == 404
+
+
+def test_deleting_a_file_from_its_page_asks_first_and_needs_the_form_token(api: Api):
+    file_id = upload(api)
+    sign_in(api)
+    body = page(api, f"/ui/files/{file_id}")
+    assert re.search(rf'action="/ui/files/{file_id}/delete" data-confirm="Delete data.jsonl', body)
+
+    forged = api.client.post(f"/ui/files/{file_id}/delete", headers={"Origin": ORIGIN})
+    assert forged.status_code == 403
+    api.service.files.get("default", file_id)  # still there
+
+    response = post_form(
+        api, f"/ui/files/{file_id}/delete", token_from=f"/ui/files/{file_id}",
+        follow_redirects=False,
+    )  # fmt: skip
+    assert (response.status_code, response.headers["location"]) == (303, "/ui/files")
+    with pytest.raises(NotFound):
+        api.service.files.get("default", file_id)
+    page(api, f"/ui/files/{file_id}", status=404)
+
+
 def test_another_projects_file_is_not_found(api: Api):
     theirs = upload(api, "other")
     sign_in(api)
@@ -375,6 +484,68 @@ def test_trying_a_model_shows_the_answer_and_token_counts(api: Api):
     assert response.status_code == 200, response.text
     assert re.search(r"\d+ prompt tokens · \d+ output tokens?", response.text)
     assert "hello &lt;there&gt;</textarea>" in response.text
+
+
+def fake_adapter(folder: Path) -> Path:
+    folder.mkdir()
+    config = {"peft_type": "LORA", "base_model_name_or_path": "/data/models/tiny"}
+    (folder / "adapter_config.json").write_text(json.dumps(config))
+    (folder / "adapter_model.safetensors").write_bytes(b"weights")
+    (folder / "optimizer.pt").write_bytes(b"only to resume training")
+    return folder
+
+
+def test_a_tuned_model_downloads_as_the_exported_adapter_zip(api: Api, tmp_path, monkeypatch):
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))  # where the zip is built
+    job = register_tuned_model(api.service, "default", fake_adapter(tmp_path / "adapter"))
+    tuned = api.service.jobs.get("default", job.id).tuned_model
+    sign_in(api)
+    assert f'href="/ui/models/{tuned.id}/download"' in page(api, f"/ui/models/{tuned.id}")
+
+    response = api.client.get(f"/ui/models/{tuned.id}/download")
+
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "application/zip"
+    assert f'filename="{tuned.id}.zip"' in response.headers["content-disposition"]
+    archive = zipfile.ZipFile(io.BytesIO(response.content))
+    assert sorted(archive.namelist()) == [
+        "README.md", "adapter_config.json", "adapter_model.safetensors"
+    ]  # fmt: skip
+    config = json.loads(archive.read("adapter_config.json"))
+    assert config["base_model_name_or_path"] == TINY  # the job's name for it, not a local path
+    assert tuned.id in archive.read("README.md").decode()
+    [checkpoint] = api.service.jobs.get("default", job.id).checkpoints
+    assert api.client.get(f"/ui/models/{checkpoint.id}/download").status_code == 200
+    assert "is a base model" in page(api, f"/ui/models/{TINY}/download", status=400)
+    assert not list(scratch.iterdir())  # each export's folder removed once sent
+
+
+def test_deleting_a_tuned_model_from_its_page(api: Api, tmp_path):
+    job = register_tuned_model(api.service, "default", tmp_path)
+    tuned = api.service.jobs.get("default", job.id).tuned_model
+    theirs = register_tuned_model(api.service, "other", tmp_path)
+    their_model = api.service.jobs.get("other", theirs.id).tuned_model
+    sign_in(api)
+    body = page(api, f"/ui/models/{tuned.id}")
+    assert re.search(rf'action="/ui/models/{tuned.id}/delete" data-confirm="Delete', body)
+
+    response = post_form(
+        api, f"/ui/models/{tuned.id}/delete", token_from=f"/ui/models/{tuned.id}",
+        follow_redirects=False,
+    )  # fmt: skip
+
+    assert (response.status_code, response.headers["location"]) == (303, "/ui/models")
+    assert tuned.id not in page(api, "/ui/models")
+    page(api, f"/ui/models/{tuned.id}", status=404)
+    assert api.service.jobs.get("default", job.id).job.state == JobState.SUCCEEDED  # job stays
+    refused = post_form(api, f"/ui/models/{their_model.id}/delete", token_from="/ui/models")
+    assert refused.status_code == 404
+    assert (
+        "only tuned models"
+        in post_form(api, f"/ui/models/{TINY}/delete", token_from="/ui/models").text
+    )
 
 
 # --- the SVG helper -------------------------------------------------------------------------

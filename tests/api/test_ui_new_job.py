@@ -28,6 +28,7 @@ from tests.api.test_ui import (
 from tests.helpers import random_lora_adapter
 from tuneforge.engine.spec import auto_batch_size, auto_epochs
 from tuneforge.models.tiny import ensure_tiny_model
+from tuneforge.store import repo
 from tuneforge.store.models import TuningJob
 from tuneforge.store.states import JobState
 from tuneforge.ui.svg import loss_curve_svg, tick_label
@@ -210,6 +211,67 @@ def test_validation_loss_is_drawn_as_a_curve():
     assert len(points) == 3 and points[0][1] < points[-1][1]  # falling: y grows downward
 
 
+def record_metrics(api: Api, job_id: str, steps: list[dict], epochs: list[dict]) -> None:
+    with api.service.db.session() as s:
+        for metrics in steps:
+            repo.record_event(s, job_id, f"logged step {metrics['step']}", type="metrics",
+                              data={"kind": "step", "metrics": metrics})  # fmt: skip
+        for metrics in epochs:
+            repo.record_event(s, job_id, f"logged epoch {metrics['epoch']}", type="metrics",
+                              data={"kind": "epoch", "metrics": metrics})  # fmt: skip
+
+
+def chart(body: str, label: str) -> ET.Element:
+    [svg] = re.findall(rf'<svg [^>]*aria-label="{label}".*?</svg>', body, flags=re.S)
+    return ET.fromstring(svg)
+
+
+def test_validation_loss_token_accuracy_and_learning_rate_are_charted_beside_the_loss(api: Api):
+    job = create_job(api)
+    steps = [{"step": s, "total_steps": 8, "loss": 2.0 / s, "token_accuracy": 0.5 + s / 20,
+              "learning_rate": 2e-5 * (8 - s) / 8} for s in range(1, 9)]  # fmt: skip
+    epochs = [{"epoch": e, "step": 4 * e, "train_loss": 1.0 / e, "valid_loss": 1.2 / e,
+               "valid_token_accuracy": 0.6 + e / 10} for e in (1, 2)]  # fmt: skip
+    record_metrics(api, job.id, steps, epochs)
+    sign_in(api)
+
+    body = page(api, f"/ui/jobs/{job.id}")
+
+    valid = chart(body, "Validation loss")
+    [line] = [p for p in valid.iter(f"{SVG_NS}polyline") if p.get("class") == "chart-valid-line"]
+    assert len(line.attrib["points"].split()) == 2
+    accuracy = chart(body, "Token accuracy")
+    lines = {p.get("class"): p for p in accuracy.iter(f"{SVG_NS}polyline")}
+    assert len(lines["chart-train"].attrib["points"].split()) == 8  # training, per step
+    assert len(lines["chart-valid-line"].attrib["points"].split()) == 2  # validation, per epoch
+    learning_rate = chart(body, "Learning rate")
+    [lr_line] = learning_rate.iter(f"{SVG_NS}polyline")
+    points = [tuple(map(float, p.split(","))) for p in lr_line.attrib["points"].split()]
+    assert points[0][1] < points[-1][1]  # decaying: the line goes down the chart
+    ticks = [t.text for t in learning_rate.iter(f"{SVG_NS}text") if t.get("text-anchor") == "end"]
+    assert "2e-5" in ticks or "2.0e-5" in ticks, ticks  # not 0.00002, nor 0.0000
+    for svg in (valid, accuracy, learning_rate):  # one step axis, with the epochs marked
+        assert "epoch 2" in "".join(svg.itertext())
+
+
+def test_without_a_validation_file_the_validation_chart_says_why(api: Api):
+    job = create_job(api)
+    record_steps(api, job.id, [2.0, 1.0])
+    sign_in(api)
+
+    valid = chart(page(api, f"/ui/jobs/{job.id}"), "Validation loss")
+
+    assert "with a validation file" in "".join(valid.itertext())
+    assert not list(valid.iter(f"{SVG_NS}polyline"))
+
+
+def test_tick_labels_of_tiny_values_are_scientific():
+    ticks = [0.0, 5e-6, 1e-5, 1.5e-5, 2e-5]
+    assert [tick_label(t, ticks) for t in ticks] == ["0", "5.0e-6", "1.0e-5", "1.5e-5", "2.0e-5"]
+    assert [tick_label(t, [1e-5, 2e-5]) for t in (1e-5, 2e-5)] == ["1e-5", "2e-5"]
+    assert tick_label(2.5, [0.0, 2.5, 5.0]) == "2.5"
+
+
 def test_a_job_that_failed_before_any_step_shows_its_error_instead_of_a_chart(api: Api):
     job = create_job(api)
     with api.service.db.session() as s:
@@ -222,6 +284,7 @@ def test_a_job_that_failed_before_any_step_shows_its_error_instead_of_a_chart(ap
 
     assert re.search(r'chart-failed">No training step was logged.*CUDA out of memory', body)
     assert 'aria-label="Loss curve"' not in body
+    assert 'aria-label="Learning rate"' not in body  # no empty charts either
 
 
 # --- checkpoints in the playground ----------------------------------------------------------

@@ -1,7 +1,8 @@
 """The whole job from the dashboard alone, in a real browser: sign in, upload a file and see its
-validation, start a job from the New job page, watch it run to the end, and try a checkpoint
-in the playground. Headless Chromium (Debian's ``chromium`` package, which ``.ci/run``
-installs) driven by Playwright; a missing browser fails the test, it never skips.
+validation, start a job from the New job page, watch it run to the end, try a checkpoint
+in the playground, see every page whole at 400 px wide, and delete the file (a confirm
+dialog). Headless Chromium (Debian's ``chromium`` package, which ``.ci/run`` installs) driven by
+Playwright; a missing browser fails the test, it never skips.
 
 Each step's screenshot is saved under the test's tmp dir and, when ``TUNEFORGE_TEST_ARTIFACTS``
 names a folder, copied there.
@@ -68,8 +69,12 @@ def test_a_job_from_upload_to_playground_in_the_browser(
         shots.take("job-started")
         _watch_to_the_end(page)
         shots.take("job-succeeded")
+        job_url = page.url
         _try_a_checkpoint(page)
         shots.take("checkpoint-playground")
+        _narrow_screen(page, live_server, job_url, shots)
+        _delete_the_file_after_confirming(page, live_server)
+        shots.take("file-deleted")
     finally:
         shots.take("last")
         shots.keep()
@@ -133,3 +138,65 @@ def _try_a_checkpoint(page: Page) -> None:
     page.click("form.stacked button[type=submit]")
     expect(page.locator(".answer")).to_contain_text(re.compile(r"\d+ prompt tokens"))
     expect(page.locator(".alert-error")).to_have_count(0)
+
+
+NARROW = {"width": 400, "height": 800}
+
+
+def _narrow_screen(page: Page, server: LiveServer, job_url: str, shots: Screenshots) -> None:
+    """At 400 px every page keeps its header's links on screen and never scrolls sideways
+    (wide tables scroll inside their card), and ids are never broken across lines."""
+    page.set_viewport_size(NARROW)
+    for path in ("/ui", job_url.removeprefix(server.url), "/ui/files", "/ui/models",
+                 "/ui/jobs/new"):  # fmt: skip
+        page.goto(f"{server.url}{path}")
+        links = page.locator("header.topbar a, header.topbar button")
+        expect(links).to_have_count(5)  # the brand, three pages, sign out
+        for index in range(links.count()):
+            box = links.nth(index).bounding_box()
+            assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 400, (
+                path,
+                links.nth(index).inner_text(),
+                box,
+            )
+        overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+        assert overflow <= 0, (path, overflow)
+        broken_ids = page.evaluate(
+            """[...document.querySelectorAll('.mono, .copyable code')]
+                .filter(e => /(tj|tm|file)-[0-9a-f]{6,}/.test(e.textContent))
+                .filter(e => {  // the lines its text is laid out on
+                  const range = document.createRange();
+                  range.selectNodeContents(e);
+                  const tops = [...range.getClientRects()].map(r => Math.round(r.top));
+                  return new Set(tops).size > 1;
+                })
+                .map(e => e.textContent)"""
+        )
+        assert not broken_ids, (path, broken_ids)
+        if path != "/ui/jobs/new" and path.startswith("/ui/jobs/"):
+            shots.take("narrow-job")
+    page.set_viewport_size({"width": 1280, "height": 900})
+
+
+def _delete_the_file_after_confirming(page: Page, server: LiveServer) -> None:
+    page.goto(f"{server.url}/ui/files")
+    page.locator("table.list a.strong").first.click()
+    expect(page).to_have_url(re.compile(r"/ui/files/file-"))
+    file_url = page.url
+    expect(page.locator(".file-status")).to_have_text(re.compile(r"^Valid"))
+    dialogs: list[str] = []
+
+    def answer(dialog, accept: bool) -> None:
+        dialogs.append(dialog.message)
+        dialog.accept() if accept else dialog.dismiss()
+
+    page.once("dialog", lambda d: answer(d, accept=False))
+    page.click("form[data-confirm] button.danger")
+    expect(page).to_have_url(file_url)  # dismissed: nothing sent
+    page.reload()
+    expect(page.locator("h1")).to_be_visible()
+    page.once("dialog", lambda d: answer(d, accept=True))
+    page.click("form[data-confirm] button.danger")
+    expect(page).to_have_url(re.compile(r"/ui/files$"))
+    assert len(dialogs) == 2 and dialogs[0].startswith("Delete "), dialogs
+    expect(page.locator(f'a[href="{file_url.removeprefix(server.url)}"]')).to_have_count(0)

@@ -247,6 +247,25 @@ def test_jobs_are_listed_newest_first_by_page_and_state(session: Session) -> Non
     assert len(repo.list_jobs(session, PROJECT, states=["JOB_STATE_QUEUED"]).items) == 4
 
 
+def test_jobs_are_searched_by_id_name_suffix_and_base_model(session: Session) -> None:
+    spam = new_job(session, display_name="Spam Filter", suffix="spam-v1")
+    support = new_job(session, display_name="support bot", base_model="org/Qwen-0.5B")
+    percent = new_job(session, display_name="100% recall")
+    new_job(session, OTHER, display_name="spam filter")
+
+    def found(search: str, **kwargs) -> list[str]:
+        return [j.id for j in repo.list_jobs(session, PROJECT, search=search, **kwargs).items]
+
+    assert found("spam") == [spam.id]  # the display name and the suffix, not another project's
+    assert found("FILTER") == [spam.id]  # case does not matter
+    assert found("qwen") == [support.id]
+    assert found(support.id[-6:]) == [support.id]
+    assert found("0%") == [percent.id]  # % is a character, not a wildcard
+    assert found("_") == []
+    assert found("spam", states=[JobState.CANCELLED]) == []
+    assert found("  ") == [percent.id, support.id, spam.id]  # blank: no search
+
+
 def test_jobs_are_filtered_by_metadata_in_the_database(session: Session) -> None:
     """Every pair must match as a string; pages stay exact; ``after`` may be any job."""
     odd_key = 'we"ird.$[key]'

@@ -10,11 +10,14 @@ with their message.
 from __future__ import annotations
 
 import os
+import re
+import shutil
+import tempfile
 import time
 from collections.abc import Callable, Coroutine
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import jinja2
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
@@ -22,12 +25,14 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, RedirectResponse, Response
 from fastapi.routing import APIRoute
 from fastapi.templating import Jinja2Templates
+from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.staticfiles import NotModifiedResponse, StaticFiles
 from starlette.types import Scope
 
+from tuneforge.api import files as files_api
 from tuneforge.api.deps import get_service
 from tuneforge.api.errors import status_of
 from tuneforge.api.files import PURPOSES
@@ -48,8 +53,9 @@ from tuneforge.errors import InvalidArgument, NotFound, TuneforgeError
 from tuneforge.inference.types import GenerationParams
 from tuneforge.service import JobRequest, ModelInfo, Service
 from tuneforge.service.jobs import JobService
+from tuneforge.service.model_export import export_model, exported_target
 from tuneforge.ui import STATIC_DIR, TEMPLATES_DIR, new_job, present
-from tuneforge.ui.svg import histogram_svg, loss_curve_svg
+from tuneforge.ui.svg import histogram_svg, loss_curve_svg, metric_charts_svg
 
 COOKIE = "tuneforge_key"
 LOGIN_PATH = "/ui/login"
@@ -184,6 +190,13 @@ def _see_other(url: str) -> RedirectResponse:
     return RedirectResponse(url, status_code=303)
 
 
+def _histograms(stats: present.StatsView | None) -> dict[str, str]:
+    """Each distribution's histogram, by its label."""
+    if stats is None:
+        return {}
+    return {label: histogram_svg(dist.get("buckets") or []) for label, dist in stats.distributions}
+
+
 # --- static files ---------------------------------------------------------------------------
 
 
@@ -297,18 +310,32 @@ def logout() -> Response:
 def jobs_page(
     request: Request,
     after: str | None = None,
+    state: str = "",
+    q: str = "",
     project_id: str = Depends(signed_in),
     service: Service = Depends(get_service),
 ) -> Response:
-    page = service.jobs.list(project_id, limit=JOBS_PER_PAGE, after=after)
+    """The project's jobs, newest first; ``state`` (a label: running, failed, ...) and ``q``
+    (part of an id, display name, suffix or base model) narrow the list in the database."""
+    states = [present.state_of_label(state)] if state else None
+    page = service.jobs.list(
+        project_id, limit=JOBS_PER_PAGE, after=after, states=states, search=q.strip() or None
+    )
     rows = [(view, present.progress(view.job)) for view in page.items]
     active = any(present.is_active(view.job) for view in page.items)
+    filters = {k: v for k, v in (("state", state), ("q", q.strip())) if v}
     return render(
         request,
         "jobs.html",
         active="jobs",
         rows=rows,
-        next_after=page.next_after,
+        state=state,
+        q=q.strip(),
+        state_labels=list(present.STATE_LABELS.values()),
+        filtered=bool(filters),
+        next_page=f"/ui?{urlencode({**filters, 'after': page.next_after})}"
+        if page.next_after
+        else None,
         refresh=REFRESH_SECONDS if active else None,
     )
 
@@ -410,12 +437,7 @@ def _new_job_page(
         hyperparameters=new_job.hyperparameter_rows(method, form, resolved),
         hp_prefix=new_job.HP_PREFIX,
         preview=preview,
-        histograms={
-            label: histogram_svg(dist.get("buckets") or [])
-            for label, dist in preview.stats_view.distributions
-        }
-        if preview and preview.stats_view
-        else {},
+        histograms=_histograms(preview.stats_view if preview else None),
         distribution_columns=present.DISTRIBUTION_COLUMNS,
     )
 
@@ -445,14 +467,11 @@ def job_page(
         last_step=metrics["steps"][-1] if metrics["steps"] else None,
         epochs=metrics["epochs"],
         loss_curve=loss_curve_svg(metrics["steps"], metrics["epochs"], log_scale=scale != "linear"),
+        metric_charts=metric_charts_svg(metrics["steps"], metrics["epochs"]),
         log_scale=scale != "linear",
         has_curve=bool(metrics["steps"] or metrics["epochs"]),
         stats=stats,
-        histograms={
-            label: histogram_svg(dist.get("buckets") or []) for label, dist in stats.distributions
-        }
-        if stats
-        else {},
+        histograms=_histograms(stats),
         distribution_columns=present.DISTRIBUTION_COLUMNS,
         names=present.tuned_model_names(job, view.tuned_model) if view.tuned_model else None,
         checkpoints=[(c, present.checkpoint_names(job, c)) for c in view.checkpoints],
@@ -502,7 +521,10 @@ def files_page(
     service: Service = Depends(get_service),
 ) -> Response:
     page = service.files.list(project_id, limit=FILES_PER_PAGE, after=after)
-    rows = [(row, present.problems_summary(row.validation)) for row in page.items]
+    rows = [
+        (row, present.file_status(row), present.problems_summary(row.validation))
+        for row in page.items
+    ]
     return render(
         request,
         "files.html",
@@ -534,18 +556,57 @@ def upload(
 def file_page(
     request: Request,
     file_id: str,
+    model: str = "",
     project_id: str = Depends(signed_in),
     service: Service = Depends(get_service),
 ) -> Response:
+    """The file's verdict, problems by line, first lines and statistics (counted with a base
+    model's tokenizer, the first one unless ``model`` names another), download and delete."""
     row = service.files.get(project_id, file_id)
+    base_models = [info for info in service.models.list(project_id) if info.kind == "base"]
+    chosen = new_job.chosen_model(base_models, model) or (base_models[0] if base_models else None)
+    form = new_job.JobForm(
+        training_file=row.id,
+        model=chosen.id if chosen else "",
+        method=new_job.method_for_file(row),
+    )
+    preview = new_job.preview(service, project_id, form, chosen)
+    stats_view = preview.stats_view if preview else None
     return render(
         request,
         "file.html",
         active="files",
         file=row,
+        status=present.file_status(row),
         report=row.validation,
         summary=present.problems_summary(row.validation),
+        preview=preview,
+        base_models=base_models,
+        model=form.model,
+        histograms=_histograms(stats_view),
+        distribution_columns=present.DISTRIBUTION_COLUMNS,
+        refresh=REFRESH_SECONDS if row.status == "uploaded" else None,
     )
+
+
+@router.get("/ui/files/{file_id}/content")
+def file_content(
+    file_id: str,
+    project_id: str = Depends(signed_in),
+    service: Service = Depends(get_service),
+) -> Response:
+    """The file as uploaded: the files API's download, signed in by the dashboard's cookie."""
+    return files_api.get_file_content(file_id, project_id, service)
+
+
+@router.post("/ui/files/{file_id}/delete")
+def delete_file(
+    file_id: str,
+    project_id: str = Depends(signed_in),
+    service: Service = Depends(get_service),
+) -> Response:
+    service.files.delete(project_id, file_id)
+    return _see_other("/ui/files")
 
 
 # --- models ---------------------------------------------------------------------------------
@@ -602,6 +663,44 @@ def _model_page(
     return render(
         request, "model.html", status_code, active="models", info=info, names=names, **context
     )
+
+
+# (before /ui/models/{name:path}, which would take ".../download" as a model's name)
+@router.get("/ui/models/{name:path}/download")
+def download_model(
+    name: str,
+    project_id: str = Depends(signed_in),
+    service: Service = Depends(get_service),
+) -> Response:
+    """A tuned model or checkpoint as a zip of the folder ``tuneforge models export`` writes:
+    its adapter (or full weights) and model card."""
+    info = _model_info(service, project_id, name)
+    exported_target(service, project_id, info.id)
+    folder = Path(tempfile.mkdtemp(prefix="tuneforge-export-"))
+    try:
+        export_model(service, project_id, info.id, folder / "model")
+        stem = re.sub(r"[^\w.-]+", "_", info.id)
+        archive = shutil.make_archive(str(folder / stem), "zip", root_dir=folder / "model")
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    return FileResponse(
+        archive,
+        media_type="application/zip",
+        filename=f"{stem}.zip",
+        background=BackgroundTask(shutil.rmtree, folder, ignore_errors=True),
+    )
+
+
+@router.post("/ui/models/{name:path}/delete")
+def delete_model(
+    name: str,
+    project_id: str = Depends(signed_in),
+    service: Service = Depends(get_service),
+) -> Response:
+    """Delete a tuned model (its job and checkpoints stay): the service's models.delete."""
+    service.models.delete(project_id, name)
+    return _see_other("/ui/models")
 
 
 @router.get("/ui/models/{name:path}")

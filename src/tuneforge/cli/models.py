@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
@@ -18,7 +17,7 @@ from tuneforge.cli.common import (
     print_json,
 )
 from tuneforge.cli.help import App
-from tuneforge.cli.model_card import model_card
+from tuneforge.service.model_export import export_model, exported_target
 
 app = App(help="List tuned models and export them (from the local data dir).", no_args_is_help=True)
 PROJECT = "default"
@@ -97,56 +96,13 @@ def export(
     vLLM, its base named as you named it), or with --merged / a full fine-tune, a complete
     model folder; and a model card (README.md) with its data, hyperparameters and losses."""
     service = local_service()
-    target = service.models.target(PROJECT, model)
-    source = target.adapter_path or target.weights_path
-    if source is None:
-        fail(f"{model} is a base model; nothing to export")
+    exported_target(service, PROJECT, model)  # a base model's name fails before OUT is touched
     if out.exists() and not out.is_dir():
         fail(f"{out} is a file, not a folder")
     if out.exists() and any(out.iterdir()):
         if not force:
             fail(f"{out} is not empty: choose an empty folder, or add --force to replace it")
         shutil.rmtree(out)
-    job = service.models.tuned_job(PROJECT, model)
-    adapter = target.adapter_path is not None and not merged
     with console.status(f"exporting {model}"):
-        if target.adapter_path and merged:
-            _write_merged(target, out)
-        else:
-            shutil.copytree(source, out, ignore=TRAINING_STATE, dirs_exist_ok=True)
-        if adapter:
-            _name_the_base(out / "adapter_config.json", job.base_model)
-        card = model_card(model, job, service.jobs.metrics(PROJECT, job.id), adapter=adapter)
-        (out / "README.md").write_text(card, encoding="utf-8")
+        export_model(service, PROJECT, model, out, merged=merged)
     console.print(f"exported {model} to {out}")
-
-
-# What a checkpoint holds only to resume training.
-TRAINING_STATE = shutil.ignore_patterns(
-    "optimizer.pt",
-    "scheduler.pt",
-    "rng_state*",
-    "*.pth",
-    "trainer_state.json",
-    "training_args.bin",
-)
-
-
-def _write_merged(target, out: Path) -> None:
-    from tuneforge.models.loading import load_causal_lm, load_tokenizer, quiet_transformers
-
-    quiet_transformers()
-    from peft import PeftModel
-
-    base = load_causal_lm(target.base_source)
-    merged_model = PeftModel.from_pretrained(base, target.adapter_path)
-    merged_model.merge_and_unload().save_pretrained(out)
-    load_tokenizer(target.adapter_path).save_pretrained(out)
-
-
-def _name_the_base(config_path: Path, base_model: str) -> None:
-    """The adapter's base as the job named it (a hub id, or tuneforge's name), not the folder
-    of this machine's data dir it was loaded from: the folder means nothing elsewhere."""
-    config = json.loads(config_path.read_text(encoding="utf-8"))
-    config["base_model_name_or_path"] = base_model
-    config_path.write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")

@@ -197,13 +197,20 @@ class JobService:
         return view
 
     def list(
-        self, project_id: str, *, limit=20, after=None, states=None, metadata=None
+        self, project_id: str, *, limit=20, after=None, states=None, metadata=None, search=None
     ) -> repo.Page:
         """The project's jobs, newest first; with ``metadata``, only the jobs whose metadata
-        holds every one of its key-value pairs."""
+        holds every one of its key-value pairs; with ``search``, only those whose id, display
+        name, suffix or base model contains it."""
         with self.db.session() as s:
             page = repo.list_jobs(
-                s, project_id, limit=limit, after=after, states=states, metadata=metadata
+                s,
+                project_id,
+                limit=limit,
+                after=after,
+                states=states,
+                metadata=metadata,
+                search=search,
             )
             page.items = self._views(s, project_id, page.items)
         self._register_result_files(project_id, page.items)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, select, update
+from sqlalchemy import ColumnElement, func, or_, select, update
 from sqlalchemy.orm import Session, joinedload
 
 from tuneforge.errors import Conflict, InvalidArgument, NotFound
@@ -188,10 +188,12 @@ def list_jobs(
     after: str | None = None,
     states: Iterable[JobState | str] | None = None,
     metadata: Mapping[str, str] | None = None,
+    search: str | None = None,
 ) -> Page[TuningJob]:
     """The project's jobs, newest first (at most MAX_JOBS_PER_PAGE a page), optionally only
-    those in ``states`` and those whose metadata holds every key-value pair of ``metadata``
-    (string values, compared exactly).
+    those in ``states``, those whose metadata holds every key-value pair of ``metadata``
+    (string values, compared exactly) and those whose id, display name, suffix or base model
+    contains ``search`` (ignoring case; ``%`` and ``_`` are plain characters).
 
     The metadata filter runs in the database, so a page costs one query however few jobs
     match; ``after`` may still name any job of the (state-filtered) list, as it could when the
@@ -203,6 +205,10 @@ def list_jobs(
         json_string(TuningJob.user_metadata, key) == value
         for key, value in (metadata or {}).items()
     ]
+    if search and search.strip():
+        term = search.strip().lower()
+        searched = (TuningJob.id, TuningJob.display_name, TuningJob.suffix, TuningJob.base_model)
+        matches.append(or_(*(func.lower(c).contains(term, autoescape=True) for c in searched)))
     return paginate(
         session,
         query,

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from tuneforge.data.records import DatasetFormat
 from tuneforge.data.stats import DatasetStats
 from tuneforge.engine.methods import all_methods, get_method
 from tuneforge.engine.methods.registry import TuningMethod
@@ -113,6 +114,13 @@ def offered_files(service: Service, project_id: str) -> list[File]:
     return list(service.files.list(project_id, limit=FILES_OFFERED).items)
 
 
+def method_for_file(row: File) -> str:
+    """The tuning method a file's format is data for: preference formats for preference
+    tuning, every other one for supervised tuning."""
+    preference = row.format in {f.value for f in DatasetFormat if f.is_preference}
+    return "preference" if preference else "supervised"
+
+
 def offered_methods() -> list[TuningMethod]:
     return all_methods()
 
@@ -170,7 +178,11 @@ def preview(
         file=row, summary=present.problems_summary(row.validation), lines=first_lines(service, row)
     )
     if row.status != "processed":
-        result.note = f"Statistics come once the file is valid (it is {row.status})."
+        result.note = (
+            "Statistics come once the file is validated."
+            if row.status == "uploaded"
+            else "No statistics: the file is not valid."
+        )
         return result
     if model is None:
         result.note = "Choose a base model to count tokens with its tokenizer."

@@ -9,8 +9,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from tuneforge.errors import InvalidArgument
 from tuneforge.models.names import fine_tuned_model_name, openai_checkpoint_name
-from tuneforge.store.models import Checkpoint, TunedModel, TuningJob
+from tuneforge.store.models import Checkpoint, File, TunedModel, TuningJob
 from tuneforge.store.states import JobState, RequestedAction
 
 # The Vertex location in names: any label works (the API key decides the project), and the
@@ -66,6 +67,16 @@ def checkpoint_names(job: TuningJob, checkpoint: Checkpoint) -> ModelNames:
         vertex=f"{vertex_parent(job.project_id)}/endpoints/{checkpoint.id}",
         openai=openai_checkpoint_name(fine_tuned_model_name(job), checkpoint.step),
         cli=checkpoint.id,
+    )
+
+
+def state_of_label(label: str) -> JobState:
+    """The state a label names (``running``), for the jobs list's filter."""
+    for state, known in STATE_LABELS.items():
+        if known == label.strip().lower():
+            return state
+    raise InvalidArgument(
+        f"state must be one of {', '.join(STATE_LABELS.values())}, got {label!r}", "state"
     )
 
 
@@ -134,12 +145,13 @@ def stat_label(key: str) -> str:
 
 
 def problems_summary(validation: dict[str, Any] | None) -> str:
-    """One line about a file's validation: its verdict or its counts and first problem."""
+    """One line about a file's validation problems: their counts and the first one ("" when
+    there are none; ``file_status`` says the verdict)."""
     if not validation:
         return ""
     errors, warnings = validation.get("error_count", 0), validation.get("warning_count", 0)
     if not errors and not warnings:
-        return "valid"
+        return ""
     counts = ", ".join(
         plural(n, noun) for n, noun in ((errors, "error"), (warnings, "warning")) if n
     )
@@ -149,6 +161,25 @@ def problems_summary(validation: dict[str, Any] | None) -> str:
     first = problems[0]
     where = f"line {first['line']}" if first.get("line") else "file"
     return f"{counts}; {where}: {first.get('message', '')}"
+
+
+@dataclass(frozen=True)
+class FileStatus:
+    label: str  # "Valid", "Valid (1 warning)", "Invalid: 3 problems", "Validating…"
+    css_class: str  # the badge's class: file-processed, file-error, file-uploaded
+
+
+def file_status(row: File) -> FileStatus:
+    """A file's validation verdict in words (its ``status`` is the store's and OpenAI's)."""
+    report = row.validation or {}
+    errors, warnings = report.get("error_count", 0), report.get("warning_count", 0)
+    if row.status == "processed":
+        label = f"Valid ({plural(warnings, 'warning')})" if warnings else "Valid"
+    elif row.status == "error":
+        label = f"Invalid: {plural(errors + warnings, 'problem')}"
+    else:
+        label = "Validating…"
+    return FileStatus(label=label, css_class=f"file-{row.status}")
 
 
 # --- formats (also Jinja filters) ------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""Charts drawn on the server as inline SVG: a job's loss curve and a dataset histogram.
+"""Charts drawn on the server as inline SVG: a job's loss curve, the metrics charted beside it
+(validation loss, token accuracy, learning rate) and a dataset histogram.
 
 Only numbers formatted here and fixed labels go into the markup, so the result is safe to embed
 as it is. Colours and strokes come from the page's stylesheet (the ``chart-*`` classes).
@@ -13,6 +14,7 @@ from typing import Any
 from xml.sax.saxutils import escape
 
 NO_DATA = "no data yet"
+SCIENTIFIC_BELOW = 1e-3  # tick values all smaller than this read as 2.5e-5
 
 
 @dataclass(frozen=True)
@@ -77,10 +79,27 @@ def nice_ticks(low: float, high: float, count: int = 5, *, integer: bool = False
 def tick_label(value: float, ticks: Sequence[float]) -> str:
     """A tick's label with the fewest decimals that tell every tick's value exactly: 2.5 and
     7.5 keep their one decimal even when the ticks are 2.5 apart."""
+    biggest = max((abs(t) for t in ticks), default=0.0)
+    if 0 < biggest < SCIENTIFIC_BELOW:
+        return _scientific_label(value, ticks)
     for decimals in range(0, 10):
         if all(abs(round(t, decimals) - t) <= 1e-9 * max(1.0, abs(t)) for t in ticks):
             return f"{value:.{decimals}f}"
     return f"{value:g}"
+
+
+def _scientific_label(value: float, ticks: Sequence[float]) -> str:
+    """Ticks like a learning rate's in scientific notation, the mantissa with the fewest
+    decimals every tick needs: 0, 5.0e-6, 1.0e-5, 1.5e-5."""
+    if value == 0:
+        return "0"
+    digits = next(
+        (d for d in range(0, 6)
+         if all(abs(float(f"{t:.{d}e}") - t) <= 1e-9 * abs(t) for t in ticks if t)),
+        6,
+    )  # fmt: skip
+    mantissa, exponent = f"{value:.{digits}e}".split("e")
+    return f"{mantissa}e{int(exponent)}"
 
 
 def log_ticks(low: float, high: float) -> list[float]:
@@ -148,6 +167,22 @@ def no_data_svg(box: Box, label: str, css_class: str = "chart", *, message: str 
     )
 
 
+@dataclass(frozen=True)
+class Series:
+    """One metric of a chart as (step, value) points. A per-step series is a line; a
+    per-epoch one (``per_epoch``) is a point at each epoch's end, joined by a dashed line."""
+
+    label: str
+    points: list[tuple[float, float]]
+    css_class: str  # "chart-train" (a line) or "chart-valid" (points); the stylesheet colours
+    per_epoch: bool = False
+
+
+def series_of(rows: Sequence[Mapping[str, Any]], key: str) -> list[tuple[float, float]]:
+    """The finite ``(step, rows[key])`` pairs of a metrics series."""
+    return [(r["step"], r[key]) for r in rows if _finite(r.get("step")) and _finite(r.get(key))]
+
+
 def loss_curve_svg(
     steps: Sequence[Mapping[str, Any]],
     epochs: Sequence[Mapping[str, Any]] = (),
@@ -165,30 +200,91 @@ def loss_curve_svg(
     With ``log_scale`` the loss axis is logarithmic (a loss near 0 stays readable); a loss of
     0 or less cannot be placed on it, so such a curve is drawn linear.
     """
-    box = box or Box(width=1080, height=320)
-    label = "Loss curve"
-    train = [(m["step"], m["loss"]) for m in steps if _finite(m.get("step"))
-             and _finite(m.get("loss"))]  # fmt: skip
-    valid = [(e["step"], e["valid_loss"]) for e in epochs if _finite(e.get("step"))
-             and _finite(e.get("valid_loss"))]  # fmt: skip
-    if not train and not valid:
+    series = [
+        Series("training loss", series_of(steps, "loss"), "chart-train"),
+        Series("validation loss", series_of(epochs, "valid_loss"), "chart-valid", per_epoch=True),
+    ]
+    return series_chart_svg(
+        series,
+        steps,
+        epochs,
+        label="Loss curve",
+        y_title="loss",
+        box=box or Box(width=1080, height=320),
+        log_scale=log_scale,
+        empty_message=empty_message,
+    )
+
+
+# The charts beside the loss: (title, y-axis title, the series drawn, what an empty one says).
+METRIC_CHARTS: tuple[tuple[str, str, tuple[tuple[str, str, bool], ...], str], ...] = (
+    ("Validation loss", "validation loss", (("valid_loss", "validation loss", True),),
+     "after each epoch, with a validation file"),
+    ("Token accuracy", "token accuracy",
+     (("token_accuracy", "training", False), ("valid_token_accuracy", "validation", True)),
+     NO_DATA),
+    ("Learning rate", "learning rate", (("learning_rate", "learning rate", False),), NO_DATA),
+)  # fmt: skip
+SMALL_CHART = Box(width=360, height=230, left=60, right=14, top=30, bottom=38)
+
+
+def metric_charts_svg(
+    steps: Sequence[Mapping[str, Any]], epochs: Sequence[Mapping[str, Any]]
+) -> list[tuple[str, str]]:
+    """The smaller charts drawn beside the loss curve, on the same step axis, with their
+    titles: validation loss, token accuracy (training per step, validation per epoch) and
+    learning rate."""
+    charts = []
+    for title, y_title, metrics, empty in METRIC_CHARTS:
+        series = [
+            Series(
+                label,
+                series_of(epochs if per_epoch else steps, key),
+                "chart-valid" if per_epoch else "chart-train",
+                per_epoch=per_epoch,
+            )
+            for key, label, per_epoch in metrics
+        ]
+        svg = series_chart_svg(
+            series, steps, epochs, label=title, y_title=y_title, box=SMALL_CHART,
+            empty_message=empty,
+        )  # fmt: skip
+        charts.append((title, svg))
+    return charts
+
+
+def series_chart_svg(
+    series: Sequence[Series],
+    steps: Sequence[Mapping[str, Any]],
+    epochs: Sequence[Mapping[str, Any]],
+    *,
+    label: str,
+    y_title: str,
+    box: Box,
+    log_scale: bool = False,
+    empty_message: str = NO_DATA,
+) -> str:
+    """A chart of ``series`` over the training steps, with a dashed line where each epoch of
+    ``epochs`` ends; the x axis runs to the total step count the ``steps`` know."""
+    drawn = [s for s in series if s.points]
+    if not drawn:
         return no_data_svg(box, label, message=empty_message)
+    points = [p for s in drawn for p in s.points]
     totals = [m["total_steps"] for m in steps if _finite(m.get("total_steps"))]
     boundaries = [(e["step"], e.get("epoch")) for e in epochs if _finite(e.get("step"))]
-    x_high = max([x for x, _ in train + valid] + totals[-1:] + [1])
+    x_high = max([px for px, _ in points] + totals[-1:] + [1])
     x_ticks = [t for t in nice_ticks(0, x_high, 6, integer=True) if t <= x_high]
-    losses = [y for _, y in train + valid]
+    values = [py for _, py in points]
     x = Scale(0, x_high, box.left, box.plot_right)
     y: Scale | LogScale
-    if log_scale and min(losses) > 0:
-        y_ticks = log_ticks(min(losses), max(losses))
+    if log_scale and min(values) > 0:
+        y_ticks = log_ticks(min(values), max(values))
         y = LogScale(y_ticks[0], y_ticks[-1], box.plot_bottom, box.top)
-        y_title = "loss (log scale)"
-        label_of = "{:g}".format
+        y_title = f"{y_title} (log scale)"
+        label_of = compact_number
     else:
-        y_ticks = nice_ticks(min(losses), max(losses), 5)
+        y_ticks = nice_ticks(min(values), max(values), 5)
         y = Scale(y_ticks[0], y_ticks[-1], box.plot_bottom, box.top)
-        y_title = "loss"
 
         def label_of(tick: float) -> str:
             return tick_label(tick, y_ticks)
@@ -236,43 +332,48 @@ def loss_curve_svg(
     body.append(
         f'<text class="chart-label" x="14" y="{_n(box.top + box.plot_height / 2)}" '
         f'text-anchor="middle" transform="rotate(-90 14 {_n(box.top + box.plot_height / 2)})">'
-        f"{y_title}</text>"
+        f"{escape(y_title)}</text>"
     )
-    if train:
-        points = " ".join(f"{_n(x(sx))},{_n(y(sy))}" for sx, sy in train)
-        body.append(f'<polyline class="chart-train" points="{points}"/>')
-    if len(valid) > 1:
-        points = " ".join(f"{_n(x(sx))},{_n(y(sy))}" for sx, sy in valid)
-        body.append(f'<polyline class="chart-valid-line" points="{points}"/>')
-    for sx, sy in valid:
-        body.append(
-            f'<circle class="chart-valid" cx="{_n(x(sx))}" cy="{_n(y(sy))}" r="4">'
-            f"<title>step {sx:.0f}: validation loss {sy:.4f}</title></circle>"
-        )
-    body.extend(_legend(box, has_train=bool(train), has_valid=bool(valid)))
+    for line in drawn:
+        coordinates = " ".join(f"{_n(x(sx))},{_n(y(sy))}" for sx, sy in line.points)
+        if not line.per_epoch:
+            body.append(f'<polyline class="{line.css_class}" points="{coordinates}"/>')
+            continue
+        if len(line.points) > 1:
+            body.append(f'<polyline class="{line.css_class}-line" points="{coordinates}"/>')
+        for sx, sy in line.points:
+            body.append(
+                f'<circle class="{line.css_class}" cx="{_n(x(sx))}" cy="{_n(y(sy))}" r="4">'
+                f"<title>step {sx:.0f}: {escape(line.label)} {sy:.4g}</title></circle>"
+            )
+    body.extend(_legend(box, drawn))
     return _svg(box, label, body, "chart")
 
 
-def _legend(box: Box, *, has_train: bool, has_valid: bool) -> list[str]:
+def compact_number(value: float) -> str:
+    """A number in the fewest characters: 0.5, 2e-5 (not 2e-05), 1000."""
+    text = f"{value:g}"
+    mantissa, _, exponent = text.partition("e")
+    return f"{mantissa}e{int(exponent)}" if exponent else text
+
+
+def _legend(box: Box, series: Sequence[Series]) -> list[str]:
     parts: list[str] = []
     left = box.left + 4
     top = _n(box.top - 14)
-    if has_train:
-        parts.append(
-            f'<line class="chart-train" x1="{_n(left)}" x2="{_n(left + 18)}" y1="{top}" '
-            f'y2="{top}"/>'
-        )
+    for line in series:
+        if line.per_epoch:
+            parts.append(f'<circle class="{line.css_class}" cx="{_n(left + 9)}" cy="{top}" r="4"/>')
+        else:
+            parts.append(
+                f'<line class="{line.css_class}" x1="{_n(left)}" x2="{_n(left + 18)}" '
+                f'y1="{top}" y2="{top}"/>'
+            )
         parts.append(
             f'<text class="chart-tick" x="{_n(left + 24)}" y="{top}" '
-            'dominant-baseline="middle">training loss</text>'
+            f'dominant-baseline="middle">{escape(line.label)}</text>'
         )
-        left += 124
-    if has_valid:
-        parts.append(f'<circle class="chart-valid" cx="{_n(left + 9)}" cy="{top}" r="4"/>')
-        parts.append(
-            f'<text class="chart-tick" x="{_n(left + 20)}" y="{top}" '
-            'dominant-baseline="middle">validation loss</text>'
-        )
+        left += 24 + 7 * len(line.label) + 20
     return parts
 
 

@@ -1,4 +1,5 @@
-// Auto-refresh of pages about active jobs, copy buttons, and the new-job form's preview. No framework: a page that sets
+// Auto-refresh of pages about active jobs, copy buttons, the new-job form's preview, and
+// confirmation before a destructive form. No framework: a page that sets
 // data-refresh on <body> fetches itself every few seconds and swaps in the new <main>.
 (function () {
   "use strict";
@@ -53,6 +54,18 @@
     if (!event.target.matches("[data-preview-on-change]")) return;
     var preview = event.target.form && event.target.form.querySelector('button[value="preview"]');
     if (preview) preview.click();
+  });
+
+  // A form marked data-confirm (cancel a job, delete a file or a model) asks first; without
+  // this script it submits at once, as any form does.
+  document.addEventListener("submit", function (event) {
+    var message = event.target.dataset && event.target.dataset.confirm;
+    if (message && !window.confirm(message)) event.preventDefault();
+  });
+
+  // A GET form's select marked data-submit-on-change (the file page's tokenizer) applies at once.
+  document.addEventListener("change", function (event) {
+    if (event.target.matches("[data-submit-on-change]") && event.target.form) event.target.form.submit();
   });
 
   if (!navigator.clipboard) document.documentElement.classList.add("no-clipboard");
