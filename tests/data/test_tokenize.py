@@ -8,6 +8,7 @@ from tuneforge.data.tokenize import (
     IGNORE_INDEX,
     count_tokens,
     prompt_ids,
+    prompt_token_runs,
     tokenize_conversation,
 )
 from tuneforge.models.loading import FALLBACK_CHAT_TEMPLATE
@@ -119,3 +120,17 @@ def test_count_tokens_splits_input_and_output(tokenizer):
     assert count_tokens(preference, tokenizer) == (input_tokens, output_tokens)
     prompt_only = Conversation(turns=(Turn("user", "hi"),))
     assert count_tokens(prompt_only, tokenizer)[1] == 0
+
+
+def test_prompt_token_runs_cut_prompt_ids_at_the_end_of_each_turn(tokenizer):
+    conversation = Conversation(
+        turns=(Turn("user", "review: dull ->"), Turn("model", "negative"), Turn("user", "fun ->")),
+        system="Classify.",
+    )
+    runs = prompt_token_runs(conversation, tokenizer)
+
+    assert [id_ for run in runs for id_ in run] == prompt_ids(conversation, tokenizer)
+    texts = [tokenizer.decode(run) for run in runs]
+    assert texts[0].startswith("<|im_start|>system\nClassify.") and texts[0].endswith("dull ->")
+    assert texts[1].endswith("negative") and "dull" not in texts[1]
+    assert texts[2].endswith("<|im_start|>assistant\n") and "fun ->" in texts[2]

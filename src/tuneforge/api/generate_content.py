@@ -19,6 +19,8 @@ from fastapi.responses import StreamingResponse
 from tuneforge.api.errors import renamed
 from tuneforge.api.generate_content_schema import (
     GENERATION_NAMES,
+    ComputeTokensResponse,
+    CountTokensResponse,
     GenerateContentRequest,
     GenerateContentResponse,
     ResponseIdentity,
@@ -46,6 +48,22 @@ def generate(
     conversation = body.conversation()
     result = service.generation.generate(project_id, model, conversation, _params(body))
     return GenerateContentResponse.of(result, model_version)
+
+
+def count_tokens(
+    service: Service, project_id: str, model: str, body: GenerateContentRequest
+) -> CountTokensResponse:
+    body.refuse_unsupported()
+    turns = service.generation.prompt_tokens(project_id, model, body.conversation())
+    return CountTokensResponse.of(turns)
+
+
+def compute_tokens(
+    service: Service, project_id: str, model: str, body: GenerateContentRequest
+) -> ComputeTokensResponse:
+    body.refuse_unsupported()
+    turns = service.generation.prompt_tokens(project_id, model, body.conversation())
+    return ComputeTokensResponse.of(turns)
 
 
 def stream(

@@ -4,6 +4,7 @@ endpoint, and the answer it reads back. Vertex serves them today; the Gemini API
 
 from __future__ import annotations
 
+import base64
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -16,6 +17,7 @@ from tuneforge.data.checks import LineIssues
 from tuneforge.data.records import Conversation
 from tuneforge.data.turns import vertex_contents
 from tuneforge.errors import InvalidArgument
+from tuneforge.inference.token_count import TurnTokens
 from tuneforge.inference.types import GenerationParams, GenerationResult
 
 FINISH_REASONS = {"stop": "STOP", "length": "MAX_TOKENS"}
@@ -284,4 +286,53 @@ class GenerateContentResponse(GoogleResponse):
                 total_token_count=result.prompt_tokens + result.output_tokens,
             ),
             model_version=model_version,
+        )
+
+
+# --- countTokens and computeTokens ----------------------------------------------------------
+
+
+class ModalityTokenCount(GoogleResponse):
+    modality: str = "TEXT"
+    token_count: int
+
+
+class CountTokensResponse(GoogleResponse):
+    """``:countTokens``: the tokens of the request's prompt, chat template included, as
+    ``usageMetadata.promptTokenCount`` counts them."""
+
+    total_tokens: int
+    prompt_tokens_details: list[ModalityTokenCount]
+
+    @classmethod
+    def of(cls, turns: list[TurnTokens]) -> CountTokensResponse:
+        total = sum(len(turn.ids) for turn in turns)
+        return cls(
+            total_tokens=total, prompt_tokens_details=[ModalityTokenCount(token_count=total)]
+        )
+
+
+class TokensInfo(GoogleResponse):
+    tokens: list[str]  # each token's bytes, base64 (proto3 JSON's bytes)
+    token_ids: list[str]  # int64, a string in proto3 JSON
+    role: str
+
+
+class ComputeTokensResponse(GoogleResponse):
+    """``:computeTokens``: a TokensInfo per content. Template markup before a content's text,
+    and the system instruction, count with that content; the generation prompt with the last."""
+
+    tokens_info: list[TokensInfo]
+
+    @classmethod
+    def of(cls, turns: list[TurnTokens]) -> ComputeTokensResponse:
+        return cls(
+            tokens_info=[
+                TokensInfo(
+                    tokens=[base64.b64encode(piece).decode("ascii") for piece in turn.pieces],
+                    token_ids=[str(token_id) for token_id in turn.ids],
+                    role=turn.role,
+                )
+                for turn in turns
+            ]
         )

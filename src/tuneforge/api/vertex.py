@@ -15,7 +15,12 @@ from fastapi.responses import Response, StreamingResponse
 from tuneforge.api import generate_content as generate_content_answers
 from tuneforge.api.deps import current_project, get_service
 from tuneforge.api.errors import renamed
-from tuneforge.api.generate_content_schema import GenerateContentRequest, GenerateContentResponse
+from tuneforge.api.generate_content_schema import (
+    ComputeTokensResponse,
+    CountTokensResponse,
+    GenerateContentRequest,
+    GenerateContentResponse,
+)
 from tuneforge.api.google import ResourceName
 from tuneforge.api.threaded import json_built_in_thread
 from tuneforge.api.vertex_schema import (
@@ -230,6 +235,31 @@ def stream_generate_content(
     return generate_content_answers.stream(
         service, project_id, model, body, model, sse=alt == "sse"
     )
+
+
+@routes.post(PARENT + "/{resource:path}:countTokens", **google_response)
+def count_tokens(
+    resource: str,
+    body: GenerateContentRequest,
+    project_id: str = Depends(current_project),
+    service: Service = Depends(get_service),
+) -> CountTokensResponse:
+    """The prompt's tokens on the same resources as generateContent, with the same tokenizer
+    and chat template: ``totalTokens`` is the answer's ``promptTokenCount``."""
+    model = model_of_resource(service, project_id, resource)
+    return generate_content_answers.count_tokens(service, project_id, model, body)
+
+
+@routes.post(PARENT + "/{resource:path}:computeTokens", **google_response)
+def compute_tokens(
+    resource: str,
+    body: GenerateContentRequest,
+    project_id: str = Depends(current_project),
+    service: Service = Depends(get_service),
+) -> ComputeTokensResponse:
+    """The prompt's tokens themselves, a list per content."""
+    model = model_of_resource(service, project_id, resource)
+    return generate_content_answers.compute_tokens(service, project_id, model, body)
 
 
 def model_of_resource(service: Service, project_id: str, resource: str) -> str:

@@ -88,6 +88,29 @@ def prompt_ids(conversation: Conversation, tokenizer) -> list[int]:
     return tokenizer(text, add_special_tokens=False)["input_ids"]
 
 
+def prompt_token_runs(conversation: Conversation, tokenizer) -> list[list[int]]:
+    """``prompt_ids`` cut into one run per turn: a run ends where its turn's text ends, so the
+    template's markup (and the system instruction) falls in the run of the turn it precedes,
+    and the generation prompt in the last. Joined, the runs are ``prompt_ids``."""
+    text = _render(tokenizer, chat_messages(conversation), generation_prompt=True)
+    encoded = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+    ends, cursor = [], 0
+    for turn in conversation.turns:
+        start = text.find(turn.text, cursor)
+        cursor = start + len(turn.text) if start >= 0 else cursor
+        ends.append(cursor)
+    ends[-1] = len(text)
+    runs: list[list[int]] = [[] for _ in conversation.turns]
+    turn = 0
+    for token_id, (start, _end) in zip(
+        encoded["input_ids"], encoded["offset_mapping"], strict=True
+    ):
+        while turn < len(ends) - 1 and start >= ends[turn]:
+            turn += 1
+        runs[turn].append(token_id)
+    return runs
+
+
 def count_tokens(example: Conversation | PreferenceExample, tokenizer) -> tuple[int, int]:
     """(input tokens, output tokens) of an example as the model sees it.
 

@@ -177,10 +177,8 @@ class ModelCache:
             folder = target.weights_path
             if not (folder / "config.json").is_file():
                 raise NotFound(f"model {target.name!r}: no config.json in {folder}")
-            has_tokenizer = (folder / "tokenizer_config.json").is_file()
-            tokenizer_source = str(folder) if has_tokenizer else target.base_source
-            return self._get(str(folder.resolve()), tokenizer_source)
-        return self._get(target.base_source, target.base_source)
+            return self._get(str(folder.resolve()), target.tokenizer_source)
+        return self._get(target.base_source, target.tokenizer_source)
 
     def _get(self, key: str, tokenizer_source: str) -> LoadedModel:
         with self._lock:

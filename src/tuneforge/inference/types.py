@@ -35,6 +35,15 @@ class ModelTarget:
                 f"model {self.name!r}: a target has either an adapter or full weights, not both"
             )
 
+    @property
+    def tokenizer_source(self) -> str:
+        """Where the target's tokenizer loads from: a full fine-tune's own folder when it saved
+        one, else the base model (an adapter keeps its base's tokenizer)."""
+        folder = self.weights_path
+        if folder is not None and (folder / "tokenizer_config.json").is_file():
+            return str(folder)
+        return self.base_source
+
 
 @dataclass(frozen=True)
 class GenerationParams:

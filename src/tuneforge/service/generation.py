@@ -31,6 +31,14 @@ class GenerationService:
         self._refuse_oversized(prompt)
         return self.backend.stream(self.models.target(project_id, model), prompt, params)
 
+    def prompt_tokens(self, project_id: str, model: str, prompt: Conversation):
+        """The prompt's tokens per turn (``inference.token_count.TurnTokens``), as ``model``
+        would read them in ``generate``."""
+        from tuneforge.inference.token_count import prompt_tokens
+
+        self._refuse_oversized(prompt)
+        return prompt_tokens(self.models.target(project_id, model), prompt)
+
     def _refuse_oversized(self, prompt: Conversation) -> None:
         """By its size in bytes, before any model is loaded: tokenizing megabytes of text
         takes minutes, only to find it longer than any model reads."""
