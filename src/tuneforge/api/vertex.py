@@ -25,10 +25,13 @@ from tuneforge.api.google import ResourceName
 from tuneforge.api.threaded import json_built_in_thread
 from tuneforge.api.vertex_schema import (
     CreateTuningJobRequest,
+    ListModelsResponse,
     ListTuningJobEventsResponse,
     ListTuningJobsResponse,
+    ModelOut,
     TuningJobEvent,
     TuningJobOut,
+    model_json,
     tuning_job_json,
 )
 from tuneforge.errors import InvalidArgument, NotFound
@@ -203,6 +206,65 @@ def parse_state_filter(text: str | None) -> list[JobState] | None:
             )
         states.append(state)
     return states
+
+
+# --- tuned models (Model Registry's models.get and models.list) -----------------------------------
+
+# What google-genai's models.list(config={"query_base": False}) sends: every tuned model.
+TUNED_MODELS_FILTER = "labels.tune-type:*"
+
+
+@routes.get(PARENT + "/models", response_model=ListModelsResponse, **google_response)
+async def list_models(
+    project: str,
+    location: str,
+    page_size: int = Query(DEFAULT_PAGE_SIZE, alias="pageSize", ge=0),
+    page_token: str | None = Query(None, alias="pageToken"),
+    filter_: str | None = Query(None, alias="filter"),
+    project_id: str = Depends(current_project),
+    service: Service = Depends(get_service),
+) -> Response:
+    """The project's tuned models, newest job first; a page may hold fewer than ``pageSize``
+    (a job whose tuned model was deleted takes no place)."""
+    if filter_ not in (None, "", TUNED_MODELS_FILTER):
+        raise InvalidArgument(
+            f"filter: only {TUNED_MODELS_FILTER!r} (every tuned model) is supported", "filter"
+        )
+    after = repo.decode_page_token(page_token) if page_token else None
+    parent = parent_of(project, location)
+
+    def page() -> ListModelsResponse:
+        jobs = service.jobs.list(
+            project_id,
+            limit=min(page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE),
+            after=after,
+            states=[JobState.SUCCEEDED],
+        )
+        return ListModelsResponse(
+            models=[model_json(view, parent) for view in jobs.items if view.tuned_model],
+            next_page_token=jobs.next_page_token,
+        )
+
+    return await json_built_in_thread(page, exclude_none=True)
+
+
+@routes.get(PARENT + "/models/{model_id}", response_model=ModelOut, **google_response)
+def get_model(
+    project: str,
+    location: str,
+    model_id: str,
+    project_id: str = Depends(current_project),
+    service: Service = Depends(get_service),
+) -> ModelOut:
+    """A tuned model by its id, with or without Vertex's version (``tm-...@1``)."""
+    name = model_id.split("@", 1)[0]
+    reference = parse_model_name(name)
+    if not isinstance(reference, TunedRef) or reference.tuned_model_id is None:
+        raise NotFound(f"model {model_id!r} not found: name a tuned model (tm-...)")
+    view = service.jobs.get(project_id, service.models.tuned_job(project_id, name).id)
+    if view.tuned_model is None:
+        raise NotFound(f"model {model_id!r} not found")
+    return model_json(view, parent_of(project, location))
 
 
 # --- generateContent --------------------------------------------------------------------------

@@ -427,3 +427,68 @@ class TuningJobEvent(GoogleResponse):
 class ListTuningJobEventsResponse(GoogleResponse):
     events: list[TuningJobEvent]
     next_page_token: str | None = None
+
+
+# --- tuned models as Model Registry models ------------------------------------------------------
+
+
+class DeployedModelRef(GoogleResponse):
+    endpoint: str
+    deployed_model_id: str
+
+
+class ModelCheckpoint(GoogleResponse):
+    checkpoint_id: str
+    epoch: int | None = None
+    step: int | None = None
+
+
+class ModelOut(GoogleResponse):
+    """A tuned model as Vertex's Model (``models.get``). Each tuned model has one version, and
+    one endpoint that serves it (the same id)."""
+
+    name: str
+    display_name: str
+    description: str | None = None
+    version_id: str = "1"
+    create_time: str | None = None
+    update_time: str | None = None
+    labels: dict[str, str]
+    deployed_models: list[DeployedModelRef]
+    default_checkpoint_id: str | None = None
+    checkpoints: list[ModelCheckpoint]
+
+
+class ListModelsResponse(GoogleResponse):
+    models: list[ModelOut]
+    next_page_token: str | None = None
+
+
+def model_json(view: JobView, parent: str) -> ModelOut:
+    """The tuned model of a job (``view.tuned_model`` set) as Vertex's Model."""
+    job, tuned = view.job, view.tuned_model
+    assert tuned is not None
+    return ModelOut(
+        name=child_name(parent, "models", tuned.id),
+        display_name=tuned.display_name or job.display_name or tuned.id,
+        description=job.description,
+        create_time=timestamp(tuned.created_at),
+        update_time=timestamp(job.updated_at),
+        # What google-genai reads as tuned_model_info (base model, job), and the label its
+        # models.list(query_base=False) filters on.
+        labels={
+            "google-vertex-llm-tuning-base-model-id": job.base_model,
+            "google-vertex-llm-tuning-job-id": job.id,
+            "tune-type": job.method,
+        },
+        deployed_models=[
+            DeployedModelRef(
+                endpoint=child_name(parent, "endpoints", tuned.id), deployed_model_id=tuned.id
+            )
+        ],
+        default_checkpoint_id=tuned.default_checkpoint_id,
+        checkpoints=[
+            ModelCheckpoint(checkpoint_id=c.id, epoch=c.epoch, step=c.step)
+            for c in view.checkpoints
+        ],
+    )
