@@ -27,6 +27,7 @@ class SamplingParams:
     stop: list | None = None
     stop_token_ids: list = field(default_factory=list)
     seed: int | None = None
+    logprobs: int | None = None
 
 
 @dataclass
@@ -50,11 +51,16 @@ class FakeLLM:
 
     def generate(self, inputs, sampling_params, lora_request=None, use_tqdm=True):
         self.calls.append((inputs, sampling_params, lora_request))
+        if not isinstance(sampling_params, list):  # one for every input, as vLLM takes it
+            sampling_params = [sampling_params] * len(inputs)
         outputs = []
         for request, params in zip(inputs, sampling_params, strict=True):
             ids = request["prompt_token_ids"][: params.max_tokens]
             candidate = types.SimpleNamespace(
-                token_ids=ids, text=f"{len(ids)}", finish_reason="length"
+                token_ids=ids,
+                text=f"{len(ids)}",
+                finish_reason="length",
+                logprobs=None if params.logprobs is None else [fake_logprobs(i) for i in ids],
             )
             outputs.append(
                 types.SimpleNamespace(
@@ -62,6 +68,16 @@ class FakeLLM:
                 )
             )
         return outputs
+
+
+def fake_logprobs(chosen: int) -> dict:
+    """vLLM's shape: the chosen token (ranked 3rd here) beside the top two, 7 and 8."""
+    entry = types.SimpleNamespace
+    return {
+        chosen: entry(logprob=-2.0, rank=3, decoded_token=f"t{chosen}"),
+        7: entry(logprob=-0.5, rank=1, decoded_token="t7"),
+        8: entry(logprob=-1.0, rank=2, decoded_token="t8"),
+    }
 
 
 @pytest.fixture
@@ -131,3 +147,21 @@ def test_the_serving_benchmark_runs_on_vllm(tmp_path):
     for scenario in ("single", "mixed", "per-model"):
         (row,) = [line for line in lines if line.startswith(f"{scenario} ")]
         assert float(row.split()[1]) > 0  # output tokens/s
+
+
+def test_logprobs_come_from_the_engine_ranked(vllm_backend, base):
+    result = vllm_backend.generate(
+        base, PROMPTS[0], GenerationParams(max_output_tokens=3, logprobs=2)
+    )
+    (engine,) = FakeLLM.instances
+    sampling = engine.calls[0][1]
+    assert (sampling[0] if isinstance(sampling, list) else sampling).logprobs == 2
+    logprobs = result.completions[0].logprobs
+    assert len(logprobs) == 3
+    assert (logprobs[0].chosen.text, logprobs[0].chosen.logprob) == (
+        f"t{logprobs[0].chosen.token_id}",
+        -2.0,
+    )
+    assert [(c.token_id, c.logprob) for c in logprobs[0].top] == [(7, -0.5), (8, -1.0)]
+    with pytest.raises(InvalidArgument, match="streamed"):
+        vllm_backend.stream(base, PROMPTS[0], GenerationParams(logprobs=0))

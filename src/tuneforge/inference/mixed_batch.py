@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +33,7 @@ import torch
 from transformers import LogitsProcessorList, StoppingCriteria, StoppingCriteriaList
 
 from tuneforge.data.tokenize import prompt_ids
-from tuneforge.inference.decoding import left_pad, max_new_tokens, to_completion
+from tuneforge.inference.decoding import LogprobRecorder, left_pad, max_new_tokens, to_completion
 from tuneforge.inference.model_cache import LoadedModel, ModelCache, mixable
 from tuneforge.inference.row_controls import PerRowSampling, RowBudget, StopOnText
 from tuneforge.inference.types import (
@@ -42,6 +42,7 @@ from tuneforge.inference.types import (
     ModelTarget,
     Outcome,
     Request,
+    TokenLogprob,
     check_prompt,
 )
 
@@ -135,6 +136,9 @@ class MixedBatcher:
             stops = [row.params.stop for row in expanded]
             stop = StopOnText(loaded.tokenizer, stops, prompt_length)
             criteria.append(stop)
+        asked = [row.params.logprobs for row in expanded if row.params.logprobs is not None]
+        recorder = LogprobRecorder(max(asked)) if asked else None
+        processors: list[Any] = [recorder] if recorder else []  # before any row's sampling
         kwargs: dict[str, object] = {
             "max_new_tokens": max(budgets),
             "eos_token_id": loaded.eos_ids,
@@ -150,13 +154,9 @@ class MixedBatcher:
                 [row.params.top_p for row in expanded],
                 self.device,
             )
-            kwargs.update(
-                do_sample=True,
-                temperature=1.0,
-                top_k=0,
-                top_p=1.0,
-                logits_processor=LogitsProcessorList([sampling]),
-            )
+            processors.append(sampling)
+            kwargs.update(do_sample=True, temperature=1.0, top_k=0, top_p=1.0)
+        kwargs["logits_processor"] = LogitsProcessorList(processors)
         with self._model_for(loaded, [row.adapter for row in expanded], kwargs) as model:
             output = model.generate(
                 input_ids=input_ids.to(self.device),
@@ -164,14 +164,18 @@ class MixedBatcher:
                 **kwargs,
             )
         generated = output[:, prompt_length:].tolist()
+        logprobs = recorder.rows(generated, loaded.tokenizer) if recorder else None
         eos_ids = set(loaded.eos_ids)
         results, position = [], 0
         for row, count in zip(group, copies, strict=True):
             completions = []
             for offset in range(position, position + count):
                 end = stop.stopped_at.get(offset, row.max_new) if stop else row.max_new
+                row_logprobs = _own_logprobs(logprobs, offset, end, row.params.logprobs)
                 completions.append(
-                    to_completion(loaded.tokenizer, generated[offset][:end], eos_ids, row.params)
+                    to_completion(
+                        loaded.tokenizer, generated[offset][:end], eos_ids, row.params, row_logprobs
+                    )
                 )
             position += count
             if not row.params.sampling:
@@ -193,3 +197,13 @@ class MixedBatcher:
         with loaded.mixed(adapters) as (model, names), torch.inference_mode():
             kwargs["adapter_names"] = names
             yield model
+
+
+def _own_logprobs(
+    logprobs: list[list[TokenLogprob]] | None, offset: int, end: int, asked: int | None
+) -> list[TokenLogprob] | None:
+    """A row's log probabilities as it asked for them: none, or its own number of alternatives
+    (the batch recorded the most any row asked for)."""
+    if logprobs is None or asked is None:
+        return None
+    return [replace(token, top=token.top[:asked]) for token in logprobs[offset][:end]]

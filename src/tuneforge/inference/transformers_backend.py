@@ -11,12 +11,18 @@ from collections.abc import Generator, Hashable, Sequence
 from typing import Any
 
 import torch
-from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
+from transformers import (
+    LogitsProcessorList,
+    StoppingCriteria,
+    StoppingCriteriaList,
+    TextIteratorStreamer,
+)
 
 from tuneforge.data.records import Conversation
 from tuneforge.data.tokenize import prompt_ids
 from tuneforge.engine.hardware import detect_hardware
 from tuneforge.inference.decoding import (
+    LogprobRecorder,
     generation_kwargs,
     left_pad,
     max_new_tokens,
@@ -38,6 +44,7 @@ from tuneforge.inference.types import (
     check_prompt,
     cut_at_stop,
     held_back,
+    refuse_streamed_logprobs,
 )
 
 
@@ -106,6 +113,7 @@ class TransformersBackend(BatchBackend):
         self, target: ModelTarget, prompt: Conversation, params: GenerationParams
     ) -> TextStream:
         check_prompt(prompt)
+        refuse_streamed_logprobs(params)
         loaded = self._cache.get(target)
         ids = prompt_ids(prompt, loaded.tokenizer)
         max_new = max_new_tokens(loaded, [ids], params)
@@ -163,6 +171,7 @@ class TransformersBackend(BatchBackend):
         input_ids, attention_mask = left_pad(encoded, tokenizer.pad_token_id)
         prompt_length = input_ids.shape[1]
         stop = StopOnText(tokenizer, [params.stop], prompt_length) if params.stop else None
+        recorder = LogprobRecorder(params.logprobs) if params.logprobs is not None else None
         with (
             loaded.using(target.adapter_path) as model,
             seeded(params, self.device),
@@ -172,16 +181,21 @@ class TransformersBackend(BatchBackend):
                 input_ids=input_ids.to(self.device),
                 attention_mask=attention_mask.to(self.device),
                 stopping_criteria=StoppingCriteriaList([stop] if stop else []),
+                logits_processor=LogitsProcessorList([recorder] if recorder else []),
                 **generation_kwargs(loaded, params, max_new, copies),
             )
         rows = output[:, prompt_length:].tolist()
+        logprobs = recorder.rows(rows, tokenizer) if recorder else None
         eos_ids = set(loaded.eos_ids)
         results = []
         for index, ids in enumerate(encoded):
             completions = []
             for row in range(index * copies, (index + 1) * copies):
                 end = stop.stopped_at.get(row) if stop else None
-                completions.append(to_completion(tokenizer, rows[row][:end], eos_ids, params))
+                row_logprobs = logprobs[row][:end] if logprobs else None
+                completions.append(
+                    to_completion(tokenizer, rows[row][:end], eos_ids, params, row_logprobs)
+                )
             if not params.sampling:
                 completions *= params.n
             results.append(GenerationResult(completions=completions, prompt_tokens=len(ids)))

@@ -45,6 +45,9 @@ class ModelTarget:
         return self.base_source
 
 
+MAX_TOP_LOGPROBS = 20  # OpenAI's and Vertex's limit
+
+
 @dataclass(frozen=True)
 class GenerationParams:
     temperature: float = 0.0  # 0 -> greedy
@@ -54,6 +57,8 @@ class GenerationParams:
     stop: tuple[str, ...] = ()  # stop sequences: output is cut before the first one
     seed: int | None = None  # same seed + params -> same sampled output
     n: int = 1  # candidates
+    # None: no log probabilities; k: each output token's, with the k likeliest alternatives
+    logprobs: int | None = None
 
     def __post_init__(self) -> None:
         # A list from JSON would make the params unhashable (the batcher groups by them), and
@@ -66,6 +71,11 @@ class GenerationParams:
             ("top_k", self.top_k >= 0, "must be 0 (off) or more"),
             ("max_output_tokens", self.max_output_tokens >= 1, "must be at least 1"),
             ("n", self.n >= 1, "must be at least 1"),
+            (
+                "logprobs",
+                self.logprobs is None or 0 <= self.logprobs <= MAX_TOP_LOGPROBS,
+                f"must be 0 to {MAX_TOP_LOGPROBS}",
+            ),
             # torch's and vLLM's generators take a 64-bit seed; a larger one was a 500
             ("seed", self.seed is None or -(2**63) <= self.seed < 2**63, "must fit in 64 bits"),
         ]
@@ -79,10 +89,26 @@ class GenerationParams:
 
 
 @dataclass(frozen=True)
+class TokenChoice:
+    token_id: int
+    text: str
+    logprob: float  # natural log of its probability under the model, before sampling's warps
+
+
+@dataclass(frozen=True)
+class TokenLogprob:
+    """One output token's log probability and, when asked, the likeliest alternatives there."""
+
+    chosen: TokenChoice
+    top: list[TokenChoice]
+
+
+@dataclass(frozen=True)
 class Completion:
     text: str
     finish_reason: FinishReason  # "stop": EOS or a stop sequence
     output_tokens: int
+    logprobs: list[TokenLogprob] | None = None  # one per output token, when asked
 
 
 @dataclass(frozen=True)
@@ -102,6 +128,12 @@ class Request:
     target: ModelTarget
     prompt: Conversation
     params: GenerationParams
+
+
+def refuse_streamed_logprobs(params: GenerationParams) -> None:
+    """A stream's text deltas do not fall on token boundaries, so they cannot carry them."""
+    if params.logprobs is not None:
+        raise InvalidArgument("logprobs are not supported on a streamed answer", "logprobs")
 
 
 # What a backend's ``generate_many`` gives each request: its result, or the error that is its own.

@@ -30,7 +30,10 @@ from tuneforge.inference.types import (
     Outcome,
     Request,
     TextStream,
+    TokenChoice,
+    TokenLogprob,
     check_prompt,
+    refuse_streamed_logprobs,
 )
 from tuneforge.models.loading import load_tokenizer
 
@@ -126,6 +129,7 @@ class VLLMBackend(BatchBackend):
     def stream(
         self, target: ModelTarget, prompt: Conversation, params: GenerationParams
     ) -> TextStream:
+        refuse_streamed_logprobs(params)
         result = self.generate(target, prompt, params)
         completion = result.completions[0]
 
@@ -197,6 +201,7 @@ class VLLMBackend(BatchBackend):
             stop=list(params.stop) or None,
             stop_token_ids=[tokenizer.eos_token_id],
             seed=params.seed,
+            logprobs=params.logprobs,  # vLLM's default: the model's own, before temperature
         )
 
 
@@ -209,15 +214,34 @@ def _check_length(prompt_tokens: int, context: int) -> None:
 
 
 def _result(output: Any, eos_ids: set[int], params: GenerationParams) -> GenerationResult:
-    completions = [_completion(candidate, eos_ids) for candidate in output.outputs]
+    completions = [_completion(candidate, eos_ids, params.logprobs) for candidate in output.outputs]
     if not params.sampling:
         completions *= params.n  # greedy candidates are all the same: generated once
     return GenerationResult(completions=completions, prompt_tokens=len(output.prompt_token_ids))
 
 
-def _completion(candidate: Any, eos_ids: set[int]) -> Completion:
+def _completion(candidate: Any, eos_ids: set[int], top: int | None = None) -> Completion:
     tokens = list(candidate.token_ids)
     if tokens and tokens[-1] in eos_ids:
         tokens.pop()  # counted up to and excluding EOS, as the transformers backend does
     finish = "stop" if candidate.finish_reason == "stop" else "length"
-    return Completion(text=candidate.text, finish_reason=finish, output_tokens=len(tokens))
+    logprobs = None
+    if top is not None and candidate.logprobs is not None:
+        # Per token, vLLM gives {token id: Logprob(logprob, rank, decoded_token)}: the top
+        # ``top`` and the chosen one.
+        logprobs = [
+            _token_logprob(token_id, step, top)
+            for token_id, step in zip(tokens, candidate.logprobs, strict=False)
+        ]
+    return Completion(
+        text=candidate.text, finish_reason=finish, output_tokens=len(tokens), logprobs=logprobs
+    )
+
+
+def _token_logprob(token_id: int, step: dict[int, Any], top: int) -> TokenLogprob:
+    def choice(choice_id: int) -> TokenChoice:
+        entry = step[choice_id]
+        return TokenChoice(choice_id, entry.decoded_token or "", float(entry.logprob))
+
+    ranked = sorted(step, key=lambda choice_id: step[choice_id].rank)[:top]
+    return TokenLogprob(choice(token_id), [choice(choice_id) for choice_id in ranked])
