@@ -182,8 +182,8 @@ def test_a_stream_has_no_usage_unless_asked(api):
         ({"tool_choice": "required"}, "tool_choice"),
         ({"response_format": {"type": "json_object"}}, "response_format"),
         ({"response_format": {"type": "json_schema", "json_schema": {}}}, "response_format"),
-        ({"logprobs": True}, "logprobs"),
-        ({"top_logprobs": 3}, "top_logprobs"),
+        ({"top_logprobs": 3}, "top_logprobs"),  # without logprobs: true
+        ({"logprobs": True, "stream": True}, "logprobs"),
         ({"logit_bias": {"50256": -100}}, "logit_bias"),
         ({"frequency_penalty": 0.5}, "frequency_penalty"),
         ({"presence_penalty": -1}, "presence_penalty"),
@@ -245,3 +245,22 @@ def test_parameters_that_change_nothing_are_accepted(api):
         service_tier="auto",
     )
     assert completion.choices[0].message.content is not None
+
+
+def test_logprobs_come_with_each_token_and_its_likeliest_alternatives(api):
+    completion = chat(api, temperature=0, max_tokens=4, logprobs=True, top_logprobs=2)
+
+    choice = completion.choices[0]
+    tokens = choice.logprobs.content
+    assert len(tokens) == completion.usage.completion_tokens
+    assert "".join(token.token for token in tokens) == choice.message.content
+    for token in tokens:
+        assert token.logprob <= 0 and bytes(token.bytes).decode() == token.token
+        assert len(token.top_logprobs) == 2
+        assert token.top_logprobs[0].token == token.token  # greedy: the likeliest
+        assert token.top_logprobs[0].logprob >= token.top_logprobs[1].logprob
+    without = chat(api, temperature=0, max_tokens=4)
+    assert without.choices[0].logprobs is None
+    assert without.choices[0].message.content == choice.message.content
+    only_chosen = chat(api, temperature=0, max_tokens=4, logprobs=True).choices[0].logprobs
+    assert [t.top_logprobs for t in only_chosen.content] == [[]] * len(tokens)

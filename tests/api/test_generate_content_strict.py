@@ -39,7 +39,6 @@ def refused(api: Api, body: dict, url: str = URL) -> dict:
          "generationConfig.responseMimeType"),
         ({"generationConfig": {"responseSchema": {"type": "OBJECT"}}},
          "generationConfig.responseSchema"),
-        ({"generationConfig": {"responseLogprobs": True}}, "generationConfig.responseLogprobs"),
         ({"generationConfig": {"logprobs": 3}}, "generationConfig.logprobs"),
         ({"generationConfig": {"presencePenalty": 0.5}}, "generationConfig.presencePenalty"),
         ({"generationConfig": {"thinkingConfig": {"thinkingBudget": 0}}},
@@ -123,3 +122,38 @@ def test_an_answer_has_an_id_a_time_and_safety_ratings_to_loop_over(api: Api):
 
     stream = client.models.generate_content_stream(model=TINY, contents="hi", config=config)
     assert len({chunk.response_id for chunk in stream}) == 1
+
+
+def test_logprobs_come_with_each_chosen_token_and_the_top_candidates(api: Api):
+    client = sdk_client(api, api.key)
+    config = types.GenerateContentConfig(
+        temperature=0, max_output_tokens=4, response_logprobs=True, logprobs=2
+    )
+
+    response = client.models.generate_content(model=TINY, contents="hi", config=config)
+
+    candidate = response.candidates[0]
+    chosen = candidate.logprobs_result.chosen_candidates
+    assert len(chosen) == response.usage_metadata.candidates_token_count
+    assert "".join(c.token for c in chosen) == response.text
+    assert candidate.avg_logprobs == pytest.approx(
+        sum(c.log_probability for c in chosen) / len(chosen)
+    )
+    for step, top in zip(chosen, candidate.logprobs_result.top_candidates, strict=True):
+        assert len(top.candidates) == 2
+        assert top.candidates[0].token_id == step.token_id  # greedy: the likeliest
+    plain = client.models.generate_content(
+        model=TINY,
+        contents="hi",
+        config=types.GenerateContentConfig(temperature=0, max_output_tokens=4),
+    )
+    assert plain.candidates[0].logprobs_result is None and plain.text == response.text
+
+
+def test_a_streamed_answer_refuses_logprobs(api: Api):
+    client = sdk_client(api, api.key)
+    config = types.GenerateContentConfig(response_logprobs=True, max_output_tokens=2)
+    with pytest.raises(genai_errors.ClientError) as caught:
+        list(client.models.generate_content_stream(model=TINY, contents="hi", config=config))
+    assert caught.value.code == 400
+    assert caught.value.message.startswith("generationConfig.responseLogprobs")

@@ -85,6 +85,11 @@ def stream(
             "generationConfig.candidateCount: a streamed answer has one candidate",
             "generationConfig.candidateCount",
         )
+    if params.logprobs is not None:
+        raise InvalidArgument(
+            "generationConfig.responseLogprobs: a streamed answer has no log probabilities",
+            "generationConfig.responseLogprobs",
+        )
     deltas = service.generation.stream(project_id, model, conversation, params)
     chunks = _chunks(deltas, model_version, int_enums)
     if sse:

@@ -18,7 +18,13 @@ from tuneforge.data.records import Conversation
 from tuneforge.data.turns import vertex_contents
 from tuneforge.errors import InvalidArgument
 from tuneforge.inference.token_count import TurnTokens
-from tuneforge.inference.types import GenerationParams, GenerationResult
+from tuneforge.inference.types import (
+    MAX_TOP_LOGPROBS,
+    GenerationParams,
+    GenerationResult,
+    TokenChoice,
+    TokenLogprob,
+)
 
 FINISH_REASONS = {"stop": "STOP", "length": "MAX_TOKENS"}
 MAX_LABELS = 64  # Vertex's limit on a request's labels
@@ -36,6 +42,7 @@ GENERATION_NAMES = {
     "top_k": "generationConfig.topK",
     "temperature": "generationConfig.temperature",
     "n": "generationConfig.candidateCount",
+    "logprobs": "generationConfig.responseLogprobs",
 }
 
 
@@ -70,6 +77,7 @@ class GenerationConfig(StrictGoogleRequest):
     response_mime_type: str | None = None
     response_modalities: list[str] | None = None
     response_logprobs: bool | None = None
+    logprobs: int | None = Field(default=None, ge=0, le=MAX_TOP_LOGPROBS)
     audio_timestamp: bool | None = None
     enable_affective_dialog: bool | None = None
     # Accepted: they change nothing about the answer.
@@ -79,7 +87,6 @@ class GenerationConfig(StrictGoogleRequest):
     # Refused whenever given.
     response_schema: Any = None
     response_json_schema: Any = None
-    logprobs: int | None = None
     thinking_config: Any = None
     speech_config: Any = None
 
@@ -98,8 +105,8 @@ class GenerationConfig(StrictGoogleRequest):
              "structured output is not supported"),
             (prefix + "responseModalities", self.response_modalities not in (None, ["TEXT"]),
              "only TEXT is supported"),
-            (prefix + "responseLogprobs", self.response_logprobs, "logprobs are not supported"),
-            (prefix + "logprobs", self.logprobs is not None, "logprobs are not supported"),
+            (prefix + "logprobs", self.logprobs is not None and not self.response_logprobs,
+             "logprobs needs responseLogprobs: true"),
             (prefix + "thinkingConfig", self.thinking_config is not None,
              "thinking is not supported"),
             (prefix + "speechConfig", self.speech_config is not None, "speech is not supported"),
@@ -117,6 +124,7 @@ class GenerationConfig(StrictGoogleRequest):
             "stop": tuple(self.stop_sequences) if self.stop_sequences else None,
             "seed": self.seed,
             "n": self.candidate_count,
+            "logprobs": (self.logprobs or 0) if self.response_logprobs else None,
         }
         return GenerationParams(**{k: v for k, v in given.items() if v is not None})
 
@@ -191,10 +199,41 @@ class Content(GoogleResponse):
     parts: list[Part]
 
 
+class LogprobsCandidate(GoogleResponse):
+    token: str
+    token_id: int
+    log_probability: float
+
+    @classmethod
+    def of(cls, choice: TokenChoice) -> LogprobsCandidate:
+        return cls(token=choice.text, token_id=choice.token_id, log_probability=choice.logprob)
+
+
+class TopCandidates(GoogleResponse):
+    candidates: list[LogprobsCandidate]
+
+
+class LogprobsResult(GoogleResponse):
+    top_candidates: list[TopCandidates]
+    chosen_candidates: list[LogprobsCandidate]
+
+    @classmethod
+    def of(cls, logprobs: list[TokenLogprob]) -> LogprobsResult:
+        return cls(
+            top_candidates=[
+                TopCandidates(candidates=[LogprobsCandidate.of(c) for c in token.top])
+                for token in logprobs
+            ],
+            chosen_candidates=[LogprobsCandidate.of(token.chosen) for token in logprobs],
+        )
+
+
 class Candidate(GoogleResponse):
     index: int
     content: Content
     finish_reason: str | None = None  # a streamed answer's last chunk only
+    avg_logprobs: float | None = None  # with responseLogprobs
+    logprobs_result: LogprobsResult | None = None
     # tuneforge filters nothing, so it rates nothing: always empty (code that loops over a
     # candidate's ratings, as Gemini's samples do, finds none).
     safety_ratings: list[dict[str, Any]] = Field(default_factory=list)
@@ -277,6 +316,7 @@ class GenerateContentResponse(GoogleResponse):
                     index=index,
                     content=Content(role="model", parts=[Part(text=completion.text)]),
                     finish_reason=FINISH_REASONS[completion.finish_reason],
+                    **_logprobs_fields(completion.logprobs),
                 )
                 for index, completion in enumerate(result.completions)
             ],
@@ -287,6 +327,16 @@ class GenerateContentResponse(GoogleResponse):
             ),
             model_version=model_version,
         )
+
+
+def _logprobs_fields(logprobs: list[TokenLogprob] | None) -> dict[str, Any]:
+    if logprobs is None:
+        return {}
+    chosen = [token.chosen.logprob for token in logprobs]
+    return {
+        "avg_logprobs": sum(chosen) / len(chosen) if chosen else 0.0,
+        "logprobs_result": LogprobsResult.of(logprobs),
+    }
 
 
 # --- countTokens and computeTokens ----------------------------------------------------------

@@ -17,7 +17,12 @@ from tuneforge.api.errors import ApiError
 from tuneforge.data.checks import LineIssues
 from tuneforge.data.records import Conversation
 from tuneforge.data.turns import openai_messages
-from tuneforge.inference.types import GenerationParams, GenerationResult
+from tuneforge.inference.types import (
+    GenerationParams,
+    GenerationResult,
+    TokenChoice,
+    TokenLogprob,
+)
 from tuneforge.models.names import fine_tuned_model_name
 from tuneforge.service import ModelInfo
 
@@ -159,8 +164,10 @@ class ChatRequest(StrictRequest):
             ("store", self.store, "completions are not stored; send store=false or leave it out"),
             ("frequency_penalty", self.frequency_penalty, "penalties are not supported; send 0"),
             ("presence_penalty", self.presence_penalty, "penalties are not supported; send 0"),
-            ("logprobs", self.logprobs, "logprobs are not supported"),
-            ("top_logprobs", self.top_logprobs, "logprobs are not supported"),
+            ("top_logprobs", self.top_logprobs is not None and not self.logprobs,
+             "top_logprobs needs logprobs: true"),
+            ("logprobs", self.logprobs and self.stream,
+             "logprobs are not supported on a streamed completion"),
             ("logit_bias", self.logit_bias, "logit_bias is not supported"),
             ("response_format", not text_only,
              'only text output is supported: {"type": "text"} (no json_schema or json_object)'),
@@ -193,6 +200,7 @@ class ChatRequest(StrictRequest):
             "stop": self.stop,
             "seed": self.seed,
             "n": self.n,
+            "logprobs": (self.top_logprobs or 0) if self.logprobs else None,
         }
         return GenerationParams(**{k: v for k, v in given.items() if v is not None})
 
@@ -237,11 +245,44 @@ class ChatMessage(OpenAIObject):
     refusal: None = None
 
 
+class TopLogprob(OpenAIObject):
+    token: str
+    logprob: float
+    bytes: list[int] | None
+
+    @classmethod
+    def of(cls, choice: TokenChoice) -> TopLogprob:
+        return cls(token=choice.text, logprob=choice.logprob, bytes=list(choice.text.encode()))
+
+
+class TokenLogprobOut(TopLogprob):
+    top_logprobs: list[TopLogprob]
+
+
+class ChoiceLogprobs(OpenAIObject):
+    content: list[TokenLogprobOut] | None
+    refusal: None = None
+
+    @classmethod
+    def of(cls, logprobs: list[TokenLogprob] | None) -> ChoiceLogprobs | None:
+        if logprobs is None:
+            return None
+        return cls(
+            content=[
+                TokenLogprobOut(
+                    **TopLogprob.of(token.chosen).model_dump(),
+                    top_logprobs=[TopLogprob.of(choice) for choice in token.top],
+                )
+                for token in logprobs
+            ]
+        )
+
+
 class Choice(OpenAIObject):
     index: int
     message: ChatMessage
     finish_reason: str
-    logprobs: None = None
+    logprobs: ChoiceLogprobs | None = None
 
 
 class Usage(OpenAIObject):
@@ -279,6 +320,7 @@ class ChatCompletion(OpenAIObject):
                     index=index,
                     message=ChatMessage(content=completion.text),
                     finish_reason=completion.finish_reason,
+                    logprobs=ChoiceLogprobs.of(completion.logprobs),
                 )
                 for index, completion in enumerate(result.completions)
             ],
