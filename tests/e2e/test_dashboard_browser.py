@@ -136,7 +136,9 @@ def _try_a_checkpoint(page: Page) -> None:
     page.fill("#prompt", "An absolute delight from start to finish.")
     page.fill("#max_tokens", "4")
     page.click("form.stacked button[type=submit]")
-    expect(page.locator(".answer")).to_contain_text(re.compile(r"\d+ prompt tokens"))
+    for side in ("tuned", "base"):  # side by side, the checkpoint and its base model
+        answer = page.locator(f'.answer[data-side="{side}"]')
+        expect(answer).to_contain_text(re.compile(r"\d+ prompt tokens"))
     expect(page.locator(".alert-error")).to_have_count(0)
 
 

@@ -13,7 +13,6 @@ import os
 import re
 import shutil
 import tempfile
-import time
 from collections.abc import Callable, Coroutine
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -48,13 +47,11 @@ from tuneforge.api.ui_guard import (
     new_login_token,
     session_token,
 )
-from tuneforge.data.records import Conversation, Turn
 from tuneforge.errors import InvalidArgument, NotFound, TuneforgeError
-from tuneforge.inference.types import GenerationParams
 from tuneforge.service import JobRequest, ModelInfo, Service
 from tuneforge.service.jobs import JobService
 from tuneforge.service.model_export import export_model, exported_target
-from tuneforge.ui import STATIC_DIR, TEMPLATES_DIR, new_job, present
+from tuneforge.ui import STATIC_DIR, TEMPLATES_DIR, new_job, present, try_it
 from tuneforge.ui.svg import histogram_svg, loss_curve_svg, metric_charts_svg
 
 COOKIE = "tuneforge_key"
@@ -647,21 +644,21 @@ def _model_info(service: Service, project_id: str, name: str) -> ModelInfo:
 
 
 def _model_page(
-    request: Request, info: ModelInfo, status_code: int = 200, **context: Any
+    request: Request, info: ModelInfo, chat: try_it.Chat, status_code: int = 200, **context: Any
 ) -> Response:
     names = None
     if info.job is not None and info.tuned_model is not None:
         names = present.tuned_model_names(info.job, info.tuned_model)
-    context = {
-        "system": "",
-        "prompt": "",
-        "max_tokens": DEFAULT_MAX_TOKENS,
-        "answer": None,
-        "error": None,
-        **context,
-    }
+    context = {"prompt": "", "error": None, **context}
     return render(
-        request, "model.html", status_code, active="models", info=info, names=names, **context
+        request,
+        "model.html",
+        status_code,
+        active="models",
+        info=info,
+        names=names,
+        chat=chat,
+        **context,
     )
 
 
@@ -710,7 +707,10 @@ def model_page(
     project_id: str = Depends(signed_in),
     service: Service = Depends(get_service),
 ) -> Response:
-    return _model_page(request, _model_info(service, project_id, name))
+    info = _model_info(service, project_id, name)
+    system = try_it.training_system_instruction(service, project_id, info.job)
+    chat = try_it.Chat(try_it.sides_of(info), system=system, max_tokens=DEFAULT_MAX_TOKENS)
+    return _model_page(request, info, chat)
 
 
 @router.post("/ui/models/{name:path}")
@@ -719,27 +719,26 @@ def try_model(
     name: str,
     prompt: str = Form(""),
     system: str = Form(""),
+    temperature: float = Form(0.0),
+    top_p: float = Form(1.0),
     max_tokens: int = Form(DEFAULT_MAX_TOKENS),
+    history_user: list[str] = Form([]),
+    history_tuned: list[str] = Form([]),
+    history_base: list[str] = Form([]),
     project_id: str = Depends(signed_in),
     service: Service = Depends(get_service),
 ) -> Response:
-    """Greedy generation from the "try it" form, shown under the form."""
+    """The "Try it" form: the tuned model and its base (or a base model alone) answer the
+    next turn of the conversation the form carries; the answers are added to it."""
     info = _model_info(service, project_id, name)
-    form = {"system": system, "prompt": prompt, "max_tokens": max_tokens}
+    sides = try_it.sides_of(info)
+    chat = try_it.Chat(
+        sides, system=system, temperature=temperature, top_p=top_p, max_tokens=max_tokens
+    )
+    answers = {try_it.TUNED: history_tuned, try_it.BASE: history_base}
     try:
-        if not prompt.strip():
-            raise InvalidArgument("write a prompt", "prompt")
-        conversation = Conversation(turns=(Turn("user", prompt),), system=system.strip() or None)
-        params = GenerationParams(max_output_tokens=max_tokens)
-        started = time.perf_counter()
-        result = service.generation.generate(project_id, info.id, conversation, params)
+        chat.history = try_it.read_history(sides, history_user, answers)
+        try_it.answer(service, project_id, chat, prompt)
     except TuneforgeError as err:
-        return _model_page(request, info, status_of(err)[0], error=str(err), **form)
-    answer = {
-        "text": result.completions[0].text,
-        "finish_reason": result.completions[0].finish_reason,
-        "prompt_tokens": result.prompt_tokens,
-        "output_tokens": result.output_tokens,
-        "seconds": time.perf_counter() - started,
-    }
-    return _model_page(request, info, answer=answer, **form)
+        return _model_page(request, info, chat, status_of(err)[0], error=str(err), prompt=prompt)
+    return _model_page(request, info, chat)
