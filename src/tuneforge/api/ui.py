@@ -666,17 +666,19 @@ def _model_page(
 @router.get("/ui/models/{name:path}/download")
 def download_model(
     name: str,
+    merged: bool = False,
     project_id: str = Depends(signed_in),
     service: Service = Depends(get_service),
 ) -> Response:
     """A tuned model or checkpoint as a zip of the folder ``tuneforge models export`` writes:
-    its adapter (or full weights) and model card."""
+    its adapter (or full weights) and model card; with ``merged``, a LoRA adapter merged into
+    its base, a model folder any transformers loads alone."""
     info = _model_info(service, project_id, name)
     exported_target(service, project_id, info.id)
     folder = Path(tempfile.mkdtemp(prefix="tuneforge-export-"))
     try:
-        export_model(service, project_id, info.id, folder / "model")
-        stem = re.sub(r"[^\w.-]+", "_", info.id)
+        export_model(service, project_id, info.id, folder / "model", merged=merged)
+        stem = re.sub(r"[^\w.-]+", "_", info.id) + ("-merged" if merged else "")
         archive = shutil.make_archive(str(folder / stem), "zip", root_dir=folder / "model")
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)

@@ -1,5 +1,6 @@
-"""The model page's "Try it": a tuned model and its base answer side by side, turn after turn,
-with the sampling parameters and the system instruction of the job's training data."""
+"""The model page of a real (random) LoRA adapter: "Try it", where the tuned model and its base
+answer side by side, turn after turn, with the sampling parameters and the system instruction
+of the job's training data; and the merged weights' download."""
 
 from __future__ import annotations
 
@@ -7,9 +8,11 @@ import html
 import io
 import json
 import re
+import zipfile
 from pathlib import Path
 
 import pytest
+import torch
 
 from tests.api.conftest import Api
 from tests.api.test_models_api import TINY, register_tuned_model
@@ -127,3 +130,31 @@ def test_a_conversation_that_does_not_pair_up_is_refused_with_a_message(api: Api
 
     assert response.status_code == 400
     assert "the conversation in the form is incomplete" in response.text
+
+
+def test_the_merged_weights_download_is_a_model_folder_that_answers_as_the_adapter(
+    api: Api, adapter: Path, models_dir: Path, tmp_path: Path
+):
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    from tuneforge.models.loading import load_causal_lm
+
+    model = tuned_model_trained_on(api, adapter, [line(f"q{n}", "a") for n in range(10)])
+    sign_in(api)
+    assert f'href="/ui/models/{model}/download?merged=true"' in page(api, f"/ui/models/{model}")
+
+    response = api.client.get(f"/ui/models/{model}/download?merged=true")
+
+    assert response.status_code == 200, response.text
+    assert f'filename="{model}-merged.zip"' in response.headers["content-disposition"]
+    zipfile.ZipFile(io.BytesIO(response.content)).extractall(tmp_path / "merged")
+    names = {path.name for path in (tmp_path / "merged").iterdir()}
+    assert {"config.json", "model.safetensors", "tokenizer_config.json", "README.md"} <= names
+    assert "adapter_config.json" not in names
+    merged = AutoModelForCausalLM.from_pretrained(tmp_path / "merged")  # alone, no PEFT
+    tuned = PeftModel.from_pretrained(load_causal_lm(ensure_tiny_model(TINY, models_dir)), adapter)
+    ids = torch.tensor([[1, 5, 9, 14, 3]])
+    with torch.no_grad():
+        expected, got = tuned(ids).logits, merged(ids).logits
+    assert torch.allclose(got, expected, atol=1e-4)
