@@ -51,7 +51,7 @@ from tuneforge.errors import InvalidArgument, NotFound, TuneforgeError
 from tuneforge.service import JobRequest, ModelInfo, Service
 from tuneforge.service.jobs import JobService
 from tuneforge.service.model_export import export_model, exported_target
-from tuneforge.ui import STATIC_DIR, TEMPLATES_DIR, new_job, present, try_it
+from tuneforge.ui import STATIC_DIR, TEMPLATES_DIR, evaluation, new_job, present, try_it
 from tuneforge.ui.svg import histogram_svg, loss_curve_svg, metric_charts_svg
 
 COOKIE = "tuneforge_key"
@@ -445,17 +445,36 @@ def job_page(
     job_id: str,
     steps: bool = False,
     scale: str = "log",
+    test_file: str = "",
     project_id: str = Depends(signed_in),
     service: Service = Depends(get_service),
+) -> Response:
+    form = evaluation.EvaluationForm(test_file=test_file)
+    return _job_page(request, service, project_id, job_id, form, steps=steps, scale=scale)
+
+
+def _job_page(
+    request: Request,
+    service: Service,
+    project_id: str,
+    job_id: str,
+    evaluation_form: evaluation.EvaluationForm,
+    *,
+    steps: bool = False,
+    scale: str = "log",
+    status_code: int = 200,
+    **context: Any,
 ) -> Response:
     view = service.jobs.get(project_id, job_id)
     job = view.job
     metrics = service.jobs.metrics(project_id, job_id)
     events = _events_shown(service, project_id, job_id, with_steps=steps)
     stats = present.stats_view(job.data_stats)
+    context = {"evaluation": None, "evaluation_error": None, **context}
     return render(
         request,
         "job.html",
+        status_code,
         active="jobs",
         view=view,
         job=job,
@@ -475,7 +494,54 @@ def job_page(
         events=events,
         with_steps=steps,
         refresh=REFRESH_SECONDS if present.is_active(job) else None,
+        test_files=new_job.offered_files(service, project_id) if view.tuned_model else [],
+        evaluation_form=evaluation_form,
+        max_examples=evaluation.MAX_EXAMPLES,
+        max_few_shot=evaluation.MAX_FEW_SHOT,
+        **context,
     )
+
+
+# (before /ui/jobs/{job_id}/{action}, which would take "evaluate" as an action)
+@router.post("/ui/jobs/{job_id}/evaluate")
+def evaluate_job(
+    request: Request,
+    job_id: str,
+    test_file: str = Form(""),
+    examples: int = Form(evaluation.MAX_EXAMPLES),
+    few_shot: int = Form(evaluation.DEFAULT_FEW_SHOT),
+    project_id: str = Depends(signed_in),
+    service: Service = Depends(get_service),
+) -> Response:
+    """The tuned model, its base and its base few-shot on a test file, the table shown on
+    the job page (ui/evaluation.py says why it runs in this request); bad input is a message
+    on the page."""
+    form = evaluation.EvaluationForm(test_file=test_file, examples=examples, few_shot=few_shot)
+    view = service.jobs.get(project_id, job_id)
+    if view.tuned_model is None:  # no Evaluate card to show the message in: the error page
+        raise InvalidArgument("only a succeeded job's tuned model can be evaluated", "job")
+    try:
+        result = evaluation.evaluate_job(service, project_id, view, form)
+    except TuneforgeError as err:
+        code = status_of(err)[0]
+        return _job_page(request, service, project_id, job_id, form, status_code=code,
+                         evaluation_error=str(err))  # fmt: skip
+    return _job_page(request, service, project_id, job_id, form, evaluation=result)
+
+
+@router.post("/ui/jobs/{job_id}/evaluate/upload")
+def evaluate_upload(
+    job_id: str,
+    file: UploadFile | None = File(None),
+    project_id: str = Depends(signed_in),
+    service: Service = Depends(get_service),
+) -> Response:
+    """Upload test data without leaving the job page: back to it with the file chosen."""
+    service.jobs.get(project_id, job_id)
+    if file is None or not file.filename:
+        raise InvalidArgument("choose a file to upload", "file")
+    row = service.files.upload(project_id, upload_filename(file.filename), file.file, "fine-tune")
+    return _see_other(f"/ui/jobs/{job_id}?test_file={quote(row.id)}#evaluate")
 
 
 def _events_shown(service: Service, project_id: str, job_id: str, *, with_steps: bool) -> list:
