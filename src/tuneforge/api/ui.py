@@ -523,9 +523,10 @@ def evaluate_job(
     try:
         result = evaluation.evaluate_job(service, project_id, view, form)
     except TuneforgeError as err:
-        code = status_of(err)[0]
-        return _job_page(request, service, project_id, job_id, form, status_code=code,
-                         evaluation_error=str(err))  # fmt: skip
+        code, message = status_of(err)[0], str(err)
+        return _job_page(
+            request, service, project_id, job_id, form, status_code=code, evaluation_error=message
+        )
     return _job_page(request, service, project_id, job_id, form, evaluation=result)
 
 

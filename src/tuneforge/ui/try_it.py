@@ -65,8 +65,10 @@ def sides_of(info: ModelInfo) -> list[Side]:
     model answers alone."""
     if info.job is None:
         return [Side(BASE, info.id, info.id)]
-    return [Side(TUNED, f"tuned: {info.id}", info.id), Side(BASE, f"base: {info.base_model}",
-                                                             info.job.base_model)]  # fmt: skip
+    return [
+        Side(TUNED, f"tuned: {info.id}", info.id),
+        Side(BASE, f"base: {info.job.base_model}", info.job.base_model),
+    ]
 
 
 def read_history(sides: list[Side], users: list[str], answers: dict[str, list[str]]) -> list:
