@@ -483,7 +483,7 @@ def test_trying_a_model_shows_the_answer_and_token_counts(api: Api):
 
     assert response.status_code == 200, response.text
     assert re.search(r"\d+ prompt tokens · \d+ output tokens?", response.text)
-    assert "hello &lt;there&gt;</textarea>" in response.text
+    assert "<pre>hello &lt;there&gt;</pre>" in response.text  # the turn, in the transcript
 
 
 def fake_adapter(folder: Path) -> Path:

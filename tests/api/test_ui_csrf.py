@@ -65,6 +65,19 @@ def upload_form(api: Api) -> Form:
     )
 
 
+def evaluate_upload_form(api: Api) -> Form:
+    job = create_job(api)
+    sign_in(api)
+    return Form(
+        page=f"/ui/jobs/{job.id}",
+        action=f"/ui/jobs/{job.id}/evaluate/upload",
+        files={"file": ("held-out.jsonl", VALID_DATASET)},
+        took_effect=lambda _: any(
+            f.filename == "held-out.jsonl" for f in api.service.files.list("default").items
+        ),
+    )
+
+
 def try_model_form(api: Api) -> Form:
     sign_in(api)
     return Form(
@@ -97,6 +110,7 @@ FORMS: dict[str, Callable[[Api], Form]] = {
     "pause": lambda api: job_form(api, "pause", JobState.PAUSED),
     "resume": lambda api: job_form(api, "resume", JobState.QUEUED),
     "try a model": try_model_form,
+    "upload test data": evaluate_upload_form,
 }
 
 

@@ -1,8 +1,9 @@
 """The whole job from the dashboard alone, in a real browser: sign in, upload a file and see its
 validation, start a job from the New job page, watch it run to the end, try a checkpoint
-in the playground, see every page whole at 400 px wide, and delete the file (a confirm
-dialog). Headless Chromium (Debian's ``chromium`` package, which ``.ci/run`` installs) driven by
-Playwright; a missing browser fails the test, it never skips.
+in the playground beside its base, download its adapter, evaluate it on the test split, see
+every page whole at 400 px wide, and delete the file (a confirm dialog). Headless Chromium
+(Debian's ``chromium`` package, which ``.ci/run`` installs) driven by Playwright; a missing
+browser fails the test, it never skips.
 
 Each step's screenshot is saved under the test's tmp dir and, when ``TUNEFORGE_TEST_ARTIFACTS``
 names a folder, copied there.
@@ -13,6 +14,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -72,6 +74,11 @@ def test_a_job_from_upload_to_playground_in_the_browser(
         job_url = page.url
         _try_a_checkpoint(page)
         shots.take("checkpoint-playground")
+        _download_the_adapter(page, tmp_path)
+        shots.take("adapter-downloaded")
+        page.goto(job_url)
+        _evaluate(page, sentiment_files["test"])
+        shots.take("evaluated")
         _narrow_screen(page, live_server, job_url, shots)
         _delete_the_file_after_confirming(page, live_server)
         shots.take("file-deleted")
@@ -136,8 +143,36 @@ def _try_a_checkpoint(page: Page) -> None:
     page.fill("#prompt", "An absolute delight from start to finish.")
     page.fill("#max_tokens", "4")
     page.click("form.stacked button[type=submit]")
-    expect(page.locator(".answer")).to_contain_text(re.compile(r"\d+ prompt tokens"))
+    for side in ("tuned", "base"):  # side by side, the checkpoint and its base model
+        answer = page.locator(f'.answer[data-side="{side}"]')
+        expect(answer).to_contain_text(re.compile(r"\d+ prompt tokens"))
     expect(page.locator(".alert-error")).to_have_count(0)
+
+
+def _download_the_adapter(page: Page, tmp_path: Path) -> None:
+    """From the checkpoint's page: the adapter as a zip named after the checkpoint."""
+    name = page.locator(".crumbs .mono").inner_text()
+    with page.expect_download() as download:
+        page.click("text=Download adapter")
+    saved = tmp_path / "download.zip"
+    download.value.save_as(saved)
+    stem = re.sub(r"[^\w.-]+", "_", name)  # the id, made a safe file name
+    assert download.value.suggested_filename == f"{stem}.zip"
+    with zipfile.ZipFile(saved) as archive:
+        assert {"adapter_config.json", "README.md"} <= set(archive.namelist())
+
+
+def _evaluate(page: Page, test: Path) -> None:
+    """Upload the test split from the job page and compare on a few of its examples."""
+    page.set_input_files("#evaluate-upload input[type=file]", test)
+    page.click("#evaluate-upload button[type=submit]")
+    expect(page.locator("#test_file option:checked")).to_contain_text(test.name)
+    page.fill("#examples", "12")  # the first 12: enough to show the table, quick on a CPU
+    page.click("#evaluate-form button[type=submit]")
+    rows = page.locator("table.evaluation tbody tr")
+    expect(rows).to_have_count(3)
+    expect(rows.locator("th")).to_have_text(["tuned", "base", "base 3-shot"])
+    expect(page.locator(".evaluation-error")).to_have_count(0)
 
 
 NARROW = {"width": 400, "height": 800}

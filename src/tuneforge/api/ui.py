@@ -13,7 +13,6 @@ import os
 import re
 import shutil
 import tempfile
-import time
 from collections.abc import Callable, Coroutine
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -48,13 +47,11 @@ from tuneforge.api.ui_guard import (
     new_login_token,
     session_token,
 )
-from tuneforge.data.records import Conversation, Turn
 from tuneforge.errors import InvalidArgument, NotFound, TuneforgeError
-from tuneforge.inference.types import GenerationParams
 from tuneforge.service import JobRequest, ModelInfo, Service
 from tuneforge.service.jobs import JobService
 from tuneforge.service.model_export import export_model, exported_target
-from tuneforge.ui import STATIC_DIR, TEMPLATES_DIR, new_job, present
+from tuneforge.ui import STATIC_DIR, TEMPLATES_DIR, evaluation, new_job, present, try_it
 from tuneforge.ui.svg import histogram_svg, loss_curve_svg, metric_charts_svg
 
 COOKIE = "tuneforge_key"
@@ -448,17 +445,36 @@ def job_page(
     job_id: str,
     steps: bool = False,
     scale: str = "log",
+    test_file: str = "",
     project_id: str = Depends(signed_in),
     service: Service = Depends(get_service),
+) -> Response:
+    form = evaluation.EvaluationForm(test_file=test_file)
+    return _job_page(request, service, project_id, job_id, form, steps=steps, scale=scale)
+
+
+def _job_page(
+    request: Request,
+    service: Service,
+    project_id: str,
+    job_id: str,
+    evaluation_form: evaluation.EvaluationForm,
+    *,
+    steps: bool = False,
+    scale: str = "log",
+    status_code: int = 200,
+    **context: Any,
 ) -> Response:
     view = service.jobs.get(project_id, job_id)
     job = view.job
     metrics = service.jobs.metrics(project_id, job_id)
     events = _events_shown(service, project_id, job_id, with_steps=steps)
     stats = present.stats_view(job.data_stats)
+    context = {"evaluation": None, "evaluation_error": None, **context}
     return render(
         request,
         "job.html",
+        status_code,
         active="jobs",
         view=view,
         job=job,
@@ -478,7 +494,55 @@ def job_page(
         events=events,
         with_steps=steps,
         refresh=REFRESH_SECONDS if present.is_active(job) else None,
+        test_files=new_job.offered_files(service, project_id) if view.tuned_model else [],
+        evaluation_form=evaluation_form,
+        max_examples=evaluation.MAX_EXAMPLES,
+        max_few_shot=evaluation.MAX_FEW_SHOT,
+        **context,
     )
+
+
+# (before /ui/jobs/{job_id}/{action}, which would take "evaluate" as an action)
+@router.post("/ui/jobs/{job_id}/evaluate")
+def evaluate_job(
+    request: Request,
+    job_id: str,
+    test_file: str = Form(""),
+    examples: int = Form(evaluation.MAX_EXAMPLES),
+    few_shot: int = Form(evaluation.DEFAULT_FEW_SHOT),
+    project_id: str = Depends(signed_in),
+    service: Service = Depends(get_service),
+) -> Response:
+    """The tuned model, its base and its base few-shot on a test file, the table shown on
+    the job page (ui/evaluation.py says why it runs in this request); bad input is a message
+    on the page."""
+    form = evaluation.EvaluationForm(test_file=test_file, examples=examples, few_shot=few_shot)
+    view = service.jobs.get(project_id, job_id)
+    if view.tuned_model is None:  # no Evaluate card to show the message in: the error page
+        raise InvalidArgument("only a succeeded job's tuned model can be evaluated", "job")
+    try:
+        result = evaluation.evaluate_job(service, project_id, view, form)
+    except TuneforgeError as err:
+        code, message = status_of(err)[0], str(err)
+        return _job_page(
+            request, service, project_id, job_id, form, status_code=code, evaluation_error=message
+        )
+    return _job_page(request, service, project_id, job_id, form, evaluation=result)
+
+
+@router.post("/ui/jobs/{job_id}/evaluate/upload")
+def evaluate_upload(
+    job_id: str,
+    file: UploadFile | None = File(None),
+    project_id: str = Depends(signed_in),
+    service: Service = Depends(get_service),
+) -> Response:
+    """Upload test data without leaving the job page: back to it with the file chosen."""
+    service.jobs.get(project_id, job_id)
+    if file is None or not file.filename:
+        raise InvalidArgument("choose a file to upload", "file")
+    row = service.files.upload(project_id, upload_filename(file.filename), file.file, "fine-tune")
+    return _see_other(f"/ui/jobs/{job_id}?test_file={quote(row.id)}#evaluate")
 
 
 def _events_shown(service: Service, project_id: str, job_id: str, *, with_steps: bool) -> list:
@@ -647,21 +711,21 @@ def _model_info(service: Service, project_id: str, name: str) -> ModelInfo:
 
 
 def _model_page(
-    request: Request, info: ModelInfo, status_code: int = 200, **context: Any
+    request: Request, info: ModelInfo, chat: try_it.Chat, status_code: int = 200, **context: Any
 ) -> Response:
     names = None
     if info.job is not None and info.tuned_model is not None:
         names = present.tuned_model_names(info.job, info.tuned_model)
-    context = {
-        "system": "",
-        "prompt": "",
-        "max_tokens": DEFAULT_MAX_TOKENS,
-        "answer": None,
-        "error": None,
-        **context,
-    }
+    context = {"prompt": "", "error": None, **context}
     return render(
-        request, "model.html", status_code, active="models", info=info, names=names, **context
+        request,
+        "model.html",
+        status_code,
+        active="models",
+        info=info,
+        names=names,
+        chat=chat,
+        **context,
     )
 
 
@@ -669,17 +733,19 @@ def _model_page(
 @router.get("/ui/models/{name:path}/download")
 def download_model(
     name: str,
+    merged: bool = False,
     project_id: str = Depends(signed_in),
     service: Service = Depends(get_service),
 ) -> Response:
     """A tuned model or checkpoint as a zip of the folder ``tuneforge models export`` writes:
-    its adapter (or full weights) and model card."""
+    its adapter (or full weights) and model card; with ``merged``, a LoRA adapter merged into
+    its base, a model folder any transformers loads alone."""
     info = _model_info(service, project_id, name)
     exported_target(service, project_id, info.id)
     folder = Path(tempfile.mkdtemp(prefix="tuneforge-export-"))
     try:
-        export_model(service, project_id, info.id, folder / "model")
-        stem = re.sub(r"[^\w.-]+", "_", info.id)
+        export_model(service, project_id, info.id, folder / "model", merged=merged)
+        stem = re.sub(r"[^\w.-]+", "_", info.id) + ("-merged" if merged else "")
         archive = shutil.make_archive(str(folder / stem), "zip", root_dir=folder / "model")
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
@@ -710,7 +776,10 @@ def model_page(
     project_id: str = Depends(signed_in),
     service: Service = Depends(get_service),
 ) -> Response:
-    return _model_page(request, _model_info(service, project_id, name))
+    info = _model_info(service, project_id, name)
+    system = try_it.training_system_instruction(service, project_id, info.job)
+    chat = try_it.Chat(try_it.sides_of(info), system=system, max_tokens=DEFAULT_MAX_TOKENS)
+    return _model_page(request, info, chat)
 
 
 @router.post("/ui/models/{name:path}")
@@ -719,27 +788,26 @@ def try_model(
     name: str,
     prompt: str = Form(""),
     system: str = Form(""),
+    temperature: float = Form(0.0),
+    top_p: float = Form(1.0),
     max_tokens: int = Form(DEFAULT_MAX_TOKENS),
+    history_user: list[str] = Form([]),
+    history_tuned: list[str] = Form([]),
+    history_base: list[str] = Form([]),
     project_id: str = Depends(signed_in),
     service: Service = Depends(get_service),
 ) -> Response:
-    """Greedy generation from the "try it" form, shown under the form."""
+    """The "Try it" form: the tuned model and its base (or a base model alone) answer the
+    next turn of the conversation the form carries; the answers are added to it."""
     info = _model_info(service, project_id, name)
-    form = {"system": system, "prompt": prompt, "max_tokens": max_tokens}
+    sides = try_it.sides_of(info)
+    chat = try_it.Chat(
+        sides, system=system, temperature=temperature, top_p=top_p, max_tokens=max_tokens
+    )
+    answers = {try_it.TUNED: history_tuned, try_it.BASE: history_base}
     try:
-        if not prompt.strip():
-            raise InvalidArgument("write a prompt", "prompt")
-        conversation = Conversation(turns=(Turn("user", prompt),), system=system.strip() or None)
-        params = GenerationParams(max_output_tokens=max_tokens)
-        started = time.perf_counter()
-        result = service.generation.generate(project_id, info.id, conversation, params)
+        chat.history = try_it.read_history(sides, history_user, answers)
+        try_it.answer(service, project_id, chat, prompt)
     except TuneforgeError as err:
-        return _model_page(request, info, status_of(err)[0], error=str(err), **form)
-    answer = {
-        "text": result.completions[0].text,
-        "finish_reason": result.completions[0].finish_reason,
-        "prompt_tokens": result.prompt_tokens,
-        "output_tokens": result.output_tokens,
-        "seconds": time.perf_counter() - started,
-    }
-    return _model_page(request, info, answer=answer, **form)
+        return _model_page(request, info, chat, status_of(err)[0], error=str(err), prompt=prompt)
+    return _model_page(request, info, chat)

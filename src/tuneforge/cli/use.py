@@ -70,35 +70,14 @@ def evaluate(
     with its teacher) on TEST_FILE: exact match, token F1, ROUGE-L, prompt tokens, speed.
     The models run on this machine, from the local data dir."""
     from tuneforge.data.validate import load_examples
-    from tuneforge.engine.methods import get_method
-    from tuneforge.inference.evaluate import (
-        Candidate,
-        evaluate_candidates,
-        report_table,
-        standard_candidates,
-        to_json,
-    )
-    from tuneforge.models.names import TunedRef, parse_model_name
+    from tuneforge.inference.evaluate import report_table, to_json
+    from tuneforge.service.evaluation import compare_with_base
 
     service = local_service()
     test = load_examples(test_file, task="supervised", min_examples=1)[:limit]
-    train = load_examples(train_file, min_examples=1) if train_file else []
-    tuned, extra = None, []
-    if isinstance(parse_model_name(model), TunedRef):
-        job = service.models.tuned_job(PROJECT, model)
-        tuned = service.models.target(PROJECT, model)
-        base = service.models.target(PROJECT, job.base_model)
-        if not train:
-            path = service.files.dataset_path(PROJECT, job.training_file, "training_file")
-            task = get_method(job.method).task
-            train = load_examples(path, task=task, min_examples=1)
-        if job.teacher_model:
-            extra.append(Candidate("teacher", service.models.target(PROJECT, job.teacher_model)))
-    else:
-        base = service.models.target(PROJECT, model)
-    candidates = standard_candidates(tuned, base, train, few_shot, extra)
-    with console.status(f"evaluating {len(candidates)} candidates on {len(test)} examples"):
-        report = evaluate_candidates(candidates, test, service.generation.backend)
+    train = load_examples(train_file, min_examples=1) if train_file else None
+    with console.status(f"evaluating on {len(test)} examples"):
+        report = compare_with_base(service, PROJECT, model, test, few_shot, train)
     if as_json:
         print_json(to_json(report))
     else:
