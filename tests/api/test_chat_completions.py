@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import jsonschema
 import pytest
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
@@ -180,8 +181,6 @@ def test_a_stream_has_no_usage_unless_asked(api):
     [
         ({"tools": [{"type": "function", "function": {"name": "f"}}]}, "tools"),
         ({"tool_choice": "required"}, "tool_choice"),
-        ({"response_format": {"type": "json_object"}}, "response_format"),
-        ({"response_format": {"type": "json_schema", "json_schema": {}}}, "response_format"),
         ({"top_logprobs": 3}, "top_logprobs"),  # without logprobs: true
         ({"logprobs": True, "stream": True}, "logprobs"),
         ({"logit_bias": {"50256": -100}}, "logit_bias"),
@@ -264,3 +263,50 @@ def test_logprobs_come_with_each_token_and_its_likeliest_alternatives(api):
     assert without.choices[0].message.content == choice.message.content
     only_chosen = chat(api, temperature=0, max_tokens=4, logprobs=True).choices[0].logprobs
     assert [t.top_logprobs for t in only_chosen.content] == [[]] * len(tokens)
+
+
+REVIEW = {
+    "type": "object",
+    "properties": {
+        "label": {"enum": ["positive", "negative"]},
+        "stars": {"type": "integer", "minimum": 1, "maximum": 5},
+    },
+    "required": ["label", "stars"],
+    "additionalProperties": False,
+}
+
+
+def test_a_json_schema_response_format_answers_json_that_matches_it(api):
+    response_format = {
+        "type": "json_schema",
+        "json_schema": {"name": "review", "schema": REVIEW, "strict": True},
+    }
+    for temperature in (0, 1.2):
+        completion = chat(
+            api, n=3, max_tokens=60, temperature=temperature, response_format=response_format
+        )
+        for choice in completion.choices:
+            jsonschema.validate(json.loads(choice.message.content), REVIEW)
+
+    any_object = chat(api, max_tokens=200, response_format={"type": "json_object"})
+    if any_object.choices[0].finish_reason == "stop":  # a random model may run out of tokens
+        assert isinstance(json.loads(any_object.choices[0].message.content), dict)
+    assert any_object.choices[0].message.content.startswith("{")
+
+
+SCHEMA_PARAM = "response_format.json_schema.schema"
+
+
+@pytest.mark.parametrize(
+    ("response_format", "param"),
+    [
+        ({"type": "json_schema", "json_schema": {"name": "x"}}, SCHEMA_PARAM),
+        ({"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "no-such"}}},
+         SCHEMA_PARAM),
+        ({"type": "xml"}, "response_format.type"),
+    ],
+)  # fmt: skip
+def test_a_bad_response_format_is_refused_naming_what_to_fix(api, response_format, param):
+    error = refused(api, messages=HELLO, response_format=response_format)
+    assert error["param"] == param
+    assert error["message"].startswith(f"{param}: ")

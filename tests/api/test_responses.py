@@ -229,8 +229,8 @@ def test_harmless_parameters_are_accepted_and_shown(api: Api):
         ({"store": True}, "store"),
         ({"background": True}, "background"),
         ({"reasoning": {"effort": "high"}}, "reasoning"),
-        ({"text": {"format": {"type": "json_schema", "name": "x", "schema": {}}}}, "text.format"),
-        ({"text": {"format": {"type": "json_object"}}}, "text.format"),
+        ({"text": {"format": {"type": "json_schema", "name": "x"}}}, "text.format.schema"),
+        ({"text": {"format": {"type": "xml"}}}, "text.format.type"),
         ({"include": ["message.output_text.logprobs"]}, "include"),
         ({"top_logprobs": 3}, "top_logprobs"),
         ({"conversation": "conv_1"}, "conversation"),
@@ -310,3 +310,19 @@ def test_responses_need_a_key(api: Api):
 
     assert response.status_code == 401
     assert response.json()["error"]["type"] == "authentication_error"
+
+
+def test_a_json_schema_format_answers_json_that_matches_it(api: Api):
+    schema = {
+        "type": "object",
+        "properties": {"label": {"enum": ["positive", "negative"]}},
+        "required": ["label"],
+        "additionalProperties": False,
+    }
+    text_format = {"type": "json_schema", "name": "review", "schema": schema, "strict": True}
+
+    response = respond(api, input="review: fun ->", max_output_tokens=40,
+                       text={"format": text_format})  # fmt: skip
+
+    assert json.loads(response.output_text)["label"] in ("positive", "negative")
+    assert response.text.format.type == "json_schema"

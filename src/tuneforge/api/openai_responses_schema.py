@@ -24,6 +24,7 @@ from tuneforge.api.openai_schema import (
     OpenAIObject,
     StrictRequest,
     prompt_of,
+    response_format_schema,
 )
 from tuneforge.data.checks import LineIssues, found
 from tuneforge.data.records import Conversation, Turn
@@ -78,9 +79,8 @@ class ResponsesRequest(StrictRequest):
              f"tool_choice must be \"auto\" or \"none\": {UNSUPPORTED}"),
             ("include", self.include, "include is not supported: nothing more can be included"),
             ("top_logprobs", self.top_logprobs, "logprobs are not supported"),
-            ("text.format", text_format is not None and not (isinstance(text_format, dict)
-             and text_format.get("type") == "text"),
-             'only text output is supported: {"type": "text"} (no json_schema or json_object)'),
+            ("text.format", text_format is not None and not isinstance(text_format, dict),
+             'expected an object such as {"type": "text"}'),
             ("text.verbosity", (self.text or {}).get("verbosity") not in (None, "medium"),
              "verbosity is not supported"),
             ("reasoning", any(v is not None for v in (self.reasoning or {}).values()),
@@ -122,6 +122,7 @@ class ResponsesRequest(StrictRequest):
             "temperature": self.effective_temperature,
             "top_p": self.top_p,
             "max_output_tokens": self.max_output_tokens,
+            "json_schema": response_format_schema((self.text or {}).get("format"), "text.format"),
         }
         return GenerationParams(**{k: v for k, v in given.items() if v is not None})
 
@@ -248,6 +249,7 @@ def started_response(body: ResponsesRequest, params: GenerationParams) -> Respon
         truncation=body.truncation or "disabled",
         user=body.user,
         metadata=body.metadata or {},
+        text={"format": (body.text or {}).get("format") or {"type": "text"}},
     )
 
 

@@ -17,6 +17,7 @@ from tuneforge.api.errors import ApiError
 from tuneforge.data.checks import LineIssues
 from tuneforge.data.records import Conversation
 from tuneforge.data.turns import openai_messages
+from tuneforge.inference.structured import ANY_JSON_OBJECT, grammar_for, schema_text
 from tuneforge.inference.types import (
     GenerationParams,
     GenerationResult,
@@ -159,7 +160,6 @@ class ChatRequest(StrictRequest):
     verbosity: str | None = None
 
     def refusals(self) -> list[tuple[str, object, str]]:
-        text_only = self.response_format is None or self.response_format.get("type") == "text"
         return [
             ("store", self.store, "completions are not stored; send store=false or leave it out"),
             ("frequency_penalty", self.frequency_penalty, "penalties are not supported; send 0"),
@@ -169,8 +169,6 @@ class ChatRequest(StrictRequest):
             ("logprobs", self.logprobs and self.stream,
              "logprobs are not supported on a streamed completion"),
             ("logit_bias", self.logit_bias, "logit_bias is not supported"),
-            ("response_format", not text_only,
-             'only text output is supported: {"type": "text"} (no json_schema or json_object)'),
             ("tools", self.tools, f"tools are not supported: {UNSUPPORTED}"),
             ("tool_choice", self.tool_choice not in (None, "auto", "none"),
              f'tool_choice must be "auto" or "none": {UNSUPPORTED}'),
@@ -201,6 +199,7 @@ class ChatRequest(StrictRequest):
             "seed": self.seed,
             "n": self.n,
             "logprobs": (self.top_logprobs or 0) if self.logprobs else None,
+            "json_schema": response_format_schema(self.response_format, "response_format"),
         }
         return GenerationParams(**{k: v for k, v in given.items() if v is not None})
 
@@ -208,6 +207,32 @@ class ChatRequest(StrictRequest):
         """The request's names for GenerationParams' and the prompt's parameters."""
         max_tokens = "max_tokens" if self.max_completion_tokens is None else "max_completion_tokens"
         return {"max_output_tokens": max_tokens, "contents": "messages"}
+
+
+def response_format_schema(response_format: dict[str, Any] | None, param: str) -> str | None:
+    """The JSON schema (canonical text) an OpenAI ``response_format`` (or the Responses API's
+    ``text.format``) asks the output to match; None for plain text. Checked to compile, so a
+    bad schema is a 400 before any model loads."""
+    kind = (response_format or {}).get("type", "text")
+    if kind == "text":
+        return None
+    if kind == "json_object":
+        return ANY_JSON_OBJECT
+    if kind != "json_schema":
+        raise ApiError(
+            400,
+            f'{param}.type: expected "text", "json_object" or "json_schema"; found {kind!r}',
+            param=f"{param}.type",
+        )
+    # Chat completions nest the schema under "json_schema"; the Responses API does not.
+    spec = response_format.get("json_schema", response_format)
+    where = f"{param}.json_schema.schema" if "json_schema" in response_format else f"{param}.schema"
+    schema = spec.get("schema") if isinstance(spec, dict) else None
+    if not isinstance(schema, dict):
+        raise ApiError(400, f"{where}: expected a JSON schema (an object)", param=where)
+    text = schema_text(schema)
+    grammar_for(text, where)
+    return text
 
 
 def prompt_of(messages: object, path: str) -> Conversation:

@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import torch
+from transformers import LogitsProcessorList
 
 from tuneforge.errors import InvalidArgument
 from tuneforge.inference.model_cache import LoadedModel
@@ -140,6 +141,20 @@ def generation_kwargs(
     if params.sampling:
         kwargs.update(temperature=params.temperature, top_p=params.top_p, top_k=params.top_k)
     return kwargs
+
+
+def logits_processors(
+    tokenizer: Any, params: GenerationParams, recorder: LogprobRecorder | None = None
+) -> LogitsProcessorList:
+    """What a request adds to transformers' processing of each step's logits: the log
+    probability recorder first (it must see the model's own scores), then the JSON schema's
+    constraint."""
+    processors: list[Any] = [recorder] if recorder else []
+    if params.json_schema is not None:
+        from tuneforge.inference.structured import JsonConstraint
+
+        processors.append(JsonConstraint(tokenizer, params.json_schema))
+    return LogitsProcessorList(processors)
 
 
 def left_pad(encoded: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -8,6 +8,8 @@ top-p, stop sequences and output length (``row_controls``). What stays apart:
 
 - a seeded sampled request runs alone: what a row samples depends on the rows beside it, and a
   seed promises the same output as the same request alone;
+- requests for structured output share a batch only with requests for the same model, schema
+  and parameters, on the plain path (one grammar constrains every row);
 - an adapter PEFT cannot mix (DoRA and the like, ``model_cache.mixable``) runs in batches of
   its own adapter;
 - a group whose rows all share one target and one set of parameters takes the plain path
@@ -107,6 +109,8 @@ class MixedBatcher:
             params, adapter = row.params, row.adapter
             if params.sampling and params.seed is not None:
                 key: object = ("alone", row.index)
+            elif params.json_schema is not None:  # one grammar for every row: the plain path
+                key = (id(row.loaded), "schema", row.request.target, params)
             elif adapter is not None and not mixable(adapter):
                 key = (id(row.loaded), "adapter", adapter)
             else:

@@ -12,7 +12,6 @@ from typing import Any
 
 import torch
 from transformers import (
-    LogitsProcessorList,
     StoppingCriteria,
     StoppingCriteriaList,
     TextIteratorStreamer,
@@ -25,6 +24,7 @@ from tuneforge.inference.decoding import (
     LogprobRecorder,
     generation_kwargs,
     left_pad,
+    logits_processors,
     max_new_tokens,
     seeded,
     to_completion,
@@ -139,6 +139,7 @@ class TransformersBackend(BatchBackend):
                         attention_mask=attention_mask.to(self.device),
                         streamer=streamer,
                         stopping_criteria=StoppingCriteriaList(criteria),
+                        logits_processor=logits_processors(loaded.tokenizer, params),
                         **generation_kwargs(loaded, params, max_new, copies=1),
                     )
                 outputs.append(output[0, len(ids) :].cpu())
@@ -181,7 +182,7 @@ class TransformersBackend(BatchBackend):
                 input_ids=input_ids.to(self.device),
                 attention_mask=attention_mask.to(self.device),
                 stopping_criteria=StoppingCriteriaList([stop] if stop else []),
-                logits_processor=LogitsProcessorList([recorder] if recorder else []),
+                logits_processor=logits_processors(tokenizer, params, recorder),
                 **generation_kwargs(loaded, params, max_new, copies),
             )
         rows = output[:, prompt_length:].tolist()

@@ -59,6 +59,8 @@ class GenerationParams:
     n: int = 1  # candidates
     # None: no log probabilities; k: each output token's, with the k likeliest alternatives
     logprobs: int | None = None
+    # A JSON schema (canonical text: inference.structured.schema_text) the output must match
+    json_schema: str | None = None
 
     def __post_init__(self) -> None:
         # A list from JSON would make the params unhashable (the batcher groups by them), and

@@ -192,6 +192,15 @@ class VLLMBackend(BatchBackend):
     def _sampling_params(self, params: GenerationParams, tokenizer: Any) -> Any:
         from vllm import SamplingParams
 
+        if params.json_schema is not None:
+            # vLLM's own guided decoding moved between releases (guided_decoding, then
+            # structured_outputs); until a GPU test pins one, say so rather than ignore it.
+            raise InvalidArgument(
+                "structured output is served by the transformers backend only "
+                "(TUNEFORGE_INFERENCE_BACKEND=transformers)",
+                "json_schema",
+            )
+
         return SamplingParams(
             n=params.n if params.sampling else 1,  # greedy candidates are all the same
             temperature=params.temperature,

@@ -1,0 +1,90 @@
+"""Structured output: JSON that always parses and matches a JSON schema, by grammar-constrained
+decoding with llguidance (the library vLLM's "guidance" backend uses), not by retries.
+
+At each step a logits processor asks each row's matcher which tokens may come next and masks
+the rest, so whatever the model or the sampling, the text is a prefix of a valid document and
+EOS is allowed only once the document is complete. JSON is compact (no free whitespace): a
+weak model would otherwise spend its budget on spaces. An answer cut by ``max_output_tokens``
+can still end mid-document, with finish reason ``length``, as the hosted services' do.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any
+
+from tuneforge.errors import InvalidArgument
+
+if TYPE_CHECKING:  # the API checks schemas with this module, and must not load torch for it
+    import torch
+
+JSON_OPTIONS = {"whitespace_flexible": False}
+ANY_JSON_OBJECT = json.dumps({"type": "object"})
+
+
+def schema_text(schema: Any) -> str:
+    """A schema as the canonical JSON text that GenerationParams carries (hashable, and equal
+    for equal schemas)."""
+    return json.dumps(schema, sort_keys=True, separators=(",", ":"))
+
+
+@lru_cache(maxsize=256)
+def grammar_for(schema: str, param: str = "json_schema") -> str:
+    """The llguidance grammar of a JSON schema; a schema it cannot compile is an
+    InvalidArgument naming ``param``."""
+    from llguidance import LLMatcher
+
+    try:
+        grammar = LLMatcher.grammar_from_json_schema(schema, defaults=JSON_OPTIONS)
+    except ValueError as err:
+        raise InvalidArgument(f"{param}: not a JSON schema: {err}", param) from None
+    is_error, messages = LLMatcher.validate_grammar_with_warnings(grammar)
+    if is_error:
+        raise InvalidArgument(f"{param}: unsupported JSON schema: {messages[0]}", param)
+    return grammar
+
+
+@lru_cache(maxsize=16)
+def _ll_tokenizer(tokenizer: Any, vocab_size: int) -> Any:
+    import llguidance.hf
+
+    return llguidance.hf.from_tokenizer(tokenizer, n_vocab=vocab_size)
+
+
+class JsonConstraint:
+    """A logits processor: every row's next token keeps its text a prefix of a document of the
+    schema. Rows that finished (EOS, then padding) are left alone."""
+
+    def __init__(self, tokenizer: Any, schema: str) -> None:
+        self.tokenizer = tokenizer
+        self.grammar = grammar_for(schema)
+        self._matchers: list[Any] | None = None
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.Tensor) -> torch.Tensor:
+        from llguidance import LLMatcher
+        from llguidance.torch import allocate_token_bitmask, fill_next_token_bitmask
+
+        rows, vocab_size = scores.shape
+        if self._matchers is None:  # the model's vocabulary may be padded past the tokenizer's
+            ll_tokenizer = _ll_tokenizer(self.tokenizer, vocab_size)
+            self._matchers = [LLMatcher(ll_tokenizer, self.grammar) for _ in range(rows)]
+        else:
+            for row, matcher in enumerate(self._matchers):
+                if not matcher.is_stopped():
+                    matcher.consume_token(int(input_ids[row, -1]))
+        bitmask = allocate_token_bitmask(rows, vocab_size)
+        for row, matcher in enumerate(self._matchers):
+            fill_next_token_bitmask(matcher, bitmask, row)
+        allowed = _unpack(bitmask, vocab_size).to(scores.device)
+        return scores.masked_fill(~allowed, float("-inf"))
+
+
+def _unpack(bitmask: torch.Tensor, vocab_size: int) -> torch.Tensor:
+    """llguidance's 32 tokens per int32 as one bool per token. (Its own helper compiles a
+    kernel with torch.compile, which a CPU server should not wait for.)"""
+    import torch
+
+    bits = torch.arange(32, dtype=torch.int32)
+    allowed = (bitmask.unsqueeze(-1) >> bits) & 1
+    return allowed.view(bitmask.shape[0], -1)[:, :vocab_size].bool()
