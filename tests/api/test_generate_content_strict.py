@@ -4,9 +4,14 @@ silently lacks it. The answer carries the fields Google's clients read beside th
 
 from __future__ import annotations
 
+import json
+from enum import Enum
+from typing import Literal
+
 import pytest
 from google.genai import errors as genai_errors
 from google.genai import types
+from pydantic import BaseModel, Field
 
 from tests.api.conftest import Api
 from tests.api.test_vertex import PARENT, TEXT, TINY, RecordingBackend, recording, sdk_client
@@ -14,6 +19,11 @@ from tests.api.test_vertex import PARENT, TEXT, TINY, RecordingBackend, recordin
 __all__ = ["recording"]  # the fixture, used by name
 
 URL = f"/v1/{PARENT}/publishers/tuneforge/models/tiny-chat:generateContent"
+
+
+class Mood(Enum):
+    WARM = "warm"
+    COLD = "cold"
 
 
 def refused(api: Api, body: dict, url: str = URL) -> dict:
@@ -35,9 +45,12 @@ def refused(api: Api, body: dict, url: str = URL) -> dict:
                                  "threshold": "BLOCK_LOW_AND_ABOVE"}]},
             "safetySettings",
         ),
-        ({"generationConfig": {"responseMimeType": "application/json"}},
+        ({"generationConfig": {"responseMimeType": "text/x.enum"}},
          "generationConfig.responseMimeType"),
         ({"generationConfig": {"responseSchema": {"type": "OBJECT"}}},
+         "generationConfig.responseSchema"),
+        ({"generationConfig": {"responseMimeType": "application/json",
+                               "responseSchema": {"type": "NO_SUCH_TYPE"}}},
          "generationConfig.responseSchema"),
         ({"generationConfig": {"logprobs": 3}}, "generationConfig.logprobs"),
         ({"generationConfig": {"presencePenalty": 0.5}}, "generationConfig.presencePenalty"),
@@ -96,11 +109,13 @@ def test_settings_that_ask_for_nothing_more_are_accepted(api: Api, recording: Re
     assert response.status_code == 200, response.text
 
 
-def test_the_sdk_raises_on_json_mode_and_tools(api: Api, recording: RecordingBackend):
+def test_the_sdk_raises_on_tools_and_a_schema_without_json_mode(
+    api: Api, recording: RecordingBackend
+):
     client = sdk_client(api, api.key)
     tool = types.Tool(function_declarations=[types.FunctionDeclaration(name="f")])
     asks = [
-        (types.GenerateContentConfig(response_mime_type="application/json"), "generationConfig"),
+        (types.GenerateContentConfig(response_schema=Review), "generationConfig.responseSchema"),
         (types.GenerateContentConfig(tools=[tool]), "tools"),
     ]
     for config, field in asks:
@@ -157,3 +172,43 @@ def test_a_streamed_answer_refuses_logprobs(api: Api):
         list(client.models.generate_content_stream(model=TINY, contents="hi", config=config))
     assert caught.value.code == 400
     assert caught.value.message.startswith("generationConfig.responseLogprobs")
+
+
+class Review(BaseModel):
+    label: Literal["positive", "negative"]
+    stars: int = Field(ge=1, le=5)
+    mood: Mood
+
+
+def test_json_mode_with_a_schema_gives_what_the_sdk_parses(api: Api):
+    """google-genai turns a pydantic model into Vertex's schema (types in capitals, a string
+    enum, propertyOrdering) and parses the answer back into the model."""
+    client = sdk_client(api, api.key)
+    for temperature in (0, 1.0):
+        config = types.GenerateContentConfig(
+            response_mime_type="application/json",
+            response_schema=Review,
+            temperature=temperature,
+            candidate_count=2,
+            max_output_tokens=60,
+        )
+        response = client.models.generate_content(
+            model=TINY, contents="review: a warm, funny film ->", config=config
+        )
+        for candidate in response.candidates:
+            Review.model_validate_json(candidate.content.parts[0].text)
+        assert isinstance(response.parsed, Review)
+
+
+def test_a_plain_json_schema_works_too(api: Api):
+    schema = {"type": "array", "items": {"type": "integer", "minimum": 0, "maximum": 9},
+              "minItems": 2, "maxItems": 4}  # fmt: skip
+    body = {
+        "contents": TEXT,
+        "generationConfig": {"responseMimeType": "application/json",
+                             "responseJsonSchema": schema, "maxOutputTokens": 30},
+    }  # fmt: skip
+    response = api.client.post(URL, json=body, headers=api.headers())
+    assert response.status_code == 200, response.text
+    answer = json.loads(response.json()["candidates"][0]["content"]["parts"][0]["text"])
+    assert 2 <= len(answer) <= 4 and all(0 <= n <= 9 for n in answer)

@@ -17,6 +17,7 @@ from tuneforge.data.checks import LineIssues
 from tuneforge.data.records import Conversation
 from tuneforge.data.turns import vertex_contents
 from tuneforge.errors import InvalidArgument
+from tuneforge.inference.structured import grammar_for, schema_text
 from tuneforge.inference.token_count import TurnTokens
 from tuneforge.inference.types import (
     MAX_TOP_LOGPROBS,
@@ -27,6 +28,7 @@ from tuneforge.inference.types import (
 )
 
 FINISH_REASONS = {"stop": "STOP", "length": "MAX_TOKENS"}
+JSON_MIME_TYPE = "application/json"
 MAX_LABELS = 64  # Vertex's limit on a request's labels
 MAX_CANDIDATES = 8  # Vertex's limit on candidateCount
 TEXT_ONLY = "tuneforge answers with text from the model alone"
@@ -84,9 +86,10 @@ class GenerationConfig(StrictGoogleRequest):
     media_resolution: str | None = None
     routing_config: dict[str, Any] | None = None
     model_selection_config: dict[str, Any] | None = None
+    # Structured output, with responseMimeType "application/json".
+    response_schema: dict[str, Any] | None = None  # Vertex's OpenAPI subset
+    response_json_schema: dict[str, Any] | None = None  # plain JSON Schema
     # Refused whenever given.
-    response_schema: Any = None
-    response_json_schema: Any = None
     thinking_config: Any = None
     speech_config: Any = None
 
@@ -97,12 +100,18 @@ class GenerationConfig(StrictGoogleRequest):
              "penalties are not supported; send 0"),
             (prefix + "frequencyPenalty", self.frequency_penalty,
              "penalties are not supported; send 0"),
-            (prefix + "responseMimeType", self.response_mime_type not in (None, "text/plain"),
-             'only "text/plain" is supported (no JSON mode)'),
-            (prefix + "responseSchema", self.response_schema is not None,
-             "structured output is not supported"),
-            (prefix + "responseJsonSchema", self.response_json_schema is not None,
-             "structured output is not supported"),
+            (prefix + "responseMimeType",
+             self.response_mime_type not in (None, "text/plain", JSON_MIME_TYPE),
+             f'only "text/plain" and "{JSON_MIME_TYPE}" are supported'),
+            (prefix + "responseSchema",
+             self.response_schema is not None and self.response_mime_type != JSON_MIME_TYPE,
+             f'a schema needs responseMimeType "{JSON_MIME_TYPE}"'),
+            (prefix + "responseJsonSchema",
+             self.response_json_schema is not None and self.response_mime_type != JSON_MIME_TYPE,
+             f'a schema needs responseMimeType "{JSON_MIME_TYPE}"'),
+            (prefix + "responseJsonSchema",
+             self.response_json_schema is not None and self.response_schema is not None,
+             "give responseSchema or responseJsonSchema, not both"),
             (prefix + "responseModalities", self.response_modalities not in (None, ["TEXT"]),
              "only TEXT is supported"),
             (prefix + "logprobs", self.logprobs is not None and not self.response_logprobs,
@@ -125,8 +134,52 @@ class GenerationConfig(StrictGoogleRequest):
             "seed": self.seed,
             "n": self.candidate_count,
             "logprobs": (self.logprobs or 0) if self.response_logprobs else None,
+            "json_schema": self._json_schema(),
         }
         return GenerationParams(**{k: v for k, v in given.items() if v is not None})
+
+    def _json_schema(self) -> str | None:
+        """The JSON Schema the answer must match (canonical text), checked to compile."""
+        if self.response_mime_type != JSON_MIME_TYPE:
+            return None
+        if self.response_json_schema is not None:
+            schema, field = self.response_json_schema, "generationConfig.responseJsonSchema"
+        elif self.response_schema is not None:
+            schema = openapi_to_json_schema(self.response_schema)
+            field = "generationConfig.responseSchema"
+        else:
+            schema, field = {}, "generationConfig.responseMimeType"  # any JSON value
+        text = schema_text(schema)
+        grammar_for(text, field)
+        return text
+
+
+# Vertex's Schema (an OpenAPI 3.0 subset) in JSON Schema's words: types in lower case,
+# ``nullable`` as a union with null, ``propertyOrdering`` as the order of ``properties``.
+OPENAPI_ONLY_KEYS = {"nullable", "propertyOrdering", "property_ordering", "example"}
+
+
+def openapi_to_json_schema(schema: Any) -> Any:
+    if isinstance(schema, list):
+        return [openapi_to_json_schema(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    converted = {
+        key: openapi_to_json_schema(value)
+        for key, value in schema.items()
+        if key not in OPENAPI_ONLY_KEYS and key != "properties"
+    }
+    if converted.get("format") == "enum":  # Vertex marks a string enum so; JSON Schema needs not
+        del converted["format"]
+    if isinstance(kind := schema.get("type"), str):
+        converted["type"] = kind.lower()
+        if schema.get("nullable"):
+            converted["type"] = [kind.lower(), "null"]
+    if isinstance(properties := schema.get("properties"), dict):
+        order = schema.get("propertyOrdering") or schema.get("property_ordering") or []
+        names = [n for n in order if n in properties] + [n for n in properties if n not in order]
+        converted["properties"] = {n: openapi_to_json_schema(properties[n]) for n in names}
+    return converted
 
 
 class GenerateContentRequest(StrictGoogleRequest):
