@@ -19,14 +19,13 @@ from fastapi.responses import StreamingResponse
 from tuneforge.api.errors import renamed
 from tuneforge.api.generate_content_schema import (
     GENERATION_NAMES,
-    ComputeTokensResponse,
-    CountTokensResponse,
     GenerateContentRequest,
     GenerateContentResponse,
     ResponseIdentity,
 )
 from tuneforge.api.google import error_body
 from tuneforge.errors import InvalidArgument
+from tuneforge.inference.token_count import TurnTokens
 from tuneforge.inference.types import GenerationParams, TextStream
 from tuneforge.service import Service
 
@@ -50,20 +49,13 @@ def generate(
     return GenerateContentResponse.of(result, model_version)
 
 
-def count_tokens(
+def prompt_tokens(
     service: Service, project_id: str, model: str, body: GenerateContentRequest
-) -> CountTokensResponse:
+) -> list[TurnTokens]:
+    """The request's prompt tokens per content, for countTokens and computeTokens: refused as
+    generateContent would refuse the same request."""
     body.refuse_unsupported()
-    turns = service.generation.prompt_tokens(project_id, model, body.conversation())
-    return CountTokensResponse.of(turns)
-
-
-def compute_tokens(
-    service: Service, project_id: str, model: str, body: GenerateContentRequest
-) -> ComputeTokensResponse:
-    body.refuse_unsupported()
-    turns = service.generation.prompt_tokens(project_id, model, body.conversation())
-    return ComputeTokensResponse.of(turns)
+    return service.generation.prompt_tokens(project_id, model, body.conversation())
 
 
 def stream(

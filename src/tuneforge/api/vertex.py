@@ -36,9 +36,9 @@ from tuneforge.api.vertex_schema import (
 )
 from tuneforge.errors import InvalidArgument, NotFound
 from tuneforge.models.names import TunedRef, parse_model_name
-from tuneforge.service import Service
+from tuneforge.service import JobView, Service
 from tuneforge.store import repo
-from tuneforge.store.repo_common import MAX_PAGE_SIZE
+from tuneforge.store.repo_common import MAX_PAGE_SIZE, Page
 from tuneforge.store.states import JobState
 
 DEFAULT_PAGE_SIZE = 20
@@ -89,17 +89,11 @@ async def list_tuning_jobs(
     project_id: str = Depends(current_project),
     service: Service = Depends(get_service),
 ) -> Response:
-    after = repo.decode_page_token(page_token) if page_token else None
     states = parse_state_filter(filter_)
     parent = parent_of(project, location)
 
     def page() -> ListTuningJobsResponse:
-        jobs = service.jobs.list(
-            project_id,
-            limit=min(page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE),
-            after=after,
-            states=states,
-        )
+        jobs = page_of_jobs(service, project_id, page_size, page_token, states)
         return ListTuningJobsResponse(
             tuning_jobs=[tuning_job_json(view, parent) for view in jobs.items],
             next_page_token=jobs.next_page_token,
@@ -188,6 +182,23 @@ def get_tuning_job_metrics(
 _STATE_TERM = re.compile(r'^state\s*=\s*"?(?:JOB_STATE_)?([A-Z_]+)"?$', re.IGNORECASE)
 
 
+def page_of_jobs(
+    service: Service,
+    project_id: str,
+    page_size: int,
+    page_token: str | None,
+    states: list[JobState] | None,
+) -> Page[JobView]:
+    """A page of the project's jobs as Vertex's list routes ask for it (a page size of 0 means
+    the default; none is larger than the store's cap)."""
+    return service.jobs.list(
+        project_id,
+        limit=min(page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE),
+        after=repo.decode_page_token(page_token) if page_token else None,
+        states=states,
+    )
+
+
 def parse_state_filter(text: str | None) -> list[JobState] | None:
     """Vertex's list filter, on state only: ``state=JOB_STATE_RUNNING``, optionally several
     joined by ``OR``."""
@@ -230,16 +241,10 @@ async def list_models(
         raise InvalidArgument(
             f"filter: only {TUNED_MODELS_FILTER!r} (every tuned model) is supported", "filter"
         )
-    after = repo.decode_page_token(page_token) if page_token else None
     parent = parent_of(project, location)
 
     def page() -> ListModelsResponse:
-        jobs = service.jobs.list(
-            project_id,
-            limit=min(page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE),
-            after=after,
-            states=[JobState.SUCCEEDED],
-        )
+        jobs = page_of_jobs(service, project_id, page_size, page_token, [JobState.SUCCEEDED])
         return ListModelsResponse(
             models=[model_json(view, parent) for view in jobs.items if view.tuned_model],
             next_page_token=jobs.next_page_token,
@@ -309,7 +314,9 @@ def count_tokens(
     """The prompt's tokens on the same resources as generateContent, with the same tokenizer
     and chat template: ``totalTokens`` is the answer's ``promptTokenCount``."""
     model = model_of_resource(service, project_id, resource)
-    return generate_content_answers.count_tokens(service, project_id, model, body)
+    return CountTokensResponse.of(
+        generate_content_answers.prompt_tokens(service, project_id, model, body)
+    )
 
 
 @routes.post(PARENT + "/{resource:path}:computeTokens", **google_response)
@@ -321,7 +328,9 @@ def compute_tokens(
 ) -> ComputeTokensResponse:
     """The prompt's tokens themselves, a list per content."""
     model = model_of_resource(service, project_id, resource)
-    return generate_content_answers.compute_tokens(service, project_id, model, body)
+    return ComputeTokensResponse.of(
+        generate_content_answers.prompt_tokens(service, project_id, model, body)
+    )
 
 
 def model_of_resource(service: Service, project_id: str, resource: str) -> str:
