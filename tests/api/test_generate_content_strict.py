@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field
 
 from tests.api.conftest import Api
 from tests.api.test_vertex import PARENT, TEXT, TINY, RecordingBackend, recording, sdk_client
+from tuneforge.api.generate_content_schema import openapi_to_json_schema
 
 __all__ = ["recording"]  # the fixture, used by name
 
@@ -212,3 +213,32 @@ def test_a_plain_json_schema_works_too(api: Api):
     assert response.status_code == 200, response.text
     answer = json.loads(response.json()["candidates"][0]["content"]["parts"][0]["text"])
     assert 2 <= len(answer) <= 4 and all(0 <= n <= 9 for n in answer)
+
+
+def test_vertexs_schema_becomes_json_schema():
+    BOOLEAN, boolean = {"type": "BOOLEAN"}, {"type": "boolean"}
+    vertex = {
+        "type": "OBJECT",
+        "properties": {
+            "b": {"type": "STRING", "format": "enum", "enum": ["x", "y"]},
+            "a": {"type": "INTEGER", "nullable": True, "minimum": 1},
+            "c": {
+                "type": "ARRAY",
+                "items": {"type": "OBJECT", "properties": {"d": {"type": "BOOLEAN"}}},
+            },
+        },
+        "propertyOrdering": ["a", "b"],
+        "required": ["a"],
+    }
+    assert openapi_to_json_schema(vertex) == {
+        "type": "object",
+        "properties": {
+            "a": {"type": ["integer", "null"], "minimum": 1},
+            "b": {"type": "string", "enum": ["x", "y"]},
+            "c": {"type": "array", "items": {"type": "object", "properties": {"d": boolean},
+                                             "additionalProperties": False}},
+        },
+        "required": ["a"],
+        "additionalProperties": False,
+    }  # fmt: skip
+    assert list(openapi_to_json_schema(vertex)["properties"]) == ["a", "b", "c"]

@@ -155,7 +155,8 @@ class GenerationConfig(StrictGoogleRequest):
 
 
 # Vertex's Schema (an OpenAPI 3.0 subset) in JSON Schema's words: types in lower case,
-# ``nullable`` as a union with null, ``propertyOrdering`` as the order of ``properties``.
+# ``nullable`` as a union with null, ``propertyOrdering`` as the order of ``properties``, no
+# properties beyond those declared.
 OPENAPI_ONLY_KEYS = {"nullable", "propertyOrdering", "property_ordering", "example"}
 
 
@@ -179,6 +180,9 @@ def openapi_to_json_schema(schema: Any) -> Any:
         order = schema.get("propertyOrdering") or schema.get("property_ordering") or []
         names = [n for n in order if n in properties] + [n for n in properties if n not in order]
         converted["properties"] = {n: openapi_to_json_schema(properties[n]) for n in names}
+        # Vertex's objects have only the properties they declare (its Schema cannot say
+        # otherwise); JSON Schema would let a model add any others.
+        converted.setdefault("additionalProperties", False)
     return converted
 
 
