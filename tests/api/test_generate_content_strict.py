@@ -216,7 +216,7 @@ def test_a_plain_json_schema_works_too(api: Api):
 
 
 def test_vertexs_schema_becomes_json_schema():
-    BOOLEAN, boolean = {"type": "BOOLEAN"}, {"type": "boolean"}
+    boolean = {"type": "boolean"}
     vertex = {
         "type": "OBJECT",
         "properties": {
