@@ -87,3 +87,18 @@ def test_a_streamed_answer_refuses_logprobs(backend, base):
 def test_more_than_twenty_alternatives_are_refused():
     with pytest.raises(InvalidArgument, match="logprobs must be 0 to 20"):
         GenerationParams(logprobs=21)
+
+
+def test_every_candidate_stops_at_its_stop_sequence_with_its_logprobs(backend, base):
+    """Each of n candidates is its own row: each stops where its text reaches the sequence,
+    and its tokens and log probabilities end there too."""
+    params = GenerationParams(temperature=1.2, seed=5, n=4, stop=("e",), max_output_tokens=24,
+                              logprobs=0)  # fmt: skip
+    result = backend.generate(base, PROMPTS[0], params)
+
+    assert len(result.completions) == 4
+    for completion in result.completions:
+        assert "e" not in completion.text
+        assert len(completion.logprobs) == completion.output_tokens
+        before_last = "".join(token.chosen.text for token in completion.logprobs[:-1])
+        assert "e" not in before_last  # nothing generated past the stop

@@ -165,3 +165,15 @@ def test_logprobs_come_from_the_engine_ranked(vllm_backend, base):
     assert [(c.token_id, c.logprob) for c in logprobs[0].top] == [(7, -0.5), (8, -1.0)]
     with pytest.raises(InvalidArgument, match="streamed"):
         vllm_backend.stream(base, PROMPTS[0], GenerationParams(logprobs=0))
+
+
+def test_a_request_the_engine_cannot_serve_fails_alone(vllm_backend, base):
+    """Structured output is refused on vLLM for now: that request alone, not its batch."""
+    outcomes = vllm_backend.generate_many(
+        [
+            Request(base, PROMPTS[0], GenerationParams(max_output_tokens=2)),
+            Request(base, PROMPTS[1], GenerationParams(json_schema='{"type":"object"}')),
+        ]
+    )
+    assert outcomes[0].completions[0].output_tokens == 2
+    assert isinstance(outcomes[1], InvalidArgument) and outcomes[1].param == "json_schema"

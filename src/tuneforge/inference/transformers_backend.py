@@ -171,7 +171,8 @@ class TransformersBackend(BatchBackend):
         copies = params.n if params.sampling else 1
         input_ids, attention_mask = left_pad(encoded, tokenizer.pad_token_id)
         prompt_length = input_ids.shape[1]
-        stop = StopOnText(tokenizer, [params.stop], prompt_length) if params.stop else None
+        rows = len(encoded) * copies  # generate repeats each prompt's row ``copies`` times
+        stop = StopOnText(tokenizer, [params.stop] * rows, prompt_length) if params.stop else None
         recorder = LogprobRecorder(params.logprobs) if params.logprobs is not None else None
         with (
             loaded.using(target.adapter_path) as model,
@@ -185,8 +186,8 @@ class TransformersBackend(BatchBackend):
                 logits_processor=logits_processors(tokenizer, params, recorder),
                 **generation_kwargs(loaded, params, max_new, copies),
             )
-        rows = output[:, prompt_length:].tolist()
-        logprobs = recorder.rows(rows, tokenizer) if recorder else None
+        generated = output[:, prompt_length:].tolist()
+        logprobs = recorder.rows(generated, tokenizer) if recorder else None
         eos_ids = set(loaded.eos_ids)
         results = []
         for index, ids in enumerate(encoded):
@@ -195,7 +196,7 @@ class TransformersBackend(BatchBackend):
                 end = stop.stopped_at.get(row) if stop else None
                 row_logprobs = logprobs[row][:end] if logprobs else None
                 completions.append(
-                    to_completion(tokenizer, rows[row][:end], eos_ids, params, row_logprobs)
+                    to_completion(tokenizer, generated[row][:end], eos_ids, params, row_logprobs)
                 )
             if not params.sampling:
                 completions *= params.n

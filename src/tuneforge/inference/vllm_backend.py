@@ -104,12 +104,13 @@ class VLLMBackend(BatchBackend):
                         ids = prompt_ids(request.prompt, tokenizer)
                         _check_length(len(ids), llm.llm_engine.model_config.max_model_len)
                         lora = self._lora_request(request.target)
+                        request_sampling = self._sampling_params(request.params, tokenizer)
                     except Exception as err:  # this request's own problem
                         outcomes[index] = err
                         continue
                     ready.append(index)
                     inputs.append({"prompt_token_ids": ids})
-                    sampling.append(self._sampling_params(request.params, tokenizer))
+                    sampling.append(request_sampling)
                     loras.append(lora)
                 if not ready:
                     continue
