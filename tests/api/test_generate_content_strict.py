@@ -20,6 +20,9 @@ from tuneforge.api.generate_content_schema import openapi_to_json_schema
 __all__ = ["recording"]  # the fixture, used by name
 
 URL = f"/v1/{PARENT}/publishers/tuneforge/models/tiny-chat:generateContent"
+DEEP: dict = {"type": "STRING"}
+for _ in range(600):  # a schema nested past any sensible depth
+    DEEP = {"type": "ARRAY", "items": DEEP}
 
 
 class Mood(Enum):
@@ -242,3 +245,49 @@ def test_vertexs_schema_becomes_json_schema():
         "additionalProperties": False,
     }  # fmt: skip
     assert list(openapi_to_json_schema(vertex)["properties"]) == ["a", "b", "c"]
+
+
+@pytest.mark.parametrize(
+    ("extra", "field"),
+    [
+        ({"safetySettings": [{"threshold": []}]}, "safetySettings"),
+        ({"generationConfig": {"responseMimeType": "application/json",
+                               "responseSchema": {"type": "ARRAY", "items": DEEP}}},
+         "generationConfig.responseSchema"),
+        ({"generationConfig": {"responseMimeType": "application/json",
+                               "responseJsonSchema": DEEP}}, "generationConfig.responseJsonSchema"),
+    ],
+)  # fmt: skip
+def test_odd_values_are_400s_naming_the_field(api: Api, extra: dict, field: str):
+    assert field in refused(api, {"contents": TEXT, **extra})["message"]
+
+
+def test_the_legacy_sdks_integer_enums_are_understood(api: Api):
+    """google-generativeai sends BLOCK_NONE as 4 and OBJECT / STRING as 6 / 1."""
+    body = {
+        "contents": TEXT,
+        "safetySettings": [{"category": 7, "threshold": 4}],
+        "generationConfig": {
+            "responseMimeType": "application/json",
+            "responseSchema": {"type": 6, "properties": {"a": {"type": 3, "minimum": 0,
+                                                               "maximum": 9}},
+                               "required": ["a"], "propertyOrdering": [{}, "a"]},
+            "maxOutputTokens": 20,
+        },
+    }  # fmt: skip
+    response = api.client.post(URL, json=body, headers=api.headers())
+    assert response.status_code == 200, response.text
+    answer = json.loads(response.json()["candidates"][0]["content"]["parts"][0]["text"])
+    assert list(answer) == ["a"] and 0 <= answer["a"] <= 9
+    assert refused(api, {"contents": TEXT, "safetySettings": [{"threshold": 1}]})["message"]
+
+
+def test_properties_come_in_the_schemas_order(api: Api):
+    schema = {"type": "OBJECT", "properties": {"zeta": {"type": "BOOLEAN"},
+                                               "alpha": {"type": "BOOLEAN"}},
+              "required": ["zeta", "alpha"], "propertyOrdering": ["zeta", "alpha"]}  # fmt: skip
+    body = {"contents": TEXT, "generationConfig": {"responseMimeType": "application/json",
+                                                   "responseSchema": schema}}  # fmt: skip
+    response = api.client.post(URL, json=body, headers=api.headers())
+    answer = json.loads(response.json()["candidates"][0]["content"]["parts"][0]["text"])
+    assert list(answer) == ["zeta", "alpha"]

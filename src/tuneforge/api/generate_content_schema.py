@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, field_validator
 
 from tuneforge.api.google import GoogleRequest, GoogleResponse
 from tuneforge.data.checks import LineIssues
@@ -34,6 +34,13 @@ MAX_CANDIDATES = 8  # Vertex's limit on candidateCount
 TEXT_ONLY = "tuneforge answers with text from the model alone"
 # Safety settings that ask for no filtering, the only kind tuneforge (which filters nothing) meets.
 NO_FILTERING = {"OFF", "BLOCK_NONE", "HARM_BLOCK_THRESHOLD_UNSPECIFIED"}
+# google.ai.generativelanguage's HarmBlockThreshold numbers, as the legacy SDK sends them.
+THRESHOLD_NUMBERS = dict(
+    enumerate(
+        ["HARM_BLOCK_THRESHOLD_UNSPECIFIED", "BLOCK_LOW_AND_ABOVE", "BLOCK_MEDIUM_AND_ABOVE",
+         "BLOCK_ONLY_HIGH", "BLOCK_NONE", "OFF"]
+    )
+)  # fmt: skip
 # google.ai.generativelanguage's Candidate.FinishReason numbers, for ``enum-encoding=int``.
 FINISH_REASON_NUMBERS = {"STOP": 1, "MAX_TOKENS": 2}
 DEFAULT_TEMPERATURE = 1.0  # Google's APIs sample unless told otherwise; 0 is greedy
@@ -145,11 +152,12 @@ class GenerationConfig(StrictGoogleRequest):
         if self.response_json_schema is not None:
             schema, field = self.response_json_schema, "generationConfig.responseJsonSchema"
         elif self.response_schema is not None:
-            schema = openapi_to_json_schema(self.response_schema)
             field = "generationConfig.responseSchema"
+            schema_text(self.response_schema, field)  # its depth, before converting it
+            schema = openapi_to_json_schema(self.response_schema)
         else:
             schema, field = {}, "generationConfig.responseMimeType"  # any JSON value
-        text = schema_text(schema)
+        text = schema_text(schema, field)
         grammar_for(text, field)
         return text
 
@@ -158,6 +166,8 @@ class GenerationConfig(StrictGoogleRequest):
 # ``nullable`` as a union with null, ``propertyOrdering`` as the order of ``properties``, no
 # properties beyond those declared.
 OPENAPI_ONLY_KEYS = {"nullable", "propertyOrdering", "property_ordering", "example"}
+# google.ai.generativelanguage's Type numbers: the legacy SDK sends enums as integers.
+TYPE_NUMBERS = {1: "STRING", 2: "NUMBER", 3: "INTEGER", 4: "BOOLEAN", 5: "ARRAY", 6: "OBJECT"}
 
 
 def openapi_to_json_schema(schema: Any) -> Any:
@@ -172,18 +182,34 @@ def openapi_to_json_schema(schema: Any) -> Any:
     }
     if converted.get("format") == "enum":  # Vertex marks a string enum so; JSON Schema needs not
         del converted["format"]
-    if isinstance(kind := schema.get("type"), str):
+    kind = schema.get("type")
+    kind = TYPE_NUMBERS.get(kind, kind) if isinstance(kind, int) else kind
+    if isinstance(kind, str):
         converted["type"] = kind.lower()
         if schema.get("nullable"):
             converted["type"] = [kind.lower(), "null"]
     if isinstance(properties := schema.get("properties"), dict):
         order = schema.get("propertyOrdering") or schema.get("property_ordering") or []
-        names = [n for n in order if n in properties] + [n for n in properties if n not in order]
+        order = [n for n in order if isinstance(n, str) and n in properties]
+        names = order + [n for n in properties if n not in order]
         converted["properties"] = {n: openapi_to_json_schema(properties[n]) for n in names}
         # Vertex's objects have only the properties they declare (its Schema cannot say
         # otherwise); JSON Schema would let a model add any others.
         converted.setdefault("additionalProperties", False)
     return converted
+
+
+class SafetySetting(GoogleRequest):
+    """A category and the threshold to block it at; the legacy SDK sends both as numbers."""
+
+    category: str | int | None = None
+    threshold: str | int | None = None
+    method: str | int | None = None
+
+    @field_validator("threshold")
+    @classmethod
+    def _threshold_name(cls, value: str | int | None) -> str | int | None:
+        return THRESHOLD_NUMBERS.get(value, value) if isinstance(value, int) else value
 
 
 class GenerateContentRequest(StrictGoogleRequest):
@@ -195,7 +221,7 @@ class GenerateContentRequest(StrictGoogleRequest):
     # Accepted: they change nothing about the answer.
     labels: dict[str, str] | None = Field(default=None, max_length=MAX_LABELS)
     # Accepted only with the value that asks for nothing more.
-    safety_settings: list[dict[str, Any]] | None = None
+    safety_settings: list[SafetySetting] | None = None
     # Refused whenever given.
     tools: list[Any] | None = None
     tool_config: Any = None
@@ -203,9 +229,9 @@ class GenerateContentRequest(StrictGoogleRequest):
 
     def refusals(self) -> list[tuple[str, object, str]]:
         filtering = [
-            setting.get("threshold")
+            setting.threshold
             for setting in self.safety_settings or []
-            if setting.get("threshold") not in NO_FILTERING
+            if setting.threshold not in NO_FILTERING
         ]
         return [
             ("tools", self.tools, f"tools are not supported: {TEXT_ONLY}"),

@@ -230,7 +230,7 @@ def response_format_schema(response_format: dict[str, Any] | None, param: str) -
     schema = spec.get("schema") if isinstance(spec, dict) else None
     if not isinstance(schema, dict):
         raise ApiError(400, f"{where}: expected a JSON schema (an object)", param=where)
-    text = schema_text(schema)
+    text = schema_text(schema, where)
     grammar_for(text, where)
     return text
 

@@ -23,10 +23,32 @@ JSON_OPTIONS = {"whitespace_flexible": False}
 ANY_JSON_OBJECT = json.dumps({"type": "object"})
 
 
-def schema_text(schema: Any) -> str:
-    """A schema as the canonical JSON text that GenerationParams carries (hashable, and equal
-    for equal schemas)."""
-    return json.dumps(schema, sort_keys=True, separators=(",", ":"))
+MAX_SCHEMA_DEPTH = 64
+
+
+def schema_text(schema: Any, param: str = "json_schema") -> str:
+    """A schema as the compact JSON text that GenerationParams carries (hashable). Key order is
+    kept: the output's properties come in the schema's order (a "reasoning" field before an
+    "answer" one means what it says). A schema nested deeper than MAX_SCHEMA_DEPTH is an
+    InvalidArgument naming ``param``."""
+    if _depth(schema) > MAX_SCHEMA_DEPTH:
+        raise InvalidArgument(f"{param}: nested deeper than {MAX_SCHEMA_DEPTH} levels", param)
+    return json.dumps(schema, separators=(",", ":"))
+
+
+def _depth(value: Any) -> int:
+    """How deeply ``value`` nests, counted without recursion (a hostile schema may be deep)."""
+    deepest, pending = 0, [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        deepest = max(deepest, depth)
+        if deepest > MAX_SCHEMA_DEPTH:
+            break
+        children = (
+            item.values() if isinstance(item, dict) else item if isinstance(item, list) else ()
+        )
+        pending.extend((child, depth + 1) for child in children)
+    return deepest
 
 
 @lru_cache(maxsize=256)
