@@ -14,6 +14,7 @@ from google.genai import types
 from pydantic import BaseModel, Field
 
 from tests.api.conftest import Api
+from tests.api.test_gemini import finished
 from tests.api.test_vertex import PARENT, TEXT, TINY, RecordingBackend, recording, sdk_client
 from tuneforge.api.generate_content_schema import openapi_to_json_schema
 
@@ -291,3 +292,22 @@ def test_properties_come_in_the_schemas_order(api: Api):
     response = api.client.post(URL, json=body, headers=api.headers())
     answer = json.loads(response.json()["candidates"][0]["content"]["parts"][0]["text"])
     assert list(answer) == ["zeta", "alpha"]
+
+
+def test_the_gemini_api_words_an_unknown_field_as_google_does(api: Api, tmp_path):
+    name, _ = finished(api, tmp_path)
+    response = api.client.post(
+        f"/v1beta/{name}:generateContent",
+        json={"contents": TEXT, "temprature": 0},
+        headers={"x-goog-api-key": api.key},
+    )
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["message"] == (
+        'Invalid JSON payload received. Unknown name "temprature": Cannot find field.'
+    )
+
+
+def test_stop_sequences_are_refused_beside_a_schema(api: Api):
+    config = {"responseMimeType": "application/json", "stopSequences": ["}"]}
+    error = refused(api, {"contents": TEXT, "generationConfig": config})
+    assert error["message"].startswith("generationConfig.stopSequences")

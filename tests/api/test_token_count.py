@@ -54,9 +54,8 @@ def test_compute_tokens_lists_each_contents_tokens(api: Api, models_dir):
     # Each token's bytes, in order, spell the prompt as the model reads it.
     text = b"".join(piece for info in computed.tokens_info for piece in info.tokens).decode()
     assert text == tokenizer.decode(ids)
-    # The markup before a content's text counts with it: the model turn's tokens end with its
-    # text, and the generation prompt ends the last list.
-    assert b"".join(computed.tokens_info[1].tokens).decode().endswith("negative")
+    # A content's tokens run through its closing markup; the generation prompt ends the last.
+    assert b"".join(computed.tokens_info[1].tokens).decode().endswith("negative<|im_end|>\n")
     assert b"".join(computed.tokens_info[2].tokens).decode().endswith("assistant\n")
 
 
@@ -112,3 +111,15 @@ def test_tokens_are_base64_on_the_wire(api: Api):
     info = response.json()["tokensInfo"][0]
     assert all(isinstance(i, str) and i.isdigit() for i in info["tokenIds"])
     assert b"hi" in b"".join(base64.b64decode(token) for token in info["tokens"])
+
+
+def test_contents_ending_with_the_model_are_counted(api: Api):
+    """Vertex counts any contents; only generation needs a user turn last."""
+    body = {"contents": [{"role": "user", "parts": [{"text": "hi"}]},
+                         {"role": "model", "parts": [{"text": "ok"}]}]}  # fmt: skip
+    response = api.client.post(
+        f"/v1/{PARENT}/publishers/tuneforge/models/tiny-chat:countTokens",
+        json=body, headers=api.headers(),
+    )  # fmt: skip
+    assert response.status_code == 200, response.text
+    assert response.json()["totalTokens"] > 0

@@ -9,6 +9,7 @@ from tuneforge.data.tokenize import (
     count_tokens,
     prompt_ids,
     prompt_token_runs,
+    token_bytes,
     tokenize_conversation,
 )
 from tuneforge.models.loading import FALLBACK_CHAT_TEMPLATE
@@ -122,7 +123,7 @@ def test_count_tokens_splits_input_and_output(tokenizer):
     assert count_tokens(prompt_only, tokenizer)[1] == 0
 
 
-def test_prompt_token_runs_cut_prompt_ids_at_the_end_of_each_turn(tokenizer):
+def test_prompt_token_runs_cut_prompt_ids_after_each_turns_closing_markup(tokenizer):
     conversation = Conversation(
         turns=(Turn("user", "review: dull ->"), Turn("model", "negative"), Turn("user", "fun ->")),
         system="Classify.",
@@ -131,6 +132,32 @@ def test_prompt_token_runs_cut_prompt_ids_at_the_end_of_each_turn(tokenizer):
 
     assert [id_ for run in runs for id_ in run] == prompt_ids(conversation, tokenizer)
     texts = [tokenizer.decode(run) for run in runs]
-    assert texts[0].startswith("<|im_start|>system\nClassify.") and texts[0].endswith("dull ->")
-    assert texts[1].endswith("negative") and "dull" not in texts[1]
-    assert texts[2].endswith("<|im_start|>assistant\n") and "fun ->" in texts[2]
+    assert texts[0].startswith("<|im_start|>system\nClassify.")
+    assert texts[0].endswith("dull -><|im_end|>\n")
+    assert texts[1] == "<|im_start|>assistant\nnegative<|im_end|>\n"
+    assert texts[2].endswith("fun -><|im_end|>\n<|im_start|>assistant\n")
+
+
+def test_a_turns_text_found_in_the_system_instruction_does_not_move_its_run(tokenizer):
+    """ "hi" is inside "Think hard": the runs follow the template, not a text search."""
+    conversation = Conversation(
+        turns=(Turn("user", "hi"), Turn("model", "ok"), Turn("user", "go")), system="Think hard"
+    )
+    texts = [tokenizer.decode(run) for run in prompt_token_runs(conversation, tokenizer)]
+    assert texts[0].endswith("user\nhi<|im_end|>\n")
+    assert texts[1] == "<|im_start|>assistant\nok<|im_end|>\n"
+
+
+def test_a_conversation_ending_with_the_model_has_no_generation_prompt(tokenizer):
+    conversation = Conversation(turns=(Turn("user", "hi"), Turn("model", "ok")))
+    runs = prompt_token_runs(conversation, tokenizer)
+    assert tokenizer.decode(runs[-1]) == "<|im_start|>assistant\nok<|im_end|>\n"
+
+
+def test_token_bytes_keep_multibyte_characters_whole_across_tokens(tokenizer):
+    ids = tokenizer("é ü 東京", add_special_tokens=False)["input_ids"]
+    pieces = token_bytes(tokenizer, ids)
+    assert b"".join(pieces) == "é ü 東京".encode()
+    assert len(ids) > 4  # the characters are split over several byte-level tokens
+    special = tokenizer.convert_tokens_to_ids("<|im_end|>")
+    assert token_bytes(tokenizer, [special]) == [b"<|im_end|>"]

@@ -105,10 +105,14 @@ def status_of(err: TuneforgeError) -> tuple[int, str | None, str | None]:
 def unknown_parameter_message(path: str, location: str) -> str:
     """What each service answers to a parameter it does not know, in its own words."""
     if is_google_path(path):
-        parent, _, name = location.rpartition(".")
-        where = f" at '{parent}'" if parent else ""
-        return f'Invalid JSON payload received. Unknown name "{name}"{where}: Cannot find field.'
+        return unknown_google_field(location)
     return f"Unrecognized request argument supplied: {location}"
+
+
+def unknown_google_field(location: str) -> str:
+    parent, _, name = location.rpartition(".")
+    where = f" at '{parent}'" if parent else ""
+    return f'Invalid JSON payload received. Unknown name "{name}"{where}: Cannot find field.'
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 from pydantic import Field, ValidationError
 from pydantic.alias_generators import to_camel
 
+from tuneforge.api.errors import unknown_google_field
 from tuneforge.api.google import GoogleRequest, job_error_status, timestamp, without_nones
 from tuneforge.errors import InvalidArgument
 from tuneforge.jobs.datasets import validate_for_job
@@ -116,6 +117,8 @@ def validated(model: type[Request], body: Any) -> Request:
         path = ""
         for part in first["loc"]:
             path += f"[{part}]" if isinstance(part, int) else f".{part}" if path else str(part)
+        if first["type"] == "extra_forbidden":  # as Google words it
+            raise InvalidArgument(unknown_google_field(path), path) from None
         raise InvalidArgument(f"{path}: {first['msg']}" if path else first["msg"], path) from None
 
 

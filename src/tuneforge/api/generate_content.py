@@ -55,7 +55,7 @@ def prompt_tokens(
     """The request's prompt tokens per content, for countTokens and computeTokens: refused as
     generateContent would refuse the same request."""
     body.refuse_unsupported()
-    return service.generation.prompt_tokens(project_id, model, body.conversation())
+    return service.generation.prompt_tokens(project_id, model, body.conversation(answerable=False))
 
 
 def stream(

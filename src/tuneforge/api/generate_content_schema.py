@@ -52,6 +52,7 @@ GENERATION_NAMES = {
     "temperature": "generationConfig.temperature",
     "n": "generationConfig.candidateCount",
     "logprobs": "generationConfig.responseLogprobs",
+    "stop": "generationConfig.stopSequences",
 }
 
 
@@ -247,7 +248,8 @@ class GenerateContentRequest(StrictGoogleRequest):
         super().refuse_unsupported()
         self.generation_config.refuse_unsupported()
 
-    def conversation(self) -> Conversation:
+    def conversation(self, *, answerable: bool = True) -> Conversation:
+        """The prompt; ``answerable``: it must end with a user turn (countTokens counts any)."""
         if not self.contents:
             raise InvalidArgument("contents: give at least one user content", "contents")
         # Vertex lets the role be left out, meaning "user".
@@ -265,7 +267,7 @@ class GenerateContentRequest(StrictGoogleRequest):
         if prompt is None:
             first = next(p for p in issues.problems if p.severity == "error")
             raise InvalidArgument(f"{first.field}: {first.message}", first.field)
-        if not prompt.is_prompt_only:
+        if answerable and not prompt.is_prompt_only:
             last = f"contents[{len(contents) - 1}]"
             raise InvalidArgument(
                 f"{last}: the contents must end with a user turn, which the model answers", last
@@ -452,8 +454,8 @@ class TokensInfo(GoogleResponse):
 
 
 class ComputeTokensResponse(GoogleResponse):
-    """``:computeTokens``: a TokensInfo per content. Template markup before a content's text,
-    and the system instruction, count with that content; the generation prompt with the last."""
+    """``:computeTokens``: a TokensInfo per content, through its closing markup; the system
+    instruction counts with the first, the generation prompt with the last."""
 
     tokens_info: list[TokensInfo]
 

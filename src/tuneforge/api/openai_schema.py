@@ -277,7 +277,7 @@ class TopLogprob(OpenAIObject):
 
     @classmethod
     def of(cls, choice: TokenChoice) -> TopLogprob:
-        return cls(token=choice.text, logprob=choice.logprob, bytes=list(choice.text.encode()))
+        return cls(token=choice.text, logprob=choice.logprob, bytes=list(choice.raw))
 
 
 class TokenLogprobOut(TopLogprob):

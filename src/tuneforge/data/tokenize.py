@@ -9,7 +9,9 @@ turns) gets IGNORE_INDEX.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from functools import cache
 
 from tuneforge.data.records import Conversation, PreferenceExample
 
@@ -89,15 +91,22 @@ def prompt_ids(conversation: Conversation, tokenizer) -> list[int]:
 
 
 def prompt_token_runs(conversation: Conversation, tokenizer) -> list[list[int]]:
-    """``prompt_ids`` cut into one run per turn: a run ends where its turn's text ends, so the
-    template's markup (and the system instruction) falls in the run of the turn it precedes,
-    and the generation prompt in the last. Joined, the runs are ``prompt_ids``."""
-    text = _render(tokenizer, chat_messages(conversation), generation_prompt=True)
+    """The conversation's token ids as the model reads them, cut into one run per turn: each
+    run ends with its turn's closing markup, the system instruction counts with the first turn,
+    and the generation prompt (after a closing user turn) with the last. For a prompt, the runs
+    joined are ``prompt_ids``."""
+    messages = chat_messages(conversation)
+    offset = len(messages) - len(conversation.turns)  # 1 when there is a system message
+    text = _render(tokenizer, messages, generation_prompt=conversation.is_prompt_only)
     encoded = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
     ends, cursor = [], 0
-    for turn in conversation.turns:
-        start = text.find(turn.text, cursor)
-        cursor = start + len(turn.text) if start >= 0 else cursor
+    for index, turn in enumerate(conversation.turns):
+        through = _render(tokenizer, messages[: offset + index + 1])
+        if text.startswith(through) and len(through) >= cursor:
+            cursor = len(through)
+        else:  # a template that rewrites earlier turns: end at the turn's own text
+            start = text.find(turn.text, cursor)
+            cursor = start + len(turn.text) if start >= 0 else cursor
         ends.append(cursor)
     ends[-1] = len(text)
     runs: list[list[int]] = [[] for _ in conversation.turns]
@@ -132,3 +141,29 @@ def with_response(prompt: Conversation, response: str) -> Conversation:
     from tuneforge.data.records import Turn
 
     return Conversation(turns=(*prompt.turns, Turn("model", response)), system=prompt.system)
+
+
+BYTE_FALLBACK = re.compile(r"<0x([0-9A-Fa-f]{2})>")  # SentencePiece's byte tokens
+
+
+def token_bytes(tokenizer, ids: list[int]) -> list[bytes]:
+    """Each token's own bytes. Decoding one token alone gives U+FFFD for part of a multibyte
+    character; a byte-level BPE token's characters stand for bytes (GPT-2's table), and a
+    SentencePiece byte token is written ``<0xE9>``. Anything else is its decoded text."""
+    table = _byte_level_table()
+    pieces = []
+    for token_id, token in zip(ids, tokenizer.convert_ids_to_tokens(ids), strict=True):
+        if token is not None and (match := BYTE_FALLBACK.fullmatch(token)):
+            pieces.append(bytes([int(match.group(1), 16)]))
+        elif token is not None and all(char in table for char in token):
+            pieces.append(bytes(table[char] for char in token))
+        else:
+            pieces.append(tokenizer.decode([token_id]).encode("utf-8", "surrogatepass"))
+    return pieces
+
+
+@cache
+def _byte_level_table() -> dict[str, int]:
+    from transformers.convert_slow_tokenizer import bytes_to_unicode
+
+    return {char: byte for byte, char in bytes_to_unicode().items()}

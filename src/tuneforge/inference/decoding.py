@@ -11,6 +11,7 @@ from typing import Any
 import torch
 from transformers import LogitsProcessorList
 
+from tuneforge.data.tokenize import token_bytes
 from tuneforge.errors import InvalidArgument
 from tuneforge.inference.model_cache import LoadedModel
 from tuneforge.inference.row_controls import DECODE_KWARGS
@@ -49,8 +50,9 @@ class LogprobRecorder:
     """A logits processor that changes nothing and records, at each step, every row's log
     probabilities: of the token it went on to choose, and the ``top`` likeliest.
 
-    transformers runs custom processors before sampling's warpers, so these are the model's own
-    probabilities, whatever the temperature or top-p. Only one step's full distribution is held
+    transformers runs custom processors before sampling's warpers, so these are the model's
+    probabilities whatever the temperature or top-p (after any processor the model's own
+    generation config adds, such as a repetition penalty). Only one step's full distribution is held
     at a time (the chosen token is known at the next step), not a vocabulary-wide row per token.
     """
 
@@ -84,12 +86,14 @@ class LogprobRecorder:
         if self._previous is not None:
             last = [row[len(self._chosen)] for row in generated]
             self._take_chosen(torch.tensor(last, dtype=torch.long))
-        texts: dict[int, str] = {}
+        texts: dict[int, tuple[str, bytes]] = {}
 
         def choice(token_id: int, logprob: float) -> TokenChoice:
             if token_id not in texts:
-                texts[token_id] = tokenizer.decode([token_id])
-            return TokenChoice(token_id, texts[token_id], logprob)
+                raw = token_bytes(tokenizer, [token_id])[0]
+                texts[token_id] = (tokenizer.decode([token_id]), raw)
+            text, raw = texts[token_id]
+            return TokenChoice(token_id, text, logprob, raw)
 
         rows = []
         for row, tokens in enumerate(generated):

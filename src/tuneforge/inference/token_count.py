@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from tuneforge.data.records import Conversation
-from tuneforge.data.tokenize import prompt_token_runs
+from tuneforge.data.tokenize import prompt_token_runs, token_bytes
 from tuneforge.inference.types import ModelTarget
 from tuneforge.models.loading import load_tokenizer
 
@@ -25,11 +25,7 @@ def prompt_tokens(target: ModelTarget, prompt: Conversation) -> list[TurnTokens]
     tokenizer = _tokenizer(target.tokenizer_source)
     runs = prompt_token_runs(prompt, tokenizer)
     return [
-        TurnTokens(
-            turn.role,
-            ids,
-            [tokenizer.decode([token_id]).encode("utf-8", "surrogatepass") for token_id in ids],
-        )
+        TurnTokens(turn.role, ids, token_bytes(tokenizer, ids))
         for turn, ids in zip(prompt.turns, runs, strict=True)
     ]
 

@@ -84,6 +84,12 @@ class GenerationParams:
         for name, ok, expected in checks:
             if not ok:
                 raise InvalidArgument(f"{name} {expected}, got {getattr(self, name)!r}", name)
+        if self.json_schema is not None and self.stop:
+            raise InvalidArgument(
+                "stop sequences would cut a structured answer short of its closing brace; "
+                "leave them out with a JSON schema",
+                "stop",
+            )
 
     @property
     def sampling(self) -> bool:
@@ -93,8 +99,9 @@ class GenerationParams:
 @dataclass(frozen=True)
 class TokenChoice:
     token_id: int
-    text: str
-    logprob: float  # natural log of its probability under the model, before sampling's warps
+    text: str  # decoded alone: part of a multibyte character reads U+FFFD
+    logprob: float  # natural log of its probability, before sampling's temperature and top-p
+    raw: bytes = b""  # the token's own bytes (data.tokenize.token_bytes)
 
 
 @dataclass(frozen=True)

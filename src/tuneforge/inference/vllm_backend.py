@@ -251,7 +251,8 @@ def _completion(candidate: Any, eos_ids: set[int], top: int | None = None) -> Co
 def _token_logprob(token_id: int, step: dict[int, Any], top: int) -> TokenLogprob:
     def choice(choice_id: int) -> TokenChoice:
         entry = step[choice_id]
-        return TokenChoice(choice_id, entry.decoded_token or "", float(entry.logprob))
+        text = entry.decoded_token or ""
+        return TokenChoice(choice_id, text, float(entry.logprob), text.encode())
 
     ranked = sorted(step, key=lambda choice_id: step[choice_id].rank)[:top]
     return TokenLogprob(choice(token_id), [choice(choice_id) for choice_id in ranked])
