@@ -231,7 +231,8 @@ def test_harmless_parameters_are_accepted_and_shown(api: Api):
         ({"reasoning": {"effort": "high"}}, "reasoning"),
         ({"text": {"format": {"type": "json_schema", "name": "x"}}}, "text.format.schema"),
         ({"text": {"format": {"type": "xml"}}}, "text.format.type"),
-        ({"include": ["message.output_text.logprobs"]}, "include"),
+        ({"include": ["reasoning.encrypted_content"]}, "include"),
+        ({"include": ["message.output_text.logprobs"], "stream": True}, "include"),
         ({"top_logprobs": 3}, "top_logprobs"),
         ({"conversation": "conv_1"}, "conversation"),
         ({"prompt": {"id": "pmpt_1"}}, "prompt"),
@@ -326,3 +327,17 @@ def test_a_json_schema_format_answers_json_that_matches_it(api: Api):
 
     assert json.loads(response.output_text)["label"] in ("positive", "negative")
     assert response.text.format.type == "json_schema"
+
+
+def test_logprobs_come_with_the_output_text_when_included(api: Api):
+    response = respond(api, input="review: fun ->", temperature=0, max_output_tokens=4,
+                       include=["message.output_text.logprobs"], top_logprobs=2)  # fmt: skip
+
+    [part] = response.output[0].content
+    assert len(part.logprobs) == response.usage.output_tokens
+    joined = b"".join(bytes(token.bytes) for token in part.logprobs)
+    assert joined.decode(errors="replace") == part.text
+    assert all(len(token.top_logprobs) == 2 for token in part.logprobs)
+    assert all(token.top_logprobs[0].token == token.token for token in part.logprobs)  # greedy
+    plain = respond(api, input="review: fun ->", temperature=0, max_output_tokens=4)
+    assert plain.output[0].content[0].logprobs == []

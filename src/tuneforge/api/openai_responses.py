@@ -57,7 +57,7 @@ def create_response(
     message = OutputMessage(
         id=new_message_id(),
         status=message_status(completion.finish_reason),
-        content=[OutputText(text=completion.text)],
+        content=[OutputText.of(completion)],
     )
     return finished_response(
         started, message, completion.finish_reason, result.prompt_tokens, completion.output_tokens

@@ -21,16 +21,24 @@ from tuneforge.api.openai_schema import (
     DEFAULT_TEMPERATURE,
     MAX_OUTPUT_TOKENS,
     UNSUPPORTED,
+    ChoiceLogprobs,
     OpenAIObject,
     StrictRequest,
+    TokenLogprobOut,
     prompt_of,
     response_format_schema,
 )
 from tuneforge.data.checks import LineIssues, found
 from tuneforge.data.records import Conversation, Turn
-from tuneforge.inference.types import FinishReason, GenerationParams
+from tuneforge.inference.types import (
+    MAX_TOP_LOGPROBS,
+    Completion,
+    FinishReason,
+    GenerationParams,
+)
 
 INPUT_PART_TYPES = {"input_text": "text", "output_text": "text"}
+LOGPROBS_INCLUDE = "message.output_text.logprobs"
 
 
 class ResponsesRequest(StrictRequest):
@@ -60,7 +68,7 @@ class ResponsesRequest(StrictRequest):
     tools: list[Any] | None = None
     tool_choice: Any = None
     include: list[Any] | None = None
-    top_logprobs: int | None = None
+    top_logprobs: int | None = Field(default=None, ge=0, le=MAX_TOP_LOGPROBS)
     text: dict[str, Any] | None = None
     reasoning: dict[str, Any] | None = None
     # Refused whenever given.
@@ -77,8 +85,12 @@ class ResponsesRequest(StrictRequest):
             ("tools", self.tools, f"tools are not supported: {UNSUPPORTED}"),
             ("tool_choice", self.tool_choice not in (None, "auto", "none"),
              f"tool_choice must be \"auto\" or \"none\": {UNSUPPORTED}"),
-            ("include", self.include, "include is not supported: nothing more can be included"),
-            ("top_logprobs", self.top_logprobs, "logprobs are not supported"),
+            ("include", [item for item in self.include or [] if item != LOGPROBS_INCLUDE],
+             f'only "{LOGPROBS_INCLUDE}" can be included'),
+            ("top_logprobs", self.top_logprobs is not None and not self.wants_logprobs,
+             f'top_logprobs needs include ["{LOGPROBS_INCLUDE}"]'),
+            ("include", self.wants_logprobs and self.stream,
+             "logprobs are not supported on a streamed response"),
             ("text.format", text_format is not None and not isinstance(text_format, dict),
              'expected an object such as {"type": "text"}'),
             ("text.verbosity", (self.text or {}).get("verbosity") not in (None, "medium"),
@@ -123,8 +135,13 @@ class ResponsesRequest(StrictRequest):
             "top_p": self.top_p,
             "max_output_tokens": self.max_output_tokens,
             "json_schema": response_format_schema((self.text or {}).get("format"), "text.format"),
+            "logprobs": (self.top_logprobs or 0) if self.wants_logprobs else None,
         }
         return GenerationParams(**{k: v for k, v in given.items() if v is not None})
+
+    @property
+    def wants_logprobs(self) -> bool:
+        return LOGPROBS_INCLUDE in (self.include or [])
 
     @property
     def effective_temperature(self) -> float:
@@ -161,7 +178,12 @@ class OutputText(OpenAIObject):
     type: Literal["output_text"] = "output_text"
     text: str
     annotations: list[Any] = Field(default_factory=list)
-    logprobs: list[Any] = Field(default_factory=list)
+    logprobs: list[TokenLogprobOut] = Field(default_factory=list)
+
+    @classmethod
+    def of(cls, completion: Completion) -> OutputText:
+        logprobs = ChoiceLogprobs.of(completion.logprobs)
+        return cls(text=completion.text, logprobs=logprobs.content if logprobs else [])
 
 
 class OutputMessage(OpenAIObject):
