@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -99,11 +100,10 @@ from pathlib import Path
 def save(signum, frame):
     Path(sys.argv[1]).write_text("resume point")
     sys.exit(75)
-time.sleep(float(sys.argv[2]))  # importing, as a real runner does before it has a handler
-signal.signal(signal.SIGTERM, save)
-signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})  # as the runner's main does
+time.sleep(float(sys.argv[2]))  # importing, as a real runner does before it waits for SIGTERM
 print("ready", flush=True)
-time.sleep(60)
+signal.sigwait({signal.SIGTERM})  # as runner.stop_on_sigterm does (SIGTERM arrives blocked)
+save(signal.SIGTERM, None)
 """
 
 
@@ -186,3 +186,36 @@ def test_a_runner_that_exited_is_gone_even_before_it_is_reaped() -> None:
     assert process_alive(process.pid)  # the kernel still knows the pid...
     assert is_runner_process(process.pid) is False  # ...but nothing runs there
     process.wait()
+
+
+STORM = """
+import os, signal, sys, threading, time
+from tuneforge.jobs.runner import stop_on_sigterm
+stop = threading.Event()
+stop_on_sigterm(stop)
+busy = threading.Event()
+threading.Thread(target=lambda: [busy.set(), time.sleep(0.001)] and None).start()
+for _ in range(20):  # a dying server's several parent-death signals, in a burst
+    os.kill(os.getpid(), signal.SIGTERM)
+assert stop.wait(10), "SIGTERM never set the stop signal"
+for _ in range(1000):  # the main thread still runs Python
+    sum(range(100))
+print("stopped", flush=True)
+"""
+
+
+def test_a_burst_of_sigterms_stops_the_runner_once_and_never_hangs_it():
+    """A runner orphaned by kill -9 gets a SIGTERM per thread of its dead server. With
+    Event.set() in a signal handler, one landing inside another's set() deadlocked the runner
+    at its next step (seen in the crash test)."""
+    result = subprocess.run(
+        [sys.executable, "-c", STORM],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        preexec_fn=lambda: signal.pthread_sigmask(
+            signal.SIG_BLOCK, {signal.SIGTERM}
+        ),  # as runners start
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "stopped"

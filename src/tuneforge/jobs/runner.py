@@ -369,6 +369,26 @@ def _fail(db: Database, job_id: str, worker_id, code: str, message: str, param=N
         log.warning("job %s: failure not recorded: %s", job_id, err)
 
 
+def stop_on_sigterm(stop_signal: threading.Event) -> None:
+    """Set ``stop_signal`` when SIGTERM comes: taken by a thread of its own with ``sigwait``,
+    never by a signal handler.
+
+    A dying server sends its runners several SIGTERMs (Linux sends the parent-death signal again
+    as each of the parent's threads exits), and a handler runs between any two bytecodes of the
+    main thread: a second SIGTERM landing inside the first's ``Event.set()`` took the Event's
+    lock again and hung the runner for good. SIGTERM stays blocked in every thread, so only
+    this thread takes it: a runner must start with it blocked (the executor starts it so, and a
+    SIGTERM that came during the imports waits, pending), since threads inherit the mask and
+    one made by an import before this call would otherwise take the default action."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+
+    def wait() -> None:
+        signal.sigwait({signal.SIGTERM})
+        stop_signal.set()
+
+    threading.Thread(target=wait, name="sigterm", daemon=True).start()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tuneforge.jobs.runner")
     parser.add_argument("job_id")
@@ -382,10 +402,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = get_settings()
     db = Database(settings.resolved_database_url)
     stop_signal = threading.Event()
-    signal.signal(signal.SIGTERM, lambda signum, frame: stop_signal.set())
-    # The executor starts runners with SIGTERM blocked: one sent while this process was still
-    # importing is delivered now, to the handler.
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
+    stop_on_sigterm(stop_signal)
     try:
         run_job(db, settings, args.job_id, args.worker_id, stop_signal)
     finally:

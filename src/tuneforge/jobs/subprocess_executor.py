@@ -41,8 +41,9 @@ RUNNER_MODULE = "tuneforge.jobs.runner"
 
 
 def _die_with_parent() -> None:  # runs in the child between fork and exec
-    # SIGTERM stays blocked (and so pending) across exec until the runner has its handler: one
-    # that arrived while the runner imported torch would otherwise kill it without requeueing.
+    # SIGTERM stays blocked (and so pending) across exec: the runner takes it with sigwait
+    # (runner.stop_on_sigterm). One that arrived while the runner imported torch would otherwise
+    # kill it without requeueing.
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
     # Not on Linux: nothing to do; the heartbeat timeout recovers the job instead.
     with contextlib.suppress(OSError):
