@@ -38,14 +38,6 @@ SCHEMA = {
     "required": ["label", "summary", "keywords", "stars"],
     "additionalProperties": False,
 }
-SMALL_LLAMA = {
-    "hidden_size": 768,
-    "num_hidden_layers": 6,
-    "num_attention_heads": 12,
-    "num_key_value_heads": 4,
-    "intermediate_size": 2048,
-    "max_position_embeddings": 2048,
-}
 
 
 def python_source_lines(limit: int = 400_000):
@@ -68,28 +60,14 @@ def build_model(folder: Path, vocab_size: int) -> str:
     """A random Llama with a byte-level BPE tokenizer of ``vocab_size`` tokens, saved in
     ``folder``."""
     import torch
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+    from serve_throughput import SMALL_LLAMA
+    from transformers import LlamaConfig, LlamaForCausalLM
 
-    from tuneforge.models.tiny import CHAT_TEMPLATE, SPECIAL_TOKENS
+    from tuneforge.models.tiny import build_tokenizer
 
-    bpe = Tokenizer(models.BPE(unk_token=None))
-    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    bpe.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size,
-        special_tokens=SPECIAL_TOKENS,
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False,
-    )
-    bpe.train_from_iterator(python_source_lines(), trainer=trainer)
-    tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=bpe, pad_token="<|pad|>", eos_token="<|im_end|>", model_max_length=2048
-    )
-    tokenizer.chat_template = CHAT_TEMPLATE
+    tokenizer = build_tokenizer(vocab_size, python_source_lines(), max_length=2048)
     config = LlamaConfig(
-        **SMALL_LLAMA,
-        vocab_size=len(tokenizer),
+        **{**SMALL_LLAMA, "vocab_size": len(tokenizer)},
         pad_token_id=tokenizer.pad_token_id,
         eos_token_id=tokenizer.eos_token_id,
         bos_token_id=None,

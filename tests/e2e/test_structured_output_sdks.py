@@ -15,20 +15,11 @@ from google.genai import types
 from openai import OpenAI
 from pydantic import BaseModel, Field
 
+from tests.api.test_chat_completions import REVIEW
 from tests.e2e.test_openai_responses_sdk import PROMPT, tuned_model
 
 __all__ = ["tuned_model"]  # the fixture, used by name
 pytestmark = pytest.mark.slow
-
-REVIEW = {
-    "type": "object",
-    "properties": {
-        "label": {"enum": ["positive", "negative"]},
-        "stars": {"type": "integer", "minimum": 1, "maximum": 5},
-    },
-    "required": ["label", "stars"],
-    "additionalProperties": False,
-}
 
 
 class Review(BaseModel):

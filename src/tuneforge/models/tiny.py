@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import secrets
 import shutil
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -44,7 +45,11 @@ TINY_MODELS = {
 }
 
 
-def build_tokenizer() -> PreTrainedTokenizerFast:
+def build_tokenizer(
+    vocab_size: int = VOCAB_SIZE, corpus: Iterable[str] | None = None, max_length: int = 512
+) -> PreTrainedTokenizerFast:
+    """A byte-level BPE with the ChatML-style template, trained on ``corpus`` (the tiny
+    models' own review text unless given: benchmarks train bigger ones on other text)."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
@@ -52,18 +57,18 @@ def build_tokenizer() -> PreTrainedTokenizerFast:
     bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     bpe.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
-        vocab_size=VOCAB_SIZE,
+        vocab_size=vocab_size,
         special_tokens=SPECIAL_TOKENS,
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
-    bpe.train_from_iterator(list(corpus_lines()), trainer=trainer)
+    bpe.train_from_iterator(list(corpus_lines()) if corpus is None else corpus, trainer=trainer)
     tokenizer = PreTrainedTokenizerFast(
         tokenizer_object=bpe,
         pad_token="<|pad|>",
         eos_token="<|im_end|>",
         bos_token=None,
-        model_max_length=512,
+        model_max_length=max_length,
     )
     tokenizer.chat_template = CHAT_TEMPLATE
     return tokenizer
