@@ -17,7 +17,7 @@ from tuneforge.data.checks import LineIssues
 from tuneforge.data.records import Conversation
 from tuneforge.data.turns import vertex_contents
 from tuneforge.errors import InvalidArgument
-from tuneforge.inference.structured import grammar_for, schema_text
+from tuneforge.inference.structured import check_depth, grammar_for, schema_text
 from tuneforge.inference.token_count import TurnTokens
 from tuneforge.inference.types import (
     MAX_TOP_LOGPROBS,
@@ -154,7 +154,7 @@ class GenerationConfig(StrictGoogleRequest):
             schema, field = self.response_json_schema, "generationConfig.responseJsonSchema"
         elif self.response_schema is not None:
             field = "generationConfig.responseSchema"
-            schema_text(self.response_schema, field)  # its depth, before converting it
+            check_depth(self.response_schema, field)  # before converting it recursively
             schema = openapi_to_json_schema(self.response_schema)
         else:
             schema, field = {}, "generationConfig.responseMimeType"  # any JSON value

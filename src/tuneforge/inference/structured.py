@@ -31,9 +31,15 @@ def schema_text(schema: Any, param: str = "json_schema") -> str:
     kept: the output's properties come in the schema's order (a "reasoning" field before an
     "answer" one means what it says). A schema nested deeper than MAX_SCHEMA_DEPTH is an
     InvalidArgument naming ``param``."""
+    check_depth(schema, param)
+    return json.dumps(schema, separators=(",", ":"))
+
+
+def check_depth(schema: Any, param: str) -> None:
+    """An InvalidArgument naming ``param`` when ``schema`` nests deeper than MAX_SCHEMA_DEPTH:
+    checked before anything walks it recursively."""
     if _depth(schema) > MAX_SCHEMA_DEPTH:
         raise InvalidArgument(f"{param}: nested deeper than {MAX_SCHEMA_DEPTH} levels", param)
-    return json.dumps(schema, separators=(",", ":"))
 
 
 def _depth(value: Any) -> int:
