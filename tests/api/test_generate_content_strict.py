@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field
 from tests.api.conftest import Api
 from tests.api.test_gemini import finished
 from tests.api.test_vertex import PARENT, TEXT, TINY, RecordingBackend, recording, sdk_client
-from tuneforge.api.generate_content_schema import openapi_to_json_schema
+from tuneforge.data.json_schema import openapi_to_json_schema
 from tuneforge.models.loading import load_tokenizer
 
 __all__ = ["recording"]  # the fixture, used by name

@@ -320,12 +320,12 @@ ERRORS = {
     "openai unknown role": (
         chat(("user", "q"), ("model", "a")),
         "messages[1].role",
-        'unknown role "model"; expected "system", "user" or "assistant"',
+        'unknown role "model"; expected "system", "user", "assistant" or "tool"',
     ),
-    "openai tool role": (
+    "openai tool message without its call's id": (
         chat(("user", "q"), ("tool", "a")),
-        "messages[1].role",
-        "tool messages are not supported",
+        "messages[1].tool_call_id",
+        'missing "tool_call_id"',
     ),
     "openai missing role": (
         {"messages": [{"content": "q"}, {"role": "assistant", "content": "a"}]},
@@ -379,8 +379,8 @@ ERRORS = {
                 {"role": "assistant", "content": None, "tool_calls": [{"id": "1"}]},
             ]
         },
-        "messages[1].content",
-        "only text content is supported; found tool_calls",
+        "messages[1].tool_calls[0].function",
+        'missing "function"',
     ),
     "openai image part": (
         chat(("user", [{"type": "image_url", "image_url": {"url": "x"}}]), ("assistant", "a")),

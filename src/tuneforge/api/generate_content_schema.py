@@ -14,10 +14,11 @@ from pydantic import ConfigDict, Field, field_validator
 
 from tuneforge.api.google import GoogleRequest, GoogleResponse
 from tuneforge.data.checks import LineIssues
+from tuneforge.data.json_schema import check_depth, openapi_to_json_schema
 from tuneforge.data.records import Conversation
 from tuneforge.data.turns import vertex_contents
 from tuneforge.errors import InvalidArgument
-from tuneforge.inference.structured import check_depth, grammar_for, schema_text
+from tuneforge.inference.structured import grammar_for, schema_text
 from tuneforge.inference.token_count import TurnTokens
 from tuneforge.inference.types import (
     MAX_TOP_LOGPROBS,
@@ -161,43 +162,6 @@ class GenerationConfig(StrictGoogleRequest):
         text = schema_text(schema, field)
         grammar_for(text, field)
         return text
-
-
-# Vertex's Schema (an OpenAPI 3.0 subset) in JSON Schema's words: types in lower case,
-# ``nullable`` as a union with null, ``propertyOrdering`` as the order of ``properties``, no
-# properties beyond those declared.
-OPENAPI_ONLY_KEYS = {"nullable", "propertyOrdering", "property_ordering", "example"}
-# google.ai.generativelanguage's Type numbers: the legacy SDK sends enums as integers.
-TYPE_NUMBERS = {1: "STRING", 2: "NUMBER", 3: "INTEGER", 4: "BOOLEAN", 5: "ARRAY", 6: "OBJECT"}
-
-
-def openapi_to_json_schema(schema: Any) -> Any:
-    if isinstance(schema, list):
-        return [openapi_to_json_schema(item) for item in schema]
-    if not isinstance(schema, dict):
-        return schema
-    converted = {
-        key: openapi_to_json_schema(value)
-        for key, value in schema.items()
-        if key not in OPENAPI_ONLY_KEYS and key != "properties"
-    }
-    if converted.get("format") == "enum":  # Vertex marks a string enum so; JSON Schema needs not
-        del converted["format"]
-    kind = schema.get("type")
-    kind = TYPE_NUMBERS.get(kind, kind) if isinstance(kind, int) else kind
-    if isinstance(kind, str):
-        converted["type"] = kind.lower()
-        if schema.get("nullable"):
-            converted["type"] = [kind.lower(), "null"]
-    if isinstance(properties := schema.get("properties"), dict):
-        order = schema.get("propertyOrdering") or schema.get("property_ordering") or []
-        order = [n for n in order if isinstance(n, str) and n in properties]
-        names = order + [n for n in properties if n not in order]
-        converted["properties"] = {n: openapi_to_json_schema(properties[n]) for n in names}
-        # Vertex's objects have only the properties they declare (its Schema cannot say
-        # otherwise); JSON Schema would let a model add any others.
-        converted.setdefault("additionalProperties", False)
-    return converted
 
 
 class SafetySetting(GoogleRequest):

@@ -18,6 +18,7 @@ from tuneforge.data.records import (
     Problem,
     Turn,
 )
+from tuneforge.data.tools import openai_tools, vertex_tools
 from tuneforge.data.turns import (
     OPENAI_MESSAGES,
     OPENAI_RESPONSE,
@@ -57,8 +58,10 @@ PROMPT_COMPLETION_KEYS = (
 
 # The keys that identify each format; a line may lack some of them (and get a problem for it).
 FORMAT_KEYSETS = {
-    DatasetFormat.VERTEX_SFT: frozenset({"contents", "systemInstruction", "system_instruction"}),
-    DatasetFormat.OPENAI_CHAT: frozenset({"messages"}),
+    DatasetFormat.VERTEX_SFT: frozenset(
+        {"contents", "systemInstruction", "system_instruction", "tools"}
+    ),
+    DatasetFormat.OPENAI_CHAT: frozenset({"messages", "tools", "parallel_tool_calls"}),
     DatasetFormat.PROMPT_COMPLETION: frozenset(
         key for pair in PROMPT_COMPLETION_KEYS for key in pair
     ),
@@ -104,7 +107,8 @@ def fits_format(obj: dict, fmt: DatasetFormat) -> bool:
 
 
 def parse_vertex_sft(obj: dict, issues: LineIssues, allow_prompt_only: bool) -> Example | None:
-    return vertex_contents(obj, issues, "any" if allow_prompt_only else "model")
+    tools = vertex_tools(obj["tools"], "tools", issues) if "tools" in obj else ()
+    return vertex_contents(obj, issues, "any" if allow_prompt_only else "model", tools)
 
 
 def parse_vertex_preference(
@@ -151,13 +155,32 @@ def parse_openai_chat(obj: dict, issues: LineIssues, allow_prompt_only: bool) ->
     if not issues.missing(obj, "messages", "", OPENAI_MESSAGES):
         return None
     ending: Ending = "any" if allow_prompt_only else "model"
-    conversation = openai_messages(obj["messages"], "messages", issues, ending)
+    tools = openai_tools(obj["tools"], "tools", issues) if "tools" in obj else ()
+    conversation = openai_messages(obj["messages"], "messages", issues, ending, tools)
+    if conversation is not None and obj.get("parallel_tool_calls", True) is not True:
+        check_one_call_per_turn(obj["parallel_tool_calls"], conversation, issues)
     model_turns = [t for t in conversation.turns if t.role == "model"] if conversation else []
     if model_turns and all(t.weight == 0 for t in model_turns):
         issues.warning(
             "messages", "every assistant message has weight 0, so the example teaches nothing"
         )
     return conversation
+
+
+def check_one_call_per_turn(
+    parallel: object, conversation: Conversation, issues: LineIssues
+) -> None:
+    """``"parallel_tool_calls": false``: no assistant message calls more than one function."""
+    if parallel is not False:
+        issues.error("parallel_tool_calls", f"expected true or false; found {found(parallel)}")
+        return
+    for turn in conversation.turns:
+        if len(turn.tool_calls) > 1:
+            issues.error(
+                "parallel_tool_calls",
+                f"is false, but an assistant message makes {len(turn.tool_calls)} calls",
+            )
+            return
 
 
 def parse_openai_preference(

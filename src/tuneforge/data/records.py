@@ -1,7 +1,9 @@
 """Canonical examples: every dataset format is turned into these before anything else sees it.
 
-A supervised example is a :class:`Conversation`: an optional system instruction and turns of
-``user`` and ``model`` text. Loss is computed on the model turns whose weight is 1.
+A supervised example is a :class:`Conversation`: an optional system instruction, the functions
+it may call (``tools``) and turns of ``user`` and ``model`` text. A model turn may call functions
+(``tool_calls``); each call is answered by a ``tool`` turn that names it, before the model speaks
+again. Loss is computed on the model turns whose weight is 1: their text and their calls.
 A preference example is a prompt conversation (ending with a user turn) and two responses.
 """
 
@@ -11,25 +13,48 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Literal
 
-Role = Literal["user", "model"]
+Role = Literal["user", "model", "tool"]
+
+
+@dataclass(frozen=True, slots=True)
+class Function:
+    """A function the model may call: OpenAI's ``tools[].function``, Vertex's
+    ``functionDeclarations[]``."""
+
+    name: str
+    description: str = ""
+    parameters: str = '{"type":"object","properties":{}}'  # its JSON schema, as compact JSON
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    """One call of a function by the model. JSON text keeps the examples hashable."""
+
+    name: str
+    arguments: str  # a JSON object, as compact JSON
+    id: str = ""  # OpenAI's tool_call_id; Vertex names the call by its function alone
 
 
 @dataclass(frozen=True, slots=True)
 class Turn:
     role: Role
-    text: str
+    text: str  # a tool turn's text is the function's result (JSON for Vertex's responses)
     weight: int = 1  # 0: the turn is context only and carries no loss (OpenAI's `weight: 0`)
+    tool_calls: tuple[ToolCall, ...] = ()  # a model turn's calls, after its text
+    call: ToolCall | None = None  # the call a tool turn answers
 
 
 @dataclass(frozen=True, slots=True)
 class Conversation:
     turns: tuple[Turn, ...]
     system: str | None = None
+    tools: tuple[Function, ...] = ()
 
     @property
     def is_prompt_only(self) -> bool:
-        """True when the conversation ends with a user turn (a prompt awaiting a response)."""
-        return bool(self.turns) and self.turns[-1].role == "user"
+        """True when the model speaks next: the conversation ends with a user turn (a prompt
+        awaiting a response) or with the results of the model's calls."""
+        return bool(self.turns) and self.turns[-1].role in ("user", "tool")
 
 
 @dataclass(frozen=True, slots=True)

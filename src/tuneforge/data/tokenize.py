@@ -2,21 +2,25 @@
 
 The mask is found from the rendered text, so it works with any chat template: the text a model
 turn adds is what ``render(turns[:i+1])`` has beyond ``render(turns[:i], add_generation_prompt)``
-(the turn's content and its end-of-turn marker). Tokens whose characters fall in such a span of
-a turn with weight 1 get labels; every other token (system, user, template markup, weight-0
-turns) gets IGNORE_INDEX.
+(the turn's content, its calls and its end-of-turn marker). Tokens whose characters fall in such
+a span of a turn with weight 1 get labels; every other token (system, tools, user, tool results,
+template markup, weight-0 turns) gets IGNORE_INDEX. A conversation's tools reach the template as
+``apply_chat_template(tools=...)``, the model's own way of showing them.
 """
 
 from __future__ import annotations
 
+import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
+from typing import Any
 
-from tuneforge.data.records import Conversation, PreferenceExample
+from tuneforge.data.records import Conversation, PreferenceExample, Turn
+from tuneforge.data.tool_calls import template_messages, tool_syntax
 
 IGNORE_INDEX = -100
-CHAT_ROLES = {"user": "user", "model": "assistant"}
+CHAT_ROLES = {"user": "user", "model": "assistant", "tool": "tool"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,31 +34,66 @@ class TokenizedExample:
         return sum(1 for label in self.labels if label != IGNORE_INDEX)
 
 
-def chat_messages(conversation: Conversation) -> list[dict[str, str]]:
+def chat_messages(conversation: Conversation) -> list[dict[str, Any]]:
     """The conversation as the ``messages`` list that ``apply_chat_template`` takes."""
     messages = [{"role": "system", "content": conversation.system}] if conversation.system else []
-    messages += [{"role": CHAT_ROLES[t.role], "content": t.text} for t in conversation.turns]
-    return messages
+    return messages + [_message(turn) for turn in conversation.turns]
 
 
-def _render(tokenizer, messages: list[dict[str, str]], generation_prompt: bool = False) -> str:
-    return tokenizer.apply_chat_template(
-        messages, tokenize=False, add_generation_prompt=generation_prompt
-    )
+def _message(turn: Turn) -> dict[str, Any]:
+    if turn.tool_calls:
+        return {**template_messages(list(turn.tool_calls)), "content": turn.text}
+    if turn.role == "tool" and turn.call is not None:
+        call = turn.call
+        return {"role": "tool", "content": turn.text, "tool_call_id": call.id, "name": call.name}
+    return {"role": CHAT_ROLES[turn.role], "content": turn.text}
+
+
+def chat_tools(conversation: Conversation) -> list[dict[str, Any]] | None:
+    """The conversation's functions as ``apply_chat_template``'s ``tools``; None without any."""
+    if not conversation.tools:
+        return None
+    return [
+        {
+            "type": "function",
+            "function": {
+                "name": f.name,
+                "description": f.description,
+                "parameters": json.loads(f.parameters),
+            },
+        }
+        for f in conversation.tools
+    ]
+
+
+class Renderer:
+    """Renders one conversation's messages, or a leading part of them, with its tools."""
+
+    def __init__(self, tokenizer, conversation: Conversation) -> None:
+        self.tokenizer = tokenizer
+        self.tools = chat_tools(conversation)
+        if self.tools:  # a template that ignores tools would drop them without a word
+            tool_syntax(tokenizer, tokenizer.name_or_path or "the model")
+
+    def __call__(self, messages: list[dict[str, Any]], generation_prompt: bool = False) -> str:
+        return self.tokenizer.apply_chat_template(
+            messages, tools=self.tools, tokenize=False, add_generation_prompt=generation_prompt
+        )
 
 
 def _model_turn_spans(tokenizer, conversation: Conversation) -> tuple[str, list[tuple[int, int]]]:
     """The rendered text and the character spans of the model turns that carry loss."""
     messages = chat_messages(conversation)
+    render = Renderer(tokenizer, conversation)
     offset = len(messages) - len(conversation.turns)  # 1 when there is a system message
-    full = _render(tokenizer, messages)
+    full = render(messages)
     spans = []
     for index, turn in enumerate(conversation.turns):
         if turn.role != "model" or not turn.weight:
             continue
         position = offset + index
-        before = _render(tokenizer, messages[:position], generation_prompt=True)
-        through = _render(tokenizer, messages[: position + 1])
+        before = render(messages[:position], generation_prompt=True)
+        through = render(messages[: position + 1])
         if full.startswith(through) and through.startswith(before):
             spans.append((len(before), len(through)))
         else:  # a template that rewrites earlier turns: find the content itself
@@ -86,7 +125,8 @@ def tokenize_conversation(
 
 def prompt_ids(conversation: Conversation, tokenizer) -> list[int]:
     """Token ids of a prompt conversation followed by the template's generation prompt."""
-    text = _render(tokenizer, chat_messages(conversation), generation_prompt=True)
+    render = Renderer(tokenizer, conversation)
+    text = render(chat_messages(conversation), generation_prompt=True)
     return tokenizer(text, add_special_tokens=False)["input_ids"]
 
 
@@ -96,12 +136,13 @@ def prompt_token_runs(conversation: Conversation, tokenizer) -> list[list[int]]:
     and the generation prompt (after a closing user turn) with the last. For a prompt, the runs
     joined are ``prompt_ids``."""
     messages = chat_messages(conversation)
+    render = Renderer(tokenizer, conversation)
     offset = len(messages) - len(conversation.turns)  # 1 when there is a system message
-    text = _render(tokenizer, messages, generation_prompt=conversation.is_prompt_only)
+    text = render(messages, generation_prompt=conversation.is_prompt_only)
     encoded = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
     ends, cursor = [], 0
     for index, turn in enumerate(conversation.turns):
-        through = _render(tokenizer, messages[: offset + index + 1])
+        through = render(messages[: offset + index + 1])
         if text.startswith(through) and len(through) >= cursor:
             cursor = len(through)
         else:  # a template that rewrites earlier turns: end at the turn's own text
@@ -138,9 +179,7 @@ def count_tokens(example: Conversation | PreferenceExample, tokenizer) -> tuple[
 
 
 def with_response(prompt: Conversation, response: str) -> Conversation:
-    from tuneforge.data.records import Turn
-
-    return Conversation(turns=(*prompt.turns, Turn("model", response)), system=prompt.system)
+    return replace(prompt, turns=(*prompt.turns, Turn("model", response)))
 
 
 BYTE_FALLBACK = re.compile(r"<0x([0-9A-Fa-f]{2})>")  # SentencePiece's byte tokens

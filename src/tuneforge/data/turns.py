@@ -1,27 +1,32 @@
 """Reading the turns of a conversation in the two dialects the formats use.
 
 Vertex/Gemini writes ``contents`` of ``{"role": "user"|"model", "parts": [{"text": ...}]}``;
-OpenAI writes ``messages`` of ``{"role": "system"|"user"|"assistant", "content": ...}``. Both
-follow one rule, checked in :func:`build_conversation`: turns alternate user, model, ...
-starting with user, and end as the task needs.
+OpenAI writes ``messages`` of ``{"role": "system"|"user"|"assistant"|"tool", "content": ...}``.
+Both follow one rule, checked in :func:`build_conversation`: turns alternate user, model, ...
+starting with user, and end as the task needs; a model turn that calls functions is followed by
+one tool turn answering each call (OpenAI's ``tool`` messages, Vertex's ``functionResponse``
+parts), then the model speaks again. Each call is checked against the example's ``tools``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal, cast
 
 from tuneforge.data.checks import LineIssues, describe, found, join_keys, name_of, path_at
-from tuneforge.data.records import Conversation, Role, Turn
+from tuneforge.data.records import Conversation, Function, Role, ToolCall, Turn
+from tuneforge.data.tools import check_call, compact, openai_call, vertex_call
 
 Ending = Literal["model", "user", "any"]  # how a conversation must end
 
-# Part keys that carry something other than text (Gemini parts; proto JSON accepts both spellings).
+# Part keys that carry something other than text or function calls (Gemini parts; proto JSON
+# accepts both spellings).
 NON_TEXT_PART_KEYS = frozenset(
-    {"inlineData", "fileData", "functionCall", "functionResponse", "executableCode"}
-    | {"codeExecutionResult", "inline_data", "file_data", "function_call", "function_response"}
-    | {"executable_code", "code_execution_result"}
+    {"inlineData", "fileData", "executableCode", "codeExecutionResult"}
+    | {"inline_data", "file_data", "executable_code", "code_execution_result"}
 )
+CALL_KEYS = ("functionCall", "function_call")
+RESPONSE_KEYS = ("functionResponse", "function_response")
 
 VERTEX_PART = 'a part like {"text": "..."}'
 VERTEX_TURN = 'a turn like {"role": "user", "parts": [{"text": "..."}]}'
@@ -30,21 +35,25 @@ OPENAI_MESSAGES = 'a list of messages like [{"role": "user", "content": "..."}, 
 OPENAI_MESSAGE = 'a message like {"role": "user", "content": "..."}'
 OPENAI_RESPONSE = 'a list with one message: [{"role": "assistant", "content": "..."}]'
 
-EXPECTED_OPENAI_ROLES = '"system", "user" or "assistant"'
+EXPECTED_OPENAI_ROLES = '"system", "user", "assistant" or "tool"'
 OPENAI_ROLES: dict[str, Role | Literal["system"]] = {
     "system": "system",
     "developer": "system",
     "user": "user",
     "assistant": "model",
+    "tool": "tool",
 }
 
 
 @dataclass(frozen=True)
 class RawTurn:
-    role: str  # "user" or "model" once checked
+    role: str  # "user", "model" or "tool" once checked ("system" while reading OpenAI's)
     text: str
     weight: int
     path: str  # where the turn is, for messages about its position
+    # a model turn's calls, each with the paths of its name and its arguments
+    calls: tuple[tuple[ToolCall, str, str], ...] = ()
+    answers: ToolCall | None = None  # a tool turn's call: its id (OpenAI) or its name (Vertex)
 
 
 @dataclass(frozen=True)
@@ -64,11 +73,27 @@ def a_or_an(role: str) -> str:
 
 
 def build_conversation(
-    system: str | None, turns: list[RawTurn], issues: LineIssues, dialect: Dialect, ending: Ending
+    system: str | None,
+    turns: list[RawTurn],
+    issues: LineIssues,
+    dialect: Dialect,
+    ending: Ending,
+    tools: tuple[Function, ...] = (),
 ) -> Conversation | None:
-    """Check the turns alternate user/model starting with user and end as required."""
-    for index, turn in enumerate(turns):
-        expected = "user" if index % 2 == 0 else "model"
+    """Check the turns alternate user/model starting with user, that every call is answered
+    by a tool turn before the model speaks again, and that the conversation ends as required."""
+    built: list[Turn] = []
+    pending: list[ToolCall] = []  # the last model turn's calls that no tool turn answered yet
+    for turn in turns:
+        if turn.role == "tool" or pending:
+            answered = _answer(turn, pending, issues, dialect)
+            if answered is None:
+                return None
+            pending.remove(answered)
+            built.append(Turn("tool", turn.text, call=answered))
+            continue
+        previous = built[-1].role if built else None
+        expected = "model" if previous in ("user", "tool") else "user"
         if turn.role != expected:
             wanted = "user" if expected == "user" else dialect.model_role
             issues.error(
@@ -77,18 +102,26 @@ def build_conversation(
                 f' alternate "user", "{dialect.model_role}", "user", ... starting with "user"',
             )
             return None  # the turns after it are out of order only because of this one
+        for call, name_path, arguments_path in turn.calls:
+            check_call(call, tools, issues, name_path, arguments_path)
+        calls = tuple(call for call, _, _ in turn.calls)
+        pending = list(calls)
+        built.append(Turn(cast(Role, turn.role), turn.text, turn.weight, tool_calls=calls))
     if not turns or issues.has_errors:
         return None
     last = turns[-1]
-    if ending == "model" and last.role == "user":
+    if pending:
+        issues.error(last.path, _unanswered(pending, dialect))
+        return None
+    if ending == "model" and last.role != "model":
         issues.error(
             last.path,
-            f'the last {dialect.turn} is a "user" {dialect.turn}; a supervised example must end'
-            f' with {a_or_an(dialect.model_role)} "{dialect.model_role}" {dialect.turn}:'
-            " the response to learn",
+            f'the last {dialect.turn} is a "{last.role}" {dialect.turn}; a supervised example'
+            f' must end with {a_or_an(dialect.model_role)} "{dialect.model_role}"'
+            f" {dialect.turn}: the response to learn",
         )
         return None
-    if ending == "user" and last.role == "model":
+    if ending == "user" and last.role != "user":
         issues.error(
             last.path,
             f"the prompt ends with {a_or_an(dialect.model_role)}"
@@ -96,17 +129,65 @@ def build_conversation(
             f' must end with a "user" {dialect.turn} that the responses answer',
         )
         return None
-    return Conversation(tuple(Turn(cast(Role, t.role), t.text, t.weight) for t in turns), system)
+    return Conversation(tuple(built), system, tools)
+
+
+def _answer(
+    turn: RawTurn, pending: list[ToolCall], issues: LineIssues, dialect: Dialect
+) -> ToolCall | None:
+    """The pending call a tool turn answers; an error when it is not a tool turn or answers
+    none of them."""
+    if turn.role != "tool":
+        issues.error(turn.path, _unanswered(pending, dialect))
+        return None
+    asked = turn.answers
+    if asked is None:
+        return None
+    for call in pending:
+        if (asked.id and call.id == asked.id) or (not asked.id and call.name == asked.name):
+            return call
+    if dialect is OPENAI:
+        what, field = f"tool_call_id {describe(asked.id)}", "tool_call_id"
+    else:
+        what, field = f"a call of {describe(asked.name)}", "name"
+    open_calls = ", ".join(describe(c.id if dialect is OPENAI else c.name) for c in pending)
+    issues.error(
+        path_at(turn.path, field) if dialect is OPENAI else turn.path,
+        f"answers {what}, but the {dialect.model_role} {dialect.turn} before it"
+        + (f" left only these unanswered: {open_calls}" if pending else " made no such call"),
+    )
+    return None
+
+
+def _unanswered(pending: list[ToolCall], dialect: Dialect) -> str:
+    names = ", ".join(describe(c.id if dialect is OPENAI and c.id else c.name) for c in pending)
+    answer = "a tool message" if dialect is OPENAI else "a functionResponse part"
+    return (
+        f"the calls of the {dialect.model_role} {dialect.turn} before it need {answer} each"
+        f" before the conversation goes on; not answered: {names}"
+    )
 
 
 # --- Vertex / Gemini ----------------------------------------------------------------------
 
 
-def vertex_parts_text(value: object, path: str, issues: LineIssues) -> str | None:
-    """The concatenated text of a Gemini ``parts`` list."""
+@dataclass
+class VertexParts:
+    """What a turn's parts hold: text, ``functionCall``s and ``functionResponse``s, each call
+    and response with its path."""
+
+    text: str | None = None  # None when a text part was wrong or there is no text at all
+    calls: list[tuple[ToolCall, str]] = field(default_factory=list)
+    responses: list[tuple[ToolCall, str, str]] = field(default_factory=list)  # call, text, path
+    complete: bool = True  # every part was read without error
+
+
+def vertex_parts(value: object, path: str, issues: LineIssues, functions: bool) -> VertexParts:
+    """Read a Gemini ``parts`` list. ``functions``: calls and responses may be among them."""
+    read = VertexParts(complete=False)
     parts = issues.list_of(value, path, 'a list of parts like [{"text": "..."}]')
     if parts is None:
-        return None
+        return read
     texts: list[str] = []
     for index, part_value in enumerate(parts):
         part_path = path_at(path, index)
@@ -114,8 +195,19 @@ def vertex_parts_text(value: object, path: str, issues: LineIssues) -> str | Non
         if part is None:
             continue
         non_text = sorted(NON_TEXT_PART_KEYS & part.keys())
-        if non_text:
-            issues.error(part_path, f"only text parts are supported; found {non_text[0]}")
+        call_key = next((k for k in CALL_KEYS if k in part), None)
+        response_key = next((k for k in RESPONSE_KEYS if k in part), None)
+        if non_text or (not functions and (call_key or response_key)):
+            found_key = non_text[0] if non_text else call_key or response_key
+            issues.error(part_path, f"only text parts are supported; found {found_key}")
+        elif call_key:
+            call = vertex_call(part[call_key], path_at(part_path, call_key), issues)
+            if call is not None:
+                read.calls.append((call, path_at(part_path, call_key)))
+        elif response_key:
+            answer = _vertex_response(part[response_key], path_at(part_path, response_key), issues)
+            if answer is not None:
+                read.responses.append((*answer, part_path))
         elif "text" not in part:
             keys = f" (found {join_keys(list(part))})" if part else ""
             issues.error(part_path, f'missing "text"; expected {VERTEX_PART}{keys}')
@@ -123,24 +215,53 @@ def vertex_parts_text(value: object, path: str, issues: LineIssues) -> str | Non
             text = issues.string_of(part["text"], path_at(part_path, "text"))
             if text is not None:
                 texts.append(text)
-    if len(texts) != len(parts):
+    read.complete = len(texts) + len(read.calls) + len(read.responses) == len(parts)
+    if not read.complete:
+        return read
+    if texts or not (read.calls or read.responses):
+        text_path = path_at(path_at(path, 0), "text") if len(parts) == 1 else path
+        read.text = issues.non_empty("".join(texts), text_path)
+    else:
+        read.text = ""
+    return read
+
+
+def _vertex_response(value: object, path: str, issues: LineIssues) -> tuple[ToolCall, str] | None:
+    """A ``functionResponse``: the call it answers (by name, and id when given) and its
+    ``response`` object as JSON text."""
+    answer = issues.object_of(value, path, '{"name": "...", "response": {...}}')
+    if answer is None or not issues.missing(answer, "name", path, "the called function's name"):
         return None
-    return issues.non_empty(
-        "".join(texts), path_at(path_at(path, 0), "text") if len(parts) == 1 else path
-    )
+    response = answer.get("response")
+    if not isinstance(response, dict):
+        issues.error(path_at(path, "response"), f"expected an object; found {found(response)}")
+        return None
+    name, call_id = answer["name"], answer.get("id", "")
+    if not isinstance(name, str) or not isinstance(call_id, str):
+        issues.error(path_at(path, "name"), f"expected the function's name; found {found(name)}")
+        return None
+    return ToolCall(name, "{}", call_id), compact(response)
 
 
-def vertex_turn(
+def vertex_parts_text(value: object, path: str, issues: LineIssues) -> str | None:
+    """The concatenated text of a Gemini ``parts`` list that may hold only text."""
+    return vertex_parts(value, path, issues, functions=False).text
+
+
+def vertex_turns(
     value: object, path: str, issues: LineIssues, roles: tuple[str, ...]
-) -> RawTurn | None:
+) -> list[RawTurn] | None:
+    """A Gemini turn as canonical turns: one, or a tool turn per ``functionResponse`` part (a
+    "user" turn, or "function" as older Vertex examples write it, that answers calls)."""
     content = issues.object_of(value, path, VERTEX_TURN)
     if content is None:
         return None
     role = content.get("role")
     role_path = path_at(path, "role")
+    allowed = (*roles, "function") if "user" in roles else roles
     if "role" not in content:
         issues.error(role_path, f'missing "role"; expected {" or ".join(map(describe, roles))}')
-    elif role not in roles:
+    elif role not in allowed:
         hint = {
             "assistant": '; "assistant" is the OpenAI name, Vertex uses "model"',
             "system": '; put system text in "systemInstruction" instead',
@@ -149,12 +270,41 @@ def vertex_turn(
             role_path,
             f"unknown role {describe(role)}; expected {' or '.join(map(describe, roles))}{hint}",
         )
-    text = None
+    read = VertexParts(complete=False)
     if issues.missing(content, "parts", path, 'the turn\'s text as [{"text": "..."}]'):
-        text = vertex_parts_text(content["parts"], path_at(path, "parts"), issues)
-    if role not in roles or text is None:
+        read = vertex_parts(
+            content["parts"], path_at(path, "parts"), issues, functions="user" in roles
+        )
+    if role not in allowed or not read.complete or read.text is None:
         return None
-    return RawTurn(role, text, 1, path)
+    if read.calls and role != "model":
+        issues.error(read.calls[0][1], 'a functionCall belongs in a "model" turn')
+        return None
+    if read.responses and role == "model":
+        issues.error(read.responses[0][2], 'a functionResponse belongs in a "user" turn')
+        return None
+    if read.responses and read.text:
+        issues.error(
+            path_at(path, "parts"),
+            "a turn that answers calls holds only functionResponse parts; put text in a turn of"
+            " its own",
+        )
+        return None
+    if read.responses:
+        return [RawTurn("tool", text, 1, at, answers=call) for call, text, at in read.responses]
+    if role == "function":
+        issues.error(role_path, 'a "function" turn holds functionResponse parts')
+        return None
+    calls = tuple((call, path_at(at, "name"), path_at(at, "args")) for call, at in read.calls)
+    return [RawTurn(role, read.text, 1, path, calls=calls)]
+
+
+def vertex_turn(
+    value: object, path: str, issues: LineIssues, roles: tuple[str, ...]
+) -> RawTurn | None:
+    """A Gemini turn of text alone (a preference example's completion)."""
+    turns = vertex_turns(value, path, issues, roles)
+    return turns[0] if turns else None
 
 
 def vertex_system(obj: dict, issues: LineIssues) -> str | None:
@@ -167,40 +317,47 @@ def vertex_system(obj: dict, issues: LineIssues) -> str | None:
     return vertex_parts_text(instruction["parts"], path_at(key, "parts"), issues)
 
 
-def vertex_contents(obj: dict, issues: LineIssues, ending: Ending) -> Conversation | None:
+def vertex_contents(
+    obj: dict, issues: LineIssues, ending: Ending, tools: tuple[Function, ...] = ()
+) -> Conversation | None:
     system = vertex_system(obj, issues)
     if not issues.missing(obj, "contents", "", VERTEX_CONTENTS):
         return None
     contents = issues.list_of(obj["contents"], "contents", VERTEX_CONTENTS)
     if contents is None:
         return None
-    turns = [
-        vertex_turn(c, path_at("contents", i), issues, ("user", "model"))
-        for i, c in enumerate(contents)
-    ]
+    turns: list[RawTurn] = []
+    for index, content in enumerate(contents):
+        read = vertex_turns(content, path_at("contents", index), issues, ("user", "model"))
+        turns += read or []
     if issues.has_errors:  # each missing turn has reported its error
         return None
-    return build_conversation(system, cast(list[RawTurn], turns), issues, VERTEX, ending)
+    return build_conversation(system, turns, issues, VERTEX, ending, tools)
 
 
 # --- OpenAI -------------------------------------------------------------------------------
 
 
-def openai_content(message: dict, path: str, issues: LineIssues) -> str | None:
-    """The text of an OpenAI message's ``content``: a string or a list of text parts."""
+def openai_content(message: dict, path: str, issues: LineIssues, calls: bool = False) -> str | None:
+    """The text of an OpenAI message's ``content``: a string or a list of text parts. With
+    ``calls`` (an assistant message that calls tools), it may be missing, null or empty."""
     content_path = path_at(path, "content")
     content = message.get("content")
     if content is None:
-        tool = next((k for k in ("tool_calls", "function_call") if message.get(k)), None)
-        if tool:
-            issues.error(content_path, f"only text content is supported; found {tool}")
+        if calls:
+            return ""
+        if message.get("function_call"):
+            issues.error(
+                path_at(path, "function_call"),
+                'function_call is the legacy form; write "tool_calls" with "tools" declared',
+            )
         elif "content" not in message:
             issues.error(content_path, 'missing "content"; expected the message text')
         else:
             issues.error(content_path, "expected text (a string); found null")
         return None
     if isinstance(content, str):
-        return issues.non_empty(content, content_path)
+        return content if calls and not content else issues.non_empty(content, content_path)
     if not isinstance(content, list):
         issues.error(
             content_path, f"expected a string or a list of text parts; found {found(content)}"
@@ -223,13 +380,12 @@ def openai_content(message: dict, path: str, issues: LineIssues) -> str | None:
                 texts.append(text)
     if len(texts) != len(content):
         return None
-    return issues.non_empty("".join(texts), content_path)
+    return "".join(texts) if calls else issues.non_empty("".join(texts), content_path)
 
 
-def openai_message(
-    value: object, path: str, issues: LineIssues
-) -> tuple[str, str | None, int] | None:
-    """The canonical role ("system", "user", "model"), text and weight of one message."""
+def openai_message(value: object, path: str, issues: LineIssues) -> RawTurn | None:
+    """One message as a raw turn of canonical role ("system", "user", "model" or "tool"):
+    its text, its weight, an assistant's calls and the call a tool message answers."""
     message = issues.object_of(value, path, OPENAI_MESSAGE)
     if message is None:
         return None
@@ -238,17 +394,53 @@ def openai_message(
     if canonical is None and issues.missing(message, "role", path, EXPECTED_OPENAI_ROLES):
         hint = {
             "model": '; "model" is the Vertex name, OpenAI uses "assistant"',
-            "tool": "; tool messages are not supported",
-            "function": "; function messages are not supported",
+            "function": '; function messages are the legacy form: write "tool" messages',
         }.get(role if isinstance(role, str) else "", "")
         issues.error(
             path_at(path, "role"),
             f"unknown role {describe(role)}; expected {EXPECTED_OPENAI_ROLES}{hint}",
         )
-    text = openai_content(message, path, issues)
-    if canonical is None:
+    calls = _openai_calls(message, path, issues) if canonical == "model" else ()
+    text = openai_content(message, path, issues, calls=bool(calls))
+    answers = _tool_call_id(message, path, issues) if canonical == "tool" else None
+    if canonical is None or text is None or calls is None:
         return None
-    return canonical, text, openai_weight(message, canonical, path, issues)
+    if canonical != "tool" and "tool_call_id" in message:
+        issues.error(path_at(path, "tool_call_id"), '"tool_call_id" belongs on "tool" messages')
+    weight = openai_weight(message, canonical, path, issues)
+    return RawTurn(canonical, text, weight, path, calls=calls, answers=answers)
+
+
+def _openai_calls(
+    message: dict, path: str, issues: LineIssues
+) -> tuple[tuple[ToolCall, str, str], ...] | None:
+    """An assistant message's ``tool_calls``, each with the paths of its name and arguments;
+    None when one of them is wrong."""
+    if message.get("tool_calls") is None:
+        return ()
+    calls_path = path_at(path, "tool_calls")
+    listed = issues.list_of(message["tool_calls"], calls_path, "a list of tool calls")
+    calls = []
+    for index, value in enumerate(listed or ()):
+        call_path = path_at(calls_path, index)
+        call = openai_call(value, call_path, issues)
+        if call is not None:
+            function = path_at(call_path, "function")
+            calls.append((call, path_at(function, "name"), path_at(function, "arguments")))
+    ids = [call.id for call, _, _ in calls if call.id]
+    for repeated in sorted({i for i in ids if ids.count(i) > 1}):
+        issues.error(calls_path, f"two calls have the id {describe(repeated)}")
+    return tuple(calls) if listed and len(calls) == len(listed) else None
+
+
+def _tool_call_id(message: dict, path: str, issues: LineIssues) -> ToolCall | None:
+    if not issues.missing(message, "tool_call_id", path, "the id of the call it answers"):
+        return None
+    call_id = message["tool_call_id"]
+    if not isinstance(call_id, str) or not call_id:
+        issues.error(path_at(path, "tool_call_id"), f"expected a call's id; found {found(call_id)}")
+        return None
+    return ToolCall("", "{}", call_id)
 
 
 def openai_weight(message: dict, role: str, path: str, issues: LineIssues) -> int:
@@ -261,7 +453,7 @@ def openai_weight(message: dict, role: str, path: str, issues: LineIssues) -> in
 
 
 def openai_messages(
-    value: object, path: str, issues: LineIssues, ending: Ending
+    value: object, path: str, issues: LineIssues, ending: Ending, tools: tuple[Function, ...] = ()
 ) -> Conversation | None:
     """Walk an OpenAI ``messages`` list: an optional first system message, then the turns."""
     messages = issues.list_of(value, path, OPENAI_MESSAGES)
@@ -271,26 +463,24 @@ def openai_messages(
     turns: list[RawTurn] = []
     for index, message_value in enumerate(messages):
         message_path = path_at(path, index)
-        parsed = openai_message(message_value, message_path, issues)
-        if parsed is None:
+        turn = openai_message(message_value, message_path, issues)
+        if turn is None:
             continue
-        role, text, weight = parsed
-        if role == "system":
+        if turn.role == "system":
             if index == 0:
-                system = text
+                system = turn.text
             else:
                 issues.error(
                     path_at(message_path, "role"), "a system message may only be the first message"
                 )
             continue
-        if text is not None:
-            turns.append(RawTurn(role, text, weight, message_path))
+        turns.append(turn)
     if issues.has_errors:
         return None
     if not turns:
         issues.error(path, 'expected at least one "user" message after the system message')
         return None
-    return build_conversation(system, turns, issues, OPENAI, ending)
+    return build_conversation(system, turns, issues, OPENAI, ending, tools)
 
 
 def openai_response(value: object, path: str, issues: LineIssues) -> str | None:
@@ -302,9 +492,10 @@ def openai_response(value: object, path: str, issues: LineIssues) -> str | None:
         issues.error(path, f"expected {OPENAI_RESPONSE}; found {len(messages)} messages")
         return None
     parsed = openai_message(messages[0], path_at(path, 0), issues)
-    if parsed is not None and parsed[0] != "model":
+    if parsed is not None and (parsed.role != "model" or parsed.calls):
         issues.error(
-            path_at(path_at(path, 0), "role"), 'expected "assistant": the response to the prompt'
+            path_at(path_at(path, 0), "role"),
+            'expected "assistant" with text: the response to the prompt',
         )
         return None
-    return parsed[1] if parsed else None
+    return parsed.text if parsed else None

@@ -194,6 +194,9 @@ class _Validator:
         assert self.max_length is not None
         try:
             input_tokens, output_tokens = count_tokens(example, self.tokenizer)
+        except InvalidArgument as err:  # the template cannot show this example (its tools)
+            self.report.add(Problem(line, err.param or "", str(err)))
+            return
         except Exception as err:  # the model's tokenizer or chat template is not ours to trust
             message = f"the model's tokenizer failed on this example: {type(err).__name__}: {err}"
             self.report.add(Problem(line, "", message))

@@ -14,7 +14,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Hashable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from functools import lru_cache
 from statistics import fmean
 from typing import TYPE_CHECKING, Any
@@ -135,7 +135,7 @@ def split_reference(example: Conversation, index: int) -> tuple[Conversation, st
             "then a model turn (the reference answer)",
             "test",
         )
-    return Conversation(turns=example.turns[:-1], system=example.system), example.turns[-1].text
+    return replace(example, turns=example.turns[:-1]), example.turns[-1].text
 
 
 def few_shot_prompt(prompt: Conversation, shots: Sequence[Conversation]) -> Conversation:
@@ -150,7 +150,7 @@ def few_shot_prompt(prompt: Conversation, shots: Sequence[Conversation]) -> Conv
                 "shots",
             )
     turns = tuple(turn for shot in shots for turn in shot.turns)
-    return Conversation(turns=(*turns, *prompt.turns), system=prompt.system)
+    return replace(prompt, turns=(*turns, *prompt.turns))
 
 
 def pick_shots(train: Sequence[object], count: int, seed: int = DEFAULT_SHOT_SEED) -> list:

@@ -14,6 +14,7 @@ import json
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
+from tuneforge.data.json_schema import check_depth
 from tuneforge.errors import InvalidArgument
 
 if TYPE_CHECKING:  # the API checks schemas with this module, and must not load torch for it
@@ -23,9 +24,6 @@ JSON_OPTIONS = {"whitespace_flexible": False}
 ANY_JSON_OBJECT = json.dumps({"type": "object"})
 
 
-MAX_SCHEMA_DEPTH = 64
-
-
 def schema_text(schema: Any, param: str = "json_schema") -> str:
     """A schema as the compact JSON text that GenerationParams carries (hashable). Key order is
     kept: the output's properties come in the schema's order (a "reasoning" field before an
@@ -33,28 +31,6 @@ def schema_text(schema: Any, param: str = "json_schema") -> str:
     InvalidArgument naming ``param``."""
     check_depth(schema, param)
     return json.dumps(schema, separators=(",", ":"))
-
-
-def check_depth(schema: Any, param: str) -> None:
-    """An InvalidArgument naming ``param`` when ``schema`` nests deeper than MAX_SCHEMA_DEPTH:
-    checked before anything walks it recursively."""
-    if _depth(schema) > MAX_SCHEMA_DEPTH:
-        raise InvalidArgument(f"{param}: nested deeper than {MAX_SCHEMA_DEPTH} levels", param)
-
-
-def _depth(value: Any) -> int:
-    """How deeply ``value`` nests, counted without recursion (a hostile schema may be deep)."""
-    deepest, pending = 0, [(value, 1)]
-    while pending:
-        item, depth = pending.pop()
-        deepest = max(deepest, depth)
-        if deepest > MAX_SCHEMA_DEPTH:
-            break
-        children = (
-            item.values() if isinstance(item, dict) else item if isinstance(item, list) else ()
-        )
-        pending.extend((child, depth + 1) for child in children)
-    return deepest
 
 
 @lru_cache(maxsize=256)

@@ -9,12 +9,18 @@ from tuneforge.errors import InvalidArgument
 # For base models published without a chat template: plain text turns that use only tokens the
 # model already has, ending each model turn with its EOS token so the tuned model learns to stop.
 # The generation prompt ends with "Assistant:" and no space: the space belongs to the first token
-# of the answer (" negative"), as it did in training.
+# of the answer (" negative"), as it did in training. Tools are listed first, calls written in
+# <tool_call> tags (data/tool_calls.py reads the way back out of this template).
 FALLBACK_CHAT_TEMPLATE = (
+    "{% if tools %}Tools: {% for tool in tools %}{{ tool | tojson }}\n{% endfor %}\n{% endif %}"
     "{% for message in messages %}"
     "{% if message['role'] == 'system' %}{{ message['content'] }}\n\n"
     "{% elif message['role'] == 'user' %}User: {{ message['content'] }}\n"
-    "{% else %}Assistant: {{ message['content'] }}{{ eos_token }}\n{% endif %}"
+    "{% elif message['role'] == 'tool' %}Tool: {{ message['content'] }}\n"
+    "{% else %}Assistant: {{ message['content'] or '' }}"
+    "{% for call in message.tool_calls or [] %}<tool_call>"
+    "{{ {'name': call['function']['name'], 'arguments': call['function']['arguments']} | tojson }}"
+    "</tool_call>{% endfor %}{{ eos_token }}\n{% endif %}"
     "{% endfor %}"
     "{% if add_generation_prompt %}Assistant:{% endif %}"
 )

@@ -20,10 +20,23 @@ if TYPE_CHECKING:  # torch and transformers load only when a model is built: see
     from transformers import LlamaForCausalLM, PreTrainedTokenizerFast
 
 # ChatML-style template. Each turn ends with <|im_end|>, which is also the EOS token, so a model
-# trained on its turns learns to stop.
+# trained on its turns learns to stop. With tools, a system turn lists them and a model turn
+# writes each call as <tool_call>{"name": ..., "arguments": {...}}</tool_call> (Qwen 2.5's and
+# Hermes' way); the results come back in "tool" turns. Without tools it renders as before.
+# No block tag is followed by a newline: transformers renders with trim_blocks.
 CHAT_TEMPLATE = (
+    "{% if tools %}<|im_start|>system\n"
+    "{% if messages[0]['role'] == 'system' %}{{ messages[0]['content'] }}\n{% endif %}"
+    "<tools>{% for tool in tools %}{{ tool | tojson }}{% endfor %}</tools><|im_end|>\n"
+    "{% endif %}"
     "{% for message in messages %}"
-    "<|im_start|>{{ message['role'] }}\n{{ message['content'] }}<|im_end|>\n"
+    "{% if message['role'] == 'system' and tools %}"
+    "{% elif message['role'] == 'assistant' and message.tool_calls %}"
+    "<|im_start|>assistant\n{{ message['content'] or '' }}"
+    "{% for call in message.tool_calls %}<tool_call>"
+    "{{ {'name': call['function']['name'], 'arguments': call['function']['arguments']} | tojson }}"
+    "</tool_call>{% endfor %}<|im_end|>\n"
+    "{% else %}<|im_start|>{{ message['role'] }}\n{{ message['content'] }}<|im_end|>\n{% endif %}"
     "{% endfor %}"
     "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
 )
@@ -104,6 +117,7 @@ def ensure_tiny_model(name: str, models_dir: Path) -> Path:
     spec = TINY_MODELS[name]
     target = models_dir / name.split("/", 1)[1]
     if (target / "config.json").exists():
+        _refresh_template(target)
         return target
     # Build into a temporary sibling and rename, so a crash never leaves half a model behind
     # and two processes building at once both end with a complete one.
@@ -118,3 +132,13 @@ def ensure_tiny_model(name: str, models_dir: Path) -> Path:
             raise
         shutil.rmtree(staging, ignore_errors=True)
     return target
+
+
+def _refresh_template(folder: Path) -> None:
+    """A tiny model built by an older release keeps its weights and takes today's template
+    (which added tools), written atomically beside them."""
+    template = folder / "chat_template.jinja"
+    if template.is_file() and template.read_text() != CHAT_TEMPLATE:
+        staging = template.with_name(f".{template.name}.{secrets.token_hex(8)}")
+        staging.write_text(CHAT_TEMPLATE)
+        staging.replace(template)
