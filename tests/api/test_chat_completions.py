@@ -107,7 +107,7 @@ def test_a_stream_of_several_choices_is_refused(api):
             [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}],
             "messages[1]",
         ),
-        ([{"role": "tool", "content": "42"}], "messages[0].role"),
+        ([{"role": "tool", "content": "42"}], "messages[0].tool_call_id"),
         ([], "messages"),
     ],
 )
@@ -179,8 +179,13 @@ def test_a_stream_has_no_usage_unless_asked(api):
 @pytest.mark.parametrize(
     ("extra", "param"),
     [
-        ({"tools": [{"type": "function", "function": {"name": "f"}}]}, "tools"),
-        ({"tool_choice": "required"}, "tool_choice"),
+        (
+            {
+                "tools": [{"type": "function", "function": {"name": "f"}}],
+                "response_format": {"type": "json_object"},
+            },
+            "response_format",
+        ),
         ({"top_logprobs": 3}, "top_logprobs"),  # without logprobs: true
         ({"logprobs": True, "stream": True}, "logprobs"),
         ({"logit_bias": {"50256": -100}}, "logit_bias"),

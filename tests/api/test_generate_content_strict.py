@@ -43,8 +43,14 @@ def refused(api: Api, body: dict, url: str = URL) -> dict:
 @pytest.mark.parametrize(
     ("extra", "field"),
     [
-        ({"tools": [{"functionDeclarations": [{"name": "f"}]}]}, "tools"),
+        ({"tools": [{"googleSearch": {}}]}, "tools[0].googleSearch"),
         ({"toolConfig": {"functionCallingConfig": {"mode": "ANY"}}}, "toolConfig"),
+        ({"toolConfig": {"retrievalConfig": {"languageCode": "en"}}}, "toolConfig.retrievalConfig"),
+        (
+            {"tools": [{"functionDeclarations": [{"name": "f"}]}],
+             "generationConfig": {"responseMimeType": "application/json"}},
+            "generationConfig.responseMimeType",
+        ),
         ({"cachedContent": "cachedContents/1"}, "cachedContent"),
         (
             {"safetySettings": [{"category": "HARM_CATEGORY_HARASSMENT",
@@ -119,10 +125,10 @@ def test_the_sdk_raises_on_tools_and_a_schema_without_json_mode(
     api: Api, recording: RecordingBackend
 ):
     client = sdk_client(api, api.key)
-    tool = types.Tool(function_declarations=[types.FunctionDeclaration(name="f")])
+    tool = types.Tool(google_search=types.GoogleSearch())
     asks = [
         (types.GenerateContentConfig(response_schema=Review), "generationConfig.responseSchema"),
-        (types.GenerateContentConfig(tools=[tool]), "tools"),
+        (types.GenerateContentConfig(tools=[tool]), "tools[0].googleSearch"),
     ]
     for config, field in asks:
         with pytest.raises(genai_errors.ClientError) as caught:

@@ -126,8 +126,9 @@ def test_the_vertex_spelling_renders_the_same_text_as_the_openai_one(tiny_tokeni
     assert "<tools>" in openai_text and '<tool_call>{"name": "get_weather"' in openai_text
     # Past the tools (whose schemas are spelled differently), only the result's JSON differs.
     vertex_text = tiny_tokenizer.decode(as_vertex.input_ids)
-    assert vertex_text.split("</tools>")[1].replace('{"temp":21}', '{"temp": 21}') == (
-        openai_text.split("</tools>")[1]
+    assert (
+        vertex_text.split("</tools>")[1].replace('{"temp":21}', '{"temp": 21}')
+        == (openai_text.split("</tools>")[1])
     )
 
 

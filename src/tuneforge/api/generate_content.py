@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 from fastapi.responses import StreamingResponse
@@ -34,8 +35,9 @@ log = logging.getLogger("tuneforge.api.generate_content")
 
 def _params(body: GenerateContentRequest) -> GenerationParams:
     body.refuse_unsupported()
+    tool_params = body.tool_params()
     try:
-        return body.generation_config.to_params()
+        return replace(body.generation_config.to_params(), **tool_params)
     except InvalidArgument as err:
         raise renamed(err, GENERATION_NAMES) from None
 
@@ -107,6 +109,7 @@ def _chunks(deltas: TextStream, model_version: str, int_enums: bool) -> Iterator
             identity,
             deltas.finish_reason or "stop",
             (deltas.prompt_tokens, deltas.output_tokens),
+            deltas.tool_calls,
         )
         yield last.to_json(int_enums)
     except Exception:  # the response has begun: the error goes into the stream

@@ -5,8 +5,10 @@ endpoint, and the answer it reads back. Vertex serves them today; the Gemini API
 from __future__ import annotations
 
 import base64
+import json
 import uuid
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -15,7 +17,8 @@ from pydantic import ConfigDict, Field, field_validator
 from tuneforge.api.google import GoogleRequest, GoogleResponse
 from tuneforge.data.checks import LineIssues
 from tuneforge.data.json_schema import check_depth, openapi_to_json_schema
-from tuneforge.data.records import Conversation
+from tuneforge.data.records import Conversation, Function, ToolCall
+from tuneforge.data.tools import vertex_tools
 from tuneforge.data.turns import vertex_contents
 from tuneforge.errors import InvalidArgument
 from tuneforge.inference.structured import grammar_for, schema_text
@@ -28,7 +31,15 @@ from tuneforge.inference.types import (
     TokenLogprob,
 )
 
-FINISH_REASONS = {"stop": "STOP", "length": "MAX_TOKENS"}
+FINISH_REASONS = {"stop": "STOP", "length": "MAX_TOKENS", "tool_calls": "STOP"}
+# functionCallingConfig.mode, by name or by the number the legacy SDK sends, as tool_choice:
+# ANY calls, AUTO lets the model choose, NONE hides the tools. VALIDATED (the model chooses, and
+# Gemini holds its calls to their schemas) is served as AUTO: calls come back only when they
+# parse, but their arguments are not held to the schema unless the mode is ANY.
+CALLING_MODES = {
+    "MODE_UNSPECIFIED": "auto", "AUTO": "auto", "ANY": "required", "NONE": "none",
+    "VALIDATED": "auto", 0: "auto", 1: "auto", 2: "required", 3: "none", 4: "auto",
+}  # fmt: skip
 JSON_MIME_TYPE = "application/json"
 MAX_LABELS = 64  # Vertex's limit on a request's labels
 MAX_CANDIDATES = 8  # Vertex's limit on candidateCount
@@ -54,6 +65,8 @@ GENERATION_NAMES = {
     "n": "generationConfig.candidateCount",
     "logprobs": "generationConfig.responseLogprobs",
     "stop": "generationConfig.stopSequences",
+    "json_schema": "generationConfig.responseSchema",
+    "tool_choice": "toolConfig",
 }
 
 
@@ -187,9 +200,10 @@ class GenerateContentRequest(StrictGoogleRequest):
     labels: dict[str, str] | None = Field(default=None, max_length=MAX_LABELS)
     # Accepted only with the value that asks for nothing more.
     safety_settings: list[SafetySetting] | None = None
-    # Refused whenever given.
+    # Function calling: tools[].functionDeclarations, and toolConfig.functionCallingConfig.
     tools: list[Any] | None = None
-    tool_config: Any = None
+    tool_config: ToolConfig | None = None
+    # Refused whenever given.
     cached_content: str | None = None
 
     def refusals(self) -> list[tuple[str, object, str]]:
@@ -199,8 +213,13 @@ class GenerateContentRequest(StrictGoogleRequest):
             if setting.threshold not in NO_FILTERING
         ]
         return [
-            ("tools", self.tools, f"tools are not supported: {TEXT_ONLY}"),
-            ("toolConfig", self.tool_config is not None, f"tools are not supported: {TEXT_ONLY}"),
+            ("toolConfig.retrievalConfig",
+             self.tool_config is not None and self.tool_config.retrieval_config is not None,
+             "retrieval is not supported: tuneforge calls only the declared functions"),
+            ("generationConfig.responseMimeType",
+             self.generation_config.response_mime_type == JSON_MIME_TYPE and self.calling_mode()
+             != "none" and bool(self.tools),
+             "an answer held to JSON could make no function call; send JSON mode or tools"),
             ("cachedContent", self.cached_content is not None,
              "cached contents are not supported; send the contents themselves"),
             ("safetySettings", filtering,
@@ -211,6 +230,41 @@ class GenerateContentRequest(StrictGoogleRequest):
     def refuse_unsupported(self) -> None:
         super().refuse_unsupported()
         self.generation_config.refuse_unsupported()
+
+    def calling_mode(self) -> str:
+        """functionCallingConfig.mode as tool_choice: "auto", "required" or "none"."""
+        config = self.tool_config.function_calling_config if self.tool_config else None
+        mode = config.mode if config is not None and config.mode is not None else "AUTO"
+        if mode not in CALLING_MODES:
+            field = "toolConfig.functionCallingConfig.mode"
+            raise InvalidArgument(
+                f'{field}: expected "AUTO", "ANY", "NONE" or "VALIDATED"; found {mode!r}', field
+            )
+        return CALLING_MODES[mode]
+
+    def tool_params(self) -> dict[str, Any]:
+        """The calling mode in GenerationParams' names."""
+        mode = self.calling_mode()
+        config = self.tool_config.function_calling_config if self.tool_config else None
+        allowed = tuple(config.allowed_function_names or ()) if config else ()
+        field = "toolConfig.functionCallingConfig.allowedFunctionNames"
+        if allowed and mode != "required":
+            raise InvalidArgument(f"{field}: only with mode ANY", field)
+        if mode == "required" and not self.tools:
+            raise InvalidArgument("toolConfig: mode ANY needs tools to call", "toolConfig")
+        declared = {f.name for f in self.functions()}
+        if unknown := [name for name in allowed if name not in declared]:
+            raise InvalidArgument(f"{field}: {unknown[0]!r} is not declared in tools", field)
+        return {"tool_choice": "required", "tool_names": allowed} if mode == "required" else {}
+
+    def functions(self) -> tuple[Function, ...]:
+        """The request's declared functions, each checked."""
+        if not self.tools:
+            return ()
+        issues = LineIssues(line=0)
+        functions = vertex_tools(self.tools, "tools", issues)
+        raise_first(issues)
+        return functions
 
     def conversation(self, *, answerable: bool = True) -> Conversation:
         """The prompt; ``answerable``: it must end with a user turn (countTokens counts any)."""
@@ -227,10 +281,11 @@ class GenerateContentRequest(StrictGoogleRequest):
         if self.system_instruction is not None:
             raw["systemInstruction"] = self.system_instruction
         issues = LineIssues(line=0)
-        prompt = vertex_contents(raw, issues, ending="any")
-        if prompt is None:
-            first = next(p for p in issues.problems if p.severity == "error")
-            raise InvalidArgument(f"{first.field}: {first.message}", first.field)
+        prompt = vertex_contents(raw, issues, ending="any", tools=self.functions())
+        raise_first(issues)
+        assert prompt is not None  # no error was found
+        if self.calling_mode() == "none":  # the model is not shown the tools
+            prompt = replace(prompt, tools=())
         if answerable and not prompt.is_prompt_only:
             last = f"contents[{len(contents) - 1}]"
             raise InvalidArgument(
@@ -239,13 +294,46 @@ class GenerateContentRequest(StrictGoogleRequest):
         return prompt
 
 
+def raise_first(issues: LineIssues) -> None:
+    """An InvalidArgument naming the first error among ``issues``, if any."""
+    first = next((p for p in issues.problems if p.severity == "error"), None)
+    if first is not None:
+        raise InvalidArgument(f"{first.field}: {first.message}", first.field)
+
+
+class FunctionCallingConfig(StrictGoogleRequest):
+    mode: str | int | None = None
+    allowed_function_names: list[str] | None = None
+
+
+class ToolConfig(StrictGoogleRequest):
+    function_calling_config: FunctionCallingConfig | None = None
+    retrieval_config: Any = None
+
+
+class FunctionCall(GoogleResponse):
+    name: str
+    args: dict[str, Any]
+
+
 class Part(GoogleResponse):
-    text: str
+    text: str | None = None
+    function_call: FunctionCall | None = None
 
 
 class Content(GoogleResponse):
     role: str
     parts: list[Part]
+
+    @classmethod
+    def of(cls, text: str, calls: Sequence[ToolCall] = ()) -> Content:
+        """The model's turn: its text, then a functionCall part per call."""
+        parts = [Part(text=text)] if text or not calls else []
+        parts += [
+            Part(function_call=FunctionCall(name=c.name, args=json.loads(c.arguments)))
+            for c in calls
+        ]
+        return cls(role="model", parts=parts)
 
 
 class LogprobsCandidate(GoogleResponse):
@@ -319,16 +407,17 @@ class GenerateContentResponse(GoogleResponse):
         identity: ResponseIdentity,
         finish_reason: str | None = None,
         usage: tuple[int, int] | None = None,
+        calls: Sequence[ToolCall] = (),
     ) -> GenerateContentResponse:
-        """One chunk of a streamed answer: its text delta; the last one also says how it ended
-        and the token counts (prompt, output)."""
+        """One chunk of a streamed answer: its text delta; the last one also holds the calls
+        and says how it ended and the token counts (prompt, output)."""
         return cls(
             create_time=identity.create_time,
             response_id=identity.response_id,
             candidates=[
                 Candidate(
                     index=0,
-                    content=Content(role="model", parts=[Part(text=text)]),
+                    content=Content.of(text, calls),
                     finish_reason=FINISH_REASONS[finish_reason] if finish_reason else None,
                 )
             ],
@@ -363,7 +452,7 @@ class GenerateContentResponse(GoogleResponse):
             candidates=[
                 Candidate(
                     index=index,
-                    content=Content(role="model", parts=[Part(text=completion.text)]),
+                    content=Content.of(completion.text, completion.tool_calls),
                     finish_reason=FINISH_REASONS[completion.finish_reason],
                     **_logprobs_fields(completion.logprobs),
                 )

@@ -36,6 +36,7 @@ from tuneforge.api.openai_schema import (
     Model,
     ModelDeleted,
     ModelList,
+    ToolCallOut,
     chunk_object,
     completion_header,
     model_name,
@@ -237,8 +238,8 @@ def model_errors(model: str, names: dict[str, str]) -> Iterator[None]:
 def server_sent_events(
     header: dict[str, Any], deltas: TextStream, include_usage: bool = False
 ) -> Iterator[str]:
-    """``chat.completion.chunk`` events: the role, the text deltas, the finish, the usage when
-    asked (``stream_options.include_usage``), ``[DONE]``."""
+    """``chat.completion.chunk`` events: the role, the text deltas, the calls, the finish, the
+    usage when asked (``stream_options.include_usage``), ``[DONE]``."""
 
     def event(data: dict[str, Any]) -> str:
         return f"data: {json.dumps(data)}\n\n"
@@ -252,6 +253,11 @@ def server_sent_events(
         yield event({"error": {"message": str(err), "type": "server_error", "param": None,
                                "code": None}})  # fmt: skip
         return
+    if deltas.tool_calls:  # known once the turn ended: each call whole in one delta
+        calls = [
+            {"index": i, **ToolCallOut.of(c).model_dump()} for i, c in enumerate(deltas.tool_calls)
+        ]
+        yield event(chunk_object(header, {"tool_calls": calls}))
     yield event(chunk_object(header, {}, deltas.finish_reason or "stop"))
     if include_usage:
         yield event(usage_chunk_object(header, deltas.prompt_tokens, deltas.output_tokens))

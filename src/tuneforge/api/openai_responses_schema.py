@@ -160,6 +160,13 @@ def chat_message(item: object, index: int) -> object:
     if kind != "message":
         path = f"input[{index}].type"
         raise ApiError(400, f"{path}: only messages are supported; found {kind!r}", param=path)
+    if item.get("role") == "tool":  # the Responses API returns results as function_call_output
+        path = f"input[{index}].role"
+        raise ApiError(
+            400,
+            f'{path}: unknown role "tool"; expected "system", "developer", "user" or "assistant"',
+            param=path,
+        )
     content = item.get("content")
     if isinstance(content, list):
         content = [

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from dataclasses import replace
 from datetime import datetime
 from typing import Any, Literal, cast
 
@@ -15,10 +16,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from tuneforge.api.errors import ApiError
 from tuneforge.data.checks import LineIssues
-from tuneforge.data.records import Conversation
+from tuneforge.data.records import Conversation, Function, ToolCall
+from tuneforge.data.tools import openai_tools
 from tuneforge.data.turns import openai_messages
 from tuneforge.inference.structured import ANY_JSON_OBJECT, grammar_for, schema_text
 from tuneforge.inference.types import (
+    Completion,
     GenerationParams,
     GenerationResult,
     TokenChoice,
@@ -169,9 +172,8 @@ class ChatRequest(StrictRequest):
             ("logprobs", self.logprobs and self.stream,
              "logprobs are not supported on a streamed completion"),
             ("logit_bias", self.logit_bias, "logit_bias is not supported"),
-            ("tools", self.tools, f"tools are not supported: {UNSUPPORTED}"),
-            ("tool_choice", self.tool_choice not in (None, "auto", "none"),
-             f'tool_choice must be "auto" or "none": {UNSUPPORTED}'),
+            ("response_format", self.response_format and self.offers_tools(),
+             "an answer held to JSON could make no tool call; send response_format or tools"),
             ("modalities", self.modalities not in (None, ["text"]), "only text is supported"),
             ("functions", self.functions is not None, f"not supported: {UNSUPPORTED}"),
             ("function_call", self.function_call is not None,
@@ -186,7 +188,39 @@ class ChatRequest(StrictRequest):
         ]  # fmt: skip
 
     def conversation(self) -> Conversation:
-        return prompt_of(self.messages, "messages")
+        """The prompt, with the tools the model may call (none with tool_choice "none": the
+        model is not shown them)."""
+        tools = function_tools(self.tools, "tools")
+        prompt = prompt_of(self.messages, "messages", tools)
+        return prompt if self.offers_tools() else replace(prompt, tools=())
+
+    def offers_tools(self) -> bool:
+        return bool(self.tools) and self.tool_choice != "none"
+
+    def tool_params(self) -> dict[str, Any]:
+        """tool_choice and parallel_tool_calls in GenerationParams' names."""
+        choice = self.tool_choice
+        if choice is None or choice in ("auto", "none"):
+            return {}
+        if not self.tools:
+            raise ApiError(400, "tool_choice: needs tools to choose from", param="tool_choice")
+        given = {"parallel_tool_calls": self.parallel_tool_calls}
+        if choice == "required":
+            return {"tool_choice": "required", **given}
+        name = (choice.get("function") or {}).get("name") if isinstance(choice, dict) else None
+        if not isinstance(choice, dict) or choice.get("type") != "function" or not name:
+            raise ApiError(
+                400,
+                'tool_choice: expected "none", "auto", "required" or'
+                ' {"type": "function", "function": {"name": "..."}}',
+                param="tool_choice",
+            )
+        declared = [t.get("function", {}).get("name") for t in self.tools if isinstance(t, dict)]
+        if name not in declared:
+            raise ApiError(
+                400, f"tool_choice: {name!r} is not one of the tools", param="tool_choice"
+            )
+        return {"tool_choice": "required", "tool_names": (name,), **given}
 
     def params(self) -> GenerationParams:
         given = {
@@ -200,6 +234,7 @@ class ChatRequest(StrictRequest):
             "n": self.n,
             "logprobs": (self.top_logprobs or 0) if self.logprobs else None,
             "json_schema": response_format_schema(self.response_format, "response_format"),
+            **self.tool_params(),
         }
         return GenerationParams(**{k: v for k, v in given.items() if v is not None})
 
@@ -207,6 +242,24 @@ class ChatRequest(StrictRequest):
         """The request's names for GenerationParams' and the prompt's parameters."""
         max_tokens = "max_tokens" if self.max_completion_tokens is None else "max_completion_tokens"
         return {"max_output_tokens": max_tokens, "contents": "messages"}
+
+
+def function_tools(tools: list[Any] | None, param: str) -> tuple[Function, ...]:
+    """A request's ``tools`` (function tools), each declaration checked; a problem is a 400
+    naming it."""
+    if not tools:
+        return ()
+    issues = LineIssues(line=0)
+    functions = openai_tools(tools, param, issues)
+    raise_first(issues)
+    return functions
+
+
+def raise_first(issues: LineIssues) -> None:
+    """A 400 naming the first error among ``issues``, if any."""
+    first = next((p for p in issues.problems if p.severity == "error"), None)
+    if first is not None:
+        raise ApiError(400, f"{first.field}: {first.message}", param=first.field)
 
 
 def response_format_schema(response_format: dict[str, Any] | None, param: str) -> str | None:
@@ -235,15 +288,15 @@ def response_format_schema(response_format: dict[str, Any] | None, param: str) -
     return text
 
 
-def prompt_of(messages: object, path: str) -> Conversation:
+def prompt_of(messages: object, path: str, tools: tuple[Function, ...] = ()) -> Conversation:
     """OpenAI messages as a prompt: an optional system message, then turns ending with a user
-    message. "developer" is a system message, "assistant" the model's turn. A problem is a 400
-    naming the message by its place under ``path``."""
+    message or the results of the model's calls. "developer" is a system message, "assistant"
+    the model's turn; earlier calls are checked against ``tools``. A problem is a 400 naming
+    the message by its place under ``path``."""
     issues = LineIssues(line=0)
-    prompt = openai_messages(messages, path, issues, ending="any")
-    if prompt is None:
-        first = next(p for p in issues.problems if p.severity == "error")
-        raise ApiError(400, f"{first.field}: {first.message}", param=first.field)
+    prompt = openai_messages(messages, path, issues, ending="any", tools=tools)
+    raise_first(issues)
+    assert prompt is not None  # no error was found
     if not prompt.is_prompt_only:
         last = f"{path}[{len(cast(list, messages)) - 1}]"  # a list: openai_messages read it
         raise ApiError(
@@ -264,10 +317,35 @@ def completion_header(model: str) -> dict[str, Any]:
     }
 
 
+class FunctionCallOut(OpenAIObject):
+    name: str
+    arguments: str  # JSON text, as OpenAI sends it
+
+
+class ToolCallOut(OpenAIObject):
+    id: str
+    type: Literal["function"] = "function"
+    function: FunctionCallOut
+
+    @classmethod
+    def of(cls, call: ToolCall) -> ToolCallOut:
+        return cls(id=call.id, function=FunctionCallOut(name=call.name, arguments=call.arguments))
+
+
 class ChatMessage(OpenAIObject):
     role: Literal["assistant"] = "assistant"
-    content: str
+    content: str | None  # null when the model only called tools
     refusal: None = None
+    tool_calls: list[ToolCallOut] | None = None
+
+    @classmethod
+    def of(cls, completion: Completion) -> ChatMessage:
+        if not completion.tool_calls:
+            return cls(content=completion.text)
+        return cls(
+            content=completion.text or None,
+            tool_calls=[ToolCallOut.of(call) for call in completion.tool_calls],
+        )
 
 
 class TopLogprob(OpenAIObject):
@@ -343,7 +421,7 @@ class ChatCompletion(OpenAIObject):
             choices=[
                 Choice(
                     index=index,
-                    message=ChatMessage(content=completion.text),
+                    message=ChatMessage.of(completion),
                     finish_reason=completion.finish_reason,
                     logprobs=ChoiceLogprobs.of(completion.logprobs),
                 )

@@ -148,16 +148,16 @@ def generation_kwargs(
 
 
 def logits_processors(
-    tokenizer: Any, params: GenerationParams, recorder: LogprobRecorder | None = None
+    tokenizer: Any, grammar: str | None, recorder: LogprobRecorder | None = None
 ) -> LogitsProcessorList:
     """What a request adds to transformers' processing of each step's logits: the log
-    probability recorder first (it must see the model's own scores), then the JSON schema's
-    constraint."""
+    probability recorder first (it must see the model's own scores), then the constraint of
+    its grammar (``tool_use.row_grammar``: a JSON schema's, or required calls')."""
     processors: list[Any] = [recorder] if recorder else []
-    if params.json_schema is not None:
-        from tuneforge.inference.structured import JsonConstraint
+    if grammar is not None:
+        from tuneforge.inference.structured import GrammarConstraint
 
-        processors.append(JsonConstraint(tokenizer, params.json_schema))
+        processors.append(GrammarConstraint(tokenizer, grammar))
     return LogitsProcessorList(processors)
 
 

@@ -8,8 +8,8 @@ top-p, stop sequences and output length (``row_controls``). What stays apart:
 
 - a seeded sampled request runs alone: what a row samples depends on the rows beside it, and a
   seed promises the same output as the same request alone;
-- requests for structured output share a batch only with requests for the same model, schema
-  and parameters, on the plain path (one grammar constrains every row);
+- requests for structured output or required tool calls share a batch only with requests for
+  the same model, grammar and parameters, on the plain path (one grammar constrains every row);
 - an adapter PEFT cannot mix (DoRA and the like, ``model_cache.mixable``) runs in batches of
   its own adapter;
 - a group whose rows all share one target and one set of parameters takes the plain path
@@ -38,6 +38,7 @@ from tuneforge.data.tokenize import prompt_ids
 from tuneforge.inference.decoding import LogprobRecorder, left_pad, max_new_tokens, to_completion
 from tuneforge.inference.model_cache import LoadedModel, ModelCache, mixable
 from tuneforge.inference.row_controls import PerRowSampling, RowBudget, StopOnText
+from tuneforge.inference.tool_use import read_result, row_grammar
 from tuneforge.inference.types import (
     GenerationParams,
     GenerationResult,
@@ -48,9 +49,11 @@ from tuneforge.inference.types import (
     check_prompt,
 )
 
-# The plain path: (loaded model, target, prompts' token ids, params) -> one result per prompt.
+# The plain path: (loaded model, target, prompts' token ids, params, the rows' grammar) -> one
+# result per prompt.
 PlainGenerate = Callable[
-    [LoadedModel, ModelTarget, list[list[int]], GenerationParams], list[GenerationResult]
+    [LoadedModel, ModelTarget, list[list[int]], GenerationParams, str | None],
+    list[GenerationResult],
 ]
 
 
@@ -61,6 +64,7 @@ class _Row:
     loaded: LoadedModel
     ids: list[int]
     max_new: int  # the request's output budget, cut to what the context leaves
+    grammar: str | None  # what constrains its decoding (tool_use.row_grammar)
 
     @property
     def params(self) -> GenerationParams:
@@ -93,14 +97,21 @@ class MixedBatcher:
             except Exception as err:  # a failure of the batch itself reaches each of its rows
                 results = [err] * len(group)
             for row, result in zip(group, results, strict=True):
-                outcomes[row.index] = result
+                prompt, tokenizer = row.request.prompt, row.loaded.tokenizer
+                outcomes[row.index] = (
+                    result
+                    if isinstance(result, Exception)
+                    else read_result(tokenizer, prompt, result)
+                )
         return [outcome for outcome in outcomes if outcome is not None]
 
     def _prepare(self, index: int, request: Request) -> _Row:
         check_prompt(request.prompt)
         loaded = self.cache.get(request.target)
         ids = prompt_ids(request.prompt, loaded.tokenizer)
-        return _Row(index, request, loaded, ids, max_new_tokens(loaded, [ids], request.params))
+        max_new = max_new_tokens(loaded, [ids], request.params)
+        grammar = row_grammar(loaded.tokenizer, request.prompt, request.params)
+        return _Row(index, request, loaded, ids, max_new, grammar)
 
     @staticmethod
     def _groups(rows: list[_Row]) -> list[list[_Row]]:
@@ -109,8 +120,8 @@ class MixedBatcher:
             params, adapter = row.params, row.adapter
             if params.sampling and params.seed is not None:
                 key: object = ("alone", row.index)
-            elif params.json_schema is not None:  # one grammar for every row: the plain path
-                key = (id(row.loaded), "schema", row.request.target, params)
+            elif row.grammar is not None:  # one grammar for every row: the plain path
+                key = (id(row.loaded), "grammar", row.request.target, params, row.grammar)
             elif adapter is not None and not mixable(adapter):
                 key = (id(row.loaded), "adapter", adapter)
             else:
@@ -123,7 +134,7 @@ class MixedBatcher:
         target, params = first.request.target, first.params
         if all(row.request.target == target and row.params == params for row in group):
             encoded = [row.ids for row in group]
-            return self.plain(first.loaded, target, encoded, params)
+            return self.plain(first.loaded, target, encoded, params, first.grammar)
         return self._generate_mixed(first.loaded, group)
 
     def _generate_mixed(self, loaded: LoadedModel, group: list[_Row]) -> list[GenerationResult]:

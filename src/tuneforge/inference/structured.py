@@ -1,4 +1,5 @@
-"""Structured output: JSON that always parses and matches a JSON schema, by grammar-constrained
+"""Structured output: JSON that always parses and matches a JSON schema, and function calls
+that name a declared function with arguments that match its schema, by grammar-constrained
 decoding with llguidance (the library vLLM's "guidance" backend uses), not by retries.
 
 At each step a logits processor asks each row's matcher which tokens may come next and masks
@@ -15,6 +16,8 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from tuneforge.data.json_schema import check_depth
+from tuneforge.data.records import Function
+from tuneforge.data.tool_calls import ToolSyntax
 from tuneforge.errors import InvalidArgument
 
 if TYPE_CHECKING:  # the API checks schemas with this module, and must not load torch for it
@@ -56,13 +59,52 @@ def _ll_tokenizer(tokenizer: Any, vocab_size: int) -> Any:
     return llguidance.hf.from_tokenizer(tokenizer, n_vocab=vocab_size)
 
 
-class JsonConstraint:
-    """A logits processor: every row's next token keeps its text a prefix of a document of the
-    schema. Rows that finished (EOS, then padding) are left alone."""
+def tool_call_grammar(syntax: ToolSyntax, functions: tuple[Function, ...], parallel: bool) -> str:
+    """The llguidance grammar of a model turn that is nothing but calls, written the way the
+    model's template writes them (its tags and JSON separators), each naming one of
+    ``functions`` with arguments that match its parameters: tool_choice "required" or a named
+    function. One call, or with ``parallel`` as many as the model writes."""
+    from llguidance import LLMatcher
 
-    def __init__(self, tokenizer: Any, schema: str) -> None:
+    options = {
+        "whitespace_flexible": False,
+        "item_separator": syntax.item_separator,
+        "key_separator": syntax.key_separator,
+    }
+    calls = [
+        {
+            "type": "object",
+            "properties": {
+                "name": {"const": function.name},
+                syntax.arguments_key: json.loads(function.parameters),
+            },
+            "required": ["name", syntax.arguments_key],
+            "additionalProperties": False,
+        }
+        for function in functions
+    ]
+    more = f" ({json.dumps(syntax.joint)} call)*" if parallel and syntax.joint is not None else ""
+    lark = (
+        f"start: {json.dumps(syntax.prefix)} call{more} {json.dumps(syntax.suffix)}\n"
+        f"call: %json {json.dumps({'x-guidance': options, 'anyOf': calls})}\n"
+    )
+    grammar = LLMatcher.grammar_from_lark(lark)
+    is_error, messages = LLMatcher.validate_grammar_with_warnings(grammar)
+    if is_error:
+        raise InvalidArgument(
+            f"tools: a parameters schema is not supported: {messages[0]}", "tools"
+        )
+    return grammar
+
+
+class GrammarConstraint:
+    """A logits processor: every row's next token keeps its text a prefix of a sentence of the
+    grammar (``grammar_for`` a schema, or ``tool_call_grammar``). Rows that finished (EOS, then
+    padding) are left alone."""
+
+    def __init__(self, tokenizer: Any, grammar: str) -> None:
         self.tokenizer = tokenizer
-        self.grammar = grammar_for(schema)
+        self.grammar = grammar
         self._matchers: list[Any] | None = None
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.Tensor) -> torch.Tensor:

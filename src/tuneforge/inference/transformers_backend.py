@@ -32,6 +32,7 @@ from tuneforge.inference.decoding import (
 from tuneforge.inference.mixed_batch import MixedBatcher
 from tuneforge.inference.model_cache import LoadedModel, ModelCache
 from tuneforge.inference.row_controls import DECODE_KWARGS, StopOnText
+from tuneforge.inference.tool_use import read_result, row_grammar, stream_calls
 from tuneforge.inference.types import (
     BatchBackend,
     FinishReason,
@@ -93,12 +94,23 @@ class TransformersBackend(BatchBackend):
         self, target: ModelTarget, prompts: list[Conversation], params: GenerationParams
     ) -> list[GenerationResult]:
         loaded = self._cache.get(target)
-        encoded = [prompt_ids(prompt, loaded.tokenizer) for prompt in prompts]
-        if params.sampling and params.seed is not None:
+        tokenizer = loaded.tokenizer
+        encoded = [prompt_ids(prompt, tokenizer) for prompt in prompts]
+        grammars = [row_grammar(tokenizer, prompt, params) for prompt in prompts]
+        if (params.sampling and params.seed is not None) or len(set(grammars)) > 1:
             # What a seeded row samples depends on the rows beside it: run each alone, so a
-            # batched request gets what the same request alone would.
-            return [self._generate(loaded, target, [ids], params)[0] for ids in encoded]
-        return self._generate(loaded, target, encoded, params)
+            # batched request gets what the same request alone would. Rows under different
+            # grammars (their prompts offer different tools) run apart too.
+            results = [
+                self._generate(loaded, target, [ids], params, grammar)[0]
+                for ids, grammar in zip(encoded, grammars, strict=True)
+            ]
+        else:
+            results = self._generate(loaded, target, encoded, params, grammars[0])
+        return [
+            read_result(tokenizer, prompt, result)
+            for prompt, result in zip(prompts, results, strict=True)
+        ]
 
     def batch_group(self, target: ModelTarget, params: GenerationParams) -> Hashable:
         """Requests with the same group may share one ``generate_many`` call: every adapter of
@@ -116,6 +128,7 @@ class TransformersBackend(BatchBackend):
         refuse_streamed_logprobs(params)
         loaded = self._cache.get(target)
         ids = prompt_ids(prompt, loaded.tokenizer)
+        grammar = row_grammar(loaded.tokenizer, prompt, params)
         max_new = max_new_tokens(loaded, [ids], params)
         streamer = TextIteratorStreamer(loaded.tokenizer, skip_prompt=True, **DECODE_KWARGS)
         cancel = threading.Event()
@@ -139,7 +152,7 @@ class TransformersBackend(BatchBackend):
                         attention_mask=attention_mask.to(self.device),
                         streamer=streamer,
                         stopping_criteria=StoppingCriteriaList(criteria),
-                        logits_processor=logits_processors(loaded.tokenizer, params),
+                        logits_processor=logits_processors(loaded.tokenizer, grammar),
                         **generation_kwargs(loaded, params, max_new, copies=1),
                     )
                 outputs.append(output[0, len(ids) :].cpu())
@@ -156,7 +169,8 @@ class TransformersBackend(BatchBackend):
             return reason, completion.output_tokens
 
         thread = threading.Thread(target=run, name="tuneforge-stream", daemon=True)
-        return TextStream(_deltas(streamer, thread, cancel, errors, params.stop), len(ids), finish)
+        deltas = _deltas(streamer, thread, cancel, errors, params.stop)
+        return stream_calls(loaded.tokenizer, prompt, TextStream(deltas, len(ids), finish))
 
     def _generate(
         self,
@@ -164,6 +178,7 @@ class TransformersBackend(BatchBackend):
         target: ModelTarget,
         encoded: list[list[int]],
         params: GenerationParams,
+        grammar: str | None = None,
     ) -> list[GenerationResult]:
         tokenizer = loaded.tokenizer
         max_new = max_new_tokens(loaded, encoded, params)
@@ -183,7 +198,7 @@ class TransformersBackend(BatchBackend):
                 input_ids=input_ids.to(self.device),
                 attention_mask=attention_mask.to(self.device),
                 stopping_criteria=StoppingCriteriaList([stop] if stop else []),
-                logits_processor=logits_processors(tokenizer, params, recorder),
+                logits_processor=logits_processors(tokenizer, grammar, recorder),
                 **generation_kwargs(loaded, params, max_new, copies),
             )
         generated = output[:, prompt_length:].tolist()

@@ -12,10 +12,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Protocol
 
-from tuneforge.data.records import Conversation
+from tuneforge.data.records import Conversation, ToolCall
 from tuneforge.errors import InvalidArgument
 
-FinishReason = Literal["stop", "length"]
+FinishReason = Literal["stop", "length", "tool_calls"]
+# What a request lets the model do with the prompt's tools: call them or answer ("auto"), or
+# call at least one ("required", held to calls by a grammar). "none" never reaches a backend:
+# the surfaces leave the tools out of the prompt.
+ToolChoice = Literal["auto", "required"]
 
 
 @dataclass(frozen=True)
@@ -61,6 +65,9 @@ class GenerationParams:
     logprobs: int | None = None
     # A JSON schema (canonical text: inference.structured.schema_text) the output must match
     json_schema: str | None = None
+    tool_choice: ToolChoice = "auto"
+    tool_names: tuple[str, ...] = ()  # with "required": the functions it may call (all: empty)
+    parallel_tool_calls: bool = True  # whether one turn may make several calls
 
     def __post_init__(self) -> None:
         # A list from JSON would make the params unhashable (the batcher groups by them), and
@@ -84,11 +91,16 @@ class GenerationParams:
         for name, ok, expected in checks:
             if not ok:
                 raise InvalidArgument(f"{name} {expected}, got {getattr(self, name)!r}", name)
-        if self.json_schema is not None and self.stop:
+        if (self.json_schema is not None or self.tool_choice == "required") and self.stop:
             raise InvalidArgument(
                 "stop sequences would cut a structured answer short of its closing brace; "
-                "leave them out with a JSON schema",
+                "leave them out with a JSON schema or required tool calls",
                 "stop",
+            )
+        if self.json_schema is not None and self.tool_choice == "required":
+            raise InvalidArgument(
+                "an answer is either calls or a JSON document: ask for one of the two",
+                "json_schema",
             )
 
     @property
@@ -114,10 +126,11 @@ class TokenLogprob:
 
 @dataclass(frozen=True)
 class Completion:
-    text: str
-    finish_reason: FinishReason  # "stop": EOS or a stop sequence
+    text: str  # with tool calls: the text the model wrote before them
+    finish_reason: FinishReason  # "stop": EOS or a stop sequence; "tool_calls": it called
     output_tokens: int
     logprobs: list[TokenLogprob] | None = None  # one per output token, when asked
+    tool_calls: tuple[ToolCall, ...] = ()  # each with an id of its own (call_...)
 
 
 @dataclass(frozen=True)
@@ -167,6 +180,7 @@ class TextStream(Iterator[str]):
         self.prompt_tokens = prompt_tokens
         self.output_tokens = 0
         self.finish_reason: FinishReason | None = None
+        self.tool_calls: list[ToolCall] = []  # known once the deltas are read
 
     def __next__(self) -> str:
         try:

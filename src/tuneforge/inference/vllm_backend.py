@@ -21,9 +21,11 @@ from tuneforge.data.records import Conversation
 from tuneforge.data.tokenize import prompt_ids
 from tuneforge.errors import InvalidArgument, NotFound
 from tuneforge.inference.model_cache import ADAPTER_CONFIG, adapter_name
+from tuneforge.inference.tool_use import read_result
 from tuneforge.inference.types import (
     BatchBackend,
     Completion,
+    FinishReason,
     GenerationParams,
     GenerationResult,
     ModelTarget,
@@ -78,7 +80,10 @@ class VLLMBackend(BatchBackend):
                 use_tqdm=False,
             )
         eos_ids = {tokenizer.eos_token_id}
-        return [_result(output, eos_ids, params) for output in outputs]
+        return [
+            read_result(tokenizer, prompt, _result(output, eos_ids, params))
+            for prompt, output in zip(prompts, outputs, strict=True)
+        ]
 
     def batch_group(self, target: ModelTarget, params: GenerationParams) -> Hashable:
         """The engine a request runs on: adapters of a base and the base itself share one, and
@@ -119,11 +124,15 @@ class VLLMBackend(BatchBackend):
                 except Exception as err:
                     outputs = [err] * len(ready)
             for index, output in zip(ready, outputs, strict=True):
-                params = requests[index].params
+                request = requests[index]
                 outcomes[index] = (
                     output
                     if isinstance(output, Exception)
-                    else _result(output, {tokenizer.eos_token_id}, params)
+                    else read_result(
+                        tokenizer,
+                        request.prompt,
+                        _result(output, {tokenizer.eos_token_id}, request.params),
+                    )
                 )
         return [outcome for outcome in outcomes if outcome is not None]
 
@@ -139,11 +148,12 @@ class VLLMBackend(BatchBackend):
                 yield completion.text
             return False  # the completion's finish reason already says whether it stopped
 
-        return TextStream(
-            deltas(),
-            result.prompt_tokens,
-            lambda _: (completion.finish_reason, completion.output_tokens),
-        )
+        def finish(_stopped: bool) -> tuple[FinishReason, int]:
+            stream.tool_calls = list(completion.tool_calls)
+            return completion.finish_reason, completion.output_tokens
+
+        stream = TextStream(deltas(), result.prompt_tokens, finish)
+        return stream
 
     def _engine(self, target: ModelTarget) -> tuple[Any, Any]:
         weights = target.weights_path
@@ -193,13 +203,14 @@ class VLLMBackend(BatchBackend):
     def _sampling_params(self, params: GenerationParams, tokenizer: Any) -> Any:
         from vllm import SamplingParams
 
-        if params.json_schema is not None:
+        if params.json_schema is not None or params.tool_choice == "required":
             # vLLM's own guided decoding moved between releases (guided_decoding, then
             # structured_outputs); until a GPU test pins one, say so rather than ignore it.
+            param = "json_schema" if params.json_schema is not None else "tool_choice"
             raise InvalidArgument(
-                "structured output is served by the transformers backend only "
-                "(TUNEFORGE_INFERENCE_BACKEND=transformers)",
-                "json_schema",
+                "structured output and required tool calls are served by the transformers"
+                " backend only (TUNEFORGE_INFERENCE_BACKEND=transformers)",
+                param,
             )
 
         return SamplingParams(
