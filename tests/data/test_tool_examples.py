@@ -12,6 +12,7 @@ import pytest
 from tuneforge.data.formats import parse_example
 from tuneforge.data.records import DatasetFormat, ToolCall
 from tuneforge.data.tokenize import IGNORE_INDEX, tokenize_conversation
+from tuneforge.data.tool_samples import write_tool_task
 from tuneforge.data.validate import validate_dataset
 from tuneforge.models.loading import FALLBACK_CHAT_TEMPLATE
 
@@ -364,3 +365,17 @@ def test_the_fallback_template_shows_tools_and_writes_calls(tiny_tokenizer):
         in text
     )
     assert 'Tool: {"temp": 21}\n' in text
+
+
+@pytest.mark.parametrize("style", ["openai", "vertex"])
+def test_the_generated_tool_task_validates_and_holds_its_test_split_out(tmp_path, style):
+    paths = write_tool_task(tmp_path, sizes=(60, 20), style=style)
+
+    train = validate_dataset(paths["train"], min_examples=1, recommended_examples=1)
+    test = validate_dataset(paths["test"], min_examples=1, recommended_examples=1)
+    assert (train.problems, test.problems) == ([], [])
+    assert (train.example_count, test.example_count) == (60, 20)
+    prompts = [{e.turns[0].text for e in report.examples} for report in (train, test)]
+    assert not prompts[0] & prompts[1]
+    calls = [e.turns[1].tool_calls[0] for e in test.examples]
+    assert {c.name for c in calls} == {"get_weather", "get_time"}

@@ -56,8 +56,8 @@ def test_openai_sdk_json_schema_logprobs_and_refusals(live_server, tuned_model):
     assert joined.decode(errors="replace") == scored.choices[0].message.content
     assert all(len(t.top_logprobs) == 3 and t.logprob <= 0 for t in tokens)
 
-    for extra in ({"tools": [{"type": "function", "function": {"name": "f"}}]},
-                  {"logit_bias": {"1": 5}}, {"frobnicate": 1}):  # fmt: skip
+    for extra in ({"functions": [{"name": "f"}]}, {"logit_bias": {"1": 5}},
+                  {"frobnicate": 1}):  # fmt: skip
         with pytest.raises(openai.BadRequestError) as caught:
             client.chat.completions.create(
                 model=tuned_model, messages=messages, max_tokens=2, extra_body=extra
@@ -84,9 +84,9 @@ def test_google_genai_json_mode_counts_and_refusals(live_server):
     )
     assert counted.total_tokens == answered.usage_metadata.prompt_token_count
 
-    tool = types.Tool(function_declarations=[types.FunctionDeclaration(name="f")])
+    search = types.Tool(google_search=types.GoogleSearch())
     with pytest.raises(google.genai.errors.ClientError) as caught:
         client.models.generate_content(
-            model=model, contents=PROMPT, config=types.GenerateContentConfig(tools=[tool])
+            model=model, contents=PROMPT, config=types.GenerateContentConfig(tools=[search])
         )
-    assert caught.value.code == 400 and caught.value.message.startswith("tools:")
+    assert caught.value.code == 400 and caught.value.message.startswith("tools[0].googleSearch:")

@@ -59,11 +59,16 @@ def _ll_tokenizer(tokenizer: Any, vocab_size: int) -> Any:
     return llguidance.hf.from_tokenizer(tokenizer, n_vocab=vocab_size)
 
 
+# Calls in one turn under a grammar: enough for any task we know of, and a bound on a model
+# that would otherwise call for as long as its budget lasts.
+MAX_CALLS_PER_TURN = 8
+
+
 def tool_call_grammar(syntax: ToolSyntax, functions: tuple[Function, ...], parallel: bool) -> str:
     """The llguidance grammar of a model turn that is nothing but calls, written the way the
     model's template writes them (its tags and JSON separators), each naming one of
     ``functions`` with arguments that match its parameters: tool_choice "required" or a named
-    function. One call, or with ``parallel`` as many as the model writes."""
+    function. One call, or with ``parallel`` up to MAX_CALLS_PER_TURN."""
     from llguidance import LLMatcher
 
     options = {
@@ -83,7 +88,9 @@ def tool_call_grammar(syntax: ToolSyntax, functions: tuple[Function, ...], paral
         }
         for function in functions
     ]
-    more = f" ({json.dumps(syntax.joint)} call)*" if parallel and syntax.joint is not None else ""
+    more = ""
+    if parallel and syntax.joint is not None:
+        more = f" ({json.dumps(syntax.joint)} call){{0,{MAX_CALLS_PER_TURN - 1}}}"
     lark = (
         f"start: {json.dumps(syntax.prefix)} call{more} {json.dumps(syntax.suffix)}\n"
         f"call: %json {json.dumps({'x-guidance': options, 'anyOf': calls})}\n"
