@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from tuneforge.config import Settings
 from tuneforge.errors import Conflict
 from tuneforge.jobs.executor import Executor
+from tuneforge.jobs.out_of_memory import ERROR_CODE as OUT_OF_MEMORY
+from tuneforge.jobs.out_of_memory import out_of_memory_message
 from tuneforge.jobs.subprocess_executor import SubprocessExecutor
 from tuneforge.store import repo
 from tuneforge.store.db import Database
@@ -96,11 +98,22 @@ class Scheduler:
             return None  # nothing to ask about: the heartbeat decides
         return self.executor.is_alive(handle)
 
+    def fatal_exit(self, job: TuningJob) -> tuple[str, str] | None:
+        """The error (code, message) a job fails with at once because of how its runner
+        ended (killed for memory); None when a new attempt may well succeed."""
+        started = self.running.get(job.id)
+        handle = started.handle if started else job.runner_handle
+        if handle is not None and self.executor.exit_cause(handle) == OUT_OF_MEMORY:
+            return OUT_OF_MEMORY, out_of_memory_message(job.mode)
+        return None
+
     def tick(self) -> list[str]:
         """One round: reap, recover, claim. Returns the ids of the jobs started."""
         self._forget_gone_runners()
         with self.db.session() as s:
-            for job in repo.requeue_orphans(s, self.is_alive, stale_after_s=STALE_HEARTBEAT_S):
+            for job in repo.requeue_orphans(
+                s, self.is_alive, stale_after_s=STALE_HEARTBEAT_S, fatal_exit=self.fatal_exit
+            ):
                 log.warning("recovered job %s: now %s", job.id, job.state)
         started = []
         while len(self.running) < self.capacity:
