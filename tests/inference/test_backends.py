@@ -21,6 +21,24 @@ def test_transformers_is_the_default(monkeypatch, tmp_path):
     assert type(backend.inner).__name__ == "TransformersBackend"
 
 
+def test_the_model_cache_budget_is_half_the_machines_memory_by_default(monkeypatch, tmp_path):
+    from tuneforge.inference import transformers_backend
+
+    monkeypatch.delenv("TUNEFORGE_INFERENCE_MEMORY_BYTES", raising=False)
+    monkeypatch.setattr(transformers_backend, "memory_bytes", lambda: 64 << 30)
+    backend = make_backend(Settings(data_dir=tmp_path))
+    assert backend.inner._cache.memory_budget_bytes == 32 << 30  # was a fixed 8 GiB
+
+    monkeypatch.setattr(transformers_backend, "memory_bytes", lambda: 6 << 30)  # a small box
+    assert make_backend(Settings(data_dir=tmp_path)).inner._cache.memory_budget_bytes == 3 << 30
+
+
+def test_a_configured_model_cache_budget_wins(monkeypatch, tmp_path):
+    monkeypatch.setenv("TUNEFORGE_INFERENCE_MEMORY_BYTES", str(5 << 30))
+    backend = make_backend(Settings(data_dir=tmp_path))
+    assert backend.inner._cache.memory_budget_bytes == 5 << 30
+
+
 def test_an_unknown_backend_is_refused_when_the_settings_load(monkeypatch, tmp_path):
     monkeypatch.setenv("TUNEFORGE_INFERENCE_BACKEND", "tgi")
     with pytest.raises(ValidationError, match="inference_backend"):

@@ -12,36 +12,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-CGROUP_ROOT = Path("/sys/fs/cgroup")
+from tuneforge.machine import CGROUP_ROOT, PROC_CGROUP, cgroup_files
+
 ERROR_CODE = "out_of_memory"
 
 
-def _counter_files(proc_cgroup: str, root: Path) -> list[Path]:
-    """Where this process's cgroup keeps its OOM-kill count, most specific first (inside a
-    container the path /proc names may not exist under the mount: its root then stands in)."""
-    files = []
-    for line in proc_cgroup.splitlines():
-        hierarchy, _, rest = line.partition(":")
-        controllers, _, path = rest.partition(":")
-        relative = path.strip().lstrip("/")
-        if hierarchy == "0" and controllers == "":  # cgroup v2
-            files += [root / relative / "memory.events", root / "memory.events"]
-        elif "memory" in controllers.split(","):  # cgroup v1
-            files += [root / "memory" / relative / "memory.oom_control"]
-            files += [root / "memory" / "memory.oom_control"]
-    return files
-
-
-def oom_kill_count(
-    proc_cgroup: Path = Path("/proc/self/cgroup"), root: Path = CGROUP_ROOT
-) -> int | None:
+def oom_kill_count(proc_cgroup: Path = PROC_CGROUP, root: Path = CGROUP_ROOT) -> int | None:
     """How many processes of this process's cgroup the OOM killer has ended; None where no
     counter can be read (not Linux, an old kernel, a hidden /sys)."""
-    try:
-        files = _counter_files(proc_cgroup.read_text(), root)
-    except OSError:
-        return None
-    for file in files:
+    for file in cgroup_files("memory.events", "memory", "memory.oom_control", proc_cgroup, root):
         try:
             lines = file.read_text().splitlines()
         except OSError:
