@@ -24,6 +24,7 @@ from tuneforge.engine.observer import (
     StopRequest,
     TuningObserver,
 )
+from tuneforge.models.threads import fit_cpu_threads
 
 # Keys of a Trainer log that are not step metrics of their own.
 _STANDARD_LOG_KEYS = {"loss", "learning_rate", "grad_norm", "mean_token_accuracy", "epoch"}
@@ -115,6 +116,9 @@ class TuningCallback(TrainerCallback):
         # Whatever was collated before (DPO's reference pass) trained nothing.
         self.counter.reset()
         self.counter.counting = False
+
+    def on_step_begin(self, args, state: TrainerState, control, **kwargs):
+        fit_cpu_threads()  # the scheduler may have changed this runner's share of the cores
 
     def on_epoch_begin(self, args, state: TrainerState, control, **kwargs):
         # Not on_step_begin: the trainer collates a step's batches before calling it.

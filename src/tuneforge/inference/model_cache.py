@@ -29,11 +29,11 @@ import torch
 from tuneforge.errors import NotFound
 from tuneforge.inference.types import ModelTarget
 from tuneforge.models.loading import (
-    fit_cpu_threads,
     load_causal_lm,
     load_tokenizer,
     quiet_transformers,
 )
+from tuneforge.models.threads import fit_cpu_threads
 
 ADAPTER_CONFIG = "adapter_config.json"
 BASE_ROW = "__base__"  # PEFT's name for a row that runs without any adapter
@@ -94,6 +94,7 @@ class LoadedModel:
     def using(self, adapter_path: Path | None) -> Iterator[Any]:
         """Hold the model with this adapter active, or with every adapter disabled."""
         with self.lock:
+            fit_cpu_threads()  # this process's share of the cores may have changed
             if adapter_path is not None:
                 name = self._ensure_adapter(adapter_path)  # may wrap self.model in a PeftModel
                 self.model.set_adapter(name, inference_mode=True)
@@ -110,6 +111,7 @@ class LoadedModel:
         for ``generate`` (``__base__`` for a row without one). Every path must be
         :func:`mixable`, and there may be no more distinct adapters than ``max_adapters``."""
         with self.lock:
+            fit_cpu_threads()
             names = {path: self._ensure_adapter(path) for path in set(adapter_paths) if path}
             yield self.model, [names[path] if path else BASE_ROW for path in adapter_paths]
 

@@ -100,6 +100,10 @@ class TransformersBackend(BatchBackend):
             max_adapters_per_model=max_adapters_per_model,
         )
 
+    def serves_on_cpu(self) -> bool:
+        """Whether a model is loaded on the CPU now."""
+        return not self.device.startswith("cuda") and bool(self._cache.loaded())
+
     def loaded_bases(self) -> list[str]:
         """Sources of the models in memory (bases and full fine-tunes), least recent first."""
         return self._cache.loaded()

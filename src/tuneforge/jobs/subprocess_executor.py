@@ -31,8 +31,10 @@ from pathlib import Path
 from typing import NamedTuple
 
 from tuneforge.config import Settings, settings_env
+from tuneforge.jobs.cpu_share import share_file
 from tuneforge.jobs.out_of_memory import ERROR_CODE as OUT_OF_MEMORY
 from tuneforge.jobs.out_of_memory import killed_by_oom, oom_kill_count
+from tuneforge.models.threads import SHARE_FILE_ENV
 from tuneforge.storage import storage_for
 
 log = logging.getLogger("tuneforge.executor")
@@ -196,6 +198,7 @@ class SubprocessExecutor:
         log_dir = storage_for(self.settings).job_dir(job_id) / "logs"
         log_dir.mkdir(parents=True, exist_ok=True)
         env = {**os.environ, **settings_env(self.settings), "PYTHONUNBUFFERED": "1"}
+        env[SHARE_FILE_ENV] = str(share_file(self.settings, job_id))  # its share of the cores
         if devices:
             env["CUDA_VISIBLE_DEVICES"] = ",".join(map(str, devices))
         with (log_dir / "runner.log").open("ab") as runner_log:
