@@ -92,3 +92,22 @@ def test_vllm_serves_the_base_and_adapters(base, adapters, tokenizer):
         assert [c.output_tokens for c in result.completions] == [5, 5]
     seeded = GenerationParams(temperature=1.0, seed=3, max_output_tokens=8)
     assert backend.generate(base, PROMPTS[0], seeded) == backend.generate(base, PROMPTS[0], seeded)
+
+
+def test_the_inference_counts_as_serving_while_it_generates_and_a_minute_after(
+    tiny_source, monkeypatch
+):
+    """Serving on the CPU takes a share of the cores from the training runners; an idle
+    server gives it back."""
+    from tuneforge.inference import model_cache
+    from tuneforge.inference.transformers_backend import SERVING_IDLE_S, TransformersBackend
+
+    backend = TransformersBackend(memory_budget_bytes=1 << 30, device="cpu")
+    assert not backend.serves_on_cpu()  # nothing loaded
+    target = ModelTarget(name="tiny", base_source=tiny_source)
+    backend.generate(target, PROMPTS[0], GenerationParams(max_output_tokens=2))
+    assert backend.serves_on_cpu()
+
+    later = model_cache.time.monotonic() + SERVING_IDLE_S + 1
+    monkeypatch.setattr(model_cache.time, "monotonic", lambda: later)
+    assert not backend.serves_on_cpu()  # loaded, but idle for over a minute

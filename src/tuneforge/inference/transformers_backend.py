@@ -64,6 +64,9 @@ class Cancelled(StoppingCriteria):
 # The share of the memory models are served from that the cache of loaded models may hold by
 # default: the rest is left to the training runners, the server and the system.
 DEFAULT_MEMORY_SHARE = 0.5
+# How long after its last generation the inference still counts as serving (keeps its share of
+# the CPU's cores): a chat's next message usually comes within it.
+SERVING_IDLE_S = 60.0
 FALLBACK_MEMORY_BUDGET = 8 << 30  # where the machine does not say how much memory it has
 
 
@@ -101,8 +104,9 @@ class TransformersBackend(BatchBackend):
         )
 
     def serves_on_cpu(self) -> bool:
-        """Whether a model is loaded on the CPU now."""
-        return not self.device.startswith("cuda") and bool(self._cache.loaded())
+        """Whether models on the CPU have generated lately (they then take a share of the
+        cores from the training runners; an idle server gives its share back)."""
+        return not self.device.startswith("cuda") and self._cache.used_within(SERVING_IDLE_S)
 
     def loaded_bases(self) -> list[str]:
         """Sources of the models in memory (bases and full fine-tunes), least recent first."""
