@@ -51,8 +51,11 @@ class Settings(BaseSettings):
     inference_backend: Literal["transformers", "vllm"] = Field(
         default="transformers", description="What serves tuned models: transformers or vLLM."
     )
-    inference_memory_bytes: int = Field(
-        default=8 << 30, description="Memory budget of the cache of loaded base models."
+    inference_memory_bytes: int | None = Field(
+        default=None,
+        gt=0,
+        description="Memory budget of the cache of loaded base models; by default half the "
+        "memory they are served from (the GPU's on CUDA, else the RAM this process may use).",
     )
     shutdown_grace_s: float = Field(
         default=30.0,

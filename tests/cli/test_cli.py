@@ -170,3 +170,48 @@ def test_samples_writes_each_format_of_the_quick_starts_datasets(cli, tmp_path, 
     # The quick start's files are the ones the suite tunes on.
     train = tmp_path / "openai" / "sentiment_train.jsonl"
     assert train.read_bytes() == sentiment_files["train"].read_bytes()
+
+
+def test_jobs_resume_without_a_server_runs_the_job_here(cli, settings, sentiment_files, tmp_path):
+    """Without --server nothing else would run the resumed job: the command runs it, as
+    `tune` runs its job, and shows how it ended."""
+    from tuneforge.cli.common import local_service
+    from tuneforge.service import JobRequest
+
+    service = local_service(settings)
+    small = tmp_path / "small.jsonl"
+    small.write_text("".join(sentiment_files["train"].read_text().splitlines(True)[:40]))
+    with small.open("rb") as handle:
+        upload = service.files.upload("default", small.name, handle, "fine-tune")
+    request = JobRequest(
+        base_model=TINY, training_file=upload.id, hyperparameters={"epochs": 1, "batch_size": 8}
+    )
+    job_id = service.jobs.create("default", request).job.id
+    assert service.jobs.pause("default", job_id).job.state.name == "PAUSED"
+
+    output = cli("jobs", "resume", job_id)
+
+    assert f"tuning job {job_id} resumed" in output and "tuned model" in output
+    assert service.jobs.get("default", job_id).job.state.name == "SUCCEEDED"
+
+
+def test_evaluate_caps_answers_near_the_longest_reference_unless_told(cli, sentiment_files):
+    from tuneforge.inference.evaluate import output_budget
+    from tuneforge.models.loading import load_tokenizer
+    from tuneforge.models.resolve import resolve_base_model
+
+    test = sentiment_files["test"]
+    rows = [json.loads(line) for line in test.read_text().splitlines()[:4]]
+    tokenizer = load_tokenizer(resolve_base_model(TINY, get_settings()).source)
+    longest = max(
+        len(tokenizer(row["messages"][-1]["content"], add_special_tokens=False)["input_ids"])
+        for row in rows
+    )
+    args = ("evaluate", TINY, str(test), "--few-shot", "0", "--limit", "4", "--json")
+
+    [base] = json.loads(cli(*args))["candidates"]
+    assert base["max_output_tokens"] == output_budget(longest)  # not the default 256
+
+    [told] = json.loads(cli(*args, "--max-tokens", "3"))["candidates"]
+    assert told["max_output_tokens"] == 3
+    assert told["mean_output_tokens"] <= 3

@@ -144,6 +144,47 @@ def test_export_writes_a_portable_adapter_with_a_model_card(cli, tuned, settings
     assert "More Information Needed" not in card  # PEFT's boilerplate card is replaced
 
 
+@pytest.mark.parametrize("merged", [False, True])
+def test_exported_files_are_readable_as_newly_created_files_are(
+    cli, tuned, adapter, tmp_path, merged
+):
+    """Checkpoints' weights are written 0600 (save_pretrained's safetensors): an export must
+    not keep that from the owner's group."""
+    weights = sorted(adapter.glob("*.safetensors"))
+    modes = {path: path.stat().st_mode for path in weights}
+    for path in weights:
+        path.chmod(0o600)
+    try:
+        out = tmp_path / "exported"
+        cli("models", "export", tuned.id, str(out), *(["--merged"] if merged else []))
+    finally:
+        for path, mode in modes.items():
+            path.chmod(mode)
+    probe = tmp_path / "probe"
+    probe.touch()
+    expected = probe.stat().st_mode & 0o777  # 0o644 under the usual umask
+    exported = {path.name: path.stat().st_mode & 0o777 for path in out.iterdir()}
+    assert any(name.endswith(".safetensors") for name in exported)
+    assert exported == dict.fromkeys(exported, expected)
+
+
+def test_export_names_a_local_folder_base_by_its_folder_name(cli, tuned, settings, tmp_path):
+    from peft import PeftConfig
+
+    from tuneforge.models.resolve import resolve_base_model
+
+    folder = resolve_base_model(TINY, settings).source  # an absolute path under a model root
+    service = local_service(settings)
+    with service.db.session() as s:
+        s.get(TuningJob, tuned.id).base_model = folder
+    out = tmp_path / "exported"
+    cli("models", "export", tuned.id, str(out))
+    name = Path(folder).name
+    assert PeftConfig.from_pretrained(out).base_model_name_or_path == name
+    card = (out / "README.md").read_text()
+    assert f"base_model: {name}" in card and folder not in card
+
+
 def test_export_into_a_non_empty_folder_needs_force(cli, tuned, tmp_path):
     out = tmp_path / "exported"
     out.mkdir()

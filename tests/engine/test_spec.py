@@ -56,6 +56,26 @@ def test_default_learning_rate_is_the_usual_one_for_7b_models_and_scales_with_wi
     assert default_learning_rate("peft", 16384) == pytest.approx(1e-4)  # floor at half
 
 
+@pytest.mark.parametrize(
+    "hidden_size",
+    [896, 1536, 2048, 3584, 4096],  # Qwen2.5-0.5B, -1.5B, -3B, -7B; Llama 3.1 8B
+)
+def test_full_fine_tuning_rate_is_the_published_recipes_one_from_half_a_billion_to_8b(
+    hidden_size,
+):
+    # Full-SFT recipes (torchtune, TRL, alignment-handbook) use 5e-6 to 2e-5 at these sizes,
+    # whatever the width; the width rule from 4096 gave Qwen2.5-0.5B 9.1e-5.
+    assert default_learning_rate("full", hidden_size) == pytest.approx(2e-5)
+    resolved = resolve_hyperparameters(Hyperparameters(), "full", 400, hidden_size=hidden_size)
+    assert resolved.learning_rate == pytest.approx(2e-5)
+
+
+def test_full_fine_tuning_of_models_narrower_than_any_recipe_scales_from_the_narrowest():
+    assert default_learning_rate("full", 448) == pytest.approx(4e-5)
+    assert default_learning_rate("full", 64) == pytest.approx(2e-5 * 896 / 64)
+    assert default_learning_rate("full", 16) == pytest.approx(2e-5 * 32)  # capped
+
+
 def test_multiplier_scales_the_default_and_explicit_rate_wins():
     scaled = resolve_hyperparameters(
         Hyperparameters(learning_rate_multiplier=0.5), "peft", 400, hidden_size=4096

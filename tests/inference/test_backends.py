@@ -21,6 +21,24 @@ def test_transformers_is_the_default(monkeypatch, tmp_path):
     assert type(backend.inner).__name__ == "TransformersBackend"
 
 
+def test_the_model_cache_budget_is_half_the_machines_memory_by_default(monkeypatch, tmp_path):
+    from tuneforge.inference import transformers_backend
+
+    monkeypatch.delenv("TUNEFORGE_INFERENCE_MEMORY_BYTES", raising=False)
+    monkeypatch.setattr(transformers_backend, "memory_bytes", lambda: 64 << 30)
+    backend = make_backend(Settings(data_dir=tmp_path))
+    assert backend.inner._cache.memory_budget_bytes == 32 << 30  # was a fixed 8 GiB
+
+    monkeypatch.setattr(transformers_backend, "memory_bytes", lambda: 6 << 30)  # a small box
+    assert make_backend(Settings(data_dir=tmp_path)).inner._cache.memory_budget_bytes == 3 << 30
+
+
+def test_a_configured_model_cache_budget_wins(monkeypatch, tmp_path):
+    monkeypatch.setenv("TUNEFORGE_INFERENCE_MEMORY_BYTES", str(5 << 30))
+    backend = make_backend(Settings(data_dir=tmp_path))
+    assert backend.inner._cache.memory_budget_bytes == 5 << 30
+
+
 def test_an_unknown_backend_is_refused_when_the_settings_load(monkeypatch, tmp_path):
     monkeypatch.setenv("TUNEFORGE_INFERENCE_BACKEND", "tgi")
     with pytest.raises(ValidationError, match="inference_backend"):
@@ -74,3 +92,22 @@ def test_vllm_serves_the_base_and_adapters(base, adapters, tokenizer):
         assert [c.output_tokens for c in result.completions] == [5, 5]
     seeded = GenerationParams(temperature=1.0, seed=3, max_output_tokens=8)
     assert backend.generate(base, PROMPTS[0], seeded) == backend.generate(base, PROMPTS[0], seeded)
+
+
+def test_the_inference_counts_as_serving_while_it_generates_and_a_minute_after(
+    tiny_source, monkeypatch
+):
+    """Serving on the CPU takes a share of the cores from the training runners; an idle
+    server gives it back."""
+    from tuneforge.inference import model_cache
+    from tuneforge.inference.transformers_backend import SERVING_IDLE_S, TransformersBackend
+
+    backend = TransformersBackend(memory_budget_bytes=1 << 30, device="cpu")
+    assert not backend.serves_on_cpu()  # nothing loaded
+    target = ModelTarget(name="tiny", base_source=tiny_source)
+    backend.generate(target, PROMPTS[0], GenerationParams(max_output_tokens=2))
+    assert backend.serves_on_cpu()
+
+    later = model_cache.time.monotonic() + SERVING_IDLE_S + 1
+    monkeypatch.setattr(model_cache.time, "monotonic", lambda: later)
+    assert not backend.serves_on_cpu()  # loaded, but idle for over a minute

@@ -1,6 +1,6 @@
 """The scheduler needs nothing of an executor but the ``Executor`` protocol.
 
-``MemoryExecutor`` implements the protocol's five methods and nothing else, with no processes:
+``MemoryExecutor`` implements the protocol's six methods and nothing else, with no processes:
 if the scheduler used anything more, these tests would fail with an AttributeError.
 """
 
@@ -48,6 +48,9 @@ class MemoryExecutor:
 
     def is_alive(self, handle: str) -> bool | None:
         return self.alive.get(handle)
+
+    def exit_cause(self, handle: str) -> str | None:
+        return None  # its runners are only ever lost
 
     def interrupt(self, handle: str) -> None:
         if self.alive.get(handle):

@@ -22,7 +22,10 @@ def create_app(settings: Settings, *, run_scheduler: bool = True, inference=None
     storage_for(settings).prepare()
     db = open_database(settings.resolved_database_url)
     service = Service(db, settings, inference=inference)
-    scheduler = Scheduler(db, settings) if run_scheduler else None
+    scheduler = None
+    if run_scheduler:
+        # Its runners and this process's inference share the CPU's cores (jobs/cpu_share.py).
+        scheduler = Scheduler(db, settings, serving=service.generation.serves_on_cpu)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):

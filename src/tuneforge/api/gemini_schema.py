@@ -23,6 +23,7 @@ from tuneforge.api.errors import unknown_google_field
 from tuneforge.api.google import GoogleRequest, job_error_status, timestamp, without_nones
 from tuneforge.errors import InvalidArgument
 from tuneforge.jobs.datasets import validate_for_job
+from tuneforge.models.names import base_display_name
 from tuneforge.service import JobRequest, JobView
 from tuneforge.store.states import JobState
 
@@ -328,7 +329,7 @@ def tuned_model_json(
     job = view.job
     state = gemini_state(view)
     pre_tuned = (job.hyperparameters or {}).get("pre_tuned_model")
-    base = f"models/{job.base_model}"
+    base = f"models/{base_display_name(job.base_model)}"
     task = {
         "startTime": timestamp(job.started_at or job.created_at),
         "completeTime": timestamp(job.ended_at) if job.state == JobState.SUCCEEDED else None,

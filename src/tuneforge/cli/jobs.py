@@ -11,6 +11,7 @@ from tuneforge.cli.client import connect
 from tuneforge.cli.common import JSON_OPTION, console, friendly_errors, print_json
 from tuneforge.cli.help import App
 from tuneforge.cli.tune import follow, print_summary
+from tuneforge.config import get_settings
 
 app = App(help="List, inspect and steer tuning jobs.", no_args_is_help=True)
 SERVER = typer.Option(None, "--server", envvar="TUNEFORGE_SERVER", help="A tuneforge server.")
@@ -128,13 +129,33 @@ def _action(verb: str):
     command.__doc__ = {
         "cancel": "Cancel the job (completed checkpoints stay usable).",
         "pause": "Pause the job at the next step (it keeps its state).",
-        "resume": "Resume a paused job from where it stopped.",
     }[verb]
     return command
 
 
-for _verb in ("cancel", "pause", "resume"):
+for _verb in ("cancel", "pause"):
     app.command(_verb)(_action(_verb))
+
+
+@app.command()
+@friendly_errors
+def resume(job_id: str, server: str | None = SERVER) -> None:
+    """Resume a paused job from where it stopped. With --server, that server's workers run it;
+    without, it runs here, as `tune` does, until it ends (Ctrl-C pauses it again)."""
+    server = server or get_settings().server
+    if server:
+        with connect(server) as client:
+            job = client.action(job_id, "resume")
+        console.print(f"{job_id}: {job.get('state', 'resume requested')}")
+        return
+    # Queued on the local data dir, nothing would run the job: run it, as `tune` runs its job.
+    with connect(run_jobs=True) as client:
+        client.action(job_id, "resume")
+        console.print(f"tuning job [bold]{job_id}[/] resumed")
+        job = follow(client, job_id, on_interrupt="pause")
+        print_summary(client, job)
+    if job["state"] != "JOB_STATE_SUCCEEDED":
+        raise typer.Exit(1)
 
 
 @app.command()

@@ -182,8 +182,11 @@ def _check_locally(
         raise typer.Exit(1)
 
 
-def follow(client: Client, job_id: str, interval_s: float = 0.5) -> dict:
-    """Show the job's progress until it ends; Ctrl-C cancels it."""
+def follow(
+    client: Client, job_id: str, interval_s: float = 0.5, on_interrupt: str = "cancel"
+) -> dict:
+    """Show the job's progress until it ends; Ctrl-C asks for ``on_interrupt`` (cancel or
+    pause) and waits for the job to stop."""
     columns = (
         TextColumn("{task.description}"),
         BarColumn(),
@@ -212,8 +215,9 @@ def follow(client: Client, job_id: str, interval_s: float = 0.5) -> dict:
                     return job
                 time.sleep(interval_s)
         except KeyboardInterrupt:
-            progress.update(task, description="cancelling")
-            client.action(job_id, "cancel")
+            words = {"cancel": "cancelling", "pause": "pausing"}
+            progress.update(task, description=words.get(on_interrupt, on_interrupt))
+            client.action(job_id, on_interrupt)
             while (job := client.get_job(job_id))["state"] not in TERMINAL:
                 time.sleep(interval_s)
             return job

@@ -64,6 +64,12 @@ def evaluate(
         help="Where few-shot examples come from (default: the job's training file).",
     ),
     limit: int | None = typer.Option(None, help="Evaluate only the first N test examples."),
+    max_tokens: int | None = typer.Option(
+        None,
+        "--max-tokens",
+        min=1,
+        help="Longest answer (default: the longest reference answer plus a quarter).",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
     """Compare MODEL with its base model zero-shot and few-shot (and, for a distilled model,
@@ -77,7 +83,7 @@ def evaluate(
     test = load_examples(test_file, task="supervised", min_examples=1)[:limit]
     train = load_examples(train_file, min_examples=1) if train_file else None
     with console.status(f"evaluating on {len(test)} examples"):
-        report = compare_with_base(service, PROJECT, model, test, few_shot, train)
+        report = compare_with_base(service, PROJECT, model, test, few_shot, train, max_tokens)
     if as_json:
         print_json(to_json(report))
     else:

@@ -16,6 +16,7 @@ from transformers import TrainerCallback, TrainerControl, TrainerState
 
 from tuneforge.engine.checkpoints import describe
 from tuneforge.engine.errors import TuningError
+from tuneforge.engine.eta import RecentPace
 from tuneforge.engine.observer import (
     CheckpointInfo,
     EpochMetrics,
@@ -23,6 +24,7 @@ from tuneforge.engine.observer import (
     StopRequest,
     TuningObserver,
 )
+from tuneforge.models.threads import fit_cpu_threads
 
 # Keys of a Trainer log that are not step metrics of their own.
 _STANDARD_LOG_KEYS = {"loss", "learning_rate", "grad_norm", "mean_token_accuracy", "epoch"}
@@ -91,7 +93,7 @@ class TuningCallback(TrainerCallback):
         self._best_valid = math.inf
         self._evals_without_improvement = 0
         self._started = time.perf_counter()
-        self._start_step = 0
+        self._pace = RecentPace()
         # A pause asked for on an epoch's last step: stop once that epoch is saved.
         self._pause_after_epoch = False
 
@@ -110,10 +112,13 @@ class TuningCallback(TrainerCallback):
     # --- training progress -------------------------------------------------------------
     def on_train_begin(self, args, state: TrainerState, control, **kwargs):
         self._started = time.perf_counter()
-        self._start_step = state.global_step
+        self._pace.start(state.global_step)
         # Whatever was collated before (DPO's reference pass) trained nothing.
         self.counter.reset()
         self.counter.counting = False
+
+    def on_step_begin(self, args, state: TrainerState, control, **kwargs):
+        fit_cpu_threads()  # the scheduler may have changed this runner's share of the cores
 
     def on_epoch_begin(self, args, state: TrainerState, control, **kwargs):
         # Not on_step_begin: the trainer collates a step's batches before calling it.
@@ -127,7 +132,7 @@ class TuningCallback(TrainerCallback):
         if "loss" not in logs:
             return
         elapsed = time.perf_counter() - self._started
-        done = state.global_step - self._start_step
+        self._pace.record(state.global_step, elapsed)
         remaining = state.max_steps - state.global_step
         extra = {
             k: float(v)
@@ -160,7 +165,7 @@ class TuningCallback(TrainerCallback):
                 tokens_per_second=self.counter.real_tokens / elapsed if elapsed else 0.0,
                 non_padding_share=self.counter.non_padding_share,
                 elapsed_s=elapsed,
-                eta_s=elapsed / done * remaining if done else None,
+                eta_s=self._pace.eta_s(remaining),
                 extra=extra,
             )
         )

@@ -10,6 +10,7 @@ a run starts.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, StrictInt, model_validator
@@ -20,24 +21,47 @@ Mode = Literal["peft", "full"]
 Auto = Literal["auto"]
 
 ADAPTER_SIZES = (1, 2, 4, 8, 16, 32)
-# The default learning rate is the usual one at the width of a 7-8B model (4096): 2e-4 for a
-# LoRA adapter (PEFT / QLoRA recipes), 2e-5 for all weights. Adam's best rate falls as a model
-# gets wider (muP's 1/width rule), so it is scaled by REFERENCE_WIDTH / hidden_size:
-# 1B (2048) -> 4e-4, Qwen2.5-0.5B (896) -> 9e-4, 70B (8192) -> 1e-4 for LoRA; the built-in
-# tiny model (64) -> 6.4e-3 (the scale is capped at 32x). The multiplier scales this default,
-# as Vertex's and OpenAI's `learning_rate_multiplier` scale theirs.
-DEFAULT_LEARNING_RATE = {"peft": 2e-4, "full": 2e-5}
-REFERENCE_WIDTH = 4096
+# The default learning rate, per mode, and the width it holds at; Adam's best rate falls as a
+# model gets wider (muP's 1/width rule), so narrower models get it times width / hidden_size,
+# at most 32x (the built-in tiny models, 64 wide).
+#
+# LoRA: 2e-4 at the width of a 7-8B model (4096), as in PEFT / QLoRA recipes, scaled by width
+# both ways (down to half): 1B (2048) -> 4e-4, Qwen2.5-0.5B (896) -> 9e-4, 70B (8192) -> 1e-4.
+#
+# Full fine-tuning: published full-SFT recipes for 0.5B-8B models do not scale with width:
+#   2e-5  Qwen2.5-0.5B and -1.5B: torchtune recipes/configs/qwen2_5/0.5B_full.yaml, 1.5B_full.yaml
+#   2e-5  Qwen2-0.5B: TRL trl/scripts/sft.py (its "Full training" example; 2e-4 for LoRA)
+#   2e-5  Llama 3.1 8B: torchtune recipes/configs/llama3_1/8B_full.yaml
+#   2e-5  Mistral-7B: alignment-handbook recipes/zephyr-7b-beta/sft/config_full.yaml
+#   5e-6  Qwen2.5-3B and -7B: torchtune recipes/configs/qwen2_5/3B_full.yaml, 7B_full.yaml
+# So 2e-5 from the narrowest of them (Qwen2.5-0.5B, 896) up; only models narrower than any
+# recipe's get more, by the width rule from 896 (tiny, 64 wide -> 2.8e-4). The multiplier
+# scales this default, as Vertex's and OpenAI's `learning_rate_multiplier` scale theirs.
+
+
+@dataclass(frozen=True)
+class WidthRule:
+    rate: float  # the default at ``width`` and (for full fine-tuning) wider
+    width: int
+    min_scale: float  # how far a wider model's rate may fall below ``rate``
+    max_scale: float = 32.0
+
+
+DEFAULT_LEARNING_RATE = {
+    "peft": WidthRule(rate=2e-4, width=4096, min_scale=0.5),
+    "full": WidthRule(rate=2e-5, width=896, min_scale=1.0),
+}
 
 
 def default_learning_rate(mode: Mode, hidden_size: int | None, method: str = "supervised") -> float:
     """The mode's rate at the model's width, times the method's scale (engine/methods/)."""
     from tuneforge.engine.methods import get_method
 
-    width_scale = REFERENCE_WIDTH / hidden_size if hidden_size else 1.0
+    rule = DEFAULT_LEARNING_RATE[mode]
+    width_scale = rule.width / hidden_size if hidden_size else 1.0
     return (
-        DEFAULT_LEARNING_RATE[mode]
-        * min(max(width_scale, 0.5), 32.0)
+        rule.rate
+        * min(max(width_scale, rule.min_scale), rule.max_scale)
         * get_method(method).learning_rate_scale
     )
 
@@ -60,7 +84,8 @@ class Hyperparameters(BaseModel):
         gt=0,
         le=1,
         description="Peak learning rate; exclusive with the multiplier. Default: see "
-        "default_learning_rate (2e-4 for LoRA at a 4096-wide model, scaled by width; "
+        "default_learning_rate (2e-4 for LoRA at a 4096-wide model, scaled by width; 2e-5 "
+        "for full fine-tuning from 896 wide up; "
         "0.3x that for preference tuning).",
     )
     learning_rate_multiplier: float | None = Field(

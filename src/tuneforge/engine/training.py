@@ -23,12 +23,12 @@ from tuneforge.engine.observer import TrainingPlan, TuningObserver
 from tuneforge.engine.result import TuningResult, choose_default_checkpoint
 from tuneforge.engine.spec import Hyperparameters, TuningSpec, resolve_hyperparameters
 from tuneforge.models.loading import (
-    fit_cpu_threads,
     load_causal_lm,
     load_tokenizer,
     quiet_transformers,
 )
 from tuneforge.models.resolve import resolve_base_model
+from tuneforge.models.threads import fit_cpu_threads
 
 
 @dataclass

@@ -83,6 +83,10 @@ class BatchingBackend:
         self._open: dict[Hashable, _Batch] = {}
         self._lock = threading.Lock()
 
+    def serves_on_cpu(self) -> bool:
+        serves = getattr(self.inner, "serves_on_cpu", None)
+        return bool(serves and serves())
+
     def batch_group(self, target: ModelTarget, params: GenerationParams) -> Hashable:
         if self.mix_adapters:
             return batch_group(self.inner, target, params)

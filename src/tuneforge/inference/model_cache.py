@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
+import time
 from collections import Counter, OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -29,11 +30,11 @@ import torch
 from tuneforge.errors import NotFound
 from tuneforge.inference.types import ModelTarget
 from tuneforge.models.loading import (
-    fit_cpu_threads,
     load_causal_lm,
     load_tokenizer,
     quiet_transformers,
 )
+from tuneforge.models.threads import fit_cpu_threads
 
 ADAPTER_CONFIG = "adapter_config.json"
 BASE_ROW = "__base__"  # PEFT's name for a row that runs without any adapter
@@ -72,6 +73,7 @@ class LoadedModel:
     device: str
     max_adapters: int
     nbytes: int = 0
+    last_used: float = 0.0  # time.monotonic() when a generation last held it
     lock: threading.Lock = field(default_factory=threading.Lock)
     adapters: OrderedDict[str, None] = field(default_factory=OrderedDict)  # names, LRU first
 
@@ -93,7 +95,7 @@ class LoadedModel:
     @contextmanager
     def using(self, adapter_path: Path | None) -> Iterator[Any]:
         """Hold the model with this adapter active, or with every adapter disabled."""
-        with self.lock:
+        with self.lock, self._in_use():
             if adapter_path is not None:
                 name = self._ensure_adapter(adapter_path)  # may wrap self.model in a PeftModel
                 self.model.set_adapter(name, inference_mode=True)
@@ -105,11 +107,20 @@ class LoadedModel:
                 yield self.model
 
     @contextmanager
+    def _in_use(self) -> Iterator[None]:
+        self.last_used = time.monotonic()
+        fit_cpu_threads()  # this process's share of the cores may have changed
+        try:
+            yield
+        finally:
+            self.last_used = time.monotonic()
+
+    @contextmanager
     def mixed(self, adapter_paths: list[Path | None]) -> Iterator[tuple[Any, list[str]]]:
         """Hold the model with every row's adapter loaded: the model and the ``adapter_names``
         for ``generate`` (``__base__`` for a row without one). Every path must be
         :func:`mixable`, and there may be no more distinct adapters than ``max_adapters``."""
-        with self.lock:
+        with self.lock, self._in_use():
             names = {path: self._ensure_adapter(path) for path in set(adapter_paths) if path}
             yield self.model, [names[path] if path else BASE_ROW for path in adapter_paths]
 
@@ -162,6 +173,12 @@ class ModelCache:
         self._loading: dict[str, threading.Lock] = {}
         self.load_counts: Counter[str] = Counter()
         self.evictions = 0
+
+    def used_within(self, seconds: float) -> bool:
+        """Whether a generation held one of the loaded models in the last ``seconds``."""
+        since = time.monotonic() - seconds
+        with self._lock:
+            return any(model.last_used >= since for model in self._models.values())
 
     def loaded(self) -> list[str]:
         """Keys of the loaded models, least recently used first."""

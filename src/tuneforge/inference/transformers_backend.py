@@ -47,6 +47,7 @@ from tuneforge.inference.types import (
     held_back,
     refuse_streamed_logprobs,
 )
+from tuneforge.machine import memory_bytes
 
 
 class Cancelled(StoppingCriteria):
@@ -61,15 +62,40 @@ class Cancelled(StoppingCriteria):
         )
 
 
+# The share of the memory models are served from that the cache of loaded models may hold by
+# default: the rest is left to the training runners, the server and the system.
+DEFAULT_MEMORY_SHARE = 0.5
+# How long after its last generation the inference still counts as serving (keeps its share of
+# the CPU's cores): a chat's next message usually comes within it.
+SERVING_IDLE_S = 60.0
+FALLBACK_MEMORY_BUDGET = 8 << 30  # where the machine does not say how much memory it has
+
+
+def default_memory_budget(device: str) -> int:
+    """Half the memory of ``device``: a GPU's own, or the RAM this process may use."""
+    if device.startswith("cuda"):
+        total = torch.cuda.get_device_properties(torch.device(device)).total_memory
+    else:
+        total = memory_bytes() or FALLBACK_MEMORY_BUDGET / DEFAULT_MEMORY_SHARE
+    return int(total * DEFAULT_MEMORY_SHARE)
+
+
 class TransformersBackend(BatchBackend):
     """An :class:`~tuneforge.inference.types.InferenceBackend` on transformers and peft."""
 
     def __init__(
-        self, memory_budget_bytes: int, device: str | None = None, max_adapters_per_model: int = 64
+        self,
+        memory_budget_bytes: int | None = None,
+        device: str | None = None,
+        max_adapters_per_model: int = 64,
     ) -> None:
+        """``memory_budget_bytes``: what the cache of loaded models may hold; None: half the
+        memory the models live in (:func:`default_memory_budget`)."""
         hardware = detect_hardware()
         self.device = device or hardware.device
         on_gpu = self.device.startswith("cuda") and hardware.device == "cuda"
+        if memory_budget_bytes is None:
+            memory_budget_bytes = default_memory_budget(self.device if on_gpu else "cpu")
         self._cache = ModelCache(
             memory_budget_bytes,
             device=self.device,
@@ -77,6 +103,11 @@ class TransformersBackend(BatchBackend):
             attn_implementation=hardware.padded_attention if on_gpu else "sdpa",
             max_adapters_per_model=max_adapters_per_model,
         )
+
+    def serves_on_cpu(self) -> bool:
+        """Whether models on the CPU have generated lately (they then take a share of the
+        cores from the training runners; an idle server gives its share back)."""
+        return not self.device.startswith("cuda") and self._cache.used_within(SERVING_IDLE_S)
 
     def loaded_bases(self) -> list[str]:
         """Sources of the models in memory (bases and full fine-tunes), least recent first."""

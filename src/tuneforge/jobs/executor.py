@@ -42,6 +42,12 @@ class Executor(Protocol):
         runner this executor started and that has exited is False from then on."""
         ...
 
+    def exit_cause(self, handle: str) -> str | None:
+        """Why the runner behind ``handle`` ended, when a new attempt would end the same way:
+        ``"out_of_memory"`` (the kernel's OOM killer ended it). None for a runner still alive,
+        one that ended otherwise (its job is retried), or one this executor cannot tell about."""
+        ...
+
     def interrupt(self, handle: str) -> None:
         """Ask the runner behind ``handle`` to stop soon, saving a resume point (its server is
         stopping), and return at once; ``is_alive`` then tells when it has gone. A no-op for a

@@ -14,12 +14,18 @@ import socket
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from tuneforge.config import Settings
 from tuneforge.errors import Conflict
+from tuneforge.jobs.cpu_share import share_file, split, write_share
 from tuneforge.jobs.executor import Executor
+from tuneforge.jobs.out_of_memory import ERROR_CODE as OUT_OF_MEMORY
+from tuneforge.jobs.out_of_memory import out_of_memory_message
 from tuneforge.jobs.subprocess_executor import SubprocessExecutor
+from tuneforge.machine import cpu_count
+from tuneforge.models.threads import set_process_share
 from tuneforge.store import repo
 from tuneforge.store.db import Database
 from tuneforge.store.models import TuningJob
@@ -65,8 +71,14 @@ class Scheduler:
         *,
         executor: Executor | None = None,
         worker_id: str | None = None,
+        serving: Callable[[], bool] = lambda: False,
     ) -> None:
+        """``serving``: whether this process's inference holds a model on the CPU now (it
+        then takes a share of the cores from the runners)."""
         self.db = db
+        self.serving = serving
+        self.cores = cpu_count()
+        self._shares: dict[str, int] = {}  # the thread count last written for each runner
         self.settings = settings
         self.worker_id = worker_id or worker_identity()
         self.executor: Executor = executor or SubprocessExecutor(settings, self.worker_id)
@@ -96,11 +108,22 @@ class Scheduler:
             return None  # nothing to ask about: the heartbeat decides
         return self.executor.is_alive(handle)
 
+    def fatal_exit(self, job: TuningJob) -> tuple[str, str] | None:
+        """The error (code, message) a job fails with at once because of how its runner
+        ended (killed for memory); None when a new attempt may well succeed."""
+        started = self.running.get(job.id)
+        handle = started.handle if started else job.runner_handle
+        if handle is not None and self.executor.exit_cause(handle) == OUT_OF_MEMORY:
+            return OUT_OF_MEMORY, out_of_memory_message(job.mode)
+        return None
+
     def tick(self) -> list[str]:
         """One round: reap, recover, claim. Returns the ids of the jobs started."""
         self._forget_gone_runners()
         with self.db.session() as s:
-            for job in repo.requeue_orphans(s, self.is_alive, stale_after_s=STALE_HEARTBEAT_S):
+            for job in repo.requeue_orphans(
+                s, self.is_alive, stale_after_s=STALE_HEARTBEAT_S, fatal_exit=self.fatal_exit
+            ):
                 log.warning("recovered job %s: now %s", job.id, job.state)
         started = []
         while len(self.running) < self.capacity:
@@ -118,7 +141,25 @@ class Scheduler:
         if len(self.running) >= self.capacity:
             with self.db.session() as s:
                 repo.mark_waiting_for_capacity(s)
+        self.share_cores()
         return started
+
+    def share_cores(self) -> None:
+        """Split the cores between the running jobs and this process's inference (see
+        ``jobs/cpu_share.py``): each runner's share goes into its job's share file."""
+        each, inference = split(self.cores, len(self.running), self.serving())
+        set_process_share(inference)
+        for job_id in list(self._shares):
+            if job_id not in self.running:
+                del self._shares[job_id]
+        for job_id in self.running:
+            if self._shares.get(job_id) != each:
+                try:
+                    write_share(share_file(self.settings, job_id), each)
+                except OSError:
+                    log.warning("could not write the CPU share of job %s", job_id, exc_info=True)
+                    continue
+                self._shares[job_id] = each
 
     def _forget_gone_runners(self) -> None:
         """Free the slots of runners the executor says are gone (None: still ours to wait

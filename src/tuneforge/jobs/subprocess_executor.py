@@ -31,6 +31,10 @@ from pathlib import Path
 from typing import NamedTuple
 
 from tuneforge.config import Settings, settings_env
+from tuneforge.jobs.cpu_share import share_file
+from tuneforge.jobs.out_of_memory import ERROR_CODE as OUT_OF_MEMORY
+from tuneforge.jobs.out_of_memory import killed_by_oom, oom_kill_count
+from tuneforge.models.threads import SHARE_FILE_ENV
 from tuneforge.storage import storage_for
 
 log = logging.getLogger("tuneforge.executor")
@@ -98,10 +102,16 @@ class SubprocessHandle(NamedTuple):
         return cls(host, int(pids[0]), int(pids[1]) if len(pids) == 2 else None)
 
 
+# How many ended runners' causes an executor remembers (recovery asks right after reaping).
+REMEMBERED_EXITS = 256
+
+
 @dataclass
 class _Runner:
     job_id: str
     process: subprocess.Popen
+    oom_kills_at_start: int | None = None  # the cgroup's OOM-kill count when it started
+    stopped: bool = False  # killed by ``stop``: a SIGKILL of ours, not the OOM killer's
 
 
 class SubprocessExecutor:
@@ -124,16 +134,22 @@ class SubprocessExecutor:
         self.host = host or socket.gethostname()
         self.scheduler_pid = scheduler_pid or os.getpid()
         self._runners: dict[str, _Runner] = {}  # by handle; only the ones not yet seen exit
+        self._exit_causes: dict[str, str | None] = {}  # by handle, for runners seen exit
 
     # --- the Executor protocol ------------------------------------------------------------
     def claim_handle(self) -> str:
         return str(SubprocessHandle(self.host, self.scheduler_pid, None))
 
     def start(self, job_id: str, devices: tuple[int, ...] = ()) -> str:
+        oom_kills = oom_kill_count()
         process = self._spawn(job_id, devices)
         handle = str(SubprocessHandle(self.host, self.scheduler_pid, process.pid))
-        self._runners[handle] = _Runner(job_id, process)
+        self._runners[handle] = _Runner(job_id, process, oom_kills)
         return handle
+
+    def exit_cause(self, handle: str) -> str | None:
+        self.is_alive(handle)  # reaps it if it has just exited
+        return self._exit_causes.get(handle)
 
     def is_alive(self, handle: str) -> bool | None:
         if runner := self._runners.get(handle):
@@ -162,6 +178,7 @@ class SubprocessExecutor:
         if runner is None:
             return  # exited, or another scheduler's: its pid may be reused, never kill it
         if runner.process.poll() is None:
+            runner.stopped = True
             os.killpg(runner.process.pid, signal.SIGKILL)  # the runner and its children
             runner.process.wait()
         self._forget(handle)
@@ -181,6 +198,7 @@ class SubprocessExecutor:
         log_dir = storage_for(self.settings).job_dir(job_id) / "logs"
         log_dir.mkdir(parents=True, exist_ok=True)
         env = {**os.environ, **settings_env(self.settings), "PYTHONUNBUFFERED": "1"}
+        env[SHARE_FILE_ENV] = str(share_file(self.settings, job_id))  # its share of the cores
         if devices:
             env["CUDA_VISIBLE_DEVICES"] = ",".join(map(str, devices))
         with (log_dir / "runner.log").open("ab") as runner_log:
@@ -197,4 +215,13 @@ class SubprocessExecutor:
 
     def _forget(self, handle: str) -> None:
         runner = self._runners.pop(handle)
-        log.info("runner of %s exited with %s", runner.job_id, runner.process.returncode)
+        code = runner.process.returncode
+        log.info("runner of %s exited with %s", runner.job_id, code)
+        sigkill = code == -signal.SIGKILL and not runner.stopped
+        cause = None
+        if killed_by_oom(sigkill, runner.oom_kills_at_start, oom_kill_count()):
+            cause = OUT_OF_MEMORY
+            log.warning("runner of %s was killed by the out-of-memory killer", runner.job_id)
+        self._exit_causes[handle] = cause
+        while len(self._exit_causes) > REMEMBERED_EXITS:
+            del self._exit_causes[next(iter(self._exit_causes))]

@@ -48,27 +48,6 @@ def load_causal_lm(source: str | Path, *, dtype=None, attn_implementation: str =
     return AutoModelForCausalLM.from_pretrained(str(source), **kwargs)
 
 
-# Below this size a model's matrices are too small for intra-op threads to pay for their
-# synchronisation: on 2 cores, one thread trains the tiny models several times faster than two
-# (a test job took 25 s with one thread against 184 s with two on a loaded machine).
-SMALL_MODEL_PARAMETERS = 50_000_000
-_largest_model_on_cpu = 0
-
-
-def fit_cpu_threads(model) -> None:
-    """On a CPU, run single-threaded while every model loaded in this process is small."""
-    global _largest_model_on_cpu
-    import os
-
-    import torch
-
-    if next(model.parameters()).device.type != "cpu":
-        return
-    _largest_model_on_cpu = max(_largest_model_on_cpu, sum(p.numel() for p in model.parameters()))
-    small = _largest_model_on_cpu < SMALL_MODEL_PARAMETERS
-    torch.set_num_threads(1 if small else max(1, os.cpu_count() or 1))
-
-
 def quiet_transformers() -> None:
     """Progress bars of weight loading and saving would drown our own progress reports."""
     import warnings

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from pathlib import PurePosixPath
 
 _ENDPOINT = re.compile(r"^(?:projects/[^/]+/locations/[^/]+/)?endpoints/(?P<id>[^/:@]+)$")
 _PUBLISHER_MODEL = re.compile(
@@ -34,8 +35,17 @@ class TunedRef:
     step: int | None = None
 
 
+def base_display_name(base_model: str) -> str:
+    """A base model as a tuned model's name shows it: a local folder (``/srv/models/qwen``,
+    ``./qwen``, ``~/qwen``) by its folder name, never the server's path; a built-in name or
+    hub id as given."""
+    if base_model.startswith(("/", ".", "~")):
+        return PurePosixPath(base_model).name or "local-model"
+    return base_model
+
+
 def openai_model_name(base_model: str, project_id: str, suffix: str | None, job_id: str) -> str:
-    base = base_model.replace(":", "-")
+    base = base_display_name(base_model).replace(":", "-")
     return f"ft:{base}:{project_id}:{suffix or ''}:{job_id}"
 
 

@@ -31,11 +31,14 @@ def compare_with_base(
     test: Sequence[Conversation],
     few_shot: int,
     train: Sequence[Example] | None = None,
+    max_output_tokens: int | None = None,
 ) -> EvaluationReport:
     """``model`` and its base zero-shot and with ``few_shot`` examples of ``train`` (by default
     the job's training file) in the prompt, plus the teacher of a distilled model; a base
-    model alone is compared with itself few-shot."""
+    model alone is compared with itself few-shot. Decoding is greedy, each answer cut at
+    ``max_output_tokens``, by default a little past the longest reference answer."""
     from tuneforge.inference.evaluate import Candidate, evaluate_candidates, standard_candidates
+    from tuneforge.inference.types import GenerationParams
     from tuneforge.models.names import TunedRef, parse_model_name
 
     tuned, extra = None, []
@@ -51,4 +54,7 @@ def compare_with_base(
     else:
         base = service.models.target(project_id, model)
     candidates = standard_candidates(tuned, base, train or [], few_shot, extra)
-    return evaluate_candidates(candidates, test, service.generation.backend)
+    params = None
+    if max_output_tokens is not None:
+        params = GenerationParams(temperature=0.0, max_output_tokens=max_output_tokens)
+    return evaluate_candidates(candidates, test, service.generation.backend, params)

@@ -23,6 +23,12 @@ class GenerationService:
             self._backend = make_backend(self.settings)
         return self._backend
 
+    def serves_on_cpu(self) -> bool:
+        """Whether a model is loaded on the CPU for serving now (it then takes a share of the
+        cores from the training runners); never makes the backend."""
+        serves = getattr(self._backend, "serves_on_cpu", None)
+        return bool(serves and serves())
+
     def generate(self, project_id: str, model: str, prompt: Conversation, params):
         self._refuse_oversized(prompt)
         return self.backend.generate(self.models.target(project_id, model), prompt, params)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from tuneforge.models.names import base_display_name
+
 if TYPE_CHECKING:
     from tuneforge.store.models import TuningJob
 
@@ -25,16 +27,17 @@ def model_card(model: str, job: TuningJob, metrics: dict[str, list[dict]], adapt
     """``metrics``: the job's series as ``JobService.metrics`` returns them."""
     title = job.display_name or job.suffix or model
     kind = "a LoRA adapter" if adapter else "a fully fine-tuned model"
+    base = base_display_name(job.base_model)  # a local base by its folder name, not its path
     lines = [
         "---",
-        f"base_model: {job.base_model}",
+        f"base_model: {base}",
         *(["library_name: peft"] if adapter else []),
         "tags: [tuneforge]",
         "---",
         "",
         f"# {title}",
         "",
-        f"{kind.capitalize()} of `{job.base_model}`, tuned by tuneforge with the "
+        f"{kind.capitalize()} of `{base}`, tuned by tuneforge with the "
         f"{job.method} method (job `{job.id}`, model `{model}`).",
         "",
     ]
@@ -44,7 +47,7 @@ def model_card(model: str, job: TuningJob, metrics: dict[str, list[dict]], adapt
             "from peft import PeftModel",
             "from transformers import AutoModelForCausalLM",
             "",
-            f'base = AutoModelForCausalLM.from_pretrained("{job.base_model}")',
+            f'base = AutoModelForCausalLM.from_pretrained("{base}")',
             'model = PeftModel.from_pretrained(base, "path/to/this/folder")',
             "```",
             "",

@@ -5,11 +5,13 @@ card. ``tuneforge models export`` and the dashboard's download both write it her
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tuneforge.errors import InvalidArgument
+from tuneforge.models.names import base_display_name
 from tuneforge.service.model_card import model_card
 
 if TYPE_CHECKING:
@@ -54,6 +56,24 @@ def export_model(
         _name_the_base(out / "adapter_config.json", job.base_model)
     card = model_card(name, job, service.jobs.metrics(project_id, job.id), adapter=adapter)
     (out / "README.md").write_text(card, encoding="utf-8")
+    _modes_of_new_files(out)
+
+
+def _modes_of_new_files(out: Path) -> None:
+    """Give every exported file the mode a newly created file gets here (0644 under the usual
+    umask 022). safetensors weights are written 0600 (by save_pretrained, and so in every
+    checkpoint copied), which would hide an export from the owner's group."""
+    probe = out / ".tuneforge-mode-probe"
+    os.close(os.open(probe, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
+    try:
+        file_mode = probe.stat().st_mode & 0o777  # 0o666 less the umask
+    finally:
+        probe.unlink()
+    dir_mode = file_mode | ((file_mode & 0o444) >> 2)  # searchable wherever readable
+    for path in out.rglob("*"):
+        if path.is_symlink():
+            continue
+        path.chmod(dir_mode if path.is_dir() else file_mode)
 
 
 def _write_merged(target: ModelTarget, out: Path) -> None:
@@ -69,8 +89,9 @@ def _write_merged(target: ModelTarget, out: Path) -> None:
 
 
 def _name_the_base(config_path: Path, base_model: str) -> None:
-    """The adapter's base as the job named it (a hub id, or tuneforge's name), not the folder
-    of this machine's data dir it was loaded from: the folder means nothing elsewhere."""
+    """The adapter's base as the job named it (a hub id, or tuneforge's name; a local folder by
+    its folder name), not the folder of this machine it was loaded from: the folder means
+    nothing elsewhere, and the server's paths are not the reader's business."""
     config = json.loads(config_path.read_text(encoding="utf-8"))
-    config["base_model_name_or_path"] = base_model
+    config["base_model_name_or_path"] = base_display_name(base_model)
     config_path.write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")

@@ -108,6 +108,7 @@ def requeue_orphans(
     is_alive: Callable[[TuningJob], bool | None],
     max_attempts: int = DEFAULT_MAX_ATTEMPTS,
     stale_after_s: float | None = None,
+    fatal_exit: Callable[[TuningJob], tuple[str, str] | None] = lambda job: None,
 ) -> list[TuningJob]:
     """Recover running and cancelling jobs whose runner is gone: ``is_alive(job)`` (the
     scheduler asks its executor about ``job.runner_handle``) says False, or it says None (it
@@ -118,8 +119,10 @@ def requeue_orphans(
     A cancelling job becomes CANCELLED; one whose pause was requested becomes PAUSED; one whose
     server was stopping (``RequestedAction.REQUEUE``) goes back to QUEUED without the attempt
     counting; one that has used ``max_attempts`` attempts becomes FAILED (code
-    ``too_many_attempts``); any other goes back to QUEUED, ahead of younger jobs. Returns the
-    jobs changed.
+    ``too_many_attempts``); any other goes back to QUEUED, ahead of younger jobs. A runner that
+    ended in a way a new attempt would repeat (``fatal_exit(job)`` gives the error's code and
+    message: killed for memory) fails its job at once, unless it was being cancelled. Returns
+    the jobs changed.
     """
     now = utcnow()
     recovered = []
@@ -129,7 +132,11 @@ def requeue_orphans(
         reason = _why_runner_is_gone(job, is_alive, stale_after_s, now)
         if reason is None:
             continue
-        change = _recovery(job, reason, max_attempts, now)
+        fatal = fatal_exit(job) if job.state != JobState.CANCELLING else None
+        if fatal is None:
+            change = _recovery(job, reason, max_attempts, now)
+        else:
+            change = _failed(job, *fatal, now)
         # Unless the same runner still holds it and has not sent a heartbeat since we looked.
         unchanged = [
             TuningJob.worker_id == job.worker_id
@@ -159,6 +166,16 @@ def _why_runner_is_gone(
     if job.heartbeat_at is None or now - job.heartbeat_at > timedelta(seconds=stale_after_s):
         return f"no heartbeat for over {stale_after_s:g} s"
     return None
+
+
+def _failed(job: TuningJob, code: str, message: str, now: datetime) -> StateChange:
+    released = {"sub_state": None, "requested_action": None, "runner_handle": None}
+    return StateChange(
+        JobState.FAILED,
+        {**released, "ended_at": now, "error": job_error(code, message)},
+        f"tuning job failed: {message}",
+        EventLevel.ERROR,
+    )
 
 
 def _recovery(job: TuningJob, reason: str, max_attempts: int, now: datetime) -> StateChange:
