@@ -208,7 +208,12 @@ def test_vertex_mode_none_hides_the_tools_and_counts_agree(api: Api):
     shown = generate(api)["usageMetadata"]["promptTokenCount"]
     hidden = generate(api, toolConfig=mode("NONE"))
 
-    assert counted == shown
+    computed = api.client.post(
+        COUNT.replace("countTokens", "computeTokens"),
+        json={"contents": CONTENTS, "tools": VERTEX_TOOLS},
+        headers=api.headers(),
+    ).json()["tokensInfo"]
+    assert counted == shown == sum(len(info["tokenIds"]) for info in computed)
     assert hidden["usageMetadata"]["promptTokenCount"] < shown
     assert "functionCall" not in hidden["candidates"][0]["content"]["parts"][0]
 
@@ -249,6 +254,8 @@ ALLOWED = "toolConfig.functionCallingConfig.allowedFunctionNames"
         ({"toolConfig": mode("ANY", ["nope"])}, ALLOWED),
         ({"toolConfig": mode("AUTO", ["get_time"])}, ALLOWED),
         ({"toolConfig": mode("SOMETIMES")}, "toolConfig.functionCallingConfig.mode"),
+        ({"tools": [{"functionDeclarations": [{"name": "f", "parameterz": {}}]}]},
+         "tools[0].functionDeclarations[0].parameterz"),
         ({"tools": [{"functionDeclarations": [{"name": "f", "parameters": {"type": "NOPE"}}]}]},
          "tools[0].functionDeclarations[0].parameters"),
     ],

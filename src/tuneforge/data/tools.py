@@ -30,6 +30,15 @@ MAX_FUNCTIONS = 128  # OpenAI's limit on a request's tools
 OPENAI_TOOL = 'a tool like {"type": "function", "function": {"name": "...", "parameters": {...}}}'
 VERTEX_TOOL = 'a tool like {"functionDeclarations": [{"name": "...", "parameters": {...}}]}'
 NO_PARAMETERS = '{"type":"object","properties":{}}'
+# A declaration's parameters, as JSON Schema or (Vertex's "parameters") its OpenAPI subset; the
+# google-genai SDK sends parametersJsonSchema in snake case.
+SCHEMA_KEYS = ("parametersJsonSchema", "parameters_json_schema", "parameters")
+# What may describe a function besides them: its result's schema and OpenAI's strict flag
+# change nothing about how it is called; Vertex's behavior asks for nothing we do differently.
+DECLARATION_KEYS = frozenset(
+    {"name", "description", *SCHEMA_KEYS, "strict", "response", "responseJsonSchema"}
+    | {"response_json_schema", "behavior"}
+)
 
 
 def compact(value: object) -> str:
@@ -52,7 +61,13 @@ def declaration(value: object, path: str, issues: LineIssues, vertex: bool) -> F
     description = spec.get("description", "")
     if not isinstance(description, str):
         issues.error(path_at(path, "description"), f"expected text; found {found(description)}")
-    key = next((k for k in ("parametersJsonSchema", "parameters") if k in spec), None)
+    unknown = sorted(set(spec) - DECLARATION_KEYS)
+    if unknown:
+        issues.error(
+            path_at(path, unknown[0]), f"unknown field {describe(unknown[0])} of a function"
+        )
+        return None
+    key = next((k for k in SCHEMA_KEYS if k in spec), None)
     schema = spec.get(key) if key else None
     if vertex and key == "parameters" and nesting_depth(schema) <= MAX_SCHEMA_DEPTH:
         schema = openapi_to_json_schema(schema)  # Vertex's OpenAPI subset; it recurses

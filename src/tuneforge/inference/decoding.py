@@ -15,6 +15,7 @@ from tuneforge.data.tokenize import token_bytes
 from tuneforge.errors import InvalidArgument
 from tuneforge.inference.model_cache import LoadedModel
 from tuneforge.inference.row_controls import DECODE_KWARGS
+from tuneforge.inference.structured import Constraint, GrammarConstraint
 from tuneforge.inference.types import (
     Completion,
     GenerationParams,
@@ -148,16 +149,14 @@ def generation_kwargs(
 
 
 def logits_processors(
-    tokenizer: Any, grammar: str | None, recorder: LogprobRecorder | None = None
+    tokenizer: Any, constraint: Constraint | None, recorder: LogprobRecorder | None = None
 ) -> LogitsProcessorList:
     """What a request adds to transformers' processing of each step's logits: the log
-    probability recorder first (it must see the model's own scores), then the constraint of
-    its grammar (``tool_use.row_grammar``: a JSON schema's, or required calls')."""
+    probability recorder first (it must see the model's own scores), then its grammar's
+    constraint (``tool_use.row_constraint``: a JSON schema's, or the calls')."""
     processors: list[Any] = [recorder] if recorder else []
-    if grammar is not None:
-        from tuneforge.inference.structured import GrammarConstraint
-
-        processors.append(GrammarConstraint(tokenizer, grammar))
+    if constraint is not None:
+        processors.append(GrammarConstraint(tokenizer, constraint))
     return LogitsProcessorList(processors)
 
 

@@ -8,8 +8,8 @@ top-p, stop sequences and output length (``row_controls``). What stays apart:
 
 - a seeded sampled request runs alone: what a row samples depends on the rows beside it, and a
   seed promises the same output as the same request alone;
-- requests for structured output or required tool calls share a batch only with requests for
-  the same model, grammar and parameters, on the plain path (one grammar constrains every row);
+- requests for structured output or tool calls share a batch only with requests for the same
+  model, grammar and parameters, on the plain path (one grammar constrains every row);
 - an adapter PEFT cannot mix (DoRA and the like, ``model_cache.mixable``) runs in batches of
   its own adapter;
 - a group whose rows all share one target and one set of parameters takes the plain path
@@ -38,7 +38,8 @@ from tuneforge.data.tokenize import prompt_ids
 from tuneforge.inference.decoding import LogprobRecorder, left_pad, max_new_tokens, to_completion
 from tuneforge.inference.model_cache import LoadedModel, ModelCache, mixable
 from tuneforge.inference.row_controls import PerRowSampling, RowBudget, StopOnText
-from tuneforge.inference.tool_use import read_result, row_grammar
+from tuneforge.inference.structured import Constraint
+from tuneforge.inference.tool_use import read_result, row_constraint
 from tuneforge.inference.types import (
     GenerationParams,
     GenerationResult,
@@ -49,10 +50,10 @@ from tuneforge.inference.types import (
     check_prompt,
 )
 
-# The plain path: (loaded model, target, prompts' token ids, params, the rows' grammar) -> one
+# The plain path: (loaded model, target, prompts' token ids, params, the rows' constraint) -> one
 # result per prompt.
 PlainGenerate = Callable[
-    [LoadedModel, ModelTarget, list[list[int]], GenerationParams, str | None],
+    [LoadedModel, ModelTarget, list[list[int]], GenerationParams, Constraint | None],
     list[GenerationResult],
 ]
 
@@ -64,7 +65,7 @@ class _Row:
     loaded: LoadedModel
     ids: list[int]
     max_new: int  # the request's output budget, cut to what the context leaves
-    grammar: str | None  # what constrains its decoding (tool_use.row_grammar)
+    constraint: Constraint | None  # what holds its decoding (tool_use.row_constraint)
 
     @property
     def params(self) -> GenerationParams:
@@ -110,8 +111,8 @@ class MixedBatcher:
         loaded = self.cache.get(request.target)
         ids = prompt_ids(request.prompt, loaded.tokenizer)
         max_new = max_new_tokens(loaded, [ids], request.params)
-        grammar = row_grammar(loaded.tokenizer, request.prompt, request.params)
-        return _Row(index, request, loaded, ids, max_new, grammar)
+        constraint = row_constraint(loaded.tokenizer, request.prompt, request.params)
+        return _Row(index, request, loaded, ids, max_new, constraint)
 
     @staticmethod
     def _groups(rows: list[_Row]) -> list[list[_Row]]:
@@ -120,8 +121,8 @@ class MixedBatcher:
             params, adapter = row.params, row.adapter
             if params.sampling and params.seed is not None:
                 key: object = ("alone", row.index)
-            elif row.grammar is not None:  # one grammar for every row: the plain path
-                key = (id(row.loaded), "grammar", row.request.target, params, row.grammar)
+            elif row.constraint is not None:  # one grammar for every row: the plain path
+                key = (id(row.loaded), "constraint", row.request.target, params, row.constraint)
             elif adapter is not None and not mixable(adapter):
                 key = (id(row.loaded), "adapter", adapter)
             else:
@@ -134,7 +135,7 @@ class MixedBatcher:
         target, params = first.request.target, first.params
         if all(row.request.target == target and row.params == params for row in group):
             encoded = [row.ids for row in group]
-            return self.plain(first.loaded, target, encoded, params, first.grammar)
+            return self.plain(first.loaded, target, encoded, params, first.constraint)
         return self._generate_mixed(first.loaded, group)
 
     def _generate_mixed(self, loaded: LoadedModel, group: list[_Row]) -> list[GenerationResult]:

@@ -12,6 +12,7 @@ can still end mid-document, with finish reason ``length``, as the hosted service
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
@@ -64,11 +65,23 @@ def _ll_tokenizer(tokenizer: Any, vocab_size: int) -> Any:
 MAX_CALLS_PER_TURN = 8
 
 
-def tool_call_grammar(syntax: ToolSyntax, functions: tuple[Function, ...], parallel: bool) -> str:
+@dataclass(frozen=True)
+class Constraint:
+    """What holds a row's decoding: its text must be a sentence of ``grammar``; with a
+    ``trigger``, only what follows the trigger (the row writes freely until it writes that)."""
+
+    grammar: str
+    trigger: str | None = None
+
+
+def tool_call_grammar(
+    syntax: ToolSyntax, functions: tuple[Function, ...], parallel: bool, after_marker: bool = False
+) -> str:
     """The llguidance grammar of a model turn that is nothing but calls, written the way the
     model's template writes them (its tags and JSON separators), each naming one of
     ``functions`` with arguments that match its parameters: tool_choice "required" or a named
-    function. One call, or with ``parallel`` up to MAX_CALLS_PER_TURN."""
+    function. One call, or with ``parallel`` up to MAX_CALLS_PER_TURN. ``after_marker``: the
+    grammar of what follows the syntax's marker (``<tool_call>``), for a row that wrote it."""
     from llguidance import LLMatcher
 
     options = {
@@ -92,7 +105,8 @@ def tool_call_grammar(syntax: ToolSyntax, functions: tuple[Function, ...], paral
     if parallel and syntax.joint is not None:
         more = f" ({json.dumps(syntax.joint)} call){{0,{MAX_CALLS_PER_TURN - 1}}}"
     lark = (
-        f"start: {json.dumps(syntax.prefix)} call{more} {json.dumps(syntax.suffix)}\n"
+        f"start: {json.dumps(_opening(syntax, after_marker))} call{more}"
+        f" {json.dumps(syntax.suffix)}\n"
         f"call: %json {json.dumps({'x-guidance': options, 'anyOf': calls})}\n"
     )
     grammar = LLMatcher.grammar_from_lark(lark)
@@ -104,33 +118,63 @@ def tool_call_grammar(syntax: ToolSyntax, functions: tuple[Function, ...], paral
     return grammar
 
 
+def _opening(syntax: ToolSyntax, after_marker: bool) -> str:
+    if not after_marker:
+        return syntax.prefix
+    return syntax.prefix[syntax.prefix.index(syntax.marker) + len(syntax.marker) :]
+
+
 class GrammarConstraint:
     """A logits processor: every row's next token keeps its text a prefix of a sentence of the
-    grammar (``grammar_for`` a schema, or ``tool_call_grammar``). Rows that finished (EOS, then
-    padding) are left alone."""
+    constraint's grammar (``grammar_for`` a schema, or ``tool_call_grammar``), from the first
+    token or from where the row wrote the trigger. Rows that finished (EOS, then padding) are
+    left alone."""
 
-    def __init__(self, tokenizer: Any, grammar: str) -> None:
+    def __init__(self, tokenizer: Any, constraint: Constraint) -> None:
         self.tokenizer = tokenizer
-        self.grammar = grammar
-        self._matchers: list[Any] | None = None
+        self.constraint = constraint
+        self._matchers: list[Any] | None = None  # None in a row still waiting for its trigger
+        self._ll_tokenizer: Any = None
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.Tensor) -> torch.Tensor:
+        import torch
         from llguidance import LLMatcher
         from llguidance.torch import allocate_token_bitmask, fill_next_token_bitmask
 
         rows, vocab_size = scores.shape
         if self._matchers is None:  # the model's vocabulary may be padded past the tokenizer's
-            ll_tokenizer = _ll_tokenizer(self.tokenizer, vocab_size)
-            self._matchers = [LLMatcher(ll_tokenizer, self.grammar) for _ in range(rows)]
+            self._ll_tokenizer = _ll_tokenizer(self.tokenizer, vocab_size)
+            start = None if self.constraint.trigger else self._matcher()
+            self._matchers = [start if start is None else self._matcher() for _ in range(rows)]
         else:
             for row, matcher in enumerate(self._matchers):
-                if not matcher.is_stopped():
+                if matcher is None:
+                    if self._triggered(input_ids[row]):
+                        self._matchers[row] = LLMatcher(self._ll_tokenizer, self.constraint.grammar)
+                elif not matcher.is_stopped():
                     matcher.consume_token(int(input_ids[row, -1]))
+        held = [row for row, matcher in enumerate(self._matchers) if matcher is not None]
+        if not held:
+            return scores
         bitmask = allocate_token_bitmask(rows, vocab_size)
-        for row, matcher in enumerate(self._matchers):
-            fill_next_token_bitmask(matcher, bitmask, row)
+        for row in held:
+            fill_next_token_bitmask(self._matchers[row], bitmask, row)
         allowed = _unpack(bitmask, vocab_size).to(scores.device)
-        return scores.masked_fill(~allowed, float("-inf"))
+        free = torch.ones(rows, dtype=torch.bool, device=scores.device)
+        free[held] = False
+        return scores.masked_fill(~allowed & ~free.unsqueeze(1), float("-inf"))
+
+    def _matcher(self) -> Any:
+        from llguidance import LLMatcher
+
+        return LLMatcher(self._ll_tokenizer, self.constraint.grammar)
+
+    def _triggered(self, ids: torch.Tensor) -> bool:
+        """Whether the row's text now ends with the trigger: each of its characters is at
+        least one byte, so the last ``len(trigger)`` tokens hold it."""
+        trigger = self.constraint.trigger or ""
+        tail = ids[-len(trigger) :].tolist()
+        return self.tokenizer.decode(tail, skip_special_tokens=False).endswith(trigger)
 
 
 def _unpack(bitmask: torch.Tensor, vocab_size: int) -> torch.Tensor:

@@ -1,10 +1,12 @@
 """Function calling when serving: the grammar a request's rows decode under, and the calls read
 back out of what the model wrote, in its template's own syntax (``data.tool_calls``).
 
-With tool_choice "auto" the model decides, and a turn whose text holds well-formed calls comes
-back as those calls (finish reason ``tool_calls``); text that only looks like a call stays text.
-With "required" (or a named function) a grammar holds the turn to calls of the allowed
-functions, with arguments that match their schemas.
+With tool_choice "auto" the model decides whether to call; once it writes the syntax's marker
+(``<tool_call>``) the rest of its turn is held to calls of the declared functions with
+arguments that match their schemas (OpenAI's strict function calling, Gemini's VALIDATED mode),
+and comes back as those calls (finish reason ``tool_calls``). With "required" (or a named
+function) the grammar holds the turn from its first token. A template that writes bare JSON
+calls, with no marker, is held only under "required".
 """
 
 from __future__ import annotations
@@ -12,10 +14,13 @@ from __future__ import annotations
 import uuid
 from collections.abc import Generator
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tuneforge.data.records import Conversation, ToolCall
 from tuneforge.data.tool_calls import ToolSyntax, tool_syntax
+
+if TYPE_CHECKING:
+    from tuneforge.inference.structured import Constraint
 from tuneforge.inference.types import (
     Completion,
     FinishReason,
@@ -25,18 +30,26 @@ from tuneforge.inference.types import (
 )
 
 
-def row_grammar(tokenizer: Any, prompt: Conversation, params: GenerationParams) -> str | None:
-    """The llguidance grammar a request's rows decode under, or None when they decode freely."""
-    from tuneforge.inference.structured import grammar_for, tool_call_grammar
+def row_constraint(
+    tokenizer: Any, prompt: Conversation, params: GenerationParams
+) -> Constraint | None:
+    """What holds a request's rows as they decode, or None when they decode freely."""
+    from tuneforge.inference.structured import Constraint, grammar_for, tool_call_grammar
 
     if params.json_schema is not None:
-        return grammar_for(params.json_schema)
-    if prompt.tools and params.tool_choice == "required":
+        return Constraint(grammar_for(params.json_schema))
+    if not prompt.tools:
+        return None
+    syntax = tool_syntax(tokenizer, _model_name(tokenizer))
+    parallel = params.parallel_tool_calls
+    if params.tool_choice == "required":
         allowed = set(params.tool_names)
         functions = tuple(f for f in prompt.tools if not allowed or f.name in allowed)
-        syntax = tool_syntax(tokenizer, _model_name(tokenizer))
-        return tool_call_grammar(syntax, functions, params.parallel_tool_calls)
-    return None
+        return Constraint(tool_call_grammar(syntax, functions, parallel))
+    if not syntax.marker:
+        return None
+    grammar = tool_call_grammar(syntax, prompt.tools, parallel, after_marker=True)
+    return Constraint(grammar, trigger=syntax.marker)
 
 
 def read_calls(tokenizer: Any, prompt: Conversation, completion: Completion) -> Completion:

@@ -32,7 +32,8 @@ from tuneforge.inference.decoding import (
 from tuneforge.inference.mixed_batch import MixedBatcher
 from tuneforge.inference.model_cache import LoadedModel, ModelCache
 from tuneforge.inference.row_controls import DECODE_KWARGS, StopOnText
-from tuneforge.inference.tool_use import read_result, row_grammar, stream_calls
+from tuneforge.inference.structured import Constraint
+from tuneforge.inference.tool_use import read_result, row_constraint, stream_calls
 from tuneforge.inference.types import (
     BatchBackend,
     FinishReason,
@@ -127,17 +128,17 @@ class TransformersBackend(BatchBackend):
         loaded = self._cache.get(target)
         tokenizer = loaded.tokenizer
         encoded = [prompt_ids(prompt, tokenizer) for prompt in prompts]
-        grammars = [row_grammar(tokenizer, prompt, params) for prompt in prompts]
-        if (params.sampling and params.seed is not None) or len(set(grammars)) > 1:
+        constraints = [row_constraint(tokenizer, prompt, params) for prompt in prompts]
+        if (params.sampling and params.seed is not None) or len(set(constraints)) > 1:
             # What a seeded row samples depends on the rows beside it: run each alone, so a
             # batched request gets what the same request alone would. Rows under different
-            # grammars (their prompts offer different tools) run apart too.
+            # constraints (their prompts offer different tools) run apart too.
             results = [
-                self._generate(loaded, target, [ids], params, grammar)[0]
-                for ids, grammar in zip(encoded, grammars, strict=True)
+                self._generate(loaded, target, [ids], params, constraint)[0]
+                for ids, constraint in zip(encoded, constraints, strict=True)
             ]
         else:
-            results = self._generate(loaded, target, encoded, params, grammars[0])
+            results = self._generate(loaded, target, encoded, params, constraints[0])
         return [
             read_result(tokenizer, prompt, result)
             for prompt, result in zip(prompts, results, strict=True)
@@ -159,7 +160,7 @@ class TransformersBackend(BatchBackend):
         refuse_streamed_logprobs(params)
         loaded = self._cache.get(target)
         ids = prompt_ids(prompt, loaded.tokenizer)
-        grammar = row_grammar(loaded.tokenizer, prompt, params)
+        constraint = row_constraint(loaded.tokenizer, prompt, params)
         max_new = max_new_tokens(loaded, [ids], params)
         streamer = TextIteratorStreamer(loaded.tokenizer, skip_prompt=True, **DECODE_KWARGS)
         cancel = threading.Event()
@@ -183,7 +184,7 @@ class TransformersBackend(BatchBackend):
                         attention_mask=attention_mask.to(self.device),
                         streamer=streamer,
                         stopping_criteria=StoppingCriteriaList(criteria),
-                        logits_processor=logits_processors(loaded.tokenizer, grammar),
+                        logits_processor=logits_processors(loaded.tokenizer, constraint),
                         **generation_kwargs(loaded, params, max_new, copies=1),
                     )
                 outputs.append(output[0, len(ids) :].cpu())
@@ -209,7 +210,7 @@ class TransformersBackend(BatchBackend):
         target: ModelTarget,
         encoded: list[list[int]],
         params: GenerationParams,
-        grammar: str | None = None,
+        constraint: Constraint | None = None,
     ) -> list[GenerationResult]:
         tokenizer = loaded.tokenizer
         max_new = max_new_tokens(loaded, encoded, params)
@@ -229,7 +230,7 @@ class TransformersBackend(BatchBackend):
                 input_ids=input_ids.to(self.device),
                 attention_mask=attention_mask.to(self.device),
                 stopping_criteria=StoppingCriteriaList([stop] if stop else []),
-                logits_processor=logits_processors(tokenizer, grammar, recorder),
+                logits_processor=logits_processors(tokenizer, constraint, recorder),
                 **generation_kwargs(loaded, params, max_new, copies),
             )
         generated = output[:, prompt_length:].tolist()

@@ -20,16 +20,24 @@ if TYPE_CHECKING:  # torch and transformers load only when a model is built: see
     from transformers import LlamaForCausalLM, PreTrainedTokenizerFast
 
 # ChatML-style template. Each turn ends with <|im_end|>, which is also the EOS token, so a model
-# trained on its turns learns to stop. With tools, a system turn lists them and a model turn
-# writes each call as <tool_call>{"name": ..., "arguments": {...}}</tool_call> (Qwen 2.5's and
-# Hermes' way); the results come back in "tool" turns. Without tools it renders as before. The
-# tools are compact JSON: the tiny tokenizer spends a token on most characters of JSON.
-# No block tag is followed by a newline: transformers renders with trim_blocks.
+# trained on its turns learns to stop. With tools, a system turn lists them as signatures,
+# ``get_weather(city, unit?: celsius|fahrenheit): description`` (a tiny model reads a short
+# prompt far better than JSON schemas, whose characters its tokenizer spends a token on each),
+# and a model turn writes each call as <tool_call>{"name": ..., "arguments": {...}}</tool_call>
+# (Qwen 2.5's and Hermes' way); the results come back in "tool" turns. Without tools it renders
+# as before. No block tag is followed by a newline: transformers renders with trim_blocks.
+TOOL_SIGNATURE = (
+    "{% set f = tool['function'] %}{% set schema = f['parameters'] or {} %}{{ f['name'] }}("
+    "{% for name, spec in (schema['properties'] or {}).items() %}"
+    "{% if not loop.first %}, {% endif %}{{ name }}"
+    "{% if name not in (schema['required'] or []) %}?{% endif %}"
+    "{% if spec['enum'] %}: {{ spec['enum'] | join('|') }}{% endif %}"
+    "{% endfor %}): {{ f['description'] }}\n"
+)
 CHAT_TEMPLATE = (
     "{% if tools %}<|im_start|>system\n"
     "{% if messages[0]['role'] == 'system' %}{{ messages[0]['content'] }}\n{% endif %}"
-    "<tools>{% for tool in tools %}{{ tool['function'] | tojson(separators=(',', ':')) }}"
-    "{% endfor %}</tools><|im_end|>\n"
+    "Tools:\n{% for tool in tools %}" + TOOL_SIGNATURE + "{% endfor %}<|im_end|>\n"
     "{% endif %}"
     "{% for message in messages %}"
     "{% if message['role'] == 'system' and tools %}"
