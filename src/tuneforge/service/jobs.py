@@ -24,6 +24,7 @@ from tuneforge.storage import storage_for
 from tuneforge.store import repo
 from tuneforge.store.db import Database
 from tuneforge.store.models import Checkpoint, Event, File, TunedModel, TuningJob
+from tuneforge.store.records import JobRecord, TunedModelRecord
 from tuneforge.store.states import TERMINAL_STATES, JobState
 
 RESULTS_PURPOSE = "fine-tune-results"
@@ -59,10 +60,11 @@ class JobRequest:
 
 @dataclass
 class JobView:
-    """A job with what the surfaces show beside it."""
+    """A job with what the surfaces show beside it. Read-only: a read's job and tuned model
+    are records (:mod:`tuneforge.store.records`), a change's the ORM rows it wrote."""
 
-    job: TuningJob
-    tuned_model: TunedModel | None
+    job: TuningJob | JobRecord
+    tuned_model: TunedModel | TunedModelRecord | None
     checkpoints: list[Checkpoint]
     result_file: str | None = None  # the id of a succeeded job's metrics file
 
@@ -192,7 +194,7 @@ class JobService:
 
     def get(self, project_id: str, job_id: str) -> JobView:
         with self.db.session() as s:
-            view = self._view(s, repo.get_job(s, project_id, job_id))
+            view = self._view(s, repo.read_job(s, project_id, job_id))
         self._register_result_files(project_id, [view])
         return view
 
@@ -355,10 +357,12 @@ class JobService:
         )
         return dict(rows.tuples().all())  # the oldest comes last, so it wins
 
-    def _view(self, s: Session, job: TuningJob) -> JobView:
+    def _view(self, s: Session, job: TuningJob | JobRecord) -> JobView:
         return self._views(s, job.project_id, [job])[0]
 
-    def _views(self, s: Session, project_id: str, jobs: list[TuningJob]) -> list[JobView]:
+    def _views(
+        self, s: Session, project_id: str, jobs: list[TuningJob] | list[JobRecord]
+    ) -> list[JobView]:
         """The jobs with their tuned models (loaded with them), checkpoints and registered
         result files, in a fixed number of queries however many jobs there are."""
         checkpoints = repo.checkpoints_by_job(s, [j.id for j in jobs if j.tuned_model])
