@@ -1,13 +1,16 @@
 """The read routes with many jobs: a page costs the same queries for 2 jobs as for 20, a page is
 bounded in size whatever the metadata, a key is trusted for a moment without asking the
-database, and a read builds no ORM objects and no new SQL statements."""
+database, and a read builds no ORM objects and no new SQL statements, in one trip to a read
+thread."""
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import anyio.to_thread
 import pytest
 from sqlalchemy import event
 from sqlalchemy.sql.cache_key import HasCacheKey
@@ -192,3 +195,34 @@ def test_a_read_builds_no_new_sql_statement(api: Api, monkeypatch):
         response = api.client.get(path, headers=api.headers(api.other_key))
         assert response.status_code == 200, (path, response.text)
         assert keyed == [], path
+
+
+def test_a_read_takes_one_trip_to_a_read_thread_and_none_through_anyio(api: Api, monkeypatch):
+    """anyio's trip to a worker thread cost more than twice the CPU of the standard library
+    executor's under load (benchmarks/README.md, api_load.py)."""
+    monkeypatch.setattr(key_service, "VALID_KEY_SECONDS", 600.0)  # no key lookups meanwhile
+    queued = [new_job(api, "default") for _ in range(3)]
+    paths = read_routes(api, api.key, queued[1])
+    anyio_trips: list[object] = []
+    real_trip = anyio.to_thread.run_sync
+
+    async def counted_trip(function, *args, **kwargs):
+        anyio_trips.append(function)
+        return await real_trip(function, *args, **kwargs)
+
+    reads: list[str] = []
+    for service, name in ((api.service.jobs, "list"), (api.service.jobs, "get"),
+                          (api.service.files, "list")):  # fmt: skip
+        read = getattr(service, name)
+
+        def recorded(*args, read=read, **kwargs):
+            reads.append(threading.current_thread().name)
+            return read(*args, **kwargs)
+
+        monkeypatch.setattr(service, name, recorded)
+    monkeypatch.setattr(anyio.to_thread, "run_sync", counted_trip)
+    for path in paths:
+        assert api.client.get(path, headers=api.headers()).status_code == 200, path
+    assert anyio_trips == []
+    assert len(reads) == len(paths)
+    assert all(name.startswith("tuneforge-read") for name in reads), reads
