@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import Column, Select, inspect
+from sqlalchemy import Column, Connection, Select, inspect
 from sqlalchemy.orm import Session
 
 
@@ -38,6 +38,10 @@ class FileRecord(Record):
     """A File's values."""
 
 
+class CheckpointRecord(Record):
+    """A Checkpoint's values."""
+
+
 R = TypeVar("R", bound=Record)
 
 
@@ -56,7 +60,10 @@ class RecordShape(Generic[R]):
         return record
 
     def load(
-        self, session: Session, query: Select[Any], params: Mapping[str, Any] | None = None
+        self,
+        session: Session | Connection,
+        query: Select[Any],
+        params: Mapping[str, Any] | None = None,
     ) -> list[R]:
         """The records of ``query``, which selects ``self.columns`` (first, in order)."""
         return [self.make(row) for row in session.execute(query, params)]

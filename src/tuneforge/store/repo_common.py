@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
-from sqlalchemy import ColumnElement, Integer, Select, and_, bindparam, or_, select
+from sqlalchemy import ColumnElement, Connection, Integer, Select, and_, bindparam, or_, select
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.base import ExecutableOption
 
@@ -62,7 +62,7 @@ def decode_page_token(token: str) -> str:
 
 
 def paginate(
-    session: Session,
+    session: Session | Connection,
     query: Select[Any],
     model: Any,
     *,
@@ -71,7 +71,7 @@ def paginate(
     params: Mapping[str, Any] | None = None,
     narrowed_by: Iterable[ColumnElement[bool]] = (),
     most: int = MAX_PAGE_SIZE,
-    load: Callable[[Session, Select[Any], dict[str, Any]], list[T]] | None = None,
+    load: Callable[[Any, Select[Any], dict[str, Any]], list[T]] | None = None,
 ) -> Page[T]:
     """Newest first by (created_at, id). ``after`` is the id of the last item already seen;
     it must be an item of this same (scoped, filtered) query. ``narrowed_by`` filters the

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import Connection, bindparam, select
 from sqlalchemy.orm import Session
 
 from tuneforge.store.models import File
@@ -70,7 +70,9 @@ def get_file(session: Session, project_id: str, file_id: str) -> File:
     return get_scoped(session, File, project_id, file_id, "file")
 
 
-def existing_file_ids(session: Session, project_id: str, file_ids: Iterable[str]) -> set[str]:
+def existing_file_ids(
+    session: Session | Connection, project_id: str, file_ids: Iterable[str]
+) -> set[str]:
     """Which of these ids name a file of this project, in one query."""
     ids = list(file_ids)
     if not ids:
@@ -87,7 +89,7 @@ _PROJECT_FILES_OF_PURPOSE = _PROJECT_FILES.where(FILES.purpose == bindparam("pur
 
 
 def list_files(
-    session: Session,
+    session: Session | Connection,
     project_id: str,
     *,
     purpose: str | None = None,

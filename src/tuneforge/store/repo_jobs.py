@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, bindparam, func, or_, select, update
+from sqlalchemy import ColumnElement, Connection, Select, bindparam, func, or_, select, update
 from sqlalchemy.orm import Session, joinedload
 
 from tuneforge.errors import Conflict, InvalidArgument, NotFound
@@ -198,7 +198,7 @@ _PROJECT_JOB = _PROJECT_JOBS.where(JOBS.id == bindparam("job_id"))
 
 
 def _load_job_records(
-    session: Session, query: Select[Any], params: Mapping[str, Any]
+    session: Session | Connection, query: Select[Any], params: Mapping[str, Any]
 ) -> list[JobRecord]:
     split = len(JOB_RECORD.keys)
     records = []
@@ -210,7 +210,7 @@ def _load_job_records(
     return records
 
 
-def read_job(session: Session, project_id: str, job_id: str) -> JobRecord:
+def read_job(session: Session | Connection, project_id: str, job_id: str) -> JobRecord:
     """A job of the project with its tuned model, as a read-only record (see
     :mod:`tuneforge.store.records`); NotFound for a missing job and another project's alike."""
     found = _load_job_records(session, _PROJECT_JOB, {"project_id": project_id, "job_id": job_id})
@@ -220,7 +220,7 @@ def read_job(session: Session, project_id: str, job_id: str) -> JobRecord:
 
 
 def list_jobs(
-    session: Session,
+    session: Session | Connection,
     project_id: str,
     *,
     limit: int = DEFAULT_PAGE_SIZE,
