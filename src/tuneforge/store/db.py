@@ -12,6 +12,7 @@ from sqlalchemy import URL, Connection, Engine, create_engine, event, inspect, m
 from sqlalchemy.orm import Session, sessionmaker
 
 from tuneforge.errors import InvalidArgument
+from tuneforge.store.types import json_from_text
 
 if TYPE_CHECKING:  # alembic (with mako and pygments) loads only when a schema must change
     from alembic.config import Config
@@ -55,7 +56,12 @@ def make_engine(url: str | URL, **engine_options: Any) -> Engine:
         # A SQLite connection is a file handle: keep one per thread that may hold one, rather
         # than reopening (and configuring) a connection per request past the fifth.
         engine_options = {"pool_size": POOL_MOST, "max_overflow": 0, **engine_options}
-    engine = create_engine(parsed, connect_args={"check_same_thread": False}, **engine_options)
+    engine = create_engine(
+        parsed,
+        connect_args={"check_same_thread": False},
+        json_deserializer=json_from_text,
+        **engine_options,
+    )
     event.listen(engine, "connect", _configure_sqlite_connection)
     return engine
 
