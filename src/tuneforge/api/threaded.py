@@ -7,9 +7,9 @@ and returns the bytes as they are. The answer was validated when it was built, s
 second validation added nothing; the route keeps ``response_model`` for its OpenAPI schema.
 
 The trip goes through a standard-library ThreadPoolExecutor (``loop.run_in_executor``) rather
-than anyio's ``to_thread.run_sync``: with 75 requests at once, anyio's trip cost about 120 µs of
-CPU (its backend lookup, capacity limiter, a Python-level Queue and Condition per call) and the
-executor's about 50 (benchmarks/README.md, api_load.py).
+than anyio's ``to_thread.run_sync``: with 75 calls at once, a call cost about 120 µs of CPU
+through anyio (its backend lookup, capacity limiter, a Python-level Queue and Condition) and
+about 50 through the executor (benchmarks/README.md, api_load.py).
 """
 
 from __future__ import annotations
