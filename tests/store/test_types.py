@@ -54,6 +54,13 @@ def test_text_that_is_not_one_json_document_fails_as_json_loads_does(bad: str) -
         json_from_text(bad)
 
 
+def test_bytes_and_numbers_go_to_json_loads() -> None:
+    """SQLAlchemy's SQLite JSON type passes a number stored bare on, by its TypeError."""
+    assert json_from_text(b'{"a": 1}') == {"a": 1}
+    with pytest.raises(TypeError):
+        json_from_text(5)
+
+
 def test_sqlite_engines_decode_json_columns_with_it() -> None:
     engine = make_engine("sqlite://")  # PostgreSQL's driver decodes JSON itself
     try:

@@ -79,11 +79,13 @@ NullableJSON = JSON(none_as_null=True)
 _json_decoder = json.JSONDecoder()
 
 
-def json_from_text(text: str) -> Any:
+def json_from_text(text: Any) -> Any:
     """``json.loads`` for the JSON text SQLite's columns hold (written by ``json.dumps``):
     ``raw_decode`` skips ``loads``' checks for bytes and whitespace, about half its cost for
-    the small objects of a job (a page of 20 jobs decodes about 40). Any text that is not one
-    JSON document alone goes to ``json.loads``, and its error."""
+    the small objects of a job (a page of 20 jobs decodes about 40). Anything else (bytes, a
+    number, text that is not one JSON document alone) goes to ``json.loads``, and its error."""
+    if not isinstance(text, str):
+        return json.loads(text)
     value, end = _json_decoder.raw_decode(text)
     return value if end == len(text) else json.loads(text)
 
