@@ -1,20 +1,24 @@
-"""Read routes answered in one trip through the threadpool.
+"""Read routes answered in one trip to a worker thread.
 
 FastAPI runs a sync route in a worker thread and then validates and serializes what it returned
 in another, about 0.35 ms of CPU per trip. A read route is ``async`` instead: it builds its
 pydantic answer and that answer's JSON in one worker-thread call, where the database is asked,
 and returns the bytes as they are. The answer was validated when it was built, so FastAPI's
 second validation added nothing; the route keeps ``response_model`` for its OpenAPI schema.
+
+The trip goes through a standard-library ThreadPoolExecutor (``loop.run_in_executor``) rather
+than anyio's ``to_thread.run_sync``: with 75 calls at once, a call cost about 120 µs of CPU
+through anyio (its backend lookup, capacity limiter, a Python-level Queue and Condition) and
+about 50 through the executor (benchmarks/README.md, api_load.py).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from collections.abc import Callable
-from weakref import WeakKeyDictionary
+from concurrent.futures import ThreadPoolExecutor
 
-import anyio.to_thread
-from anyio import CapacityLimiter
 from fastapi import Response
 from pydantic import BaseModel
 
@@ -22,17 +26,9 @@ from pydantic import BaseModel
 # and forth: at 75 concurrent list requests, 40 threads (anyio's default) cost 7.9 ms of CPU a
 # request and 4 cost 4.3 (in process, SQLite), serving 60% more requests a second.
 READ_THREADS = 4
-# One limiter per event loop: a limiter belongs to the loop it was first used in (an app under
-# test runs in a loop of its own client's).
-_limiters: WeakKeyDictionary[asyncio.AbstractEventLoop, CapacityLimiter] = WeakKeyDictionary()
-
-
-def _read_limiter() -> CapacityLimiter:
-    loop = asyncio.get_running_loop()
-    limiter = _limiters.get(loop)
-    if limiter is None:
-        limiter = _limiters[loop] = CapacityLimiter(READ_THREADS)
-    return limiter
+# Shared by every event loop of the process (an app under test runs in its client's loop):
+# each call's result goes back to the loop that awaits it.
+_readers = ThreadPoolExecutor(READ_THREADS, thread_name_prefix="tuneforge-read")
 
 
 async def json_built_in_thread(
@@ -44,5 +40,6 @@ async def json_built_in_thread(
     def render() -> bytes:
         return build().model_dump_json(by_alias=True, exclude_none=exclude_none).encode()
 
-    body = await anyio.to_thread.run_sync(render, limiter=_read_limiter())
+    context = contextvars.copy_context()  # as anyio's trips do: the request's context vars
+    body = await asyncio.get_running_loop().run_in_executor(_readers, context.run, render)
     return Response(body, media_type="application/json")

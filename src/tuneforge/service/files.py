@@ -194,8 +194,8 @@ class FileService:
             return repo.get_file(s, project_id, file_id)
 
     def list(self, project_id: str, *, purpose=None, limit=20, after=None) -> repo.Page:
-        with self.db.session() as s:
-            return repo.list_files(s, project_id, purpose=purpose, limit=limit, after=after)
+        with self.db.reading() as c:
+            return repo.list_files(c, project_id, purpose=purpose, limit=limit, after=after)
 
     def delete(self, project_id: str, file_id: str) -> File:
         with self.db.session() as s:

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import delete, select
+from sqlalchemy import Connection, delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -23,7 +23,8 @@ from tuneforge.service.models import ModelService
 from tuneforge.storage import storage_for
 from tuneforge.store import repo
 from tuneforge.store.db import Database
-from tuneforge.store.models import Checkpoint, Event, File, TunedModel, TuningJob
+from tuneforge.store.models import Event, File, TunedModel, TuningJob
+from tuneforge.store.records import CheckpointRecord, JobRecord, TunedModelRecord
 from tuneforge.store.states import TERMINAL_STATES, JobState
 
 RESULTS_PURPOSE = "fine-tune-results"
@@ -59,11 +60,12 @@ class JobRequest:
 
 @dataclass
 class JobView:
-    """A job with what the surfaces show beside it."""
+    """A job with what the surfaces show beside it. Read-only: a read's job and tuned model
+    are records (:mod:`tuneforge.store.records`), a change's the ORM rows it wrote."""
 
-    job: TuningJob
-    tuned_model: TunedModel | None
-    checkpoints: list[Checkpoint]
+    job: TuningJob | JobRecord
+    tuned_model: TunedModel | TunedModelRecord | None
+    checkpoints: list[CheckpointRecord]
     result_file: str | None = None  # the id of a succeeded job's metrics file
 
     @property
@@ -191,8 +193,8 @@ class JobService:
             return JobView(job, None, [])
 
     def get(self, project_id: str, job_id: str) -> JobView:
-        with self.db.session() as s:
-            view = self._view(s, repo.get_job(s, project_id, job_id))
+        with self.db.reading() as c:
+            view = self._view(c, repo.read_job(c, project_id, job_id))
         self._register_result_files(project_id, [view])
         return view
 
@@ -202,9 +204,9 @@ class JobService:
         """The project's jobs, newest first; with ``metadata``, only the jobs whose metadata
         holds every one of its key-value pairs; with ``search``, only those whose id, display
         name, suffix or base model contains it."""
-        with self.db.session() as s:
+        with self.db.reading() as c:
             page = repo.list_jobs(
-                s,
+                c,
                 project_id,
                 limit=limit,
                 after=after,
@@ -212,7 +214,7 @@ class JobService:
                 metadata=metadata,
                 search=search,
             )
-            page.items = self._views(s, project_id, page.items)
+            page.items = self._views(c, project_id, page.items)
         self._register_result_files(project_id, page.items)
         return page
 
@@ -355,10 +357,12 @@ class JobService:
         )
         return dict(rows.tuples().all())  # the oldest comes last, so it wins
 
-    def _view(self, s: Session, job: TuningJob) -> JobView:
+    def _view(self, s: Session | Connection, job: TuningJob | JobRecord) -> JobView:
         return self._views(s, job.project_id, [job])[0]
 
-    def _views(self, s: Session, project_id: str, jobs: list[TuningJob]) -> list[JobView]:
+    def _views(
+        self, s: Session | Connection, project_id: str, jobs: list[TuningJob] | list[JobRecord]
+    ) -> list[JobView]:
         """The jobs with their tuned models (loaded with them), checkpoints and registered
         result files, in a fixed number of queries however many jobs there are."""
         checkpoints = repo.checkpoints_by_job(s, [j.id for j in jobs if j.tuned_model])

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
-from sqlalchemy import ColumnElement, Select, and_, or_, select
+from sqlalchemy import ColumnElement, Connection, Integer, Select, and_, bindparam, or_, select
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.base import ExecutableOption
 
@@ -62,37 +62,87 @@ def decode_page_token(token: str) -> str:
 
 
 def paginate(
-    session: Session,
-    query: Select[tuple[T]],
+    session: Session | Connection,
+    query: Select[Any],
     model: Any,
     *,
     limit: int,
     after: str | None,
+    params: Mapping[str, Any] | None = None,
     narrowed_by: Iterable[ColumnElement[bool]] = (),
     most: int = MAX_PAGE_SIZE,
+    load: Callable[[Any, Select[Any], dict[str, Any]], list[T]] | None = None,
 ) -> Page[T]:
     """Newest first by (created_at, id). ``after`` is the id of the last item already seen;
     it must be an item of this same (scoped, filtered) query. ``narrowed_by`` filters the
     items but not the cursor: ``after`` may be any item of ``query``, shown or not. A page
-    holds at most ``most`` items, however many are asked for (``has_more`` tells the rest)."""
+    holds at most ``most`` items, however many are asked for (``has_more`` tells the rest).
+
+    ``model``: what has the ``id`` and ``created_at`` columns, an ORM model or a table's
+    ``.c``; ``load``: how the page's rows are read (by default, ``query``'s ORM entities).
+
+    With ``params``, ``query`` is a statement built once (a module's constant) whose bound
+    parameters ``params`` fills: the page's statements are then built once too, and
+    SQLAlchemy finds them compiled without walking them again (``PAGE_STATEMENTS``)."""
     if not 1 <= limit <= MAX_PAGE_SIZE:
         raise InvalidArgument(f"page size must be 1 to {MAX_PAGE_SIZE}", param="limit")
     limit = min(limit, most)
+    narrowed_by = tuple(narrowed_by)
+    values = dict(params or {})
     if after is not None:
-        anchor = session.scalars(query.where(model.id == after)).first()
+        anchor_query = _page_statement(query, model, "anchor", params is not None)
+        anchor = session.execute(anchor_query, {**values, "page_after": after}).first()
         if anchor is None:
             raise InvalidArgument(f"{after!r} is not an item of this list", param="after")
+        values |= {"page_anchor_created_at": anchor.created_at, "page_anchor_id": anchor.id}
+    kind = "after" if after is not None else "first"
+    if narrowed_by:
+        page = _page_query(query.where(*narrowed_by), model, kind)
+    else:
+        page = _page_statement(query, model, kind, params is not None)
+    rows = (load or _entities)(session, page, {**values, "page_rows": limit + 1})
+    return Page(items=rows[:limit], has_more=len(rows) > limit)
+
+
+# (id of a base query, kind) -> (that query, the page statement built on it). Building a
+# statement and computing its cache key took 0.1 ms for a page of jobs (50 columns), as much as
+# running it; a constant statement's key is computed once. Only constant queries come here.
+PAGE_STATEMENTS: dict[tuple[int, str], tuple[Select[Any], Select[Any]]] = {}
+MOST_PAGE_STATEMENTS = 256
+
+
+def _page_statement(query: Select[Any], model: Any, kind: str, constant: bool) -> Select[Any]:
+    if not constant:
+        return _page_query(query, model, kind)
+    found = PAGE_STATEMENTS.get((id(query), kind))
+    if found is None or found[0] is not query:
+        if len(PAGE_STATEMENTS) >= MOST_PAGE_STATEMENTS:
+            PAGE_STATEMENTS.clear()
+        found = PAGE_STATEMENTS[id(query), kind] = (query, _page_query(query, model, kind))
+    return found[1]
+
+
+def _page_query(query: Select[Any], model: Any, kind: str) -> Select[Any]:
+    """``kind``: "anchor" (the cursor's own row), "first" or "after" (a page)."""
+    if kind == "anchor":
+        return query.with_only_columns(model.created_at, model.id).where(
+            model.id == bindparam("page_after")
+        )
+    if kind == "after":
+        created_at, row_id = bindparam("page_anchor_created_at"), bindparam("page_anchor_id")
         query = query.where(
             or_(
-                model.created_at < anchor.created_at,
-                and_(model.created_at == anchor.created_at, model.id < anchor.id),
+                model.created_at < created_at,
+                and_(model.created_at == created_at, model.id < row_id),
             )
         )
-    query = query.where(*narrowed_by)
-    rows = list(
-        session.scalars(query.order_by(model.created_at.desc(), model.id.desc()).limit(limit + 1))
+    return query.order_by(model.created_at.desc(), model.id.desc()).limit(
+        bindparam("page_rows", type_=Integer)
     )
-    return Page(items=rows[:limit], has_more=len(rows) > limit)
+
+
+def _entities(session: Session, query: Select[Any], params: dict[str, Any]) -> list[Any]:
+    return list(session.scalars(query, params))
 
 
 def get_scoped(

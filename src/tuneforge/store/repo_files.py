@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Connection, bindparam, select
 from sqlalchemy.orm import Session
 
 from tuneforge.store.models import File
+from tuneforge.store.records import FileRecord, RecordShape
 from tuneforge.store.repo_common import (
     DEFAULT_PAGE_SIZE,
     Page,
@@ -69,7 +70,9 @@ def get_file(session: Session, project_id: str, file_id: str) -> File:
     return get_scoped(session, File, project_id, file_id, "file")
 
 
-def existing_file_ids(session: Session, project_id: str, file_ids: Iterable[str]) -> set[str]:
+def existing_file_ids(
+    session: Session | Connection, project_id: str, file_ids: Iterable[str]
+) -> set[str]:
     """Which of these ids name a file of this project, in one query."""
     ids = list(file_ids)
     if not ids:
@@ -79,18 +82,32 @@ def existing_file_ids(session: Session, project_id: str, file_ids: Iterable[str]
     )
 
 
+FILES = File.__table__.c
+FILE_RECORD = RecordShape(File, FileRecord)
+_PROJECT_FILES = select(*FILE_RECORD.columns).where(FILES.project_id == bindparam("project_id"))
+_PROJECT_FILES_OF_PURPOSE = _PROJECT_FILES.where(FILES.purpose == bindparam("purpose"))
+
+
 def list_files(
-    session: Session,
+    session: Session | Connection,
     project_id: str,
     *,
     purpose: str | None = None,
     limit: int = DEFAULT_PAGE_SIZE,
     after: str | None = None,
-) -> Page[File]:
-    query = select(File).where(File.project_id == project_id)
-    if purpose is not None:
-        query = query.where(File.purpose == purpose)
-    return paginate(session, query, File, limit=limit, after=after, most=MAX_FILES_PER_PAGE)
+) -> Page[FileRecord]:
+    """The project's files, newest first, as read-only records."""
+    query = _PROJECT_FILES if purpose is None else _PROJECT_FILES_OF_PURPOSE
+    return paginate(
+        session,
+        query,
+        FILES,
+        limit=limit,
+        after=after,
+        params={"project_id": project_id, "purpose": purpose},
+        most=MAX_FILES_PER_PAGE,
+        load=FILE_RECORD.load,
+    )
 
 
 def update_file_validation(

@@ -13,11 +13,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, or_, select, update
+from sqlalchemy import ColumnElement, Connection, Select, bindparam, func, or_, select, update
 from sqlalchemy.orm import Session, joinedload
 
 from tuneforge.errors import Conflict, InvalidArgument, NotFound
-from tuneforge.store.models import TuningJob
+from tuneforge.store.models import TunedModel, TuningJob
+from tuneforge.store.records import JobRecord, RecordShape, TunedModelRecord
 from tuneforge.store.repo_common import (
     DEFAULT_PAGE_SIZE,
     Page,
@@ -180,8 +181,46 @@ def load_job(session: Session, job_id: str) -> TuningJob:
     return job
 
 
+JOBS = TuningJob.__table__.c
+JOB_RECORD = RecordShape(TuningJob, JobRecord)
+TUNED_MODEL_RECORD = RecordShape(TunedModel, TunedModelRecord)
+# A job and its tuned model, if any, in one row (a LEFT JOIN on a unique key). The reads are
+# built once, with bound parameters: building one and computing its cache key cost as much as
+# running it (paginate).
+_JOB_RECORDS = select(*JOB_RECORD.columns, *TUNED_MODEL_RECORD.columns).select_from(
+    TuningJob.__table__.outerjoin(
+        TunedModel.__table__, TunedModel.__table__.c.job_id == TuningJob.__table__.c.id
+    )
+)
+_PROJECT_JOBS = _JOB_RECORDS.where(JOBS.project_id == bindparam("project_id"))
+_PROJECT_JOBS_IN_STATES = _PROJECT_JOBS.where(JOBS.state.in_(bindparam("states", expanding=True)))
+_PROJECT_JOB = _PROJECT_JOBS.where(JOBS.id == bindparam("job_id"))
+
+
+def _load_job_records(
+    session: Session | Connection, query: Select[Any], params: Mapping[str, Any]
+) -> list[JobRecord]:
+    split = len(JOB_RECORD.keys)
+    records = []
+    for row in session.execute(query, params):
+        job = JOB_RECORD.make(row[:split])
+        tuned = row[split:]
+        job.tuned_model = TUNED_MODEL_RECORD.make(tuned) if tuned[0] is not None else None
+        records.append(job)
+    return records
+
+
+def read_job(session: Session | Connection, project_id: str, job_id: str) -> JobRecord:
+    """A job of the project with its tuned model, as a read-only record (see
+    :mod:`tuneforge.store.records`); NotFound for a missing job and another project's alike."""
+    found = _load_job_records(session, _PROJECT_JOB, {"project_id": project_id, "job_id": job_id})
+    if not found:
+        raise NotFound(f"tuning job {job_id!r} not found")
+    return found[0]
+
+
 def list_jobs(
-    session: Session,
+    session: Session | Connection,
     project_id: str,
     *,
     limit: int = DEFAULT_PAGE_SIZE,
@@ -189,7 +228,7 @@ def list_jobs(
     states: Iterable[JobState | str] | None = None,
     metadata: Mapping[str, str] | None = None,
     search: str | None = None,
-) -> Page[TuningJob]:
+) -> Page[JobRecord]:
     """The project's jobs, newest first (at most MAX_JOBS_PER_PAGE a page), optionally only
     those in ``states``, those whose metadata holds every key-value pair of ``metadata``
     (string values, compared exactly) and those whose id, display name, suffix or base model
@@ -197,26 +236,29 @@ def list_jobs(
 
     The metadata filter runs in the database, so a page costs one query however few jobs
     match; ``after`` may still name any job of the (state-filtered) list, as it could when the
-    filter ran after paging."""
-    query = select(TuningJob).where(TuningJob.project_id == project_id).options(WITH_TUNED_MODEL)
+    filter ran after paging. The jobs are read-only records, each with its tuned model."""
+    params: dict[str, Any] = {"project_id": project_id}
+    query = _PROJECT_JOBS
     if states is not None:
-        query = query.where(TuningJob.state.in_([JobState(s) for s in states]))
+        query = _PROJECT_JOBS_IN_STATES
+        params["states"] = [JobState(s) for s in states]
     matches = [
-        json_string(TuningJob.user_metadata, key) == value
-        for key, value in (metadata or {}).items()
+        json_string(JOBS["metadata"], key) == value for key, value in (metadata or {}).items()
     ]
     if search and search.strip():
         term = search.strip().lower()
-        searched = (TuningJob.id, TuningJob.display_name, TuningJob.suffix, TuningJob.base_model)
+        searched = (JOBS.id, JOBS.display_name, JOBS.suffix, JOBS.base_model)
         matches.append(or_(*(func.lower(c).contains(term, autoescape=True) for c in searched)))
     return paginate(
         session,
         query,
-        TuningJob,
+        JOBS,
         limit=limit,
         after=after,
+        params=params,
         narrowed_by=matches,
         most=MAX_JOBS_PER_PAGE,
+        load=_load_job_records,
     )
 
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import Connection, bindparam, delete, select, update
 from sqlalchemy.orm import Session
 
 from tuneforge.errors import Conflict, NotFound
 from tuneforge.store.models import Checkpoint, TunedModel, TuningJob
+from tuneforge.store.records import CheckpointRecord, RecordShape
 from tuneforge.store.repo_common import DEFAULT_PAGE_SIZE, Page, get_scoped, paginate
 from tuneforge.store.repo_jobs import load_job
 
@@ -54,19 +55,25 @@ def list_checkpoints(session: Session, job_id: str) -> list[Checkpoint]:
     )
 
 
-def checkpoints_by_job(session: Session, job_ids: Iterable[str]) -> dict[str, list[Checkpoint]]:
-    """The checkpoints of each of these jobs, in training order, in one query (a job without
-    any is missing from the answer)."""
-    found: dict[str, list[Checkpoint]] = {}
+CHECKPOINT_RECORD = RecordShape(Checkpoint, CheckpointRecord)
+_CHECKPOINTS = Checkpoint.__table__.c
+_JOBS_CHECKPOINTS = (
+    select(*CHECKPOINT_RECORD.columns)
+    .where(_CHECKPOINTS.job_id.in_(bindparam("job_ids", expanding=True)))
+    .order_by(_CHECKPOINTS.job_id, _CHECKPOINTS.epoch, _CHECKPOINTS.step)
+)
+
+
+def checkpoints_by_job(
+    session: Session | Connection, job_ids: Iterable[str]
+) -> dict[str, list[CheckpointRecord]]:
+    """The checkpoints of each of these jobs, in training order, as read-only records, in one
+    query (a job without any is missing from the answer)."""
+    found: dict[str, list[CheckpointRecord]] = {}
     ids = list(job_ids)
     if not ids:
         return found
-    rows = session.scalars(
-        select(Checkpoint)
-        .where(Checkpoint.job_id.in_(ids))
-        .order_by(Checkpoint.job_id, Checkpoint.epoch, Checkpoint.step)
-    )
-    for checkpoint in rows:
+    for checkpoint in CHECKPOINT_RECORD.load(session, _JOBS_CHECKPOINTS, {"job_ids": ids}):
         found.setdefault(checkpoint.job_id, []).append(checkpoint)
     return found
 
