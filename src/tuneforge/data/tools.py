@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 
 from tuneforge.data.checks import LineIssues, describe, found, path_at
 from tuneforge.data.json_schema import (
@@ -81,47 +82,58 @@ def declaration(value: object, path: str, issues: LineIssues, vertex: bool) -> F
 
 def openai_tools(value: object, path: str, issues: LineIssues) -> tuple[Function, ...]:
     """OpenAI's ``tools``: function tools only."""
-    tools = issues.list_of(value, path, f"a list of tools: {OPENAI_TOOL}")
-    functions = []
-    for index, tool_value in enumerate(tools or ()):
-        tool_path = path_at(path, index)
-        tool = issues.object_of(tool_value, tool_path, OPENAI_TOOL)
-        if tool is None:
-            continue
-        if tool.get("type", "function") != "function":
-            issues.error(
-                path_at(tool_path, "type"),
-                f'only "function" tools are supported; found {describe(tool.get("type"))}',
-            )
-        elif issues.missing(tool, "function", tool_path, "the function's declaration"):
-            spec = declaration(tool["function"], path_at(tool_path, "function"), issues, False)
-            functions.append(spec)
-    return _distinct(functions, path, issues)
+    return _read_tools(value, path, issues, OPENAI_TOOL, _openai_tool)
 
 
 def vertex_tools(value: object, path: str, issues: LineIssues) -> tuple[Function, ...]:
     """Vertex's ``tools``: each one's ``functionDeclarations``; no other kind of tool."""
-    tools = issues.list_of(value, path, f"a list of tools: {VERTEX_TOOL}")
-    functions = []
+    return _read_tools(value, path, issues, VERTEX_TOOL, _vertex_tool)
+
+
+ToolReader = Callable[[dict, str, LineIssues], list[Function | None]]
+
+
+def _read_tools(
+    value: object, path: str, issues: LineIssues, example: str, read: ToolReader
+) -> tuple[Function, ...]:
+    tools = issues.list_of(value, path, f"a list of tools: {example}")
+    functions: list[Function | None] = []
     for index, tool_value in enumerate(tools or ()):
         tool_path = path_at(path, index)
-        tool = issues.object_of(tool_value, tool_path, VERTEX_TOOL)
-        if tool is None:
-            continue
-        key = "functionDeclarations" if "functionDeclarations" in tool else "function_declarations"
-        others = sorted(set(tool) - {key})
-        if others:
-            issues.error(
-                path_at(tool_path, others[0]),
-                f"only functionDeclarations are supported; found {describe(others[0])}",
-            )
-        elif issues.missing(tool, key, tool_path, "the functions' declarations"):
-            declared = issues.list_of(tool[key], path_at(tool_path, key), "a list of functions")
-            for at, spec in enumerate(declared or ()):
-                functions.append(
-                    declaration(spec, path_at(path_at(tool_path, key), at), issues, True)
-                )
+        tool = issues.object_of(tool_value, tool_path, example)
+        if tool is not None:
+            functions += read(tool, tool_path, issues)
     return _distinct(functions, path, issues)
+
+
+def _openai_tool(tool: dict, path: str, issues: LineIssues) -> list[Function | None]:
+    if tool.get("type", "function") != "function":
+        issues.error(
+            path_at(path, "type"),
+            f'only "function" tools are supported; found {describe(tool.get("type"))}',
+        )
+        return []
+    if not issues.missing(tool, "function", path, "the function's declaration"):
+        return []
+    return [declaration(tool["function"], path_at(path, "function"), issues, vertex=False)]
+
+
+def _vertex_tool(tool: dict, path: str, issues: LineIssues) -> list[Function | None]:
+    key = "functionDeclarations" if "functionDeclarations" in tool else "function_declarations"
+    others = sorted(set(tool) - {key})
+    if others:
+        issues.error(
+            path_at(path, others[0]),
+            f"only functionDeclarations are supported; found {describe(others[0])}",
+        )
+        return []
+    if not issues.missing(tool, key, path, "the functions' declarations"):
+        return []
+    declared = issues.list_of(tool[key], path_at(path, key), "a list of functions")
+    return [
+        declaration(spec, path_at(path_at(path, key), at), issues, vertex=True)
+        for at, spec in enumerate(declared or ())
+    ]
 
 
 def _distinct(
