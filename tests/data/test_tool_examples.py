@@ -377,3 +377,11 @@ def test_the_generated_tool_task_validates_and_holds_its_test_split_out(tmp_path
     assert not prompts[0] & prompts[1]
     calls = [e.turns[1].tool_calls[0] for e in test.examples]
     assert {c.name for c in calls} == {"get_weather", "get_time"}
+
+
+def test_a_vertex_response_with_an_id_answers_a_call_without_one():
+    line = vertex_line()
+    line["contents"][2]["parts"][0]["functionResponse"]["id"] = "fc-1"
+    example, problems = parse(line, DatasetFormat.VERTEX_SFT)
+
+    assert problems == [] and example.turns[2].call.name == "get_weather"

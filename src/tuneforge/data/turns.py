@@ -140,8 +140,9 @@ def _answer(
     asked = turn.answers
     if asked is None:
         return None
-    for call in pending:
-        if (asked.id and call.id == asked.id) or (not asked.id and call.name == asked.name):
+    for call in pending:  # by id where both have one (OpenAI's always do), else by name
+        by_id = bool(asked.id and call.id)
+        if (by_id and call.id == asked.id) or (not by_id and call.name == asked.name != ""):
             return call
     if dialect is OPENAI:
         what, field = f"tool_call_id {describe(asked.id)}", "tool_call_id"
