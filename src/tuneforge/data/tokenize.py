@@ -73,7 +73,7 @@ class Renderer:
         self.tokenizer = tokenizer
         self.tools = chat_tools(conversation)
         if self.tools:  # a template that ignores tools would drop them without a word
-            tool_syntax(tokenizer, tokenizer.name_or_path or "the model")
+            tool_syntax(tokenizer)
 
     def __call__(self, messages: list[dict[str, Any]], generation_prompt: bool = False) -> str:
         return self.tokenizer.apply_chat_template(

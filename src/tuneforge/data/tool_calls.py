@@ -111,9 +111,9 @@ def template_messages(calls: list[ToolCall]) -> dict[str, Any]:
     }
 
 
-def tool_syntax(tokenizer: Any, model: str) -> ToolSyntax:
-    """The syntax of ``tokenizer``'s chat template; ``model`` names it in errors."""
-    return _syntax_of(tokenizer.chat_template, tokenizer, model)
+def tool_syntax(tokenizer: Any) -> ToolSyntax:
+    """The syntax of ``tokenizer``'s chat template; errors name the model it came with."""
+    return _syntax_of(tokenizer.chat_template, tokenizer, tokenizer.name_or_path or "the model")
 
 
 @lru_cache(maxsize=32)

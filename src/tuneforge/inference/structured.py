@@ -74,6 +74,7 @@ class Constraint:
     trigger: str | None = None
 
 
+@lru_cache(maxsize=256)
 def tool_call_grammar(
     syntax: ToolSyntax, functions: tuple[Function, ...], parallel: bool, after_marker: bool = False
 ) -> str:
@@ -137,32 +138,30 @@ class GrammarConstraint:
         self._ll_tokenizer: Any = None
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.Tensor) -> torch.Tensor:
-        import torch
-        from llguidance import LLMatcher
         from llguidance.torch import allocate_token_bitmask, fill_next_token_bitmask
 
         rows, vocab_size = scores.shape
         if self._matchers is None:  # the model's vocabulary may be padded past the tokenizer's
             self._ll_tokenizer = _ll_tokenizer(self.tokenizer, vocab_size)
-            start = None if self.constraint.trigger else self._matcher()
-            self._matchers = [start if start is None else self._matcher() for _ in range(rows)]
+            waits = self.constraint.trigger is not None
+            self._matchers = [None if waits else self._matcher() for _ in range(rows)]
         else:
             for row, matcher in enumerate(self._matchers):
                 if matcher is None:
                     if self._triggered(input_ids[row]):
-                        self._matchers[row] = LLMatcher(self._ll_tokenizer, self.constraint.grammar)
+                        self._matchers[row] = self._matcher()
                 elif not matcher.is_stopped():
                     matcher.consume_token(int(input_ids[row, -1]))
-        held = [row for row, matcher in enumerate(self._matchers) if matcher is not None]
-        if not held:
+        free = [row for row, matcher in enumerate(self._matchers) if matcher is None]
+        if len(free) == rows:
             return scores
         bitmask = allocate_token_bitmask(rows, vocab_size)
-        for row in held:
-            fill_next_token_bitmask(self._matchers[row], bitmask, row)
-        allowed = _unpack(bitmask, vocab_size).to(scores.device)
-        free = torch.ones(rows, dtype=torch.bool, device=scores.device)
-        free[held] = False
-        return scores.masked_fill(~allowed & ~free.unsqueeze(1), float("-inf"))
+        for row, matcher in enumerate(self._matchers):
+            if matcher is not None:
+                fill_next_token_bitmask(matcher, bitmask, row)
+        blocked = ~_unpack(bitmask, vocab_size).to(scores.device)
+        blocked[free] = False  # rows still writing freely, before their trigger
+        return scores.masked_fill(blocked, float("-inf"))
 
     def _matcher(self) -> Any:
         from llguidance import LLMatcher

@@ -18,16 +18,17 @@ from typing import TYPE_CHECKING, Any
 
 from tuneforge.data.records import Conversation, ToolCall
 from tuneforge.data.tool_calls import ToolSyntax, tool_syntax
-
-if TYPE_CHECKING:
-    from tuneforge.inference.structured import Constraint
 from tuneforge.inference.types import (
     Completion,
     FinishReason,
     GenerationParams,
     GenerationResult,
     TextStream,
+    held_back,
 )
+
+if TYPE_CHECKING:
+    from tuneforge.inference.structured import Constraint
 
 
 def row_constraint(
@@ -40,7 +41,7 @@ def row_constraint(
         return Constraint(grammar_for(params.json_schema))
     if not prompt.tools:
         return None
-    syntax = tool_syntax(tokenizer, _model_name(tokenizer))
+    syntax = tool_syntax(tokenizer)
     parallel = params.parallel_tool_calls
     if params.tool_choice == "required":
         allowed = set(params.tool_names)
@@ -57,7 +58,7 @@ def read_calls(tokenizer: Any, prompt: Conversation, completion: Completion) -> 
     tools and the model finished writing them."""
     if not prompt.tools or completion.finish_reason != "stop":
         return completion  # cut short, a call may be half written: it stays text
-    content, calls = tool_syntax(tokenizer, _model_name(tokenizer)).parse(completion.text)
+    content, calls = tool_syntax(tokenizer).parse(completion.text)
     if not calls:
         return completion
     return replace(
@@ -77,16 +78,12 @@ def _with_ids(calls: list[ToolCall]) -> tuple[ToolCall, ...]:
     return tuple(replace(call, id=f"call_{uuid.uuid4().hex[:24]}") for call in calls)
 
 
-def _model_name(tokenizer: Any) -> str:
-    return tokenizer.name_or_path or "the model"
-
-
 def stream_calls(tokenizer: Any, prompt: Conversation, inner: TextStream) -> TextStream:
     """``inner``'s text deltas up to where calls begin; the calls, parsed once the turn ends,
     in the stream's ``tool_calls``. Without tools in the prompt, ``inner`` itself."""
     if not prompt.tools:
         return inner
-    syntax = tool_syntax(tokenizer, _model_name(tokenizer))
+    syntax = tool_syntax(tokenizer)
     calls: list[ToolCall] = []
 
     def deltas() -> Generator[str, None, bool]:
@@ -94,7 +91,7 @@ def stream_calls(tokenizer: Any, prompt: Conversation, inner: TextStream) -> Tex
         for delta in inner:
             text += delta
             start = _call_start(text, syntax)
-            end = len(text) - _partial_marker(text, syntax.marker) if start is None else start
+            end = len(text) - held_back(text, (syntax.marker,)) if start is None else start
             if end > shown:
                 yield text[shown:end]
                 shown = end
@@ -121,11 +118,3 @@ def _call_start(text: str, syntax: ToolSyntax) -> int | None:
         return start if start >= 0 else None
     stripped = text.lstrip()
     return len(text) - len(stripped) if stripped.startswith("{") else None
-
-
-def _partial_marker(text: str, marker: str) -> int:
-    """How many trailing characters of ``text`` could begin ``marker``: held back a moment."""
-    for size in range(min(len(marker) - 1, len(text)), 0, -1):
-        if text.endswith(marker[:size]):
-            return size
-    return 0
