@@ -306,6 +306,17 @@ VERTEX_ERRORS = {
         "contents[1].parts[0].functionCall.args",
         "city: 7 is not of type 'string'",
     ),
+    "a call whose id is not text": (
+        vertex_with(
+            [
+                vertex_line()["contents"][0],
+                {"role": "model", "parts": [{"functionCall": {"name": "get_weather", "id": 7}}]},
+                *vertex_line()["contents"][2:],
+            ]
+        ),
+        "contents[1].parts[0].functionCall.id",
+        "expected text; found a number (7)",
+    ),
     "a search tool": (
         vertex_with(tools=[{"googleSearch": {}}]),
         "tools[0].googleSearch",

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from tuneforge.data.checks import LineIssues, describe, found, path_at
 from tuneforge.data.json_schema import (
     MAX_SCHEMA_DEPTH,
+    first_violation,
     nesting_depth,
     openapi_to_json_schema,
     schema_problem,
@@ -165,15 +166,18 @@ def check_call(
             f"calls {describe(call.name)}, which is not declared in tools (declared: {known})",
         )
         return
-    problem = _arguments_problem(call.arguments, function.parameters)
+    problem = first_violation(json.loads(call.arguments), function.parameters)
     if problem:
         issues.error(arguments_path, f"{problem} (the parameters of {call.name})")
 
 
-def _arguments_problem(arguments: str, schema: str) -> str | None:
-    from tuneforge.data.json_schema import first_violation
-
-    return first_violation(json.loads(arguments), schema)
+def call_id(call: dict, path: str, issues: LineIssues) -> str | None:
+    """A call's (or a result's) own ``id``: text, "" when it has none."""
+    value = call.get("id", "")
+    if isinstance(value, str):
+        return value
+    issues.error(path_at(path, "id"), f"expected text; found {found(value)}")
+    return None
 
 
 def openai_call(value: object, path: str, issues: LineIssues) -> ToolCall | None:
@@ -184,11 +188,10 @@ def openai_call(value: object, path: str, issues: LineIssues) -> ToolCall | None
     if call.get("type", "function") != "function":
         issues.error(path_at(path, "type"), f'expected "function"; found {describe(call["type"])}')
         return None
-    call_id = call.get("id", "")
-    if not isinstance(call_id, str):
-        issues.error(path_at(path, "id"), f"expected text; found {found(call_id)}")
-        return None
-    if not issues.missing(call, "function", path, '{"name": "...", "arguments": "{...}"}'):
+    own_id = call_id(call, path, issues)
+    if own_id is None or not issues.missing(
+        call, "function", path, '{"name": "...", "arguments": "{...}"}'
+    ):
         return None
     function_path = path_at(path, "function")
     function = issues.object_of(call["function"], function_path, '{"name", "arguments"}')
@@ -198,7 +201,7 @@ def openai_call(value: object, path: str, issues: LineIssues) -> ToolCall | None
     arguments = _openai_arguments(function.get("arguments"), function_path, issues)
     if name is None or arguments is None:
         return None
-    return ToolCall(name, arguments, call_id)
+    return ToolCall(name, arguments, own_id)
 
 
 def _openai_arguments(value: object, path: str, issues: LineIssues) -> str | None:
@@ -231,7 +234,7 @@ def vertex_call(value: object, path: str, issues: LineIssues) -> ToolCall | None
     if not isinstance(args, dict):
         issues.error(path_at(path, "args"), f"expected an object; found {found(args)}")
         return None
-    call_id = call.get("id", "")
-    if name is None or not isinstance(call_id, str):
+    own_id = call_id(call, path, issues)
+    if name is None or own_id is None:
         return None
-    return ToolCall(name, compact(args), call_id)
+    return ToolCall(name, compact(args), own_id)

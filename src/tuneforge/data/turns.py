@@ -15,7 +15,14 @@ from typing import Literal, cast
 
 from tuneforge.data.checks import LineIssues, describe, found, join_keys, name_of, path_at
 from tuneforge.data.records import Conversation, Function, Role, ToolCall, Turn
-from tuneforge.data.tools import check_call, compact, openai_call, vertex_call
+from tuneforge.data.tools import (
+    call_id,
+    check_call,
+    compact,
+    function_name,
+    openai_call,
+    vertex_call,
+)
 
 Ending = Literal["model", "user", "any"]  # how a conversation must end
 
@@ -234,11 +241,11 @@ def _vertex_response(value: object, path: str, issues: LineIssues) -> tuple[Tool
     if not isinstance(response, dict):
         issues.error(path_at(path, "response"), f"expected an object; found {found(response)}")
         return None
-    name, call_id = answer["name"], answer.get("id", "")
-    if not isinstance(name, str) or not isinstance(call_id, str):
-        issues.error(path_at(path, "name"), f"expected the function's name; found {found(name)}")
+    name = function_name(answer["name"], path_at(path, "name"), issues)
+    own_id = call_id(answer, path, issues)
+    if name is None or own_id is None:
         return None
-    return ToolCall(name, "{}", call_id), compact(response)
+    return ToolCall(name, "{}", own_id), compact(response)
 
 
 def vertex_parts_text(value: object, path: str, issues: LineIssues) -> str | None:
