@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import Any
 
 from pydantic import ConfigDict, Field, field_validator
@@ -252,13 +253,15 @@ class GenerateContentRequest(StrictGoogleRequest):
             raise InvalidArgument(f"{field}: only with mode ANY", field)
         if mode == "required" and not self.tools:
             raise InvalidArgument("toolConfig: mode ANY needs tools to call", "toolConfig")
-        declared = {f.name for f in self.functions()}
+        declared = {f.name for f in self.functions}
         if unknown := [name for name in allowed if name not in declared]:
             raise InvalidArgument(f"{field}: {unknown[0]!r} is not declared in tools", field)
         return {"tool_choice": "required", "tool_names": allowed} if mode == "required" else {}
 
+    @cached_property
     def functions(self) -> tuple[Function, ...]:
-        """The request's declared functions, each checked."""
+        """The request's declared functions, each checked (once: both the prompt and the
+        calling mode read them)."""
         if not self.tools:
             return ()
         issues = LineIssues(line=0)
@@ -281,7 +284,7 @@ class GenerateContentRequest(StrictGoogleRequest):
         if self.system_instruction is not None:
             raw["systemInstruction"] = self.system_instruction
         issues = LineIssues(line=0)
-        prompt = vertex_contents(raw, issues, ending="any", tools=self.functions())
+        prompt = vertex_contents(raw, issues, ending="any", tools=self.functions)
         raise_first(issues)
         assert prompt is not None  # no error was found
         if self.calling_mode() == "none":  # the model is not shown the tools
@@ -296,7 +299,7 @@ class GenerateContentRequest(StrictGoogleRequest):
 
 def raise_first(issues: LineIssues) -> None:
     """An InvalidArgument naming the first error among ``issues``, if any."""
-    first = next((p for p in issues.problems if p.severity == "error"), None)
+    first = issues.first_error
     if first is not None:
         raise InvalidArgument(f"{first.field}: {first.message}", first.field)
 

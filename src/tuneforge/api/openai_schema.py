@@ -257,7 +257,7 @@ def function_tools(tools: list[Any] | None, param: str) -> tuple[Function, ...]:
 
 def raise_first(issues: LineIssues) -> None:
     """A 400 naming the first error among ``issues``, if any."""
-    first = next((p for p in issues.problems if p.severity == "error"), None)
+    first = issues.first_error
     if first is not None:
         raise ApiError(400, f"{first.field}: {first.message}", param=first.field)
 

@@ -59,8 +59,12 @@ class LineIssues:
         self.problems.append(Problem(self.line, path, message, "warning"))
 
     @property
+    def first_error(self) -> Problem | None:
+        return next((p for p in self.problems if p.severity == "error"), None)
+
+    @property
     def has_errors(self) -> bool:
-        return any(problem.severity == "error" for problem in self.problems)
+        return self.first_error is not None
 
     def missing(self, obj: dict, key: str, path: str, expected: str) -> bool:
         """Report ``key`` missing from ``obj``; True when it is there."""
