@@ -101,4 +101,8 @@ def test_the_limit_counts_bytes_of_every_part_and_is_a_setting(api: Api, monkeyp
     # the system instruction counts too
     assert vertex_generate(api, "x" * 60, system="y" * 40).status_code == 200
     assert vertex_generate(api, "x" * 60, system="y" * 41).status_code == 400
+    # and so do the declared functions
+    tool = {"type": "function", "function": {"name": "f", "description": "z" * 100}}
+    refused = openai_chat(api, "x", tools=[tool])
+    assert refused.status_code == 400 and "bytes" in refused.json()["error"]["message"]
     assert len(recording.calls) == 2  # only the prompts within the limit reached the model

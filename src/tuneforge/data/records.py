@@ -56,6 +56,15 @@ class Conversation:
         awaiting a response) or with the results of the model's calls."""
         return bool(self.turns) and self.turns[-1].role in ("user", "tool")
 
+    def text_bytes(self) -> int:
+        """The UTF-8 size of everything the model is shown: the system instruction, the turns,
+        their calls and the declared functions."""
+        texts = [self.system or ""]
+        texts += [t.text for t in self.turns]
+        texts += [c.arguments for t in self.turns for c in t.tool_calls]
+        texts += [f.description + f.parameters for f in self.tools]
+        return sum(len(text.encode("utf-8", "surrogatepass")) for text in texts)
+
 
 @dataclass(frozen=True, slots=True)
 class PreferenceExample:

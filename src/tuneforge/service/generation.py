@@ -49,8 +49,7 @@ class GenerationService:
         """By its size in bytes, before any model is loaded: tokenizing megabytes of text
         takes minutes, only to find it longer than any model reads."""
         limit = self.settings.max_prompt_bytes
-        texts = [prompt.system or "", *(turn.text for turn in prompt.turns)]
-        size = sum(len(text.encode("utf-8", "surrogatepass")) for text in texts)
+        size = prompt.text_bytes()
         if size > limit:
             raise InvalidArgument(
                 f"the prompt is {size:,} bytes of text; this server reads at most {limit:,} "
