@@ -24,7 +24,7 @@ LAYERS: list[set[str]] = [
     {"store"},
     {"models"},
     {"data"},
-    {"config", "errors", "machine", "storage", "__init__"},
+    {"config", "errors", "machine", "sizes", "storage", "__init__"},
 ]
 ROOT = Path(tuneforge.__file__).parent
 

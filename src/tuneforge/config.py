@@ -57,6 +57,18 @@ class Settings(BaseSettings):
         description="Memory budget of the cache of loaded base models; by default half the "
         "memory they are served from (the GPU's on CUDA, else the RAM this process may use).",
     )
+    resume_point_minutes: float = Field(
+        default=10.0,
+        gt=0,
+        description="A running job saves a resume point (weights and optimizer state) after this "
+        "many minutes of training since its last save, so a crash, restart or cancel loses at "
+        "most that much; only the newest is kept.",
+    )
+    resume_point_steps: int | None = Field(
+        default=None,
+        ge=1,
+        description="Also save a resume point every this many steps (none by default).",
+    )
     shutdown_grace_s: float = Field(
         default=30.0,
         ge=0,

@@ -78,7 +78,7 @@ def complete_job(api: Api, job_id: str, tmp_path: Path, epochs: int = 2) -> list
         assert repo.claim_next_job(s, "test-worker", capacity=100).id == job_id
         stats = {"tuningDatasetExampleCount": 400, "tuningStepCount": 10 * epochs}
         repo.update_progress(s, job_id, completed_steps=10 * epochs, completed_epochs=epochs,
-                             total_epochs=epochs, data_stats=stats)  # fmt: skip
+                             total_epochs=epochs, data_stats=stats, disk_bytes=3 << 20)  # fmt: skip
         checkpoints = []
         for epoch in range(1, epochs + 1):
             path = str(tmp_path / job_id / f"epoch-{epoch}")
@@ -157,10 +157,30 @@ def test_a_finished_job_shows_its_tuned_model_and_checkpoints(
     ]
     assert job.tuning_job_metadata.completed_epoch_count == 2
     assert job.tuning_job_metadata.completed_step_count == 20
+    disk_bytes = api.client.get(f"/v1/{created['name']}", headers=api.headers()).json()[
+        "tuningJobMetadata"
+    ]["diskBytes"]
+    assert disk_bytes == 3 << 20
     stats = job.tuning_data_stats.supervised_tuning_data_stats
     assert (stats.tuning_dataset_example_count, stats.tuning_step_count) == (400, 20)
     # Epochs the job resolved show even when the request left them to the service.
     assert job.supervised_tuning_spec.hyper_parameters.epoch_count == 2
+
+
+def test_export_last_checkpoint_only_is_kept_and_shown_in_the_spec(
+    api: Api, client: genai.Client, train_file: str
+):
+    job = client.tunings.tune(
+        base_model=TINY,
+        training_dataset=types.TuningDataset(gcs_uri=train_file),
+        config=types.CreateTuningJobConfig(export_last_checkpoint_only=True),
+    )
+    assert job.supervised_tuning_spec.export_last_checkpoint_only is True
+    stored = api.service.jobs.get("default", job_id_of(job.name)).job
+    assert stored.hyperparameters == {"export_last_checkpoint_only": True}
+    bad = create(api, supervised(train_file, exportLastCheckpointOnly="sometimes"))
+    assert bad.status_code == 400
+    assert "supervisedTuningSpec.exportLastCheckpointOnly" in bad.json()["error"]["message"]
 
 
 def test_list_pages_and_filters_on_state(api: Api, client: genai.Client, train_file: str):

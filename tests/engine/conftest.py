@@ -11,6 +11,7 @@ class RecordingObserver(TuningObserver):
 
     def __init__(self, stop_at_step: int | None = None, stop_with: str = "cancel") -> None:
         self.plans, self.steps, self.epochs, self.checkpoints, self.events = [], [], [], [], []
+        self.disk_use: list[int] = []
         self.stop_at_step = stop_at_step
         self.stop_with = stop_with
 
@@ -28,6 +29,9 @@ class RecordingObserver(TuningObserver):
 
     def on_event(self, message, level="info", data=None):
         self.events.append(message)
+
+    def on_disk_use(self, total_bytes):
+        self.disk_use.append(total_bytes)
 
     def stop_requested(self):
         if (

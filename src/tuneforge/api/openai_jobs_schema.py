@@ -169,6 +169,7 @@ class FineTuningJob(OpenAIObject):
     result_files: list[str]
     trained_tokens: int | None
     estimated_finish: int | None
+    disk_bytes: int | None = None  # tuneforge's addition: what the job's folder takes on disk
     error: dict[str, Any] | None
     seed: int | None
     metadata: dict[str, str] | None
@@ -242,6 +243,7 @@ def job_object(view: JobView, result_files: list[str]) -> FineTuningJob:
         result_files=result_files,
         trained_tokens=job.trained_tokens,
         estimated_finish=timestamp(job.estimated_finish),
+        disk_bytes=job.disk_bytes,
         error=job.error,
         seed=job.seed,
         metadata=job.user_metadata or None,

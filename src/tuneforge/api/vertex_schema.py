@@ -116,6 +116,14 @@ class TuningSpecIn(GoogleRequest):
     validation_dataset_uri: str | None = None
     hyper_parameters: HyperParameters = Field(default_factory=HyperParameters)
     tuning_mode: TuningMode | None = None
+    export_last_checkpoint_only: bool | None = None
+
+    def tuneforge_hyperparameters(self) -> dict[str, Any]:
+        """The hyperparameters, and the spec's own options that tuneforge keeps among them."""
+        values = self.hyper_parameters.to_tuneforge()
+        if self.export_last_checkpoint_only is not None:
+            values["export_last_checkpoint_only"] = self.export_last_checkpoint_only
+        return values
 
 
 class DistillationSpecIn(TuningSpecIn):
@@ -190,6 +198,8 @@ class CreateTuningJobRequest(GoogleRequest):
             hyper_parameters[f"hyperparameters.{name}"] = f"{spec}.hyperParameters.{vertex}"
         return {
             **hyper_parameters,
+            "export_last_checkpoint_only": f"{spec}.exportLastCheckpointOnly",
+            "hyperparameters.export_last_checkpoint_only": f"{spec}.exportLastCheckpointOnly",
             "training_file": f"{spec}.{training}",
             "validation_file": f"{spec}.validationDatasetUri",
             "base_model": "baseModel",
@@ -234,7 +244,7 @@ class CreateTuningJobRequest(GoogleRequest):
             validation_file=spec.validation_dataset_uri or None,
             method=method.name,
             mode="full" if spec.tuning_mode == "TUNING_MODE_FULL" else "peft",
-            hyperparameters=spec.hyper_parameters.to_tuneforge(),
+            hyperparameters=spec.tuneforge_hyperparameters(),
             display_name=self.tuned_model_display_name,
             description=self.description,
             metadata=self.labels,
@@ -281,6 +291,7 @@ class PreTunedModelOut(GoogleResponse):
 class TuningJobMetadata(GoogleResponse):
     completed_epoch_count: int | None = None
     completed_step_count: int | None = None
+    disk_bytes: int | None = None  # tuneforge's addition: what the job's folder takes
 
 
 class TuningJobOut(GoogleResponse):
@@ -332,6 +343,7 @@ def tuning_job_json(view: JobView, parent: str) -> TuningJobOut:
         tuning_job_metadata=TuningJobMetadata(
             completed_epoch_count=job.completed_epochs,
             completed_step_count=job.completed_steps,
+            disk_bytes=job.disk_bytes,
         ),
         labels=job.user_metadata or None,
         pre_tuned_model=(
@@ -373,10 +385,13 @@ def _spec_json(job: TuningJob, method: TuningMethod) -> dict[str, Any]:
         hyper_parameters["epochCount"] = job.total_epochs  # a job from before resolved values
     if "adapterSize" in hyper_parameters:
         hyper_parameters["adapterSize"] = ADAPTER_SIZE_NAMES.get(hyper_parameters["adapterSize"])
+    # Vertex's own field sits in the spec; tuneforge keeps it with the hyperparameters.
+    export_last_only = hyper_parameters.pop("exportLastCheckpointOnly", None)
     spec: dict[str, Any] = {
         "trainingDatasetUri": job.training_file,
         "validationDatasetUri": job.validation_file,
         "hyperParameters": without_nones(hyper_parameters),
+        "exportLastCheckpointOnly": export_last_only,
         "tuningMode": TUNING_MODES[job.mode.value] if method.task != "preference" else None,
     }
     if method.needs_teacher:

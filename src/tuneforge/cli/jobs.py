@@ -12,6 +12,7 @@ from tuneforge.cli.common import JSON_OPTION, console, friendly_errors, print_js
 from tuneforge.cli.help import App
 from tuneforge.cli.tune import follow, print_summary
 from tuneforge.config import get_settings
+from tuneforge.sizes import byte_size
 
 app = App(help="List, inspect and steer tuning jobs.", no_args_is_help=True)
 SERVER = typer.Option(None, "--server", envvar="TUNEFORGE_SERVER", help="A tuneforge server.")
@@ -82,6 +83,7 @@ def _job_table(job: dict) -> Table:
         "ended": (job.get("endTime") or "")[:19],
         "epochs run": meta.get("completedEpochCount"),
         "steps run": meta.get("completedStepCount"),
+        "disk": byte_size(meta["diskBytes"]) if meta.get("diskBytes") else None,
         "tuned model": (job.get("tunedModel") or {}).get("model", "").rsplit("/", 1)[-1],
         "error": (job.get("error") or {}).get("message"),
     }

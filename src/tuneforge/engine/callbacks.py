@@ -14,7 +14,7 @@ from pathlib import Path
 
 from transformers import TrainerCallback, TrainerControl, TrainerState
 
-from tuneforge.engine.checkpoints import describe
+from tuneforge.engine.checkpoints import ResumePoints, Retention, describe, folder_bytes, prune
 from tuneforge.engine.errors import TuningError
 from tuneforge.engine.eta import RecentPace
 from tuneforge.engine.observer import (
@@ -82,7 +82,6 @@ class TuningCallback(TrainerCallback):
         self.checkpoints_dir = checkpoints_dir
         self.patience = patience
         self.validation_key = validation_key
-        self.checkpoints: list[CheckpointInfo] = []
         self.epochs: list[EpochMetrics] = []
         self.step_losses: list[tuple[int, float]] = []
         self.stop: StopRequest | None = None
@@ -96,10 +95,16 @@ class TuningCallback(TrainerCallback):
         self._pace = RecentPace()
         # A pause asked for on an epoch's last step: stop once that epoch is saved.
         self._pause_after_epoch = False
+        self.resume_points = ResumePoints()
+        self.retention = Retention()
+        self._last_save = (0, time.perf_counter())  # (step, when)
 
-    def restore(self, checkpoints: list[CheckpointInfo], epochs: list[EpochMetrics]) -> None:
+    def plan_saves(self, resume_points: ResumePoints, retention: Retention) -> None:
+        """When to save mid-epoch resume points, and what to keep of older saves."""
+        self.resume_points, self.retention = resume_points, retention
+
+    def restore(self, epochs: list[EpochMetrics]) -> None:
         """Carry what earlier attempts of this run achieved (a resumed run)."""
-        self.checkpoints = list(checkpoints)
         self.epochs = list(epochs)
         for metrics in epochs:
             if metrics.valid_loss is None:
@@ -112,6 +117,7 @@ class TuningCallback(TrainerCallback):
     # --- training progress -------------------------------------------------------------
     def on_train_begin(self, args, state: TrainerState, control, **kwargs):
         self._started = time.perf_counter()
+        self._last_save = (state.global_step, self._started)
         self._pace.start(state.global_step)
         # Whatever was collated before (DPO's reference pass) trained nothing.
         self.counter.reset()
@@ -172,7 +178,14 @@ class TuningCallback(TrainerCallback):
 
     def on_step_end(self, args, state, control: TrainerControl, **kwargs):
         request = self.observer.stop_requested()
-        if request is None or self._pause_after_epoch:
+        if request is None:
+            last_step, last_time = self._last_save
+            if not _at_epoch_end(state) and self.resume_points.due(
+                state.global_step - last_step, time.perf_counter() - last_time
+            ):
+                control.should_save = True
+            return
+        if self._pause_after_epoch:
             return
         if request == "pause" and _at_epoch_end(state):
             # Let the epoch end as usual (evaluation, epoch-N checkpoint); on_save stops then.
@@ -252,8 +265,16 @@ class TuningCallback(TrainerCallback):
             epoch=epoch, step=state.global_step, path=target, metrics=metrics, kind=kind
         )
         describe(checkpoint, epoch_metrics)  # last: a described folder is a complete one
-        self.checkpoints.append(checkpoint)
-        self.observer.on_checkpoint(checkpoint)
+        self._last_save = (state.global_step, time.perf_counter())
+        prune(self.checkpoints_dir, self.retention)
+        if kind == "epoch" and self.retention.last_epoch_only:
+            self.observer.on_event(
+                f"epoch {epoch} saved (step {state.global_step}); only the last epoch's "
+                "checkpoint is kept"
+            )
+        else:
+            self.observer.on_checkpoint(checkpoint)
+        self.observer.on_disk_use(folder_bytes(self.checkpoints_dir.parent))
         if self._pause_after_epoch and at_epoch_end:
             self._pause_after_epoch = False
             # A run that ends here anyway (its last epoch, an early stop) simply completes.

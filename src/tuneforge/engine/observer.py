@@ -51,7 +51,9 @@ class CheckpointInfo:
     step: int
     path: Path
     metrics: dict[str, float | None]
-    kind: Literal["epoch", "resume"] = "epoch"  # "resume": a mid-epoch save made to pause
+    # "resume": a mid-epoch save to go on from (after a pause, a crash or a restart);
+    # "partial": a cancelled run's newest resume point, kept as a checkpoint of its own.
+    kind: Literal["epoch", "resume", "partial"] = "epoch"
 
 
 @dataclass(frozen=True)
@@ -77,6 +79,9 @@ class TuningObserver:
     def on_checkpoint(self, checkpoint: CheckpointInfo) -> None: ...
 
     def on_event(self, message: str, level: str = "info", data: dict | None = None) -> None: ...
+
+    def on_disk_use(self, total_bytes: int) -> None:
+        """What the run's folder holds now (after each save, and once the run has ended)."""
 
     def stop_requested(self) -> StopRequest | None:
         return None

@@ -31,7 +31,7 @@ def run_tuning(
     prepare = get_method(spec.method).load_trainer()
     _check_examples(spec, [*train, *validation])
     run = prepare(spec, train, validation, output_dir, observer, settings)
-    return run_trainer(run, spec, observer, resume=resume)
+    return run_trainer(run, spec, observer, settings, resume=resume)
 
 
 def _check_examples(spec: TuningSpec, examples: list[Example]) -> None:

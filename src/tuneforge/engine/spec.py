@@ -108,6 +108,18 @@ class Hyperparameters(BaseModel):
         description="Pack examples into rows of max_seq_length (fewer, fuller steps); off, each "
         "step is a padding-free batch of batch_size examples.",
     )
+    # What the run keeps on disk (not hyperparameters in the training sense, but options of a
+    # run that every method shares and every surface passes on the same way).
+    export_last_checkpoint_only: bool = Field(
+        default=False,
+        description="Keep only the last epoch's checkpoint (Vertex's exportLastCheckpointOnly); "
+        "earlier epochs are deleted as the next one is saved.",
+    )
+    keep_optimizer_state: bool = Field(
+        default=False,
+        description="Keep the optimizer state of the newest checkpoint once the job succeeds "
+        "(to tune further from exactly there); by default it is deleted.",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> Hyperparameters:

@@ -4,6 +4,7 @@ TRL trainer to a :class:`TuningResult` with cancel, pause, resume and failures h
 from __future__ import annotations
 
 import math
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,13 +17,22 @@ from tuneforge.data.packing import pack_examples
 from tuneforge.data.records import Conversation
 from tuneforge.data.tokenize import TokenizedExample, tokenize_conversation
 from tuneforge.engine.callbacks import TokenCounter, TuningCallback
-from tuneforge.engine.checkpoints import read_checkpoints, remove_incomplete, remove_resume_points
+from tuneforge.engine.checkpoints import (
+    ResumePoints,
+    Retention,
+    finish,
+    folder_bytes,
+    read_checkpoints,
+    remove_incomplete,
+)
+from tuneforge.engine.disk_plan import check_disk, plan_disk
 from tuneforge.engine.errors import TuningError, out_of_memory_message
 from tuneforge.engine.hardware import Hardware, detect_hardware, needs_gradient_checkpointing
 from tuneforge.engine.observer import TrainingPlan, TuningObserver
 from tuneforge.engine.result import TuningResult, choose_default_checkpoint
 from tuneforge.engine.spec import Hyperparameters, TuningSpec, resolve_hyperparameters
 from tuneforge.models.loading import (
+    declared_dtype,
     load_causal_lm,
     load_tokenizer,
     quiet_transformers,
@@ -366,19 +376,50 @@ def padding_free_run(
     return PreparedRun(built, callback, counter, data.plan, hp, checkpoints_dir)
 
 
+def resume_points(settings: Settings) -> ResumePoints:
+    return ResumePoints(
+        every_s=settings.resume_point_minutes * 60, every_steps=settings.resume_point_steps
+    )
+
+
+def retention_for(spec: TuningSpec, hp: Hyperparameters, model) -> Retention:
+    return Retention(
+        last_epoch_only=hp.export_last_checkpoint_only,
+        keep_optimizer_state=hp.keep_optimizer_state,
+        weights_dtype=declared_dtype(model.config.name_or_path) if spec.mode == "full" else None,
+    )
+
+
 def run_trainer(
-    run: PreparedRun, spec: TuningSpec, observer: TuningObserver, *, resume: bool
+    run: PreparedRun,
+    spec: TuningSpec,
+    observer: TuningObserver,
+    settings: Settings,
+    *,
+    resume: bool,
 ) -> TuningResult:
     """Train (or go on training from the latest checkpoint) and describe the outcome."""
     trainer, callback, counter, plan = run.trainer, run.callback, run.counter, run.plan
     checkpoints_dir, hp = run.checkpoints_dir, run.hp
+    retention = retention_for(spec, hp, trainer.model)
+    callback.plan_saves(resume_points(settings), retention)
+    disk = plan_disk(
+        trainer.model,
+        full_weights=spec.mode == "full",
+        epochs=hp.epochs,
+        last_epoch_only=retention.last_epoch_only,
+        weights_dtype=retention.weights_dtype,
+        free_bytes=shutil.disk_usage(checkpoints_dir.parent).free,
+    )
+    observer.on_event(f"disk plan: {disk.describe()}", data=disk.as_dict())
+    check_disk(disk)
     resume_from = None
     if resume:
         remove_incomplete(checkpoints_dir)
         earlier, epochs = read_checkpoints(checkpoints_dir)
         if earlier:
             resume_from = earlier[-1]
-            callback.restore(earlier, epochs)
+            callback.restore(epochs)
             plan = TrainingPlan(**{**plan.__dict__, "resumed_from_step": resume_from.step})
             observer.on_event(
                 f"resuming from {resume_from.path.name} (step {resume_from.step})",
@@ -399,15 +440,20 @@ def run_trainer(
     elapsed = time.perf_counter() - started
 
     outcome = {"cancel": "cancelled", "pause": "paused", None: "succeeded"}[callback.stop]
-    if outcome != "paused":  # only a paused run goes on from its resume point
-        remove_resume_points(checkpoints_dir)
-    checkpoints, epochs = read_checkpoints(checkpoints_dir)
+    checkpoints = finish(checkpoints_dir, outcome, retention)
+    for checkpoint in checkpoints:
+        # Checkpoints not reported as they were saved: a cancelled run's last resume point, and
+        # the one epoch checkpoint a run that keeps only the last has.
+        if checkpoint.kind == "partial" or (retention.last_epoch_only and outcome != "paused"):
+            observer.on_checkpoint(checkpoint)
+    observer.on_disk_use(folder_bytes(checkpoints_dir.parent))
+    _, epochs = read_checkpoints(checkpoints_dir)
     default, reason = choose_default_checkpoint(checkpoints, epochs)
     if outcome == "succeeded" and default is not None:
         observer.on_event(f"default checkpoint: {reason}", data={"epoch": default.epoch})
     return TuningResult(
         outcome=outcome,
-        checkpoints=[c for c in checkpoints if c.kind == "epoch"],
+        checkpoints=[c for c in checkpoints if c.kind != "resume"],
         epochs=epochs,
         default_checkpoint=default,
         default_reason=reason,

@@ -101,9 +101,16 @@ class StoreObserver(TuningObserver):
             )
 
     def on_checkpoint(self, checkpoint: CheckpointInfo) -> None:
-        if checkpoint.kind != "epoch":
+        if checkpoint.kind == "resume":
             self.on_event(f"saved a resume point at step {checkpoint.step}")
             return
+        if checkpoint.kind == "partial":
+            message = (
+                f"checkpoint kept: the work up to step {checkpoint.step} (the last resume point "
+                "before the cancel)"
+            )
+        else:
+            message = f"checkpoint saved: epoch {checkpoint.epoch} (step {checkpoint.step})"
         with self.db.session() as s:
             if not any(c.step == checkpoint.step for c in repo.list_checkpoints(s, self.job_id)):
                 repo.add_checkpoint(
@@ -117,9 +124,13 @@ class StoreObserver(TuningObserver):
             repo.record_event(
                 s,
                 self.job_id,
-                f"checkpoint saved: epoch {checkpoint.epoch} (step {checkpoint.step})",
-                data={"epoch": checkpoint.epoch, "step": checkpoint.step},
+                message,
+                data={"epoch": checkpoint.epoch, "step": checkpoint.step, "kind": checkpoint.kind},
             )
+
+    def on_disk_use(self, total_bytes: int) -> None:
+        with self.db.session() as s:
+            repo.update_progress(s, self.job_id, worker_id=self.worker_id, disk_bytes=total_bytes)
 
     def on_event(self, message: str, level: str = "info", data: dict | None = None) -> None:
         with self.db.session() as s:

@@ -58,3 +58,18 @@ def quiet_transformers() -> None:
     hf_logging.set_verbosity_error()
     # peft still calls an attribute transformers 5 renamed; nothing for a user to act on.
     warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*")
+
+
+def declared_dtype(source: str | Path):
+    """The floating dtype a model's config says its weights are stored in, or None."""
+    import torch
+    from transformers import AutoConfig
+
+    try:
+        config = AutoConfig.from_pretrained(str(source))
+    except (OSError, ValueError):
+        return None
+    dtype = getattr(config, "dtype", None)
+    if isinstance(dtype, str):
+        dtype = getattr(torch, dtype, None)
+    return dtype if isinstance(dtype, torch.dtype) and dtype.is_floating_point else None

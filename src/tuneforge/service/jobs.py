@@ -365,7 +365,10 @@ class JobService:
     ) -> list[JobView]:
         """The jobs with their tuned models (loaded with them), checkpoints and registered
         result files, in a fixed number of queries however many jobs there are."""
-        checkpoints = repo.checkpoints_by_job(s, [j.id for j in jobs if j.tuned_model])
+        # Every job's, a cancelled one's too (its epochs and its last resume point answer under
+        # their checkpoint names); not a succeeded job's whose tuned model was deleted.
+        listed = [j.id for j in jobs if j.tuned_model or j.state != JobState.SUCCEEDED]
+        checkpoints = repo.checkpoints_by_job(s, listed)
         succeeded = {j.id: result_file_id(j.id) for j in jobs if j.state == JobState.SUCCEEDED}
         registered = repo.existing_file_ids(s, project_id, succeeded.values())
         return [

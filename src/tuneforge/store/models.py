@@ -134,6 +134,7 @@ class TuningJob(Base):
     completed_epochs: Mapped[int] = mapped_column(Integer, default=0)
     total_epochs: Mapped[int | None] = mapped_column(Integer)
     trained_tokens: Mapped[int | None] = mapped_column(BigInteger)
+    disk_bytes: Mapped[int | None] = mapped_column(BigInteger)  # the job folder's, as last saved
     estimated_finish: Mapped[datetime | None] = mapped_column(UtcDateTime)
     data_stats: Mapped[dict[str, Any] | None] = mapped_column(NullableJSON)
     # {"code": ..., "message": ..., "param": ...} when the job failed.

@@ -419,6 +419,7 @@ def update_progress(
     completed_epochs: int | None = None,
     total_epochs: int | None = None,
     trained_tokens: int | None = None,
+    disk_bytes: int | None = None,
     estimated_finish: datetime | None = None,
     data_stats: Mapping[str, Any] | None = None,
     resolved_hyperparameters: Mapping[str, Any] | None = None,
@@ -432,6 +433,7 @@ def update_progress(
         "completed_epochs": completed_epochs,
         "total_epochs": total_epochs,
         "trained_tokens": trained_tokens,
+        "disk_bytes": disk_bytes,
         "estimated_finish": estimated_finish,
         "data_stats": dict(data_stats) if data_stats is not None else None,
         "resolved_hyperparameters": (

@@ -11,6 +11,7 @@ from typing import Any
 
 from tuneforge.errors import InvalidArgument
 from tuneforge.models.names import fine_tuned_model_name, openai_checkpoint_name
+from tuneforge.sizes import byte_size
 from tuneforge.store.models import Checkpoint, File, TunedModel, TuningJob
 from tuneforge.store.states import JobState, RequestedAction
 
@@ -207,14 +208,7 @@ def duration(seconds: float | None) -> str:
 
 
 def file_size(size: int | None) -> str:
-    if size is None:
-        return "—"
-    value = float(size)
-    for unit in ("B", "KB", "MB", "GB"):
-        if value < 1024 or unit == "GB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{size} B"
+    return "—" if size is None else byte_size(size)
 
 
 def number(value: Any, decimals: int = 4) -> str:
