@@ -14,7 +14,7 @@ from peft import PeftModel
 from safetensors import safe_open
 from transformers import AutoModelForCausalLM
 
-from tests.engine.conftest import RecordingObserver
+from tests.engine.conftest import CrashAt, RecordingObserver, SaveWatcher, holding_optimizer
 from tuneforge.engine.checkpoints import folder_bytes
 from tuneforge.engine.errors import TuningError
 from tuneforge.engine.run import run_tuning
@@ -22,36 +22,6 @@ from tuneforge.engine.spec import Hyperparameters, TuningSpec
 
 TINY = "tuneforge/tiny-chat"
 STEPS_PER_EPOCH = 30  # 120 examples in batches of 4
-
-
-class SaveWatcher(RecordingObserver):
-    """Also records, at each reported save, which folders hold an optimizer state."""
-
-    def __init__(self, checkpoints_dir, **kwargs) -> None:
-        super().__init__(**kwargs)
-        self.checkpoints_dir = checkpoints_dir
-        self.with_optimizer: list[list[str]] = []
-
-    def on_checkpoint(self, checkpoint):
-        super().on_checkpoint(checkpoint)
-        self.with_optimizer.append(holding_optimizer(self.checkpoints_dir))
-
-
-class CrashAt(RecordingObserver):
-    """Fails the run at a step, as a killed runner would stop: no save, no clean-up."""
-
-    def __init__(self, step: int) -> None:
-        super().__init__()
-        self.crash_step = step
-
-    def on_step(self, metrics):
-        super().on_step(metrics)
-        if metrics.step == self.crash_step:
-            raise KeyboardInterrupt(f"crash at step {metrics.step}")
-
-
-def holding_optimizer(checkpoints_dir) -> list[str]:
-    return sorted(p.parent.name for p in checkpoints_dir.glob("*/optimizer.pt"))
 
 
 def saved_folders(checkpoints_dir) -> list[str]:
