@@ -215,3 +215,22 @@ def test_evaluate_caps_answers_near_the_longest_reference_unless_told(cli, senti
     [told] = json.loads(cli(*args, "--max-tokens", "3"))["candidates"]
     assert told["max_output_tokens"] == 3
     assert told["mean_output_tokens"] <= 3
+
+
+def test_tune_a_reward_model_then_score_with_it(cli, preference_files):
+    output = cli("tune", str(preference_files["train"]), "-m", TINY, "--method", "reward")
+    job_id = re.search(r"tuning job (tj-[0-9a-f]+) created", output)[1]
+
+    accuracy = json.loads(cli("score", job_id, "--pairs", str(preference_files["test"]), "--json"))
+    assert accuracy["pairs"] == 100 and accuracy["pairwise_accuracy"] >= 0.9
+
+    scores = json.loads(
+        cli("score", job_id, "review: dull tedious mess ->", "negative", "positive", "--json",
+            "--system", "Classify the sentiment of the review as positive or negative.")
+    )  # fmt: skip
+    assert [s["response"] for s in scores] == ["negative", "positive"]
+    assert scores[0]["score"] > scores[1]["score"]
+
+    refused = cli("generate", job_id, "hello", code=1)
+    assert "is a reward model" in refused
+    assert "give PROMPT" in cli("score", job_id, code=2)

@@ -18,8 +18,9 @@ from tuneforge.service.jobs import checked_hyperparameters
 
 
 def test_the_built_in_methods_in_the_order_surfaces_list_them():
-    assert [m.name for m in all_methods()] == ["supervised", "preference", "distillation"]
-    assert [m.openai_type for m in all_methods()] == ["supervised", "dpo", None]
+    assert [m.name for m in all_methods()] == ["supervised", "preference", "distillation", "reward"]
+    assert [m.openai_type for m in all_methods()] == ["supervised", "dpo", None, None]
+    assert [m.scores_only for m in all_methods()] == [False, False, False, True]
     assert get_method("distillation").needs_teacher
     assert get_method("preference").own_hyperparameters() == ["beta"]
     assert get_method("distillation").own_hyperparameters() == ["divergence"]

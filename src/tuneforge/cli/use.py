@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from tuneforge.cli.common import console, friendly_errors, local_service, print_json
+from tuneforge.cli.common import JSON_OPTION, console, friendly_errors, local_service, print_json
 from tuneforge.data.records import Conversation, Turn
 
 PROJECT = "default"
@@ -88,3 +88,54 @@ def evaluate(
         print_json(to_json(report))
     else:
         console.print(report_table(report))
+
+
+@friendly_errors
+def score(
+    model: str = typer.Argument(..., help="A reward model (tuned with --method reward)."),
+    prompt: str | None = typer.Argument(None, help="The user's message."),
+    responses: list[str] | None = typer.Argument(None, help="Answers to score (one or more)."),
+    system: str | None = typer.Option(None, "--system", "-s", help="System instruction."),
+    pairs: Path | None = typer.Option(
+        None,
+        "--pairs",
+        exists=True,
+        dir_okay=False,
+        help="A preference file: report how often the chosen answer scores higher.",
+    ),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Score answers with a reward model, loaded on this machine from the local data dir (on a
+    server, POST /v1/score): each RESPONSE to PROMPT, or every pair of a preference file."""
+    from tuneforge.data.tokenize import with_response
+    from tuneforge.data.validate import load_examples
+
+    service = local_service()
+    if pairs is not None:
+        examples = load_examples(pairs, task="preference", min_examples=1)
+        conversations = [
+            with_response(e.prompt, answer) for e in examples for answer in (e.chosen, e.rejected)
+        ]
+        scores = service.generation.score(PROJECT, model, conversations)
+        wins = sum(
+            chosen > rejected for chosen, rejected in zip(scores[::2], scores[1::2], strict=True)
+        )
+        result = {"pairs": len(examples), "pairwise_accuracy": wins / len(examples)}
+        if as_json:
+            print_json(result)
+        else:
+            console.print(
+                f"pairwise accuracy {result['pairwise_accuracy']:.3f} on {len(examples)} pairs"
+            )
+        return
+    if prompt is None or not responses:
+        raise typer.BadParameter("give PROMPT and at least one RESPONSE, or --pairs FILE")
+    asked = Conversation(turns=(Turn("user", prompt),), system=system)
+    scores = service.generation.score(
+        PROJECT, model, [with_response(asked, answer) for answer in responses]
+    )
+    if as_json:
+        print_json([{"response": r, "score": s} for r, s in zip(responses, scores, strict=True)])
+        return
+    for response, value in zip(responses, scores, strict=True):
+        console.print(f"{value:+.4f}  {response}", soft_wrap=True, markup=False, highlight=False)

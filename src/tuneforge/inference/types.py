@@ -28,6 +28,7 @@ class ModelTarget:
     base_source: str  # folder or hub id of the base model
     adapter_path: Path | None = None  # LoRA adapter folder (a tuned model or one checkpoint)
     weights_path: Path | None = None  # full fine-tune folder: loads as a model of its own
+    scores_only: bool = False  # a reward model: it scores conversations, it does not generate
 
     def __post_init__(self) -> None:
         for name in ("adapter_path", "weights_path"):

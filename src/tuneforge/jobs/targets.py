@@ -9,6 +9,7 @@ from __future__ import annotations
 from sqlalchemy.orm import Session
 
 from tuneforge.config import Settings
+from tuneforge.engine.methods import get_method
 from tuneforge.errors import NotFound, TuneforgeError
 from tuneforge.inference.types import ModelTarget
 from tuneforge.models.names import TunedRef, parse_model_name
@@ -32,9 +33,13 @@ def model_target(session: Session, settings: Settings, project_id: str, name: st
     job, checkpoint = tuned_checkpoint(session, project_id, name)
     base = resolve_base_model(job.base_model, settings)
     path = storage_for(settings).local_path(checkpoint.path)
-    if job.mode == "full":
-        return ModelTarget(name=name, base_source=base.source, weights_path=path)
-    return ModelTarget(name=name, base_source=base.source, adapter_path=path)
+    weights = {"weights_path" if job.mode == "full" else "adapter_path": path}
+    return ModelTarget(
+        name=name,
+        base_source=base.source,
+        scores_only=get_method(job.method).scores_only,
+        **weights,
+    )
 
 
 def tuned_checkpoint(session: Session, project_id: str, name: str) -> tuple[TuningJob, Checkpoint]:

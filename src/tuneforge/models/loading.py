@@ -73,3 +73,24 @@ def declared_dtype(source: str | Path):
     if isinstance(dtype, str):
         dtype = getattr(torch, dtype, None)
     return dtype if isinstance(dtype, torch.dtype) and dtype.is_floating_point else None
+
+
+def load_reward_model(source: str | Path, tokenizer, *, dtype=None):
+    """A base (or a full-weights reward model) with a one-output score head: the head is new
+    (randomly initialised) on a causal LM, and read back on a tuned reward model. A padded batch
+    is scored at each row's last real token, which the pad token id tells apart."""
+    from transformers import AutoModelForSequenceClassification
+
+    kwargs = {"num_labels": 1, "attn_implementation": "sdpa"}
+    if dtype is not None:
+        kwargs["dtype"] = dtype
+    from transformers.utils import logging as hf_logging
+
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # "score.weight newly initialized": that is the point
+    try:
+        model = AutoModelForSequenceClassification.from_pretrained(str(source), **kwargs)
+    finally:
+        hf_logging.set_verbosity(verbosity)
+    model.config.pad_token_id = tokenizer.pad_token_id
+    return model

@@ -44,15 +44,15 @@ def compare_with_base(
     tuned, extra = None, []
     if isinstance(parse_model_name(model), TunedRef):
         job = service.models.tuned_job(project_id, model)
-        tuned = service.models.target(project_id, model)
-        base = service.models.target(project_id, job.base_model)
+        tuned = service.models.generation_target(project_id, model)
+        base = service.models.generation_target(project_id, job.base_model)
         if train is None:
             train = training_examples(service, project_id, job)
         if job.teacher_model:
-            teacher = service.models.target(project_id, job.teacher_model)
+            teacher = service.models.generation_target(project_id, job.teacher_model)
             extra.append(Candidate("teacher", teacher))
     else:
-        base = service.models.target(project_id, model)
+        base = service.models.generation_target(project_id, model)
     candidates = standard_candidates(tuned, base, train or [], few_shot, extra)
     params = None
     if max_output_tokens is not None:

@@ -13,6 +13,7 @@ class GenerationService:
         self.settings = settings
         self.models = models
         self._backend = backend
+        self._scorer = None  # reward models' own cache, made on first use
 
     @property
     def backend(self):
@@ -31,11 +32,13 @@ class GenerationService:
 
     def generate(self, project_id: str, model: str, prompt: Conversation, params):
         self._refuse_oversized(prompt)
-        return self.backend.generate(self.models.target(project_id, model), prompt, params)
+        return self.backend.generate(
+            self.models.generation_target(project_id, model), prompt, params
+        )
 
     def stream(self, project_id: str, model: str, prompt: Conversation, params):
         self._refuse_oversized(prompt)
-        return self.backend.stream(self.models.target(project_id, model), prompt, params)
+        return self.backend.stream(self.models.generation_target(project_id, model), prompt, params)
 
     def prompt_tokens(self, project_id: str, model: str, prompt: Conversation):
         """The prompt's tokens per turn (``inference.token_count.TurnTokens``), as ``model``
@@ -43,7 +46,18 @@ class GenerationService:
         from tuneforge.inference.token_count import prompt_tokens
 
         self._refuse_oversized(prompt)
-        return prompt_tokens(self.models.target(project_id, model), prompt)
+        return prompt_tokens(self.models.generation_target(project_id, model), prompt)
+
+    def score(self, project_id: str, model: str, conversations: list[Conversation]) -> list[float]:
+        """A reward model's score of each conversation (each ends with the model's turn)."""
+        for conversation in conversations:
+            self._refuse_oversized(conversation)
+        target = self.models.scoring_target(project_id, model)
+        if self._scorer is None:
+            from tuneforge.inference.reward_scoring import RewardScorer
+
+            self._scorer = RewardScorer()
+        return self._scorer.score(target, conversations)
 
     def _refuse_oversized(self, prompt: Conversation) -> None:
         """By its size in bytes, before any model is loaded: tokenizing megabytes of text

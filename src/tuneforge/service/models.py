@@ -39,7 +39,7 @@ class ModelService:
         reference = parse_model_name(name)
         try:
             if isinstance(reference, TunedRef):
-                self.target(project_id, name)
+                self.generation_target(project_id, name, param)
             else:
                 resolve_base_model(reference, self.settings)
         except NotFound as err:
@@ -95,3 +95,25 @@ class ModelService:
         """What inference loads for a model name: a base model, or a tuned model's checkpoint."""
         with self.db.session() as s:
             return model_target(s, self.settings, project_id, name)
+
+    def generation_target(self, project_id: str, name: str, param: str = "model") -> ModelTarget:
+        """A model that generates: a 400 for a reward model, which only scores."""
+        target = self.target(project_id, name)
+        if target.scores_only:
+            raise InvalidArgument(
+                f"{param}: {name!r} is a reward model: it scores conversations (POST /v1/score, "
+                "tuneforge score) and does not generate",
+                param,
+            )
+        return target
+
+    def scoring_target(self, project_id: str, name: str, param: str = "model") -> ModelTarget:
+        """A reward model; a 400 for any other, which generates rather than scores."""
+        target = self.target(project_id, name)
+        if not target.scores_only:
+            raise InvalidArgument(
+                f"{param}: {name!r} is not a reward model; tune one with the reward method "
+                "(tuneforge tune --method reward) on preference data",
+                param,
+            )
+        return target

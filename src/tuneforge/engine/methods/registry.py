@@ -35,6 +35,7 @@ class TuningMethod:
     openai_type: str | None = None  # OpenAI's method.type; None: not offered on that API
     vertex_spec: str | None = None  # the key of its spec in a Vertex TuningJob
     vertex_stats: str | None = None  # the key of its dataset statistics there
+    scores_only: bool = False  # its tuned models score conversations and generate nothing
 
     def own_hyperparameters(self) -> list[str]:
         """The hyperparameters this method adds to the ones every method shares."""
