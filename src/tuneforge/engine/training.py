@@ -127,7 +127,9 @@ def seed_everything(seed: int) -> None:
     set_seed(seed)
 
 
-def lora_config(rank: int):
+def lora_config(rank: int, task_type: str = "CAUSAL_LM"):
+    """LoRA on every linear layer. ``task_type="SEQ_CLS"`` (a reward model): PEFT also trains
+    the new score head in full beside the adapter (``modules_to_save``)."""
     from peft import LoraConfig
 
     return LoraConfig(
@@ -137,7 +139,7 @@ def lora_config(rank: int):
         # uninterrupted one does (dropout's random stream is not replayed identically).
         lora_dropout=0.0,
         target_modules="all-linear",
-        task_type="CAUSAL_LM",
+        task_type=task_type,
     )
 
 

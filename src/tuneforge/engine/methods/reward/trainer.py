@@ -28,6 +28,7 @@ from tuneforge.engine.training import (
     LoadedBase,
     PreparedRun,
     check_vocabulary,
+    lora_config,
     make_plan,
     resolve_for_model,
     seed_everything,
@@ -77,16 +78,6 @@ def _pair_tokens(feature: dict) -> int:
     return len(feature["chosen_ids"]) + len(feature["rejected_ids"])
 
 
-def reward_lora_config(rank: int):
-    from peft import LoraConfig
-
-    # SEQ_CLS: PEFT trains the score head in full (modules_to_save) beside the adapter.
-    return LoraConfig(
-        r=rank, lora_alpha=2 * rank, lora_dropout=0.0, target_modules="all-linear",
-        task_type="SEQ_CLS",
-    )  # fmt: skip
-
-
 def prepare_reward(
     spec: TuningSpec,
     train: list[PreferenceExample],
@@ -132,7 +123,7 @@ def prepare_reward(
         train_dataset=Dataset.from_list(train_rows),
         eval_dataset=Dataset.from_list(valid_rows) if valid_rows else None,
         processing_class=tokenizer,
-        peft_config=reward_lora_config(hp.adapter_size) if spec.mode == "peft" else None,
+        peft_config=lora_config(hp.adapter_size, "SEQ_CLS") if spec.mode == "peft" else None,
         callbacks=[callback],
     )
     observer.on_event("reward model: a score head on the base, trained on chosen over rejected")
