@@ -21,6 +21,7 @@ LAYERS: list[set[str]] = [
     {"jobs"},  # scheduler, executors, the runner, what the service and runner both look up
     {"inference"},
     {"engine"},
+    {"graders"},  # graders in OpenAI's shapes: what reinforcement tuning and its routes score with
     {"store"},
     {"models"},
     {"data"},

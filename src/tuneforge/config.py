@@ -69,6 +69,17 @@ class Settings(BaseSettings):
         ge=1,
         description="Also save a resume point every this many steps (none by default).",
     )
+    python_graders: bool = Field(
+        default=False,
+        description="Run python graders (a caller's grade(sample, item) code, in a child "
+        "process with the limits below and no network); off, they are refused.",
+    )
+    python_grader_timeout_s: float = Field(
+        default=10.0, gt=0, le=600, description="Wall and CPU seconds a python grader may take."
+    )
+    python_grader_memory_bytes: int = Field(
+        default=512 << 20, ge=64 << 20, description="Address space a python grader may use."
+    )
     shutdown_grace_s: float = Field(
         default=30.0,
         ge=0,

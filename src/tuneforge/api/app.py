@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from tuneforge import __version__
-from tuneforge.api import files, gemini, openai, openai_responses, score, ui, vertex
+from tuneforge.api import files, gemini, graders, openai, openai_responses, score, ui, vertex
 from tuneforge.api.errors import install_error_handlers
 from tuneforge.config import Settings
 from tuneforge.jobs.scheduler import Scheduler
@@ -51,6 +51,7 @@ def create_app(settings: Settings, *, run_scheduler: bool = True, inference=None
     app.include_router(gemini.router)
     app.include_router(openai_responses.router)
     app.include_router(score.router)
+    app.include_router(graders.router)
     app.mount(ui.STATIC_URL, ui.StaticAssets(), name="ui-static")
     app.include_router(ui.router)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from tuneforge.config import Settings
 from tuneforge.service.files import FileService, UploadTooLarge
 from tuneforge.service.generation import GenerationService
+from tuneforge.service.graders import GraderService
 from tuneforge.service.jobs import RESULTS_PURPOSE, JobRequest, JobService, JobView
 from tuneforge.service.keys import DEFAULT_PROJECT, KeyService
 from tuneforge.service.models import ModelInfo, ModelService
@@ -28,6 +29,7 @@ class Service:
         self.models = ModelService(db, settings)
         self.jobs = JobService(db, settings, self.models)
         self.generation = GenerationService(settings, self.models, inference)
+        self.graders = GraderService(settings, self.generation)
 
 
 __all__ = [
