@@ -7,7 +7,9 @@ returns the example only when the line has no error. Nothing here raises for bad
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
+from dataclasses import replace
 
 from tuneforge.data.checks import LineIssues, describe, found, path_at
 from tuneforge.data.records import (
@@ -164,7 +166,13 @@ def parse_openai_chat(obj: dict, issues: LineIssues, allow_prompt_only: bool) ->
         issues.warning(
             "messages", "every assistant message has weight 0, so the example teaches nothing"
         )
+    item = {k: v for k, v in obj.items() if k not in OPENAI_CHAT_FIELDS}
+    if conversation is not None and allow_prompt_only and item:
+        return replace(conversation, item_json=json.dumps(item, sort_keys=True))
     return conversation
+
+
+OPENAI_CHAT_FIELDS = ("messages", "tools", "parallel_tool_calls")
 
 
 def check_one_call_per_turn(

@@ -49,6 +49,9 @@ class Conversation:
     turns: tuple[Turn, ...]
     system: str | None = None
     tools: tuple[Function, ...] = ()
+    # A prompt's line's other fields as a JSON object (OpenAI's reinforcement format: reference
+    # answers that graders read as {{ item.answer }}); None when it has none.
+    item_json: str | None = None
 
     @property
     def is_prompt_only(self) -> bool:

@@ -75,7 +75,7 @@ class TuningCallback(TrainerCallback):
         counter: TokenCounter,
         checkpoints_dir: Path,
         patience: int,
-        validation_key: str = "eval_loss",
+        validation_key: str | None = "eval_loss",  # None: no early stopping
     ) -> None:
         self.observer = observer
         self.counter = counter

@@ -48,7 +48,7 @@ def choose_default_checkpoint(
     scored = [c for c in epoch_checkpoints if c.epoch in valid_loss]
     if not scored:
         last = epoch_checkpoints[-1]
-        return last, f"no validation set: the last epoch ({last.epoch}) is the default"
+        return last, f"no validation loss: the last epoch ({last.epoch}) is the default"
     best = min(scored, key=lambda c: (valid_loss[c.epoch], c.epoch))
     return best, (
         f"epoch {best.epoch} has the lowest validation loss ({valid_loss[best.epoch]:.4f}) "

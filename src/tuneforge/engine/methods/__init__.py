@@ -13,7 +13,7 @@ from tuneforge.engine.methods.registry import (
     register_method,
 )
 
-METHOD_PACKAGES = ("supervised", "preference", "distillation", "reward")
+METHOD_PACKAGES = ("supervised", "preference", "distillation", "reward", "reinforcement")
 for _package in METHOD_PACKAGES:
     importlib.import_module(f"{__name__}.{_package}")
 
