@@ -62,7 +62,7 @@ def test_a_score_model_grader_is_judged_by_a_model_of_this_server(client):
 @pytest.mark.parametrize(
     ("grader", "fragment"),
     [
-        ({"type": "regex", "name": "x"}, "unknown grader type"),
+        ({"type": "regex", "name": "x"}, "is not one of the types"),
         ({"type": "multi", "name": "m", "calculate_output": "exact +", "graders": {"exact": CHECK}},
          "not a formula"),
         ({"type": "python", "name": "p", "source": "def grade(sample, item):\n    return 1"},

@@ -234,3 +234,21 @@ def test_tune_a_reward_model_then_score_with_it(cli, preference_files):
     refused = cli("generate", job_id, "hello", code=1)
     assert "is a reward model" in refused
     assert "give PROMPT" in cli("score", job_id, code=2)
+
+
+def test_tune_with_reinforcement_takes_a_grader_file(cli, tmp_path):
+    grader = tmp_path / "grader.json"
+    grader.write_text(json.dumps({"type": "string_check", "name": "exact", "operation": "eq",
+                                  "input": "{{ sample.output_text }}",
+                                  "reference": "{{ item.answer }}"}))  # fmt: skip
+    prompts = tmp_path / "prompts.jsonl"
+    rows = [{"messages": [{"role": "user", "content": f"{i} plus one"}], "answer": str(i + 1)}
+            for i in range(16)]  # fmt: skip
+    prompts.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    output = cli("tune", str(prompts), "-m", TINY, "--method", "reinforcement", "--grader",
+                 str(grader), "--epochs", "1", "-H", "num_generations=2",
+                 "-H", "max_completion_length=4")  # fmt: skip
+    job_id = re.search(r"tuning job (tj-[0-9a-f]+) created", output)[1]
+    events = cli("jobs", "events", job_id)
+    assert "scored by the string_check grader 'exact'" in events
+    assert "tuned model" in output

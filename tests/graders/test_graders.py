@@ -75,7 +75,7 @@ JUDGED = [{"role": "user", "content": "Grade {{ sample.output_text }}"}]
 @pytest.mark.parametrize(
     ("raw", "path", "fragment"),
     [
-        ({"type": "regex_check", "name": "x"}, "grader.type", "unknown grader type"),
+        ({"type": "regex_check", "name": "x"}, "grader.type", "is not one of the types"),
         ({**check("eq"), "operation": "startswith"}, "grader.operation", "eq"),
         (multi("exact +"), "grader", "not a formula"),
         (multi("__import__('os')"), "grader", "can be called"),

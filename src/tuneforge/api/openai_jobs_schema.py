@@ -70,6 +70,7 @@ class HyperparametersIn(BaseModel):
 
 class MethodSettings(Request):
     hyperparameters: HyperparametersIn = Field(default_factory=HyperparametersIn)
+    grader: dict[str, Any] | None = None  # reinforcement's; kept with the hyperparameters
 
 
 class MethodIn(BaseModel):
@@ -110,6 +111,8 @@ class JobCreate(Request):
         method = openai_methods().get(kind)
         names = list(method.hyperparameters.model_fields) if method else []
         named = {ours: f"{path}.{SHOWN_HYPERPARAMETERS.get(ours, ours)}" for ours in names}
+        if "grader" in named:  # reinforcement's grader sits beside its hyperparameters
+            named["grader"] = f"method.{kind}.grader"
         return {"base_model": "model", **named}
 
     def to_job_request(self) -> JobRequest:
@@ -134,6 +137,8 @@ class JobCreate(Request):
         for source in (self.hyperparameters, settings.hyperparameters if settings else None):
             if source is not None:
                 hyperparameters |= source.to_tuneforge()
+        if settings is not None and settings.grader is not None:
+            hyperparameters["grader"] = settings.grader
         return JobRequest(
             base_model=self.model,
             training_file=self.training_file,
@@ -224,9 +229,12 @@ def job_object(view: JobView, result_files: list[str]) -> FineTuningJob:
     }
     method_type = openai_type(job.method)
     own = {name: values.get(name, "auto") for name in get_method(job.method).own_hyperparameters()}
+    settings: dict[str, Any] = {}
+    if "grader" in own:  # reinforcement's grader sits beside its hyperparameters
+        settings["grader"] = own.pop("grader")
     method: dict[str, Any] = {
         "type": method_type,
-        method_type: {"hyperparameters": {**hyperparameters, **own}},
+        method_type: {**settings, "hyperparameters": {**hyperparameters, **own}},
     }
     return FineTuningJob(
         id=job.id,
@@ -262,15 +270,19 @@ def event_object(event: Event) -> FineTuningJobEvent:
 
 
 def event_data(event: Event) -> dict[str, Any]:
-    """A metrics event's data in OpenAI's names (a message event's data as it is)."""
+    """A metrics event's data in OpenAI's names (a message event's data as it is), then the
+    method's own metrics under their names (DPO's rewards; reinforcement's reward, kl and
+    completions/mean_length per step, eval_reward per epoch)."""
     data = event.data or {}
     metrics = data.get("metrics") or {}
+    own = metrics.get("extra") or {}
     if data.get("kind") == "step":
         return {
             "step": metrics.get("step"),
             "total_steps": metrics.get("total_steps"),
             "train_loss": metrics.get("loss"),
             "train_mean_token_accuracy": metrics.get("token_accuracy"),
+            **own,
         }
     if data.get("kind") == "epoch":
         return {
@@ -279,6 +291,7 @@ def event_data(event: Event) -> dict[str, Any]:
             "train_loss": metrics.get("train_loss"),
             "valid_loss": metrics.get("valid_loss"),
             "valid_mean_token_accuracy": metrics.get("valid_token_accuracy"),
+            **own,
         }
     return data
 

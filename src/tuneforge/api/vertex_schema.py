@@ -117,12 +117,15 @@ class TuningSpecIn(GoogleRequest):
     hyper_parameters: HyperParameters = Field(default_factory=HyperParameters)
     tuning_mode: TuningMode | None = None
     export_last_checkpoint_only: bool | None = None
+    grader: dict[str, Any] | None = None  # reinforcementTuningSpec's (OpenAI's grader JSON)
 
     def tuneforge_hyperparameters(self) -> dict[str, Any]:
         """The hyperparameters, and the spec's own options that tuneforge keeps among them."""
         values = self.hyper_parameters.to_tuneforge()
         if self.export_last_checkpoint_only is not None:
             values["export_last_checkpoint_only"] = self.export_last_checkpoint_only
+        if self.grader is not None:
+            values["grader"] = self.grader
         return values
 
 
@@ -199,6 +202,8 @@ class CreateTuningJobRequest(GoogleRequest):
         return {
             **hyper_parameters,
             "export_last_checkpoint_only": f"{spec}.exportLastCheckpointOnly",
+            "grader": f"{spec}.grader",
+            "hyperparameters.grader": f"{spec}.grader",
             "hyperparameters.export_last_checkpoint_only": f"{spec}.exportLastCheckpointOnly",
             "training_file": f"{spec}.{training}",
             "validation_file": f"{spec}.validationDatasetUri",
@@ -385,13 +390,16 @@ def _spec_json(job: TuningJob, method: TuningMethod) -> dict[str, Any]:
         hyper_parameters["epochCount"] = job.total_epochs  # a job from before resolved values
     if "adapterSize" in hyper_parameters:
         hyper_parameters["adapterSize"] = ADAPTER_SIZE_NAMES.get(hyper_parameters["adapterSize"])
-    # Vertex's own field sits in the spec; tuneforge keeps it with the hyperparameters.
+    # Spec-level fields (Vertex's, and reinforcement's grader); tuneforge keeps them with the
+    # hyperparameters.
     export_last_only = hyper_parameters.pop("exportLastCheckpointOnly", None)
+    grader = hyper_parameters.pop("grader", None)
     spec: dict[str, Any] = {
         "trainingDatasetUri": job.training_file,
         "validationDatasetUri": job.validation_file,
         "hyperParameters": without_nones(hyper_parameters),
         "exportLastCheckpointOnly": export_last_only,
+        "grader": grader,
         "tuningMode": TUNING_MODES[job.mode.value] if method.task != "preference" else None,
     }
     if method.needs_teacher:

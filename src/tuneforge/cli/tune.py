@@ -50,6 +50,12 @@ def tune(
         None, help="Distillation: forward_kl (default), reverse_kl or jsd."
     ),
     teacher: str | None = typer.Option(None, help="Teacher model (distillation method)."),
+    grader: Path | None = typer.Option(
+        None,
+        exists=True,
+        dir_okay=False,
+        help="A grader as JSON, OpenAI's shapes (reinforcement method).",
+    ),
     extra_hyperparameters: list[str] = typer.Option(
         [],
         "--hyperparameter",
@@ -97,6 +103,11 @@ def tune(
             spec["validationDatasetUri"] = client.upload(validation)["id"]
         if mode == "full":
             spec["tuningMode"] = "TUNING_MODE_FULL"
+        if grader is not None:
+            try:
+                spec["grader"] = json.loads(grader.read_text())
+            except ValueError as err:
+                fail(f"--grader {grader}: not JSON: {err}")
         if chosen.needs_teacher:
             if not teacher:
                 fail(f"--teacher is needed for {chosen.name}")

@@ -14,6 +14,7 @@ import ctypes
 import json
 import os
 import resource
+import signal
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -75,6 +76,8 @@ def run_python(source: str, sample: dict[str, Any], item: dict[str, Any], limits
         )
     except subprocess.TimeoutExpired:
         raise GraderRuntimeError(f"grade() ran past {limits.timeout_s:g} s") from None
+    if done.returncode == -signal.SIGXCPU:
+        raise GraderRuntimeError(f"grade() ran past {limits.timeout_s:g} s of CPU time")
     if done.returncode != 0:
         detail = done.stderr.strip().splitlines()[-1:] or [f"exit status {done.returncode}"]
         if "MemoryError" in done.stderr or done.returncode in (-9, 137):

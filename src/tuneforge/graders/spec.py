@@ -120,8 +120,7 @@ def parse_grader(raw: Any, param: str = "grader") -> Grader:
     """The grader, or a GraderError naming the first problem by its path under ``param``."""
     if isinstance(raw, dict) and raw.get("type") not in GRADER_TYPES:
         raise GraderError(
-            f"{param}.type: unknown grader type {raw.get('type')!r}; expected one of "
-            f"{', '.join(GRADER_TYPES)}",
+            f"{param}.type: {raw.get('type')!r} is not one of the types {', '.join(GRADER_TYPES)}",
             f"{param}.type",
         )
     try:

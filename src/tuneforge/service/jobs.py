@@ -151,6 +151,9 @@ class JobService:
         task = method.task
         if method.needs_teacher and not request.teacher_model:
             raise InvalidArgument(f"{method.name} needs a teacher model", "teacher_model")
+        for name in method.required:
+            if getattr(hyperparameters, name, None) is None:
+                raise InvalidArgument(f"the {method.name} method needs {name}", name)
         check_bounds(request)
         with self.db.session() as s:
             repo.ensure_project(s, project_id)

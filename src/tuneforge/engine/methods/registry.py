@@ -36,6 +36,7 @@ class TuningMethod:
     vertex_spec: str | None = None  # the key of its spec in a Vertex TuningJob
     vertex_stats: str | None = None  # the key of its dataset statistics there
     scores_only: bool = False  # its tuned models score conversations and generate nothing
+    required: tuple[str, ...] = ()  # its own hyperparameters a job must give (no default)
 
     def own_hyperparameters(self) -> list[str]:
         """The hyperparameters this method adds to the ones every method shares."""

@@ -16,5 +16,6 @@ METHOD = register_method(
         openai_type="reinforcement",
         vertex_spec="reinforcementTuningSpec",
         vertex_stats="distillationDataStats",
+        required=("grader",),
     )
 )
