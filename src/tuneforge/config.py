@@ -57,6 +57,13 @@ class Settings(BaseSettings):
         description="Memory budget of the cache of loaded base models; by default half the "
         "memory they are served from (the GPU's on CUDA, else the RAM this process may use).",
     )
+    training_memory_bytes: int | None = Field(
+        default=None,
+        gt=0,
+        description="Memory a training run may plan to use; by default what its device has "
+        "available when it starts (the GPU's free memory on CUDA, else the RAM the machine and "
+        "its container can still give). A run that cannot fit is refused before it starts.",
+    )
     shutdown_grace_s: float = Field(
         default=30.0,
         ge=0,

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from tuneforge.engine.memory_plan import MemoryPlan
 
 StopRequest = Literal["cancel", "pause"]
 
@@ -77,6 +80,10 @@ class TuningObserver:
     def on_checkpoint(self, checkpoint: CheckpointInfo) -> None: ...
 
     def on_event(self, message: str, level: str = "info", data: dict | None = None) -> None: ...
+
+    def on_memory_plan(self, plan: MemoryPlan) -> None:
+        """The memory the run planned for, once it is sure to start (also sent as an event):
+        a job's runner tells its scheduler, whose inference counts it against its budget."""
 
     def stop_requested(self) -> StopRequest | None:
         return None
