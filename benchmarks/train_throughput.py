@@ -351,21 +351,33 @@ def run_trl(setup: Setup, gradient_checkpointing: bool, padding_free: bool = Fal
     return RunResult(name, counter.real_tokens, elapsed, counter.non_padding_share, memory[0])
 
 
-def tuneforge_gradient_checkpointing(source: str, parameters: int, tokens_per_step: int) -> bool:
-    """What tuneforge's engine decides for this model and step size (always off on a CPU)."""
-    from transformers import AutoConfig
+def tuneforge_gradient_checkpointing(
+    source: str, lengths: list[int], batch_size: int, adapter_size: int
+) -> bool:
+    """Whether tuneforge's memory plan (engine/memory_plan.py) recomputes activations for this
+    model, batch and data on this machine (only when the batch would not fit otherwise)."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
 
-    from tuneforge.engine.hardware import detect_hardware, needs_gradient_checkpointing
+    from tuneforge.engine.hardware import available_memory_bytes, detect_hardware
+    from tuneforge.engine.memory_plan import Workload, model_shape, plan_memory
 
-    config = AutoConfig.from_pretrained(source)
-    return needs_gradient_checkpointing(
-        detect_hardware(),
-        parameters=parameters,
-        hidden_size=config.hidden_size,
-        layers=config.num_hidden_layers,
-        tokens_per_step=tokens_per_step,
-        full_weights=False,
+    hardware = detect_hardware()
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(
+            AutoConfig.from_pretrained(source), dtype=hardware.dtype
+        )
+    shape = model_shape(
+        model, new_adapter_rank=adapter_size, activation_value_bytes=hardware.dtype.itemsize
     )
+    rows = sorted(lengths, reverse=True)[:batch_size]
+    plan = plan_memory(
+        shape,
+        Workload(batch_size=batch_size, longest_rows=rows),
+        hardware.device,
+        available_memory_bytes(hardware.device),
+    )
+    return plan.gradient_checkpointing
 
 
 # --- report ----------------------------------------------------------------------------------
@@ -505,7 +517,7 @@ def main(argv: list[str] | None = None) -> None:
         )
         lengths = token_lengths(examples, load_tokenizer(source), args.max_length)
         recompute = tuneforge_gradient_checkpointing(
-            source, parameters, int(statistics.fmean(lengths) * args.batch_size)
+            source, lengths, args.batch_size, args.adapter_size
         )
         print(f"data: {describe_lengths(lengths)}")
         print(

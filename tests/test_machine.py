@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from tuneforge import machine
@@ -59,3 +60,28 @@ def test_cores_are_the_affinity_within_the_quota(monkeypatch):
     assert machine.cpu_count() == 2
     monkeypatch.setattr(machine, "cgroup_cpu_limit", lambda: None)
     assert machine.cpu_count() == 4
+
+
+def test_a_cgroups_working_set_leaves_out_the_page_cache_it_can_drop(tmp_path):
+    v2 = {
+        "job/memory.current": str(3 << 30),
+        "job/memory.stat": "anon 1\ninactive_file 1073741824\n",
+    }
+    proc, root = cgroup(tmp_path, "0::/job", v2)
+    assert machine.cgroup_memory_used_bytes(proc, root) == 2 << 30
+    v1 = {
+        "memory/docker/x/memory.usage_in_bytes": str(3 << 30),
+        "memory/docker/x/memory.stat": "inactive_file 5\ntotal_inactive_file 2147483648\n",
+    }
+    proc, root = cgroup(tmp_path / "b", "4:memory:/docker/x", v1)
+    assert machine.cgroup_memory_used_bytes(proc, root) == 1 << 30
+
+
+def test_memavailable_and_the_resident_set_are_read_from_proc(tmp_path):
+    meminfo = tmp_path / "meminfo"
+    meminfo.write_text("MemTotal:       24000000 kB\nMemAvailable:    2097152 kB\n")
+    assert machine.meminfo_available_bytes(meminfo) == 2 << 30
+    statm = tmp_path / "statm"
+    statm.write_text("1000 256 10 1 0 100 0\n")
+    assert machine.resident_bytes(statm) == 256 * os.sysconf("SC_PAGE_SIZE")
+    assert machine.available_memory_bytes() > 0  # this machine's, read for real

@@ -80,6 +80,13 @@ class Settings(BaseSettings):
     python_grader_memory_bytes: int = Field(
         default=512 << 20, ge=64 << 20, description="Address space a python grader may use."
     )
+    training_memory_bytes: int | None = Field(
+        default=None,
+        gt=0,
+        description="Memory a training run may plan to use; by default what its device has "
+        "available when it starts (the GPU's free memory on CUDA, else the RAM the machine and "
+        "its container can still give). A run that cannot fit is refused before it starts.",
+    )
     shutdown_grace_s: float = Field(
         default=30.0,
         ge=0,

@@ -74,6 +74,57 @@ def memory_bytes() -> int | None:
     return min(known) if known else None
 
 
+def cgroup_memory_used_bytes(
+    proc_cgroup: Path = PROC_CGROUP, root: Path = CGROUP_ROOT
+) -> int | None:
+    """The container's working set: what its processes use, less the page cache the kernel
+    can drop at once (``inactive_file``), as ``docker stats`` and the kubelet count it."""
+    for file in cgroup_files(
+        "memory.current", "memory", "memory.usage_in_bytes", proc_cgroup, root
+    ):
+        value = _read(file)
+        if value is None or not value.isdigit():
+            continue
+        # v1's usage counts the cgroups below too, and so does its stat's total_ line
+        wanted = "inactive_file" if file.name == "memory.current" else "total_inactive_file"
+        inactive = 0
+        for line in (_read(file.with_name("memory.stat")) or "").splitlines():
+            key, _, number = line.partition(" ")
+            if key == wanted and number.strip().isdigit():
+                inactive = int(number)
+                break
+        return max(0, int(value) - inactive)
+    return None
+
+
+def meminfo_available_bytes(meminfo: Path = Path("/proc/meminfo")) -> int | None:
+    """The kernel's estimate of the RAM that can be had without swapping (MemAvailable)."""
+    for line in (_read(meminfo) or "").splitlines():
+        key, _, value = line.partition(":")
+        if key == "MemAvailable" and value.split() and value.split()[0].isdigit():
+            return int(value.split()[0]) * 1024
+    return None
+
+
+def available_memory_bytes() -> int | None:
+    """The RAM a new allocation can still get: the machine's MemAvailable, and within a
+    container with a limit, that limit less the container's working set; the lower counts."""
+    known = [meminfo_available_bytes()]
+    limit, used = cgroup_memory_limit_bytes(), cgroup_memory_used_bytes()
+    if limit is not None and used is not None:
+        known.append(max(0, limit - used))
+    known = [k for k in known if k is not None]
+    return min(known) if known else None
+
+
+def resident_bytes(statm: Path = Path("/proc/self/statm")) -> int | None:
+    """This process's resident set now."""
+    fields = (_read(statm) or "").split()
+    if len(fields) < 2 or not fields[1].isdigit():
+        return None
+    return int(fields[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
 def cgroup_cpu_limit(proc_cgroup: Path = PROC_CGROUP, root: Path = CGROUP_ROOT) -> int | None:
     """The container's CPU quota in whole cores (rounded up), if it has one."""
     for file in cgroup_files("cpu.max", "cpu", "cpu.cfs_quota_us", proc_cgroup, root):

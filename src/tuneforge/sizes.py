@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+GIB = 1 << 30
+
 
 def byte_size(count: int) -> str:
-    """1536 -> "1.5 KB"; binary multiples, as disk tools print them."""
-    value = float(count)
-    for unit in ("B", "KB", "MB", "GB"):
-        if value < 1024 or unit == "GB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
+    """Binary multiples, as memory and disk tools print them: "512 B", "12 KiB", "382 MiB",
+    "2.31 GiB" (a GiB with two decimals: the plans and limits that use it differ in tenths)."""
+    if count >= GIB:
+        return f"{count / GIB:.2f} GiB"
+    if count >= 1 << 20:
+        return f"{count / (1 << 20):.0f} MiB"
+    if count >= 1 << 10:
+        return f"{count / 1024:.0f} KiB"
     return f"{count} B"

@@ -69,7 +69,14 @@ def test_http_errors_are_google_rpc_status_bodies():
 
 @pytest.mark.parametrize(
     ("code", "rpc_code"),
-    [("invalid_file", 3), ("too_many_attempts", 10), ("runner_crashed", 13), (None, 13)],
+    [
+        ("invalid_file", 3),
+        ("too_many_attempts", 10),
+        ("insufficient_memory", 8),
+        ("out_of_memory", 8),
+        ("runner_crashed", 13),
+        (None, 13),
+    ],
 )
 def test_a_failed_jobs_error_is_a_status_with_its_reason(code, rpc_code):
     status = job_error_status({"code": code, "message": "it broke", "param": None})

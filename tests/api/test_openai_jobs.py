@@ -150,12 +150,13 @@ def test_dpo_is_the_preference_method_with_its_beta(api, preference_files):
     assert stored.hyperparameters == {"beta": 0.2, "epochs": 1}
 
 
-@pytest.mark.parametrize("method", ["distillation", "reinforcement"])
+@pytest.mark.parametrize("method", ["distillation", "reward", "unknown"])
 def test_other_methods_are_refused_with_the_way_to_them(api, train_file, method):
     error = refused(api, model=TINY, training_file=train_file, method={"type": method})
 
     assert error["param"] == "method.type"
-    assert "'supervised' and 'dpo'" in error["message"]
+    assert "'supervised', 'dpo' and 'reinforcement'" in error["message"]
+    assert "reward is available through the Vertex API" in error["message"]
     assert "distillation is available through the Vertex API" in error["message"]
     assert "CLI" in error["message"]
 

@@ -198,6 +198,6 @@ def test_a_run_the_disk_cannot_hold_is_refused_before_it_trains(
         run_tuning(spec, *small, tmp_path / "run", settings, observer)
     assert raised.value.code == "insufficient_disk"
     message = str(raised.value)
-    assert "2 trimmed checkpoints" in message and "1.0 MB free" in message
+    assert "2 trimmed checkpoints" in message and "1 MiB free" in message
     assert "export_last_checkpoint_only" in message and "LoRA" in message
     assert observer.steps == [] and saved_folders(tmp_path / "run" / "checkpoints") == []

@@ -18,9 +18,11 @@ from tuneforge.service.jobs import checked_hyperparameters
 
 
 def test_the_built_in_methods_in_the_order_surfaces_list_them():
-    assert [m.name for m in all_methods()] == ["supervised", "preference", "distillation", "reward"]
-    assert [m.openai_type for m in all_methods()] == ["supervised", "dpo", None, None]
-    assert [m.scores_only for m in all_methods()] == [False, False, False, True]
+    names = ["supervised", "preference", "distillation", "reward", "reinforcement"]
+    assert [m.name for m in all_methods()] == names
+    assert [m.openai_type for m in all_methods()] == ["supervised", "dpo", None, None, names[-1]]
+    assert [m.scores_only for m in all_methods()] == [False, False, False, True, False]
+    assert get_method("reinforcement").required == ("grader",)
     assert get_method("distillation").needs_teacher
     assert get_method("preference").own_hyperparameters() == ["beta"]
     assert get_method("distillation").own_hyperparameters() == ["divergence"]

@@ -88,7 +88,7 @@ def test_full_fine_tuning_writes_loadable_weights(sentiment, settings, tmp_path,
     spec = TuningSpec(base_model=TINY, mode="full", hyperparameters=Hyperparameters(epochs=1))
     result = run_tuning(spec, sentiment["train"][:80], [], tmp_path / "full", settings)
     checkpoint = result.default_checkpoint
-    assert "no validation set" in result.default_reason
+    assert "no validation loss" in result.default_reason
     assert (checkpoint.path / "model.safetensors").is_file()
     tuned = AutoModelForCausalLM.from_pretrained(checkpoint.path)
     base = load_base(models_dir)

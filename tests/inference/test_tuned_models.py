@@ -91,6 +91,30 @@ def test_lru_evicts_a_base_when_the_budget_holds_one(tiny_source, large_source):
     assert backend.evictions == 4
 
 
+def test_a_model_in_training_counts_against_the_budget(tiny_source, large_source):
+    from tuneforge.models.loading import load_causal_lm
+
+    small_size, large_size = (
+        parameter_bytes(load_causal_lm(s)) for s in (tiny_source, large_source)
+    )
+    backend = TransformersBackend(memory_budget_bytes=small_size + large_size, device="cpu")
+    small = ModelTarget(name="small", base_source=tiny_source)
+    large = ModelTarget(name="large", base_source=large_source)
+    for target in (small, large):
+        text(backend, target)
+    assert backend.loaded_bases() == [tiny_source, large_source]  # both fit
+
+    backend.reserve_for_training({"cuda:0": 1 << 40})  # training on another device
+    assert backend.loaded_bases() == [tiny_source, large_source]
+    backend.reserve_for_training({"cpu": small_size})  # a job starts training on the CPU
+    assert backend.loaded_bases() == [large_source]  # the least recently used made room
+    text(backend, small)  # the one in use stays, however little room is left
+    assert backend.loaded_bases() == [small.base_source]
+    backend.reserve_for_training({})  # the job ended
+    text(backend, large)
+    assert backend.loaded_bases() == [tiny_source, large_source]
+
+
 def test_a_full_fine_tune_loads_as_a_model_of_its_own(fresh_backend, base, tokenizer, tmp_path):
     from tuneforge.models.loading import load_causal_lm
 

@@ -24,8 +24,14 @@ def create_app(settings: Settings, *, run_scheduler: bool = True, inference=None
     service = Service(db, settings, inference=inference)
     scheduler = None
     if run_scheduler:
-        # Its runners and this process's inference share the CPU's cores (jobs/cpu_share.py).
-        scheduler = Scheduler(db, settings, serving=service.generation.serves_on_cpu)
+        # Its runners and this process's inference share the CPU's cores (jobs/cpu_share.py),
+        # and a model in training counts against the inference's memory (memory_share.py).
+        scheduler = Scheduler(
+            db,
+            settings,
+            serving=service.generation.serves_on_cpu,
+            training_memory=service.generation.reserve_for_training,
+        )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):

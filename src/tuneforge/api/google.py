@@ -91,6 +91,7 @@ class Code(IntEnum):
 
     INVALID_ARGUMENT = 3
     NOT_FOUND = 5
+    RESOURCE_EXHAUSTED = 8
     FAILED_PRECONDITION = 9
     ABORTED = 10
     INTERNAL = 13
@@ -138,8 +139,9 @@ def error_body(http_status: int, message: str, status: str | None = None) -> dic
 
 def job_error_status(error: dict[str, Any] | None) -> dict[str, Any] | None:
     """A failed job's stored error (``{"code", "message", "param"}``) as google.rpc.Status:
-    invalid input is INVALID_ARGUMENT, running out of attempts ABORTED, anything else
-    INTERNAL; the job's own code is the ErrorInfo's reason."""
+    invalid input is INVALID_ARGUMENT, running out of attempts ABORTED, out of memory (killed,
+    or refused before training) RESOURCE_EXHAUSTED, anything else INTERNAL; the job's own code
+    is the ErrorInfo's reason."""
     if not error:
         return None
     code = str(error.get("code") or "unknown_error")
@@ -147,6 +149,8 @@ def job_error_status(error: dict[str, Any] | None) -> dict[str, Any] | None:
         rpc_code = Code.INVALID_ARGUMENT
     elif code == "too_many_attempts":
         rpc_code = Code.ABORTED
+    elif code in ("out_of_memory", "insufficient_memory"):
+        rpc_code = Code.RESOURCE_EXHAUSTED
     else:
         rpc_code = Code.INTERNAL
     param = error.get("param")

@@ -128,7 +128,7 @@ class JobCreate(Request):
             raise ApiError(
                 400,
                 f"method.type {kind!r} is not available through the OpenAI API, which offers "
-                f"{' and '.join(repr(m) for m in offered)}; " + "; ".join(elsewhere),
+                f"{listing([repr(m) for m in offered])}; " + "; ".join(elsewhere),
                 code="invalid_method",
                 param="method.type",
             )
@@ -149,6 +149,11 @@ class JobCreate(Request):
             seed=self.seed,
             metadata=self.metadata or {},
         )
+
+
+def listing(items: list[str]) -> str:
+    """["a", "b", "c"] -> "a, b and c"."""
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
 
 
 def job_status(job: TuningJob) -> str:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import torch
 
+from tuneforge import machine
 from tuneforge.engine.attention import PACKED_SDPA
 
 
@@ -22,7 +23,6 @@ class Hardware:
     # different kernels: the per-example SDPA takes example boundaries but no padding mask.
     packed_attention: str
     padded_attention: str
-    free_memory_bytes: int | None
 
     @property
     def bf16(self) -> bool:
@@ -33,38 +33,32 @@ def detect_hardware() -> Hardware:
     if torch.cuda.is_available():
         bf16 = torch.cuda.is_bf16_supported()
         flash = importlib.util.find_spec("flash_attn") is not None
-        free, _total = torch.cuda.mem_get_info()
         flash = flash and bf16
         return Hardware(
             device="cuda",
             dtype=torch.bfloat16 if bf16 else torch.float32,
             packed_attention="flash_attention_2" if flash else PACKED_SDPA,
             padded_attention="flash_attention_2" if flash else "sdpa",
-            free_memory_bytes=free,
         )
     return Hardware(
         device="cpu",
         dtype=torch.float32,
         packed_attention=PACKED_SDPA,
         padded_attention="sdpa",
-        free_memory_bytes=None,
     )
 
 
-def needs_gradient_checkpointing(
-    hardware: Hardware,
-    parameters: int,
-    hidden_size: int,
-    layers: int,
-    tokens_per_step: int,
-    full_weights: bool,
-) -> bool:
-    """A rough estimate: turn on recomputation when weights + optimizer + activations would fill
-    more than 80% of the free GPU memory. Never on a CPU (memory is plentiful, time is not)."""
-    if hardware.free_memory_bytes is None:
-        return False
-    bytes_per_value = 2 if hardware.bf16 else 4
-    weights = parameters * bytes_per_value
-    optimizer = parameters * 12 if full_weights else 0  # fp32 master copy + Adam moments
-    activations = tokens_per_step * hidden_size * layers * 34 * bytes_per_value // 2
-    return weights + optimizer + activations > 0.8 * hardware.free_memory_bytes
+def available_memory_bytes(device: str) -> int | None:
+    """What a training run on ``device`` may plan to use, counting what this process already
+    holds (the plan counts the model and the runtime itself): on CUDA, the free memory plus
+    what torch has reserved here; on a CPU, the RAM the machine and its container can still
+    give (``machine.available_memory_bytes``: MemAvailable, which counts the page cache the
+    kernel can drop, within the container's limit less its working set; ``memory_bytes()``
+    less what is used would count that cache as taken) plus this process's resident set."""
+    if device == "cuda":
+        free, _total = torch.cuda.mem_get_info()
+        return free + torch.cuda.memory_reserved()
+    available, resident = machine.available_memory_bytes(), machine.resident_bytes()
+    if available is None:
+        return None
+    return available + (resident or 0)

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from tuneforge.engine.memory_plan import MemoryPlan
 
 StopRequest = Literal["cancel", "pause"]
 
@@ -82,6 +85,10 @@ class TuningObserver:
 
     def on_disk_use(self, total_bytes: int) -> None:
         """What the run's folder holds now (after each save, and once the run has ended)."""
+
+    def on_memory_plan(self, plan: MemoryPlan) -> None:
+        """The memory the run planned for, once it is sure to start (also sent as an event):
+        a job's runner tells its scheduler, whose inference counts it against its budget."""
 
     def stop_requested(self) -> StopRequest | None:
         return None

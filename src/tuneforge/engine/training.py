@@ -27,7 +27,14 @@ from tuneforge.engine.checkpoints import (
 )
 from tuneforge.engine.disk_plan import check_disk, plan_disk
 from tuneforge.engine.errors import TuningError, out_of_memory_message
-from tuneforge.engine.hardware import Hardware, detect_hardware, needs_gradient_checkpointing
+from tuneforge.engine.hardware import Hardware, available_memory_bytes, detect_hardware
+from tuneforge.engine.memory_plan import (
+    MemoryPlan,
+    Workload,
+    model_shape,
+    plan_memory,
+    refuse_unless_fits,
+)
 from tuneforge.engine.observer import TrainingPlan, TuningObserver
 from tuneforge.engine.result import TuningResult, choose_default_checkpoint
 from tuneforge.engine.spec import Hyperparameters, TuningSpec, resolve_hyperparameters
@@ -47,6 +54,9 @@ class LoadedBase:
     tokenizer: Any
     hardware: Hardware
     source: str
+    # What training may plan to use (TUNEFORGE_TRAINING_MEMORY_BYTES); None: what the device
+    # has available when the run starts.
+    memory_limit_bytes: int | None = None
 
 
 def tuned_kind(tuned_dir: str) -> str:
@@ -94,7 +104,9 @@ def load_model(
             # trainable as any freshly loaded one.
             model = model.merge_and_unload().requires_grad_(True)
     fit_cpu_threads(model)
-    return LoadedBase(model, tokenizer, hardware, str(source))
+    return LoadedBase(
+        model, tokenizer, hardware, str(source), memory_limit_bytes=settings.training_memory_bytes
+    )
 
 
 def load_base_for_training(spec: TuningSpec, settings: Settings) -> LoadedBase:
@@ -143,13 +155,20 @@ def lora_config(rank: int, task_type: str = "CAUSAL_LM"):
     )
 
 
-def peft_config_for(spec: TuningSpec, hp: Hyperparameters, model):
-    """A new adapter's config, or None: full weights, or an adapter already there to go on with."""
+def new_adapter_rank(spec: TuningSpec, hp: Hyperparameters, model) -> int | None:
+    """The rank of the LoRA adapter the trainer will add, or None: full weights, or an adapter
+    already there to go on with."""
     from peft import PeftModel
 
     if spec.mode != "peft" or isinstance(model, PeftModel):
         return None
-    return lora_config(hp.adapter_size)
+    return hp.adapter_size
+
+
+def peft_config_for(spec: TuningSpec, hp: Hyperparameters, model):
+    """A new adapter's config, or None: full weights, or an adapter already there to go on with."""
+    rank = new_adapter_rank(spec, hp, model)
+    return None if rank is None else lora_config(rank)
 
 
 def tokenize_for_training(
@@ -203,7 +222,7 @@ class SequenceData:
     train_set: Any
     valid_set: Any | None
     plan: TrainingPlan
-    tokens_per_step: int
+    longest_rows: list[int]  # tokens of the longest training rows, longest first
 
 
 def prepare_sequences(
@@ -225,12 +244,12 @@ def prepare_sequences(
     check_vocabulary([t.input_ids for t in train_tokens], base.model, base.tokenizer)
     train_set = sequence_dataset(train_tokens, hp.packing, max_length)
     valid_set = sequence_dataset(valid_tokens, hp.packing, max_length) if valid_tokens else None
-    mean_length = sum(len(t.input_ids) for t in train_tokens) / len(train_tokens)
+    row_lengths = sorted((len(ids) for ids in train_set["input_ids"]), reverse=True)
     return SequenceData(
         train_set=train_set,
         valid_set=valid_set,
         plan=make_plan(hp, len(train_set), len(train_tokens), len(valid_tokens)),
-        tokens_per_step=int(mean_length * hp.batch_size),
+        longest_rows=row_lengths[: hp.batch_size],
     )
 
 
@@ -253,6 +272,29 @@ def check_vocabulary(token_ids: list[list[int]], model, tokenizer) -> None:
         )
 
 
+def plan_training_memory(
+    spec: TuningSpec,
+    hp: Hyperparameters,
+    base: LoadedBase,
+    workload: Workload,
+    observer: TuningObserver,
+) -> MemoryPlan:
+    """Plan the run's memory (``engine/memory_plan.py``), say so in the job's events, and
+    refuse a run that cannot fit before it starts."""
+    device = base.hardware.device
+    shape = model_shape(
+        base.model,
+        new_adapter_rank=new_adapter_rank(spec, hp, base.model),
+        activation_value_bytes=base.hardware.dtype.itemsize,
+    )
+    available = base.memory_limit_bytes or available_memory_bytes(device)
+    plan = plan_memory(shape, workload, device, available)
+    observer.on_event(plan.describe(), data={"memory_plan": plan.as_dict()})
+    refuse_unless_fits(plan, hp.max_seq_length, spec.mode)
+    observer.on_memory_plan(plan)
+    return plan
+
+
 def training_arguments(
     spec: TuningSpec,
     hp: Hyperparameters,
@@ -261,23 +303,18 @@ def training_arguments(
     *,
     total_steps: int,
     has_validation: bool,
-    tokens_per_step: int,
+    memory: MemoryPlan,
 ) -> dict[str, Any]:
-    """Keyword arguments shared by the TRL configs (SFTConfig, DPOConfig, ...)."""
-    config = base.model.config
-    gradient_checkpointing = needs_gradient_checkpointing(
-        base.hardware,
-        parameters=sum(p.numel() for p in base.model.parameters()),
-        hidden_size=getattr(config, "hidden_size", 0),
-        layers=getattr(config, "num_hidden_layers", 0),
-        tokens_per_step=tokens_per_step,
-        full_weights=spec.mode == "full",
-    )
-    return {
+    """Keyword arguments shared by the TRL configs (SFTConfig, DPOConfig, ...). The memory
+    plan sets the micro-batch and recomputation; a micro-batch divides the batch, so an
+    optimizer step still sees ``hp.batch_size`` examples and the trainer counts the steps
+    :func:`make_plan` does (ceil(rows / micro-batch) / accumulation, rounded up)."""
+    arguments = {
         "output_dir": str(output_dir),
         "num_train_epochs": hp.epochs,
-        "per_device_train_batch_size": hp.batch_size,
-        "per_device_eval_batch_size": hp.batch_size,
+        "per_device_train_batch_size": memory.micro_batch_size,
+        "gradient_accumulation_steps": memory.gradient_accumulation_steps,
+        "per_device_eval_batch_size": memory.micro_batch_size,
         "learning_rate": hp.learning_rate,
         "lr_scheduler_type": "linear",
         "warmup_steps": math.ceil(hp.warmup_ratio * total_steps),
@@ -293,12 +330,17 @@ def training_arguments(
         "bf16": base.hardware.bf16,
         "fp16": False,
         "use_cpu": base.hardware.device == "cpu",
-        "gradient_checkpointing": gradient_checkpointing,
+        "gradient_checkpointing": memory.gradient_checkpointing,
         "report_to": [],
         "disable_tqdm": True,
         "dataloader_num_workers": 0,
         "remove_unused_columns": False,
     }
+    if memory.gradient_checkpointing:
+        # Non-reentrant recomputation works even when a checkpointed layer's input needs no
+        # gradient (every layer's, under a LoRA adapter on a frozen base).
+        arguments["gradient_checkpointing_kwargs"] = {"use_reentrant": False}
+    return arguments
 
 
 def make_plan(
@@ -339,11 +381,22 @@ def padding_free_run(
     trainer_class,
     config: dict[str, Any] | None = None,
     trainer: dict[str, Any] | None = None,
+    full_logits: bool = False,
+    frozen_bytes: int = 0,
 ) -> PreparedRun:
     """A TRL trainer that trains on ``data``'s loss-masked rows in padding-free batches, as SFT
     and distillation both do: ``config_class``/``trainer_class`` are the method's TRL pair,
-    ``config`` and ``trainer`` its own keyword arguments to them."""
+    ``config`` and ``trainer`` its own keyword arguments to them. For the memory plan:
+    ``full_logits`` when the method's loss takes the whole logits (not TRL's fused head), and
+    ``frozen_bytes`` of weights held beside the model (a teacher)."""
     checkpoints_dir = output_dir / "checkpoints"
+    workload = Workload(
+        batch_size=hp.batch_size,
+        longest_rows=data.longest_rows,
+        loss="full" if full_logits else "fused",
+        frozen_bytes=frozen_bytes,
+    )
+    memory = plan_training_memory(spec, hp, base, workload, observer)
     args = config_class(
         **training_arguments(
             spec,
@@ -352,7 +405,7 @@ def padding_free_run(
             checkpoints_dir,
             total_steps=data.plan.total_steps,
             has_validation=data.valid_set is not None,
-            tokens_per_step=data.tokens_per_step,
+            memory=memory,
         ),
         # The padding-free collator is passed below, wrapped to count tokens; TRL refuses a
         # collator of ours when this flag is set, and the flag does nothing else.

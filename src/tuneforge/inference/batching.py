@@ -87,6 +87,11 @@ class BatchingBackend:
         serves = getattr(self.inner, "serves_on_cpu", None)
         return bool(serves and serves())
 
+    def reserve_for_training(self, planned: dict[str, int]) -> None:
+        reserve = getattr(self.inner, "reserve_for_training", None)
+        if reserve is not None:
+            reserve(planned)
+
     def batch_group(self, target: ModelTarget, params: GenerationParams) -> Hashable:
         if self.mix_adapters:
             return batch_group(self.inner, target, params)

@@ -148,7 +148,8 @@ class LoadedModel:
 
 
 class ModelCache:
-    """Loaded models, least recently used evicted once their parameters pass the budget.
+    """Loaded models, least recently used evicted once their parameters pass the budget (less
+    what training on the same device planned for, :meth:`reserve`).
 
     The model just loaded is never evicted, so a single model larger than the budget still
     loads. A model evicted while a request still runs on it stays in memory until that request
@@ -164,6 +165,7 @@ class ModelCache:
         max_adapters_per_model: int = 64,
     ) -> None:
         self.memory_budget_bytes = memory_budget_bytes
+        self.reserved_bytes = 0  # what training on this device planned for: see reserve()
         self.device = device
         self.dtype = dtype
         self.attn_implementation = attn_implementation
@@ -232,9 +234,18 @@ class ModelCache:
             nbytes=parameter_bytes(model),
         )
 
+    def reserve(self, training_bytes: int) -> None:
+        """Count what training on this device planned for against the budget: the cache
+        evicts down to the budget less it, keeping the model used last."""
+        with self._lock:
+            self.reserved_bytes = training_bytes
+            if self._models:
+                self._evict(keep=next(reversed(self._models)))
+
     def _evict(self, keep: str) -> None:
         evicted = False
-        while sum(m.nbytes for m in self._models.values()) > self.memory_budget_bytes:
+        budget = self.memory_budget_bytes - self.reserved_bytes
+        while sum(m.nbytes for m in self._models.values()) > budget:
             oldest = next(iter(self._models))
             if oldest == keep:
                 break

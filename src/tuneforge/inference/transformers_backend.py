@@ -110,6 +110,16 @@ class TransformersBackend(BatchBackend):
         cores from the training runners; an idle server gives its share back)."""
         return not self.device.startswith("cuda") and self._cache.used_within(SERVING_IDLE_S)
 
+    def reserve_for_training(self, planned: dict[str, int]) -> None:
+        """Count the memory training planned on this backend's device (``planned``: bytes per
+        device, ``cpu`` or ``cuda:N``) against the cache's budget."""
+        device = torch.device(self.device)
+        if device.type == "cuda":
+            key = f"cuda:{device.index if device.index is not None else 0}"
+        else:
+            key = "cpu"
+        self._cache.reserve(planned.get(key, 0))
+
     def loaded_bases(self) -> list[str]:
         """Sources of the models in memory (bases and full fine-tunes), least recent first."""
         return self._cache.loaded()

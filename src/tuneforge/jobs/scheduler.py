@@ -21,6 +21,7 @@ from tuneforge.config import Settings
 from tuneforge.errors import Conflict
 from tuneforge.jobs.cpu_share import share_file, split, write_share
 from tuneforge.jobs.executor import Executor
+from tuneforge.jobs.memory_share import planned_by_device
 from tuneforge.jobs.out_of_memory import ERROR_CODE as OUT_OF_MEMORY
 from tuneforge.jobs.out_of_memory import out_of_memory_message
 from tuneforge.jobs.subprocess_executor import SubprocessExecutor
@@ -72,11 +73,16 @@ class Scheduler:
         executor: Executor | None = None,
         worker_id: str | None = None,
         serving: Callable[[], bool] = lambda: False,
+        training_memory: Callable[[dict[str, int]], None] | None = None,
     ) -> None:
         """``serving``: whether this process's inference holds a model on the CPU now (it
-        then takes a share of the cores from the runners)."""
+        then takes a share of the cores from the runners). ``training_memory``: told the
+        memory the running jobs planned for, per device (``cpu``, ``cuda:N``), whenever it
+        changes; this process's inference counts it against its budget."""
         self.db = db
         self.serving = serving
+        self.training_memory = training_memory
+        self._planned: dict[str, int] = {}  # what training_memory was last told
         self.cores = cpu_count()
         self._shares: dict[str, int] = {}  # the thread count last written for each runner
         self.settings = settings
@@ -142,6 +148,7 @@ class Scheduler:
             with self.db.session() as s:
                 repo.mark_waiting_for_capacity(s)
         self.share_cores()
+        self.share_memory()
         return started
 
     def share_cores(self) -> None:
@@ -160,6 +167,17 @@ class Scheduler:
                     log.warning("could not write the CPU share of job %s", job_id, exc_info=True)
                     continue
                 self._shares[job_id] = each
+
+    def share_memory(self) -> None:
+        """Tell this process's inference what the running jobs planned to use (see
+        ``jobs/memory_share.py``)."""
+        if self.training_memory is None:
+            return
+        runners = ((s.job_id, s.devices) for s in self.running.values())
+        planned = planned_by_device(self.settings, runners)
+        if planned != self._planned:
+            self.training_memory(planned)
+            self._planned = planned
 
     def _forget_gone_runners(self) -> None:
         """Free the slots of runners the executor says are gone (None: still ours to wait

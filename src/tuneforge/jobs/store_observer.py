@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
+from tuneforge.engine.memory_plan import MemoryPlan
 from tuneforge.engine.observer import (
     CheckpointInfo,
     EpochMetrics,
@@ -15,6 +16,7 @@ from tuneforge.engine.observer import (
     TrainingPlan,
     TuningObserver,
 )
+from tuneforge.jobs.memory_share import PLAN_FILE, write_plan
 from tuneforge.storage import Storage
 from tuneforge.store import repo
 from tuneforge.store.db import Database
@@ -135,6 +137,10 @@ class StoreObserver(TuningObserver):
     def on_event(self, message: str, level: str = "info", data: dict | None = None) -> None:
         with self.db.session() as s:
             repo.record_event(s, self.job_id, message, level=level, data=data)
+
+    def on_memory_plan(self, plan: MemoryPlan) -> None:
+        """For the scheduler: its inference counts the plan against its memory budget."""
+        write_plan(self.storage.job_dir(self.job_id) / PLAN_FILE, plan.device, plan.total)
 
     def stop_requested(self) -> StopRequest | None:
         now = time.monotonic()

@@ -14,6 +14,7 @@ class GenerationService:
         self.models = models
         self._backend = backend
         self._scorer = None  # reward models' own cache, made on first use
+        self._training_memory: dict[str, int] = {}
 
     @property
     def backend(self):
@@ -22,6 +23,7 @@ class GenerationService:
             from tuneforge.inference import make_backend
 
             self._backend = make_backend(self.settings)
+            self._reserve(self._training_memory)
         return self._backend
 
     def serves_on_cpu(self) -> bool:
@@ -29,6 +31,18 @@ class GenerationService:
         cores from the training runners); never makes the backend."""
         serves = getattr(self._backend, "serves_on_cpu", None)
         return bool(serves and serves())
+
+    def reserve_for_training(self, planned: dict[str, int]) -> None:
+        """The memory the running jobs planned for, per device: the inference's cache of
+        loaded models counts it against its budget (now, or once the backend is made)."""
+        self._training_memory = planned
+        if self._backend is not None:
+            self._reserve(planned)
+
+    def _reserve(self, planned: dict[str, int]) -> None:
+        reserve = getattr(self._backend, "reserve_for_training", None)
+        if reserve is not None:
+            reserve(planned)
 
     def generate(self, project_id: str, model: str, prompt: Conversation, params):
         self._refuse_oversized(prompt)

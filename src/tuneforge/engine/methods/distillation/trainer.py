@@ -228,4 +228,6 @@ def prepare_distillation(
             "seq_kd": False,
         },
         trainer={"teacher_model": teacher},
+        full_logits=True,  # the divergence takes both models' whole logits
+        frozen_bytes=sum(p.numel() * p.element_size() for p in teacher.parameters()),
     )

@@ -29,6 +29,7 @@ from tuneforge.data.tokenize import (
 )
 from tuneforge.engine.callbacks import TokenCounter, TuningCallback
 from tuneforge.engine.errors import TuningError
+from tuneforge.engine.memory_plan import Workload
 from tuneforge.engine.observer import TuningObserver
 from tuneforge.engine.spec import TuningSpec
 from tuneforge.engine.training import (
@@ -37,6 +38,7 @@ from tuneforge.engine.training import (
     load_base_for_training,
     make_plan,
     peft_config_for,
+    plan_training_memory,
     resolve_for_model,
     seed_everything,
     training_arguments,
@@ -49,6 +51,7 @@ class PreferenceRows:
 
     rows: list[dict]
     pair_tokens: list[int]  # prompt + chosen and prompt + rejected, as cut to max_seq_length
+    padded_tokens: list[int]  # the same, each padded to the longer of the two
     token_ids: list[list[int]]  # every rendered sequence, to check against the vocabulary
 
 
@@ -59,7 +62,7 @@ def preference_rows(
     observer: TuningObserver,
     name: str,
 ) -> PreferenceRows:
-    rows, pair_tokens, token_ids = [], [], []
+    rows, pair_tokens, padded_tokens, token_ids = [], [], [], []
     cut = 0
     for example in examples:
         # TRL drops a pair whose prompt alone fills max_length; count it here to say so.
@@ -72,6 +75,7 @@ def preference_rows(
         cut += any(len(ids) > max_length for ids in sequences)
         token_ids += sequences
         pair_tokens.append(sum(min(len(ids), max_length) for ids in sequences))
+        padded_tokens.append(2 * max(min(len(ids), max_length) for ids in sequences))
         rows.append(
             {
                 "prompt": chat_messages(example.prompt),
@@ -96,7 +100,7 @@ def preference_rows(
             "max_seq_length or shorten the prompts",
             code="invalid_training_file",
         )
-    return PreferenceRows(rows, pair_tokens, token_ids)
+    return PreferenceRows(rows, pair_tokens, padded_tokens, token_ids)
 
 
 def _batch_tokens(feature: dict, max_length: int) -> int:
@@ -150,7 +154,13 @@ def prepare_dpo(
         len(train_pairs.rows),
         len(valid_pairs.rows) if valid_pairs else 0,
     )
-    mean_pair_tokens = sum(train_pairs.pair_tokens) / len(train_pairs.pair_tokens)
+    # A batch's pairs, chosen and rejected, are padded to its longest sequence.
+    workload = Workload(
+        batch_size=hp.batch_size,
+        longest_rows=sorted(train_pairs.padded_tokens, reverse=True)[: hp.batch_size],
+        padded=True,
+    )
+    memory = plan_training_memory(spec, hp, base, workload, observer)
     checkpoints_dir = output_dir / "checkpoints"
     args = DPOConfig(
         **training_arguments(
@@ -160,7 +170,7 @@ def prepare_dpo(
             checkpoints_dir,
             total_steps=plan.total_steps,
             has_validation=valid_pairs is not None,
-            tokens_per_step=int(mean_pair_tokens * hp.batch_size),
+            memory=memory,
         ),
         beta=hp.beta,
         # DPO plus the chosen answer's NLL (RPO, Pang et al. 2024). Plain DPO widened the margin

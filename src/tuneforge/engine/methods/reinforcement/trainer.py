@@ -18,9 +18,10 @@ from trl import GRPOConfig, GRPOTrainer
 
 from tuneforge.config import Settings
 from tuneforge.data.records import Conversation
-from tuneforge.data.tokenize import chat_messages
+from tuneforge.data.tokenize import chat_messages, prompt_ids
 from tuneforge.engine.callbacks import TokenCounter, TuningCallback
 from tuneforge.engine.errors import TuningError
+from tuneforge.engine.memory_plan import Workload
 from tuneforge.engine.methods.reinforcement.config import ReinforcementHyperparameters
 from tuneforge.engine.observer import TuningObserver
 from tuneforge.engine.spec import TuningSpec
@@ -29,6 +30,7 @@ from tuneforge.engine.training import (
     load_base_for_training,
     make_plan,
     peft_config_for,
+    plan_training_memory,
     resolve_for_model,
     seed_everything,
     training_arguments,
@@ -103,6 +105,23 @@ def prepare_grpo(
     plan = make_plan(hp, len(train_rows), len(train_rows), len(valid_rows))
     checkpoints_dir = output_dir / "checkpoints"
     group = hp.num_generations
+    # A step trains on batch_size prompts' group of answers, each row padded to the longest
+    # prompt plus the longest answer; the policy's log-probabilities are computed in full.
+    longest = max(len(prompt_ids(e, base.tokenizer)) for e in train if e.is_prompt_only)
+    rows = hp.batch_size * group
+    workload = Workload(
+        batch_size=rows,
+        longest_rows=[longest + hp.max_completion_length] * rows,
+        padded=True,
+        loss="full",
+    )
+    memory = plan_training_memory(spec, hp, base, workload, observer)
+    if memory.gradient_accumulation_steps > 1:
+        raise TuningError(
+            f"{memory.describe()}: reinforcement tuning does not split a step's groups of "
+            "answers yet; lower batch_size, num_generations or max_completion_length",
+            code="insufficient_memory",
+        )
     args = GRPOConfig(
         **{
             **training_arguments(
@@ -112,9 +131,9 @@ def prepare_grpo(
                 checkpoints_dir,
                 total_steps=plan.total_steps,
                 has_validation=bool(valid_rows),
-                tokens_per_step=hp.batch_size * group * hp.max_completion_length,
+                memory=memory,
             ),
-            "per_device_train_batch_size": hp.batch_size * group,
+            "per_device_train_batch_size": rows,
             "per_device_eval_batch_size": max(1, len(valid_rows[:8])) * group,
         },
         num_generations=group,

@@ -22,6 +22,7 @@ from tuneforge.data.tokenize import tokenize_conversation, with_response
 from tuneforge.engine.callbacks import TokenCounter, TuningCallback
 from tuneforge.engine.errors import TuningError
 from tuneforge.engine.hardware import detect_hardware
+from tuneforge.engine.memory_plan import Workload
 from tuneforge.engine.observer import TuningObserver
 from tuneforge.engine.spec import TuningSpec
 from tuneforge.engine.training import (
@@ -30,6 +31,7 @@ from tuneforge.engine.training import (
     check_vocabulary,
     lora_config,
     make_plan,
+    plan_training_memory,
     resolve_for_model,
     seed_everything,
     training_arguments,
@@ -52,7 +54,13 @@ def load_reward_base(spec: TuningSpec, settings: Settings) -> LoadedBase:
     tokenizer = load_tokenizer(resolved.source)
     model = load_reward_model(resolved.source, tokenizer, dtype=hardware.dtype)
     fit_cpu_threads(model)
-    return LoadedBase(model, tokenizer, hardware, str(resolved.source))
+    return LoadedBase(
+        model,
+        tokenizer,
+        hardware,
+        str(resolved.source),
+        memory_limit_bytes=settings.training_memory_bytes,
+    )
 
 
 def pair_rows(
@@ -98,7 +106,17 @@ def prepare_reward(
         [r[k] for r in train_rows for k in ("chosen_ids", "rejected_ids")], base.model, tokenizer
     )
     plan = make_plan(hp, len(train_rows), len(train_rows), len(valid_rows))
-    mean_pair_tokens = sum(map(_pair_tokens, train_rows)) / len(train_rows)
+    # A batch's chosen and rejected rows are padded to its longest; the head scores one value
+    # per row, so there are no vocabulary-wide logits ("full" logits of one output).
+    longest = sorted(
+        (max(len(r["chosen_ids"]), len(r["rejected_ids"])) for r in train_rows), reverse=True
+    )
+    workload = Workload(
+        batch_size=hp.batch_size,
+        longest_rows=[2 * n for n in longest[: hp.batch_size]],
+        padded=True,
+    )
+    memory = plan_training_memory(spec, hp, base, workload, observer)
     checkpoints_dir = output_dir / "checkpoints"
     args = RewardConfig(
         **training_arguments(
@@ -108,7 +126,7 @@ def prepare_reward(
             checkpoints_dir,
             total_steps=plan.total_steps,
             has_validation=bool(valid_rows),
-            tokens_per_step=int(mean_pair_tokens * hp.batch_size),
+            memory=memory,
         ),
         max_length=None,  # cut above, as SFT cuts (TRL skips rows already tokenized)
     )
