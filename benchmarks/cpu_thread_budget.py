@@ -1,7 +1,7 @@
 """Training beside chat on the CPU: every process on every core (before) against the split
 ``tuneforge.jobs.cpu_share.split`` gives (after), with training alone as the baseline.
 
-One process trains a randomly initialised Qwen2-shaped model (about 70M parameters: over the
+One process trains a randomly initialised Qwen2-shaped model (about 98M parameters: over the
 50M-parameter line above which a model gets a share of the cores rather than one thread) with
 AdamW; another answers three chat requests at once, in a loop, on a model of the same shape.
 The script prints the median training step time and the chat's tokens per second for each
@@ -19,12 +19,12 @@ import multiprocessing as mp
 import statistics
 import time
 
-SHAPE = {
-    "hidden_size": 640,
-    "num_hidden_layers": 10,
-    "num_attention_heads": 10,
+SHAPE = {  # about 98M parameters: the shape of tests/engine/test_midsize_model.py
+    "hidden_size": 768,
+    "num_hidden_layers": 12,
+    "num_attention_heads": 12,
     "num_key_value_heads": 2,
-    "intermediate_size": 1728,
+    "intermediate_size": 2048,
     "vocab_size": 32000,
     "tie_word_embeddings": True,
 }
