@@ -23,7 +23,7 @@ from tuneforge.store import repo
 from tuneforge.store.models import File, TuningJob
 from tuneforge.store.states import JobState
 from tuneforge.ui import STATIC_DIR
-from tuneforge.ui.svg import NO_DATA, Box, loss_curve_svg, nice_ticks
+from tuneforge.ui.svg import NO_DATA, Box, loss_curve_svg, metric_charts_svg, nice_ticks
 
 SVG_NS = "{http://www.w3.org/2000/svg}"
 
@@ -569,6 +569,20 @@ def test_loss_curve_points_scale_into_the_plot_box():
     [valid] = [c for c in svg.iter(f"{SVG_NS}circle") if c.find(f"{SVG_NS}title") is not None]
     assert float(valid.attrib["cx"]) == pytest.approx(box.plot_right)
     assert "epoch 1" in "".join(svg.itertext())
+
+
+def test_a_methods_own_metrics_get_charts_of_their_own():
+    steps = [{"step": s, "loss": 0.1, "total_steps": 4, "extra": {"reward": s / 4, "kl": 0.01}}
+             for s in range(1, 5)]  # fmt: skip
+    epochs = [{"epoch": 1, "step": 4, "train_loss": 0.1, "extra": {"eval_reward": 0.9}}]
+    charts = dict(metric_charts_svg(steps, epochs))
+    assert {"Reward", "KL to the start"} <= set(charts)
+    assert "Pairwise accuracy" not in charts  # nothing reported it
+    reward = ET.fromstring(charts["Reward"])
+    assert len(list(reward.iter(f"{SVG_NS}polyline"))) >= 1  # the training reward per step
+    assert "held-out" in "".join(reward.itertext())
+    plain = dict(metric_charts_svg([{"step": 1, "loss": 0.5, "total_steps": 1}], []))
+    assert "Reward" not in plain
 
 
 def test_loss_curve_without_data_says_so():

@@ -225,7 +225,22 @@ METRIC_CHARTS: tuple[tuple[str, str, tuple[tuple[str, str, bool], ...], str], ..
      NO_DATA),
     ("Learning rate", "learning rate", (("learning_rate", "learning rate", False),), NO_DATA),
 )  # fmt: skip
+# A method's own metrics (a row's "extra"), each chart drawn when a job reports its metrics:
+# reinforcement's reward, KL and answer length; a reward model's pairwise accuracy.
+METHOD_CHARTS: tuple[tuple[str, str, tuple[tuple[str, str, bool], ...], str], ...] = (
+    ("Reward", "mean reward",
+     (("reward", "training", False), ("eval_reward", "held-out", True)), NO_DATA),
+    ("KL to the start", "KL", (("kl", "KL", False),), NO_DATA),
+    ("Answer length", "tokens", (("completions/mean_length", "mean length", False),), NO_DATA),
+    ("Pairwise accuracy", "accuracy",
+     (("accuracy", "training", False), ("eval_accuracy", "held-out", True)), NO_DATA),
+)  # fmt: skip
 SMALL_CHART = Box(width=360, height=230, left=60, right=14, top=30, bottom=38)
+
+
+def with_extra(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Each row with its method's own metrics beside the shared ones."""
+    return [{**(row.get("extra") or {}), **row} for row in rows]
 
 
 def metric_charts_svg(
@@ -233,9 +248,12 @@ def metric_charts_svg(
 ) -> list[tuple[str, str]]:
     """The smaller charts drawn beside the loss curve, on the same step axis, with their
     titles: validation loss, token accuracy (training per step, validation per epoch) and
-    learning rate."""
+    learning rate, then the method's own that the job reports (``METHOD_CHARTS``)."""
     charts = []
-    for title, y_title, metrics, empty in METRIC_CHARTS:
+    steps, epochs = with_extra(steps), with_extra(epochs)
+    reported = {key for row in [*steps, *epochs] for key in row}
+    own = [c for c in METHOD_CHARTS if any(key in reported for key, _, _ in c[2])]
+    for title, y_title, metrics, empty in (*METRIC_CHARTS, *own):
         series = [
             Series(
                 label,
