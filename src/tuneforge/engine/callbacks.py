@@ -8,6 +8,7 @@ stop request decides whether a checkpoint is written before stopping.
 from __future__ import annotations
 
 import math
+import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -257,8 +258,6 @@ class TuningCallback(TrainerCallback):
             epoch, metrics = int(epoch_float), {}
             target, kind = self.checkpoints_dir / f"step-{state.global_step}", "resume"
         if target.exists():  # a resumed run saving the same epoch again
-            import shutil
-
             shutil.rmtree(target)
         saved.rename(target)
         checkpoint = CheckpointInfo(
@@ -308,3 +307,14 @@ def _at_epoch_end(state: TrainerState) -> bool:
 
 def _float_or_none(value) -> float | None:
     return None if value is None else float(value)
+
+
+class DropReferenceAdapter(TrainerCallback):
+    """Going on from a tuned adapter, TRL's DPO and GRPO keep a frozen copy of it (named
+    "ref") as the reference, and PEFT saves it beside the trained one. A checkpoint needs only
+    the trained adapter: a resumed run makes the copy again from ``init_adapter``. Runs before
+    TuningCallback, which moves the checkpoint folder."""
+
+    def on_save(self, args, state, control, **kwargs):
+        checkpoint = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+        shutil.rmtree(checkpoint / "ref", ignore_errors=True)

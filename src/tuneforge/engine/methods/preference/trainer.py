@@ -8,14 +8,12 @@ log-probabilities are computed once, before training, by the model as it starts.
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
 import datasets
 from datasets import Dataset
-from transformers import TrainerCallback
 from trl import DPOConfig, DPOTrainer
 from trl.trainer.dpo_trainer import DataCollatorForPreference
 
@@ -27,7 +25,7 @@ from tuneforge.data.tokenize import (
     tokenize_conversation,
     with_response,
 )
-from tuneforge.engine.callbacks import TokenCounter, TuningCallback
+from tuneforge.engine.callbacks import DropReferenceAdapter, TokenCounter, TuningCallback
 from tuneforge.engine.errors import TuningError
 from tuneforge.engine.memory_plan import Workload
 from tuneforge.engine.observer import TuningObserver
@@ -107,17 +105,6 @@ def _batch_tokens(feature: dict, max_length: int) -> int:
     """Real tokens a pair puts into a batch: its prompt twice, once before each response."""
     prompt = len(feature["prompt_ids"])
     return sum(min(prompt + len(feature[k]), max_length) for k in ("chosen_ids", "rejected_ids"))
-
-
-class DropReferenceAdapter(TrainerCallback):
-    """Going on from a tuned adapter, TRL keeps a frozen copy of it (named "ref") as the
-    reference, and PEFT saves it beside the trained one. A checkpoint needs only the trained
-    adapter: a resumed run makes the copy again from ``init_adapter``. Runs before
-    TuningCallback, which moves the checkpoint folder."""
-
-    def on_save(self, args, state, control, **kwargs):
-        checkpoint = Path(args.output_dir) / f"checkpoint-{state.global_step}"
-        shutil.rmtree(checkpoint / "ref", ignore_errors=True)
 
 
 def reference_description(trainer) -> str:

@@ -19,7 +19,7 @@ from trl import GRPOConfig, GRPOTrainer
 from tuneforge.config import Settings
 from tuneforge.data.records import Conversation
 from tuneforge.data.tokenize import chat_messages, prompt_ids
-from tuneforge.engine.callbacks import TokenCounter, TuningCallback
+from tuneforge.engine.callbacks import DropReferenceAdapter, TokenCounter, TuningCallback
 from tuneforge.engine.errors import TuningError
 from tuneforge.engine.memory_plan import Workload
 from tuneforge.engine.methods.reinforcement.config import ReinforcementHyperparameters
@@ -158,7 +158,7 @@ def prepare_grpo(
         eval_dataset=Dataset.from_list(valid_rows) if valid_rows else None,
         processing_class=base.tokenizer,
         peft_config=peft_config_for(spec, hp, base.model),
-        callbacks=[callback],
+        callbacks=[DropReferenceAdapter(), callback],
     )
     observer.on_event(
         f"reinforcement: {group} answers sampled per prompt, scored by the "
