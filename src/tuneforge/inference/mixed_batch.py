@@ -205,13 +205,14 @@ class MixedBatcher:
         loaded: LoadedModel, adapters: list[Path | None], kwargs: dict[str, object]
     ) -> Iterator[Any]:
         """The model, held for one generation: with the one adapter all rows share (or none),
-        else with every row's adapter named in ``kwargs["adapter_names"]``."""
+        else ready to run each row with its own adapter (``LoadedModel.mixed``, which may add
+        PEFT's ``adapter_names`` to ``kwargs``)."""
         if len(set(adapters)) == 1:
             with loaded.using(adapters[0]) as model, torch.inference_mode():
                 yield model
             return
-        with loaded.mixed(adapters) as (model, names), torch.inference_mode():
-            kwargs["adapter_names"] = names
+        with loaded.mixed(adapters) as (model, generate_kwargs), torch.inference_mode():
+            kwargs.update(generate_kwargs)
             yield model
 
 
