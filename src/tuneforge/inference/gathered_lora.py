@@ -13,9 +13,15 @@ plain torch that runs on any device:
   scaling into ``scaling`` of shape ``(slots,)``. Slot 0 is all zeros: the rows without an
   adapter (and an adapter without weights on that layer) add nothing. Smaller ranks are padded
   with zeros to the largest, which adds exact zeros;
-- a forward gathers each row's slot and adds ``(x @ A[slots] @ B[slots]) * scaling[slots]``
-  (two ``torch.bmm``) to the base layer's output, for every row at once. The scaling is applied
-  last, as PEFT does: folded into ``B`` it would round differently.
+- for one ``generate`` call, whose rows keep their adapters throughout, each row's slot is
+  gathered once: ``A[slots]``, ``B[slots]``, ``scaling[slots]``;
+- each forward then adds ``(x @ A[slots] @ B[slots]) * scaling[slots]`` (two ``torch.bmm``) to
+  the base layer's output, for every row at once. The scaling is applied last, as PEFT does:
+  folded into ``B`` it would round differently.
+
+The gathered copies hold, while the call runs, rows x the largest rank x (in + out features)
+per layer (60 MB for 16 rows of rank-8 adapters on every linear layer of a 768-wide, 6-layer
+Llama): gathering at every step instead cost 2-3% more time on a CPU.
 
 It plugs into PEFT through public API only: the model runs under ``PeftModel.disable_adapter()``
 (each ``lora.Linear`` then computes its base layer alone) and a torch forward hook on each
@@ -86,16 +92,20 @@ def _stack(layer: LoraLinear, names: Sequence[str]) -> _Stack:
     return _Stack(a, b, scaling)
 
 
-def _add_delta(stack: _Stack, slots: torch.Tensor, layer: Any, args: tuple, output: Any) -> Any:
+def _gather(stack: _Stack, slots: torch.Tensor) -> _Stack:
+    """Each row's own slot (index_select: about twice as fast as indexing on a CPU)."""
+    slots = slots.to(stack.a.device)
+    return _Stack(*(t.index_select(0, slots) for t in (stack.a, stack.b, stack.scaling)))
+
+
+def _add_delta(rows: _Stack, layer: Any, args: tuple, output: Any) -> Any:
     """Forward hook: the base layer's ``output`` plus each row's own adapter delta."""
     x = args[0]
-    rows = slots.shape[0]
-    if x.shape[0] != rows:
-        raise ValueError(f"a mixed batch of {rows} rows got an input of {x.shape[0]} rows")
-    flat = x.reshape(rows, -1, x.shape[-1]).to(stack.a.dtype)
-    # index_select, not stack.a[slots]: about twice as fast on a CPU for these copies
-    a, b = stack.a.index_select(0, slots), stack.b.index_select(0, slots)
-    delta = torch.bmm(torch.bmm(flat, a), b) * stack.scaling.index_select(0, slots)
+    count = rows.a.shape[0]
+    if x.shape[0] != count:
+        raise ValueError(f"a mixed batch of {count} rows got an input of {x.shape[0]} rows")
+    flat = x.reshape(count, -1, x.shape[-1]).to(rows.a.dtype)
+    delta = torch.bmm(torch.bmm(flat, rows.a), rows.b) * rows.scaling
     return output + delta.view(output.shape).to(output.dtype)
 
 
@@ -123,16 +133,13 @@ class GatheredLora:
     def applied(self, model: Any, row_adapters: Sequence[str]) -> Iterator[None]:
         """``model`` (the ``PeftModel`` these stacks came from) running each row with its own
         adapter (a name, or ``__base__``), as ``generate(adapter_names=row_adapters)`` would."""
+        slots = torch.tensor([self.slots[name] for name in row_adapters])
         handles = []
         try:
-            by_device: dict[torch.device, torch.Tensor] = {}
-            for layer, stack in self._stacks.items():
-                device = stack.a.device
-                if device not in by_device:
-                    slots = [self.slots[name] for name in row_adapters]
-                    by_device[device] = torch.tensor(slots, device=device)
-                hook = partial(_add_delta, stack, by_device[device])
-                handles.append(layer.register_forward_hook(hook))
+            with torch.no_grad():
+                for layer, stack in self._stacks.items():
+                    hook = partial(_add_delta, _gather(stack, slots))
+                    handles.append(layer.register_forward_hook(hook))
             with model.disable_adapter():
                 yield
         finally:
