@@ -3,14 +3,14 @@
 Why not PEFT's own path: PEFT's mixed-adapter forward (``generate(..., adapter_names=...)``,
 ``peft/tuners/lora/layer.py`` ``LoraLayer._mixed_batch_forward``) loops in Python over the
 batch's adapters in every LoRA layer, picking each adapter's rows by index, running its two
-small products and writing them back, at every decoding step: with ten adapters those small
-operations, not the matrix products, set the pace on a CPU. PEFT has no batched kernel for it
-(the gathered kernels of Punica, S-LoRA and vLLM are CUDA and Triton), so it is written here, in
-plain torch that runs on any device:
+small products and writing them back, at every decoding step: with ten adapters that loop
+cost mixed batches 30% of one model's throughput on a CPU (``benchmarks/README.md``). PEFT has
+no batched kernel for it (the gathered kernels of Punica, S-LoRA and vLLM are CUDA and Triton),
+so it is written here, in plain torch that runs on any device:
 
 - per ``lora.Linear``, every stacked adapter's weights are copied once into ``A`` of shape
   ``(slots, in_features, rank)`` and ``B`` of shape ``(slots, rank, out_features)``, and its
-  scaling into ``scaling`` of shape ``(slots,)``. Slot 0 is all zeros: the rows without an
+  scaling into ``scaling``, one per slot. Slot 0 is all zeros: the rows without an
   adapter (and an adapter without weights on that layer) add nothing. Smaller ranks are padded
   with zeros to the largest, which adds exact zeros;
 - for one ``generate`` call, whose rows keep their adapters throughout, each row's slot is
@@ -20,15 +20,17 @@ plain torch that runs on any device:
   folded into ``B`` it would round differently.
 
 The gathered copies hold, while the call runs, rows x the largest rank x (in + out features)
-per layer (60 MB for 16 rows of rank-8 adapters on every linear layer of a 768-wide, 6-layer
-Llama): gathering at every step instead cost 2-3% more time on a CPU.
+per layer (40 MiB for 16 rows of rank-8 adapters on every linear layer of a 768-wide, 6-layer
+Llama): gathering at every step instead cost about 5% more time on a CPU.
 
-It plugs into PEFT through public API only: the model runs under ``PeftModel.disable_adapter()``
-(each ``lora.Linear`` then computes its base layer alone) and a torch forward hook on each
-``lora.Linear`` that holds a stacked adapter adds the delta. Only adapters that are plain LoRA
-on ``lora.Linear`` layers can be stacked (:func:`gatherable`); a batch with any other keeps
-PEFT's ``adapter_names`` path. The stacks copy the adapters' weights: the cache counts them in
-the model's bytes, and rebuilds them when an adapter is loaded or evicted.
+It plugs into PEFT through public API only, not by replacing the private
+``_mixed_batch_forward``: the model runs under ``PeftModel.disable_adapter()`` (each
+``lora.Linear`` then computes its base layer alone) and a torch forward hook on each
+``lora.Linear`` that holds a stacked adapter adds the delta; both last one ``generate`` call,
+under the loaded model's lock. Only adapters that are plain LoRA on ``lora.Linear`` layers can
+be stacked (:func:`gatherable`); a batch with any other keeps PEFT's ``adapter_names`` path.
+The stacks copy the adapters' weights: the cache counts them in the model's bytes, and
+rebuilds them when an adapter is loaded or evicted.
 """
 
 from __future__ import annotations
