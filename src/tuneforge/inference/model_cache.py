@@ -26,7 +26,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -38,6 +38,9 @@ from tuneforge.models.loading import (
     quiet_transformers,
 )
 from tuneforge.models.threads import fit_cpu_threads
+
+if TYPE_CHECKING:  # imported when first used: it imports peft
+    from tuneforge.inference.gathered_lora import GatheredLora
 
 ADAPTER_CONFIG = "adapter_config.json"
 BASE_ROW = "__base__"  # PEFT's name for a row that runs without any adapter
@@ -80,7 +83,7 @@ class LoadedModel:
     lock: threading.Lock = field(default_factory=threading.Lock)
     # loaded adapters' names, LRU first, each with whether gathered_lora can stack it
     adapters: OrderedDict[str, bool] = field(default_factory=OrderedDict)
-    gathered: Any = None  # a GatheredLora of the stackable adapters; None: to build
+    gathered: GatheredLora | None = None  # the stackable adapters' stacks; None: to build
 
     @property
     def eos_ids(self) -> list[int]:
@@ -137,7 +140,7 @@ class LoadedModel:
             else:
                 yield self.model, {"adapter_names": rows}
 
-    def _gathered(self) -> Any:
+    def _gathered(self) -> GatheredLora | None:
         """The stacks of every stackable adapter loaded, built on first use after a change."""
         if self.gathered is None and self.adapters:
             from tuneforge.inference.gathered_lora import GatheredLora
