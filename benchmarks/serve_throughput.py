@@ -5,14 +5,16 @@ process (so each one's peak memory is its own):
 
 - ``single``: every request for the base model;
 - ``mixed``: requests for ten adapters, round-robin, through the micro-batcher's mixed batches
-  (adapters of one base share a batch, PEFT's ``adapter_names``);
+  (adapters of one base share a batch: ``inference/gathered_lora.py`` on transformers);
 - ``per-model``: the same ten adapters through the older policy, one batch per
   (model, parameters) pair (``BatchingBackend(mix_adapters=False)``).
 
 Clients send requests in a closed loop (each sends its next request when its previous one is
 answered), through ``BatchingBackend.generate`` as the API does. Printed for each: output
-tokens/s, p50/p99 latency, peak memory, and each adapter scenario's throughput over
-``single``'s. Run ``python benchmarks/serve_throughput.py --help``; see benchmarks/README.md.
+tokens/s, p50/p99 latency, peak memory, each adapter scenario's throughput over ``single``'s,
+and the CPU seconds the scenario's process used (with output tokens per CPU second over
+``single``'s: steadier than wall time where other work shares the cores). Run
+``python benchmarks/serve_throughput.py --help``; see benchmarks/README.md.
 """
 
 from __future__ import annotations
@@ -115,9 +117,13 @@ def run_scenario(args: argparse.Namespace) -> dict:
     import torch
 
     from tuneforge.data.records import Conversation, Turn
-    from tuneforge.inference.types import GenerationParams, ModelTarget
+    from tuneforge.inference.types import GenerationParams, ModelTarget, Request
 
     if args.threads:
+        from tuneforge.models.threads import set_process_share
+
+        # The backend sets torch's threads to its share of the cores before each generation.
+        set_process_share(args.threads)
         torch.set_num_threads(args.threads)
     setup = json.loads(Path(args.setup).read_text())
     base = ModelTarget(name="base", base_source=setup["base"])
@@ -137,10 +143,13 @@ def run_scenario(args: argparse.Namespace) -> dict:
         (targets[i % len(targets)], Conversation((Turn("user", t),), system=SYSTEM_PROMPT))
         for i, t in enumerate(texts)
     ]
-    # Loading the base and adapters and torch's first steps are not timed.
+    # Loading the base and adapters (and stacking the adapters for mixed batches) and torch's
+    # first steps are not timed.
     warm = GenerationParams(max_output_tokens=2)
     for target in targets:
         backend.generate(target, requests[0][1], warm)
+    if args.scenario == "mixed":
+        backend.generate_many([Request(target, requests[0][1], warm) for target in targets])
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
     latencies: list[float] = [0.0] * len(requests)
@@ -161,12 +170,13 @@ def run_scenario(args: argparse.Namespace) -> dict:
             tokens[index] = result.output_tokens
 
     threads = [threading.Thread(target=client) for _ in range(args.clients)]
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
     elapsed = time.perf_counter() - started
+    cpu_seconds = time.process_time() - cpu_started
     ordered = sorted(latencies)
     if torch.cuda.is_available():
         peak = torch.cuda.max_memory_allocated()
@@ -176,6 +186,7 @@ def run_scenario(args: argparse.Namespace) -> dict:
         "scenario": args.scenario,
         "output_tokens": sum(tokens),
         "seconds": elapsed,
+        "cpu_seconds": cpu_seconds,
         "tokens_per_second": sum(tokens) / elapsed,
         "p50_s": statistics.median(ordered),
         "p99_s": ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))],
@@ -202,23 +213,35 @@ def child(scenario: str, args: argparse.Namespace, setup: Path) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def per_cpu_second(result: dict) -> float:
+    """Output tokens per second of CPU time the scenario's process used: on a machine whose
+    cores other work shares, steadier than tokens per second of wall time."""
+    return result["output_tokens"] / result["cpu_seconds"]
+
+
 def print_report(results: dict[str, dict], args: argparse.Namespace, info: str) -> None:
     print(info)
     print(
         f"{args.requests} requests, {args.clients} clients, up to {args.output_tokens} output "
         f"tokens each (greedy), batches of up to {args.clients}, backend {args.backend}"
     )
-    header = ("scenario", "tokens/s", "p50 s", "p99 s", "peak MiB", "ratio")
-    print("{:<11} {:>9} {:>7} {:>7} {:>9} {:>6}".format(*header))
+    header = ("scenario", "tokens/s", "p50 s", "p99 s", "peak MiB", "ratio", "CPU s", "ratio")
+    print("{:<11} {:>9} {:>7} {:>7} {:>9} {:>6} {:>7} {:>6}".format(*header))
     single = results["single"]["tokens_per_second"]
+    single_per_cpu = per_cpu_second(results["single"])
     for name in SCENARIOS:
         r = results[name]
         print(
             f"{name:<11} {r['tokens_per_second']:>9.0f} {r['p50_s']:>7.2f} {r['p99_s']:>7.2f} "
-            f"{r['peak_memory_bytes'] / 2**20:>9.0f} {r['tokens_per_second'] / single:>6.2f}"
+            f"{r['peak_memory_bytes'] / 2**20:>9.0f} {r['tokens_per_second'] / single:>6.2f} "
+            f"{r['cpu_seconds']:>7.1f} {per_cpu_second(r) / single_per_cpu:>6.2f}"
         )
     mixed, old = results["mixed"]["tokens_per_second"], results["per-model"]["tokens_per_second"]
-    print(f"mixed / single {mixed / single:.2f}x, mixed / per-model {mixed / old:.2f}x")
+    per_cpu = per_cpu_second(results["mixed"]) / single_per_cpu
+    print(
+        f"mixed / single {mixed / single:.2f}x (per CPU second {per_cpu:.2f}x), "
+        f"mixed / per-model {mixed / old:.2f}x"
+    )
 
 
 def main() -> None:

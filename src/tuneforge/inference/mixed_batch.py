@@ -3,8 +3,12 @@ itself, and with different sampling parameters, in one ``model.generate`` call.
 
 Each request is checked, tokenized and measured on its own first, so a bad or over-long prompt
 fails only its own request. The rest are grouped by the model they run on; inside a group every
-row names its adapter through PEFT's ``adapter_names`` and gets its own temperature, top-k,
-top-p, stop sequences and output length (``row_controls``). What stays apart:
+row runs with its own adapter (or none) and gets its own temperature, top-k, top-p, stop
+sequences and output length (``row_controls``). Each LoRA layer adds every row's own adapter
+delta: for plain LoRA adapters in two batched products on the adapters' stacked weights
+(``gathered_lora.py``, BGMV), for a batch with any other adapter through PEFT's
+``adapter_names``, which loops over the batch's adapters in every layer
+(``LoadedModel.mixed`` chooses). What stays apart:
 
 - a seeded sampled request runs alone: what a row samples depends on the rows beside it, and a
   seed promises the same output as the same request alone;
@@ -17,10 +21,10 @@ top-p, stop sequences and output length (``row_controls``). What stays apart:
 
 Why a finished row is not replaced mid-generation (continuous batching): transformers 5's
 continuous batching (``generate_batch`` / ``init_continuous_batching``) packs every request's
-tokens into one row of a paged cache, while PEFT's mixed-adapter forward picks each request's
-adapter by batch row, so the two do not combine; it also takes one generation config for all
-requests. A finished row therefore stays padded until the longest row of its batch ends, and the
-micro-batcher (``batching.py``) starts the next batch as soon as one ends.
+tokens into one row of a paged cache, while the mixed-adapter forward (ours and PEFT's) picks
+each request's adapter by batch row, so the two do not combine; it also takes one generation
+config for all requests. A finished row therefore stays padded until the longest row of its
+batch ends, and the micro-batcher (``batching.py``) starts the next batch as soon as one ends.
 """
 
 from __future__ import annotations
@@ -205,13 +209,14 @@ class MixedBatcher:
         loaded: LoadedModel, adapters: list[Path | None], kwargs: dict[str, object]
     ) -> Iterator[Any]:
         """The model, held for one generation: with the one adapter all rows share (or none),
-        else with every row's adapter named in ``kwargs["adapter_names"]``."""
+        else ready to run each row with its own adapter (``LoadedModel.mixed``, which may add
+        PEFT's ``adapter_names`` to ``kwargs``)."""
         if len(set(adapters)) == 1:
             with loaded.using(adapters[0]) as model, torch.inference_mode():
                 yield model
             return
-        with loaded.mixed(adapters) as (model, names), torch.inference_mode():
-            kwargs["adapter_names"] = names
+        with loaded.mixed(adapters) as (model, generate_kwargs), torch.inference_mode():
+            kwargs.update(generate_kwargs)
             yield model
 
 

@@ -6,10 +6,13 @@ of its own in the same cache. Switching adapters mutates the model, so each load
 lock that a request holds from switching to the end of generation.
 
 A mixed batch (:meth:`LoadedModel.mixed`) runs rows of different adapters, and of the base, in one
-forward pass through PEFT's ``adapter_names``: each LoRA layer adds every row's own adapter delta.
-PEFT refuses it for DoRA, for adapters on parameters (``target_parameters``) and for a few module
-types, and it cannot work on merged weights (never merged here): :func:`mixable` tells which
-adapters may join, the others run in batches of their own adapter.
+forward pass: each LoRA layer adds every row's own adapter delta. Plain LoRA adapters on linear
+layers take ``gathered_lora.py``'s path (their weights stacked per layer, every row's delta in
+two batched products); a batch with any other adapter takes PEFT's ``adapter_names``, which
+loops over the adapters in Python. PEFT refuses a mixed batch for DoRA, for adapters on
+parameters (``target_parameters``) and for a few module types, and it cannot work on merged
+weights (never merged here): :func:`mixable` tells which adapters may join, the others run in
+batches of their own adapter.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -35,6 +38,9 @@ from tuneforge.models.loading import (
     quiet_transformers,
 )
 from tuneforge.models.threads import fit_cpu_threads
+
+if TYPE_CHECKING:  # imported when first used: it imports peft
+    from tuneforge.inference.gathered_lora import GatheredLora
 
 ADAPTER_CONFIG = "adapter_config.json"
 BASE_ROW = "__base__"  # PEFT's name for a row that runs without any adapter
@@ -75,7 +81,9 @@ class LoadedModel:
     nbytes: int = 0
     last_used: float = 0.0  # time.monotonic() when a generation last held it
     lock: threading.Lock = field(default_factory=threading.Lock)
-    adapters: OrderedDict[str, None] = field(default_factory=OrderedDict)  # names, LRU first
+    # loaded adapters' names, LRU first, each with whether gathered_lora can stack it
+    adapters: OrderedDict[str, bool] = field(default_factory=OrderedDict)
+    gathered: GatheredLora | None = None  # the stackable adapters' stacks; None: to build
 
     @property
     def eos_ids(self) -> list[int]:
@@ -116,13 +124,31 @@ class LoadedModel:
             self.last_used = time.monotonic()
 
     @contextmanager
-    def mixed(self, adapter_paths: list[Path | None]) -> Iterator[tuple[Any, list[str]]]:
-        """Hold the model with every row's adapter loaded: the model and the ``adapter_names``
-        for ``generate`` (``__base__`` for a row without one). Every path must be
-        :func:`mixable`, and there may be no more distinct adapters than ``max_adapters``."""
+    def mixed(self, adapter_paths: list[Path | None]) -> Iterator[tuple[Any, dict[str, object]]]:
+        """Hold the model ready to run each row with its own adapter (None: the base): the model
+        and what to add to ``generate``'s arguments. With only stackable adapters the stacked
+        path is on for the duration and nothing is added; else PEFT's ``adapter_names``
+        (``__base__`` for a row without one). Every path must be :func:`mixable`, and there may
+        be no more distinct adapters than ``max_adapters``."""
         with self.lock, self._in_use():
             names = {path: self._ensure_adapter(path) for path in set(adapter_paths) if path}
-            yield self.model, [names[path] if path else BASE_ROW for path in adapter_paths]
+            rows = [names[path] if path else BASE_ROW for path in adapter_paths]
+            gathered = self._gathered()
+            if gathered is not None and gathered.holds(rows):
+                with gathered.applied(self.model, rows):
+                    yield self.model, {}
+            else:
+                yield self.model, {"adapter_names": rows}
+
+    def _gathered(self) -> GatheredLora | None:
+        """The stacks of every stackable adapter loaded, built on first use after a change."""
+        if self.gathered is None and self.adapters:
+            from tuneforge.inference.gathered_lora import GatheredLora
+
+            stackable = [name for name, gatherable in self.adapters.items() if gatherable]
+            self.gathered = GatheredLora(self.model, stackable)
+            self.nbytes = parameter_bytes(self.model) + self.gathered.nbytes
+        return self.gathered
 
     def _ensure_adapter(self, adapter_path: Path) -> str:
         name = adapter_name(adapter_path)
@@ -137,12 +163,15 @@ class LoadedModel:
             )
         else:
             self.model.load_adapter(str(adapter_path), adapter_name=name, torch_device=self.device)
-        self.adapters[name] = None
+        from tuneforge.inference.gathered_lora import gatherable
+
+        self.adapters[name] = gatherable(self.model, name)
         if len(self.adapters) > self.max_adapters:
             oldest = next(iter(self.adapters))
             self.model.delete_adapter(oldest)
             del self.adapters[oldest]
         self.model.eval()
+        self.gathered = None  # its slots name the adapters loaded before
         self.nbytes = parameter_bytes(self.model)
         return name
 
