@@ -152,3 +152,13 @@ def test_a_score_model_grader_reads_the_judges_number_within_its_range():
     assert run_grader(grader, "x", {}, judge=lambda *a: "7").reward == 1.0  # clamped
     unreadable = run_grader(grader, "x", {}, judge=lambda *a: "excellent")
     assert unreadable.reward == 0.0 and "no number" in unreadable.errors["model_grader_parse_error"]
+
+
+def test_rouge_counts_shared_ngrams_and_the_longest_common_subsequence():
+    from tuneforge.graders.text_similarity import similarity
+
+    assert similarity("rouge_1", "The cat sat.", "the cat ran") == pytest.approx(2 / 3)
+    assert similarity("rouge_2", "the cat sat", "the cat ran") == pytest.approx(1 / 2)
+    # LCS "a c d": precision 3/3, recall 3/4.
+    assert similarity("rouge_l", "a c d", "a b c d") == pytest.approx(6 / 7)
+    assert similarity("rouge_1", "", "a b") == 0.0
