@@ -20,6 +20,8 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
+from tuneforge.config import Settings
+
 CLONE_NEWUSER, CLONE_NEWNET = 0x10000000, 0x40000000
 MAX_OUTPUT_BYTES = 1 << 20
 
@@ -50,6 +52,15 @@ class PythonLimits:
     enabled: bool = False
     timeout_s: float = 10.0
     memory_bytes: int = 512 << 20
+
+    @classmethod
+    def of(cls, settings: Settings) -> PythonLimits:
+        """The operator's: TUNEFORGE_PYTHON_GRADERS and its limits."""
+        return cls(
+            enabled=settings.python_graders,
+            timeout_s=settings.python_grader_timeout_s,
+            memory_bytes=settings.python_grader_memory_bytes,
+        )
 
 
 class GraderRuntimeError(RuntimeError):

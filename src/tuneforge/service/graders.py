@@ -20,14 +20,6 @@ class GraderService:
         self.settings = settings
         self.generation = generation
 
-    @property
-    def python_limits(self) -> PythonLimits:
-        return PythonLimits(
-            enabled=self.settings.python_graders,
-            timeout_s=self.settings.python_grader_timeout_s,
-            memory_bytes=self.settings.python_grader_memory_bytes,
-        )
-
     def validate(self, project_id: str, raw: Any, param: str = "grader") -> Grader:
         grader = parse_grader(raw, param)
         for path, each in _with_paths(grader, param):
@@ -65,7 +57,9 @@ class GraderService:
             result = self.generation.generate(project_id, model, conversation, asked)
             return result.completions[0].text
 
-        return run_grader(grader, model_sample, item, python=self.python_limits, judge=judge)
+        return run_grader(
+            grader, model_sample, item, python=PythonLimits.of(self.settings), judge=judge
+        )
 
 
 def _with_paths(grader: Grader, param: str):

@@ -57,11 +57,7 @@ class GraderReward:
 
     def __init__(self, raw_grader: dict, settings: Settings, observer: TuningObserver) -> None:
         self.grader = parse_grader(raw_grader)
-        self.limits = PythonLimits(
-            enabled=settings.python_graders,
-            timeout_s=settings.python_grader_timeout_s,
-            memory_bytes=settings.python_grader_memory_bytes,
-        )
+        self.limits = PythonLimits.of(settings)
         self.observer = observer
         self.failures = 0
 
