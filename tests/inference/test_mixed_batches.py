@@ -75,7 +75,14 @@ def test_rows_keep_their_own_length_and_stop_sequences(backend, base, adapters):
     results = backend.generate_many(requests)
 
     assert results == alone
-    assert [r.completions[0].output_tokens for r in results[:3]] == [3, 20, 1]
+    short, long, single = (r.completions[0] for r in results[:3])
+    assert (short.output_tokens, short.finish_reason) == (3, "length")
+    assert (single.output_tokens, single.finish_reason) == (1, "length")
+    # the long row runs past its neighbours' budgets to its own 20 tokens or to its own EOS
+    # (where a random adapter writes EOS differs between CPUs)
+    assert (long.output_tokens, long.finish_reason) == (20, "length") or (
+        3 < long.output_tokens < 20 and long.finish_reason == "stop"
+    )
     assert stop not in results[3].completions[0].text
 
 
