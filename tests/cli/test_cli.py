@@ -252,3 +252,15 @@ def test_tune_with_reinforcement_takes_a_grader_file(cli, tmp_path):
     events = cli("jobs", "events", job_id)
     assert "scored by the string_check grader 'exact'" in events
     assert "tuned model" in output
+
+
+@pytest.mark.slow
+def test_tune_with_quantization_trains_on_a_4_bit_base(cli, sentiment_files):
+    train = str(sentiment_files["train"])
+    output = cli("tune", train, "-m", TINY, "--quantization", "nf4", "--epochs", "1")
+    job_id = re.search(r"tuning job (tj-[0-9a-f]+) created", output)[1]
+    assert "tuned model" in output
+    assert "quantization" in cli("jobs", "get", job_id) and "nf4" in cli("jobs", "get", job_id)
+
+    full = cli("tune", train, "-m", TINY, "--quantization", "nf4", "--mode", "full", code=1)
+    assert "LoRA adapter only" in " ".join(full.split())

@@ -61,6 +61,7 @@ HYPERPARAMETER_NAMES = {
     "early_stopping_patience": "earlyStoppingPatience",
     "packing": "packing",
     "divergence": "divergence",
+    "quantization": "quantization",
 }
 
 
@@ -88,6 +89,7 @@ class HyperParameters(GoogleRequest):
     early_stopping_patience: int | None = None
     packing: bool | None = None
     divergence: str | None = None
+    quantization: str | None = None
 
     def to_tuneforge(self) -> dict[str, Any]:
         values = {
@@ -103,6 +105,7 @@ class HyperParameters(GoogleRequest):
             "early_stopping_patience": self.early_stopping_patience,
             "packing": self.packing,
             "divergence": self.divergence,
+            "quantization": self.quantization,
             # a method's own hyperparameters, in Vertex's camelCase or as tuneforge names them
             **{to_snake(name): value for name, value in (self.model_extra or {}).items()},
         }

@@ -49,6 +49,9 @@ def tune(
     divergence: str | None = typer.Option(
         None, help="Distillation: forward_kl (default), reverse_kl or jsd."
     ),
+    quantization: str | None = typer.Option(
+        None, help="nf4: the base in 4 bits, a LoRA adapter on it (QLoRA; mode peft)."
+    ),
     teacher: str | None = typer.Option(None, help="Teacher model (distillation method)."),
     grader: Path | None = typer.Option(
         None,
@@ -92,6 +95,7 @@ def tune(
         "earlyStoppingPatience": early_stopping_patience,
         "packing": packing,
         "divergence": divergence,
+        "quantization": quantization,
         **extra,
     }
     with connect(server, run_jobs=True) as client:

@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, StrictInt, model_validator
 
+from tuneforge.engine.quantization import Quantization, refuse_unsupported_quantization
 from tuneforge.errors import InvalidArgument
 
 Mode = Literal["peft", "full"]
@@ -108,6 +109,12 @@ class Hyperparameters(BaseModel):
         description="Pack examples into rows of max_seq_length (fewer, fuller steps); off, each "
         "step is a padding-free batch of batch_size examples.",
     )
+    quantization: Quantization | None = Field(
+        default=None,
+        description="'nf4': load the base's linear layers in 4 bits (QLoRA, through "
+        "bitsandbytes) and train the LoRA adapter on them; mode peft only. Absent: the base "
+        "in the run's dtype.",
+    )
     # What the run keeps on disk (not hyperparameters in the training sense, but options of a
     # run that every method shares and every surface passes on the same way).
     export_last_checkpoint_only: bool = Field(
@@ -177,6 +184,7 @@ class TuningSpec(BaseModel):
         own = method_hyperparameters(self.method, self.hyperparameters)
         if own is not self.hyperparameters:
             self.hyperparameters = own
+        refuse_unsupported_quantization(self.hyperparameters.quantization, self.mode)
         return self
 
 

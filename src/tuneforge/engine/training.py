@@ -36,6 +36,11 @@ from tuneforge.engine.memory_plan import (
     refuse_unless_fits,
 )
 from tuneforge.engine.observer import TrainingPlan, TuningObserver
+from tuneforge.engine.quantization import (
+    prepare_quantized,
+    quantized_loading,
+    trainable_weights_in_run_dtype,
+)
 from tuneforge.engine.result import TuningResult, choose_default_checkpoint
 from tuneforge.engine.spec import Hyperparameters, TuningSpec, resolve_hyperparameters
 from tuneforge.models.loading import (
@@ -80,18 +85,25 @@ def load_model(
     *,
     tuned: str | None = None,
     train_adapter: bool = False,
+    quantization: str | None = None,
 ) -> LoadedBase:
     """A base model by name, with its tokenizer; with ``tuned``, a tuned model of that base:
     its full-weights checkpoint folder, or its LoRA adapter folder (kept apart to go on
-    training with ``train_adapter``, else merged into the weights)."""
+    training with ``train_adapter``, else merged into the weights). With ``quantization``, its
+    linear layers in 4 bits, ready for an adapter (engine/quantization.py)."""
     quiet_transformers()
     resolved = resolve_base_model(name, settings)
     kind = tuned_kind(tuned) if tuned else None
     source = tuned if kind == "weights" else resolved.source
     tokenizer = load_tokenizer(resolved.source)
     model = load_causal_lm(
-        source, dtype=hardware.dtype, attn_implementation=hardware.packed_attention
+        source,
+        dtype=hardware.dtype,
+        attn_implementation=hardware.packed_attention,
+        **quantized_loading(quantization, hardware.dtype),
     )
+    if quantization:
+        model = prepare_quantized(model)
     # No KV cache while training: with it, transformers ignores the per-example position ids
     # of a padding-free batch and lets examples attend to each other.
     model.config.use_cache = False
@@ -117,6 +129,7 @@ def load_base_for_training(spec: TuningSpec, settings: Settings) -> LoadedBase:
         detect_hardware(),
         tuned=spec.init_adapter,
         train_adapter=spec.mode == "peft",
+        quantization=spec.hyperparameters.quantization,
     )
 
 
@@ -456,6 +469,7 @@ def run_trainer(
     """Train (or go on training from the latest checkpoint) and describe the outcome."""
     trainer, callback, counter, plan = run.trainer, run.callback, run.counter, run.plan
     checkpoints_dir, hp = run.checkpoints_dir, run.hp
+    trainable_weights_in_run_dtype(trainer.model, trainer.args.bf16)
     retention = retention_for(spec, hp, trainer.model)
     callback.plan_saves(resume_points(settings), retention)
     disk = plan_disk(

@@ -39,10 +39,12 @@ def load_tokenizer(source: str | Path):
     return tokenizer
 
 
-def load_causal_lm(source: str | Path, *, dtype=None, attn_implementation: str = "sdpa"):
+def load_causal_lm(source: str | Path, *, dtype=None, attn_implementation: str = "sdpa", **loading):
+    """``loading``: more of ``from_pretrained``'s arguments (a quantized base's config and
+    device map)."""
     from transformers import AutoModelForCausalLM
 
-    kwargs = {"attn_implementation": attn_implementation}
+    kwargs = {"attn_implementation": attn_implementation, **loading}
     if dtype is not None:
         kwargs["dtype"] = dtype
     return AutoModelForCausalLM.from_pretrained(str(source), **kwargs)
@@ -75,13 +77,14 @@ def declared_dtype(source: str | Path):
     return dtype if isinstance(dtype, torch.dtype) and dtype.is_floating_point else None
 
 
-def load_reward_model(source: str | Path, tokenizer, *, dtype=None):
+def load_reward_model(source: str | Path, tokenizer, *, dtype=None, **loading):
     """A base (or a full-weights reward model) with a one-output score head: the head is new
     (randomly initialised) on a causal LM, and read back on a tuned reward model. A padded batch
-    is scored at each row's last real token, which the pad token id tells apart."""
+    is scored at each row's last real token, which the pad token id tells apart. ``loading``:
+    more of ``from_pretrained``'s arguments (a quantized base's)."""
     from transformers import AutoModelForSequenceClassification
 
-    kwargs = {"num_labels": 1, "attn_implementation": "sdpa"}
+    kwargs = {"num_labels": 1, "attn_implementation": "sdpa", **loading}
     if dtype is not None:
         kwargs["dtype"] = dtype
     from transformers.utils import logging as hf_logging

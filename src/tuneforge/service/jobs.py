@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from tuneforge.config import Settings
 from tuneforge.engine.methods import TuningMethod, get_method
+from tuneforge.engine.quantization import refuse_unsupported_quantization
 from tuneforge.engine.spec import Hyperparameters, Mode
 from tuneforge.errors import Conflict, InvalidArgument, NotFound
 from tuneforge.jobs.datasets import refuse_invalid_dataset
@@ -148,6 +149,7 @@ class JobService:
         hyperparameters = checked_hyperparameters(method, request.hyperparameters)
         if request.mode not in ("peft", "full"):
             raise InvalidArgument(f"unknown tuning mode {request.mode!r}", "mode")
+        refuse_unsupported_quantization(hyperparameters.quantization, request.mode)
         task = method.task
         if method.needs_teacher and not request.teacher_model:
             raise InvalidArgument(f"{method.name} needs a teacher model", "teacher_model")

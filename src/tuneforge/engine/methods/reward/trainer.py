@@ -24,6 +24,7 @@ from tuneforge.engine.errors import TuningError
 from tuneforge.engine.hardware import detect_hardware
 from tuneforge.engine.memory_plan import Workload
 from tuneforge.engine.observer import TuningObserver
+from tuneforge.engine.quantization import prepare_quantized, quantized_loading
 from tuneforge.engine.spec import TuningSpec
 from tuneforge.engine.training import (
     LoadedBase,
@@ -52,7 +53,15 @@ def load_reward_base(spec: TuningSpec, settings: Settings) -> LoadedBase:
     hardware = detect_hardware()
     resolved = resolve_base_model(spec.base_model, settings)
     tokenizer = load_tokenizer(resolved.source)
-    model = load_reward_model(resolved.source, tokenizer, dtype=hardware.dtype)
+    quantization = spec.hyperparameters.quantization
+    model = load_reward_model(
+        resolved.source,
+        tokenizer,
+        dtype=hardware.dtype,
+        **quantized_loading(quantization, hardware.dtype),
+    )
+    if quantization:
+        model = prepare_quantized(model)
     fit_cpu_threads(model)
     return LoadedBase(
         model,
