@@ -2,8 +2,9 @@
 
 What costs memory in this stack (transformers 5, PEFT, TRL 1.16, torch's fused AdamW):
 
-- **weights**: every parameter in the dtype it was loaded in (fp32 on a CPU, bf16 on a GPU),
-  plus anything frozen beside it (a distillation teacher).
+- **weights**: every parameter in the dtype it was loaded in (fp32 on a CPU; on a GPU bf16 for
+  a frozen base, fp32 for full fine-tuning's, see ``Hardware.weights_dtype``; half a byte for a
+  4-bit base), plus anything frozen beside it (a distillation teacher).
 - **gradients**: one per trainable parameter, in its dtype. LoRA trains only the adapter,
   which PEFT keeps in fp32 even on a bf16 base; full fine-tuning trains every weight.
 - **optimizer**: AdamW keeps two moments per trainable parameter, in the parameter's dtype.

@@ -86,11 +86,13 @@ def load_model(
     tuned: str | None = None,
     train_adapter: bool = False,
     quantization: str | None = None,
+    dtype=None,
 ) -> LoadedBase:
     """A base model by name, with its tokenizer; with ``tuned``, a tuned model of that base:
     its full-weights checkpoint folder, or its LoRA adapter folder (kept apart to go on
     training with ``train_adapter``, else merged into the weights). With ``quantization``, its
-    linear layers in 4 bits, ready for an adapter (engine/quantization.py)."""
+    linear layers in 4 bits, ready for an adapter (engine/quantization.py). ``dtype``: its
+    weights' (default: the hardware's)."""
     quiet_transformers()
     resolved = resolve_base_model(name, settings)
     kind = tuned_kind(tuned) if tuned else None
@@ -98,7 +100,7 @@ def load_model(
     tokenizer = load_tokenizer(resolved.source)
     model = load_causal_lm(
         source,
-        dtype=hardware.dtype,
+        dtype=dtype or hardware.dtype,
         attn_implementation=hardware.packed_attention,
         **quantized_loading(quantization, hardware.dtype),
     )
@@ -123,13 +125,15 @@ def load_model(
 
 def load_base_for_training(spec: TuningSpec, settings: Settings) -> LoadedBase:
     """The model to train: the base, or the tuned model a run goes on from (``init_adapter``)."""
+    hardware = detect_hardware()
     return load_model(
         spec.base_model,
         settings,
-        detect_hardware(),
+        hardware,
         tuned=spec.init_adapter,
         train_adapter=spec.mode == "peft",
         quantization=spec.hyperparameters.quantization,
+        dtype=hardware.weights_dtype(spec.mode),
     )
 
 
@@ -343,6 +347,7 @@ def training_arguments(
         "bf16": base.hardware.bf16,
         "fp16": False,
         "use_cpu": base.hardware.device == "cpu",
+        "use_liger_kernel": base.hardware.liger_kernel,
         "gradient_checkpointing": memory.gradient_checkpointing,
         "report_to": [],
         "disable_tqdm": True,

@@ -57,7 +57,7 @@ def load_reward_base(spec: TuningSpec, settings: Settings) -> LoadedBase:
     model = load_reward_model(
         resolved.source,
         tokenizer,
-        dtype=hardware.dtype,
+        dtype=hardware.weights_dtype(spec.mode),
         **quantized_loading(quantization, hardware.dtype),
     )
     if quantization:
