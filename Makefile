@@ -9,7 +9,7 @@ PIP_VERSION := 26.3
 PIP_TOOLS_VERSION := 7.6.2
 export HF_HUB_OFFLINE ?= 1
 
-.PHONY: install lock demo test lint format clean
+.PHONY: install lock demo test lint format clean gpu-wheels
 
 install: $(STAMP)
 
@@ -56,3 +56,23 @@ test: lint
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .demo
+
+# Wheels that benchmarks/gpu_check.sh installs on a GPU machine without a package registry, whose
+# Python 3.12 already has torch, transformers, peft and accelerate (benchmarks/README.md): the
+# lock's versions of what else the engine and the benchmarks import, and liger-kernel (GPU only,
+# so not in the lock). What travels with a call to that machine is 64 MiB with the working tree,
+# so the wheels must stay under 56.
+GPU_WHEELS := .whl
+GPU_WHEEL_PACKAGES := trl datasets dill multiprocess pydantic pydantic-core pydantic-settings \
+	annotated-types typing-inspection python-dotenv bitsandbytes
+LIGER_KERNEL_VERSION := 0.8.5
+GPU_PLATFORMS := $(foreach n,2_28 2_27 2_24 2_17,--platform manylinux_$(n)_x86_64) \
+	--platform manylinux2014_x86_64 --platform manylinux1_x86_64
+gpu-wheels:
+	mkdir -p $(GPU_WHEELS)
+	$(PYTHON) -m pip download --quiet --no-deps --only-binary=:all: --python-version 3.12 \
+		--implementation cp $(GPU_PLATFORMS) --dest $(GPU_WHEELS) \
+		$$(for p in $(GPU_WHEEL_PACKAGES); do grep -i "^$$p==" $(LOCK); done) \
+		"liger-kernel==$(LIGER_KERNEL_VERSION)"
+	@du -cb $(GPU_WHEELS)/*.whl | tail -1 | awk '{ printf "gpu wheels: %.1f MiB\n", $$1 / 2^20; \
+		if ($$1 > 56 * 2^20) { print "over the 56 MiB they may take"; exit 1 } }'

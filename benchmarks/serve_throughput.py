@@ -256,6 +256,7 @@ def main() -> None:
     parser.add_argument("--output-tokens", type=int)
     parser.add_argument("--threads", type=int, help="torch threads (0: torch's default)")
     parser.add_argument("--repeats", type=int, default=1, help="the fastest run of each counts")
+    parser.add_argument("--json", help="also write the results to this file, as JSON")
     parser.add_argument("--scenario", choices=SCENARIOS, help=argparse.SUPPRESS)
     parser.add_argument("--setup", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -286,6 +287,8 @@ def main() -> None:
             f"adapters of rank {args.rank} on every linear layer, device {args.device}"
         )
         print_report(results, args, info)
+        if args.json:
+            Path(args.json).write_text(json.dumps({"info": info, "results": results}))
 
 
 if __name__ == "__main__":

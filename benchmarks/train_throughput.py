@@ -254,9 +254,10 @@ class Setup:
     learning_rate: float
     adapter_size: int
     output_dir: Path
+    mode: str = "peft"  # "full": every weight (gpu_check.py's MFU)
 
 
-def run_tuneforge(setup: Setup) -> RunResult:
+def run_tuneforge(setup: Setup, observer=None) -> RunResult:
     from tuneforge.engine.observer import StepMetrics, TuningObserver
     from tuneforge.engine.run import run_tuning
     from tuneforge.engine.spec import Hyperparameters, TuningSpec
@@ -270,6 +271,7 @@ def run_tuneforge(setup: Setup) -> RunResult:
     spec = TuningSpec(
         base_model=setup.base_model,
         seed=SEED,
+        mode=setup.mode,
         hyperparameters=Hyperparameters(
             epochs=1,
             batch_size=setup.batch_size,
@@ -278,20 +280,24 @@ def run_tuneforge(setup: Setup) -> RunResult:
             max_seq_length=setup.max_length,
         ),
     )
-    observer = LastStep()
+    observer = observer or LastStep()
     memory: list[int] = []
     with peak_memory(memory):
         result = run_tuning(
             spec, setup.examples, [], setup.output_dir / "tuneforge", setup.settings, observer
         )
-    share = observer.metrics.non_padding_share if observer.metrics else 1.0
+    metrics = getattr(observer, "metrics", None)
+    share = metrics.non_padding_share if metrics else 1.0
     return RunResult("tuneforge", result.trained_tokens, result.elapsed_s, share, memory[0])
 
 
-def run_trl(setup: Setup, gradient_checkpointing: bool, padding_free: bool = False) -> RunResult:
+def run_trl(
+    setup: Setup, gradient_checkpointing: bool, padding_free: bool = False, liger: bool = False
+) -> RunResult:
     """TRL's SFTTrainer as its documentation shows it: a ``messages`` dataset, default collator
     (padded batches), and only what must match tuneforge's run set explicitly. With
-    ``padding_free``, TRL's own padding-free batches (its ``padding_free=True``)."""
+    ``padding_free``, TRL's own padding-free batches (its ``padding_free=True``); with
+    ``liger``, Liger's kernels (its ``use_liger_kernel=True``)."""
     from datasets import Dataset
     from transformers import PrinterCallback
     from trl import SFTConfig, SFTTrainer
@@ -322,6 +328,7 @@ def run_trl(setup: Setup, gradient_checkpointing: bool, padding_free: bool = Fal
         # two runs differ in batching alone.
         gradient_checkpointing=gradient_checkpointing,
         padding_free=padding_free,
+        use_liger_kernel=liger,
         save_strategy="no",
         report_to=[],
         disable_tqdm=True,
@@ -348,6 +355,7 @@ def run_trl(setup: Setup, gradient_checkpointing: bool, padding_free: bool = Fal
         elapsed = timed_train(trainer)
         del trainer, model
     name = "TRL padding-free" if padding_free else "TRL SFTTrainer"
+    name += " + Liger" if liger else ""
     return RunResult(name, counter.real_tokens, elapsed, counter.non_padding_share, memory[0])
 
 
@@ -436,6 +444,9 @@ def print_report(results: list[RunResult], parameters: int, device_name: str) ->
 def fastest_of(repeats: int, setup: Setup, recompute: bool) -> list[RunResult]:
     """Each trainer's fastest run of ``repeats``, the two taking turns: a shared machine's
     load comes and goes, and alternating runs see the same spells of it."""
+    from tuneforge.engine.hardware import use_liger_kernel
+
+    liger = use_liger_kernel()  # tuneforge's engine uses it too, where it runs (a GPU)
     fastest: dict[str, RunResult] = {}
     for repeat in range(repeats):
         # A folder per run: tuneforge would resume from a finished run's checkpoint.
@@ -443,7 +454,7 @@ def fastest_of(repeats: int, setup: Setup, recompute: bool) -> list[RunResult]:
         runs = (
             run_tuneforge(attempt),
             run_trl(attempt, recompute),
-            run_trl(attempt, recompute, padding_free=True),
+            run_trl(attempt, recompute, padding_free=True, liger=liger),
         )
         for result in runs:
             best = fastest.get(result.name)
@@ -480,6 +491,13 @@ def with_device_defaults(args: argparse.Namespace, device: str) -> argparse.Name
 
 
 def main(argv: list[str] | None = None) -> None:
+    results, parameters, device_name = measure(argv)
+    print_report(results, parameters, device_name)
+
+
+def measure(argv: list[str] | None = None) -> tuple[list[RunResult], int, str]:
+    """Each trainer's run on the command line's model and data: the results (tuneforge's
+    first), the model's parameters and the device's name."""
     args = parse_args(argv)
     if args.device == "cpu":
         os.environ["CUDA_VISIBLE_DEVICES"] = ""  # before torch is imported: the engine follows
@@ -536,7 +554,7 @@ def main(argv: list[str] | None = None) -> None:
             output_dir=root / "runs",
         )
         results = fastest_of(args.repeats, setup, recompute)
-    print_report(results, parameters, device_name)
+    return results, parameters, device_name
 
 
 if __name__ == "__main__":
