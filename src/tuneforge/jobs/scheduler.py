@@ -25,7 +25,7 @@ from tuneforge.jobs.memory_share import planned_by_device
 from tuneforge.jobs.out_of_memory import ERROR_CODE as OUT_OF_MEMORY
 from tuneforge.jobs.out_of_memory import out_of_memory_message
 from tuneforge.jobs.subprocess_executor import SubprocessExecutor
-from tuneforge.machine import cpu_count
+from tuneforge.machine import cpu_count, gpu_count
 from tuneforge.models.threads import set_process_share
 from tuneforge.store import repo
 from tuneforge.store.db import Database
@@ -55,13 +55,7 @@ class Started:
 
 def default_slots() -> list[tuple[int, ...]]:
     """One slot per GPU, each with its device; one device-less slot on a CPU machine."""
-    try:
-        import torch
-
-        count = torch.cuda.device_count()
-    except ImportError:
-        count = 0
-    return [(index,) for index in range(count)] or [()]
+    return [(index,) for index in range(gpu_count())] or [()]
 
 
 class Scheduler:
