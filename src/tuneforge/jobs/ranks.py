@@ -24,9 +24,10 @@ import ctypes
 import json
 import os
 import signal
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from tuneforge.config import Settings
 from tuneforge.data.records import Example
@@ -43,6 +44,8 @@ PR_SET_PDEATHSIG = 1
 SHUTDOWN_TIMEOUT_S = 5
 RANK_LOGS = "ranks"  # under the job's logs/: the launcher's per-attempt folders
 FAILURE_FILE = "failure-rank{rank}.json"
+W = TypeVar("W")
+R = TypeVar("R")
 
 
 @dataclass
@@ -149,41 +152,46 @@ def check_devices(devices: int, method: TuningMethod, batch_size: int | str = "a
 
 def launch(work: RankWork, devices: int) -> TuningResult:
     """Train ``work`` on ``devices`` ranks of this machine; rank 0's result."""
-    from torch.distributed.elastic.multiprocessing import DefaultLogsSpecs
-    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
-    from torch.distributed.launcher.api import LaunchConfig, elastic_launch
-
     work.runner_pid = os.getpid()
     work.log_dir.mkdir(parents=True, exist_ok=True)
     for stale in work.log_dir.glob(FAILURE_FILE.format(rank="*")):
         stale.unlink()  # an earlier attempt's
+    return run_ranks(train_rank, work, devices, work.log_dir, run_id=work.job_id)
+
+
+def run_ranks(function: Callable[[W], R], work: W, devices: int, log_dir: Path, run_id: str) -> R:
+    """``function(work)`` in ``devices`` processes of this machine, one rank each, under
+    torch's elastic launcher (``torchrun --standalone``'s rendezvous); rank 0's return value.
+    ``function`` must be importable by name (the ranks are spawned) and should die with this
+    process (:func:`die_with_parent`)."""
+    from torch.distributed.elastic.multiprocessing import DefaultLogsSpecs
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.launcher.api import LaunchConfig, elastic_launch
+
     config = LaunchConfig(
         min_nodes=1,
         max_nodes=1,
         nproc_per_node=devices,
-        run_id=work.job_id,
+        run_id=run_id,
         # torchrun's --standalone: a rendezvous of this machine alone, on a free port.
         rdzv_backend="c10d",
         rdzv_endpoint="127.0.0.1:0",
         max_restarts=0,  # a failed rank fails the attempt; the scheduler decides on retries
         monitor_interval=0.1,
         start_method="spawn",
-        logs_specs=DefaultLogsSpecs(log_dir=str(work.log_dir)),
+        # Its per-attempt folders (error files) there, not in the machine's temporary folder.
+        logs_specs=DefaultLogsSpecs(log_dir=str(log_dir)),
         shutdown_timeout=SHUTDOWN_TIMEOUT_S,
     )
     try:
-        results = elastic_launch(config, train_rank)(work)
+        return elastic_launch(config, function)(work)[0]
     except ChildFailedError as err:
-        raise _failure(work.log_dir, err) from None
-    return results[0]
+        raise _failure(log_dir, err) from None
 
 
 def train_rank(work: RankWork) -> TuningResult:
     """One rank's run (in a process of its own, started by the launcher)."""
-    _die_with_runner(work.runner_pid)
-    # The runner takes SIGTERM with sigwait and so starts with it blocked, which a spawned
-    # process inherits: a rank must die of the SIGTERM the launcher sends to stop it.
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
+    die_with_parent(work.runner_pid)
     from tuneforge.engine.distributed import is_main_rank
     from tuneforge.engine.run import run_tuning
 
@@ -211,11 +219,16 @@ def train_rank(work: RankWork) -> TuningResult:
             db.dispose()
 
 
-def _die_with_runner(runner_pid: int) -> None:
+def die_with_parent(parent_pid: int) -> None:
+    """What a rank does first: die when the process that launched it dies (SIGKILL, by Linux's
+    ``PR_SET_PDEATHSIG``), and take SIGTERM again. The runner takes SIGTERM with sigwait and
+    so starts with it blocked, which a spawned process inherits; a rank must die of the
+    SIGTERM the launcher sends to stop it."""
     with contextlib.suppress(OSError, AttributeError):  # not Linux: the launcher stops them
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    if os.getppid() != runner_pid:  # the runner died before the line above
+    if os.getppid() != parent_pid:  # the parent died before the line above
         os._exit(1)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
 
 
 def _write_failure(log_dir: Path, code: str, message: str) -> None:
