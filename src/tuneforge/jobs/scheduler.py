@@ -133,7 +133,7 @@ class Scheduler:
                 )
             if job is None:
                 break
-            devices = self._free_devices()
+            devices = self._free_devices(job.devices)
             handle = self.executor.start(job.id, devices)
             self.running[job.id] = Started(job.id, handle, devices)
             self._record_runner_handle(job.id, handle)
@@ -189,10 +189,15 @@ class Scheduler:
         except Conflict:  # already finished or recovered; reaping handles the runner
             log.warning("job %s changed before its runner handle was recorded", job_id)
 
-    def _free_devices(self) -> tuple[int, ...]:
+    def _free_devices(self, count: int = 1) -> tuple[int, ...]:
         """The first slot's devices that no runner uses, else the least-used slot's (never
-        none: a runner without CUDA_VISIBLE_DEVICES would see every GPU)."""
+        none: a runner without CUDA_VISIBLE_DEVICES would see every GPU). A job on ``count``
+        devices gets the ``count`` least-used GPUs, one for each of its ranks (it still takes
+        one slot of the capacity)."""
         busy = Counter(device for started in self.running.values() for device in started.devices)
+        gpus = sorted({device for slot in self.slots for device in slot})
+        if count > 1 and gpus:
+            return tuple(sorted(sorted(gpus, key=lambda d: busy[d])[:count]))
         return min(self.slots, key=lambda devices: sum(busy[d] for d in devices))
 
     # --- running in the background --------------------------------------------------------
