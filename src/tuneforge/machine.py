@@ -149,3 +149,12 @@ def cpu_count() -> int:
         cores = os.cpu_count() or 1
     limit = cgroup_cpu_limit()
     return max(1, min(cores, limit) if limit else cores)
+
+
+def gpu_count() -> int:
+    """The CUDA devices this process sees (none without torch or CUDA)."""
+    try:
+        import torch
+    except ImportError:
+        return 0
+    return torch.cuda.device_count()

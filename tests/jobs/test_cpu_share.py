@@ -111,6 +111,20 @@ def test_without_a_share_a_large_model_gets_the_processs_share_or_every_core(
     assert torch.get_num_threads() == 2
 
 
+def test_each_rank_of_a_multi_device_job_takes_its_part_of_the_share(
+    large_model_on_cpu, tmp_path, monkeypatch
+) -> None:
+    share = tmp_path / "cpu_threads"
+    write(share, 5, 3_000_000_000)
+    monkeypatch.setenv(threads.SHARE_FILE_ENV, str(share))
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")  # set by torch's launcher in each rank
+    threads.fit_cpu_threads(large_model_on_cpu)
+    assert torch.get_num_threads() == 2
+    write(share, 1, 4_000_000_000)  # never below one thread
+    threads.fit_cpu_threads()
+    assert torch.get_num_threads() == 1
+
+
 def test_a_runner_is_told_where_its_share_is(tmp_path) -> None:
     settings = Settings(data_dir=tmp_path)
     script = f"import os; print('share', os.environ[{threads.SHARE_FILE_ENV!r}])"

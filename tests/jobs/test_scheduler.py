@@ -159,6 +159,14 @@ def test_devices_go_to_the_least_loaded_slot(tmp_path, running, expected) -> Non
     assert ours._free_devices() == expected
 
 
+def test_a_job_on_several_devices_gets_the_least_used_gpus(tmp_path) -> None:
+    ours = scheduler(tmp_path)
+    ours.slots = [(0,), (1,), (2,), (3,)]
+    ours.running["ftjob-0"] = Started("ftjob-0", ours.executor.start("ftjob-0", (1,)), (1,))
+    assert ours._free_devices(2) == (0, 2)
+    assert ours._free_devices(4) == (0, 1, 2, 3)
+
+
 def test_a_started_runners_handle_is_recorded_at_once(db: Database, tmp_path, runner_pid) -> None:
     with db.session() as s:
         repo.ensure_project(s, PROJECT)

@@ -64,8 +64,8 @@ def test_upgrade_is_idempotent_and_downgrade_undoes_it(empty_url: str) -> None:
 
 def test_there_is_one_head_the_latest_revision() -> None:
     script = ScriptDirectory.from_config(alembic_config())
-    assert script.get_heads() == ["0004"] == [SCHEMA_REVISION]
-    assert [r.revision for r in script.walk_revisions()] == ["0004", "0003", "0002", "0001"]
+    assert script.get_heads() == ["0005"] == [SCHEMA_REVISION]
+    assert [r.revision for r in script.walk_revisions()] == ["0005", "0004", "0003", "0002", "0001"]
 
 
 def insert_jobs(url: str, *rows: dict) -> None:

@@ -95,6 +95,9 @@ class JobCreate(Request):
     suffix: str | None = None
     seed: int | None = None
     metadata: dict[str, str] | None = None
+    # tuneforge's addition: how many devices (GPUs, or CPU processes) the job trains on. Beside
+    # the hyperparameters, not among them: it says where the job runs, not what it learns.
+    devices: int | None = None
 
     def method_type(self) -> str:
         return self.method.type if self.method else "supervised"
@@ -148,6 +151,7 @@ class JobCreate(Request):
             suffix=self.suffix,
             seed=self.seed,
             metadata=self.metadata or {},
+            devices=1 if self.devices is None else self.devices,
         )
 
 
@@ -180,6 +184,7 @@ class FineTuningJob(OpenAIObject):
     trained_tokens: int | None
     estimated_finish: int | None
     disk_bytes: int | None = None  # tuneforge's addition: what the job's folder takes on disk
+    devices: int = 1  # tuneforge's addition: the devices it trains on (one rank each)
     error: dict[str, Any] | None
     seed: int | None
     metadata: dict[str, str] | None
@@ -257,6 +262,7 @@ def job_object(view: JobView, result_files: list[str]) -> FineTuningJob:
         trained_tokens=job.trained_tokens,
         estimated_finish=timestamp(job.estimated_finish),
         disk_bytes=job.disk_bytes,
+        devices=job.devices,
         error=job.error,
         seed=job.seed,
         metadata=job.user_metadata or None,

@@ -174,6 +174,10 @@ class CreateTuningJobRequest(GoogleRequest):
     tuned_model_display_name: str | None = Field(default=None, max_length=200)
     description: str | None = None
     labels: dict[str, str] = Field(default_factory=dict)
+    # tuneforge's addition: how many devices (GPUs, or CPU processes) the job trains on. On the
+    # TuningJob, not in its spec's hyperParameters: it says where the job runs, whatever the
+    # method, and does not change what it learns.
+    devices: int | None = None
 
     def method_and_spec(self) -> tuple[TuningMethod, TuningSpecIn]:
         extra = self.model_extra or {}
@@ -216,6 +220,7 @@ class CreateTuningJobRequest(GoogleRequest):
             "display_name": "tunedModelDisplayName",
             "metadata": "labels",
             "pre_tuned_model": "preTunedModel.tunedModelName",
+            "devices": "devices",
         }
 
     def to_job_request(self) -> JobRequest:
@@ -258,6 +263,7 @@ class CreateTuningJobRequest(GoogleRequest):
             metadata=self.labels,
             teacher_model=teacher,
             pre_tuned_model=pre_tuned,
+            devices=1 if self.devices is None else self.devices,
         )
 
     def _pre_tuned_model_name(self) -> str | None:
@@ -326,6 +332,7 @@ class TuningJobOut(GoogleResponse):
     labels: dict[str, str] | None = None
     pre_tuned_model: PreTunedModelOut | None = None
     tuned_model: TunedModelOut | None = None
+    devices: int = 1  # tuneforge's addition: the devices the job trains on
 
 
 def tuning_job_json(view: JobView, parent: str) -> TuningJobOut:
@@ -354,6 +361,7 @@ def tuning_job_json(view: JobView, parent: str) -> TuningJobOut:
             disk_bytes=job.disk_bytes,
         ),
         labels=job.user_metadata or None,
+        devices=job.devices,
         pre_tuned_model=(
             PreTunedModelOut(tuned_model_name=pre_tuned, base_model=job.base_model)
             if pre_tuned

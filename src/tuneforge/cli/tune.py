@@ -67,6 +67,9 @@ def tune(
         "e.g. -H beta=0.2.",
     ),
     display_name: str | None = typer.Option(None, "--name", help="Tuned model display name."),
+    devices: int = typer.Option(
+        1, help="Train on this many devices (GPUs, else CPU processes) under torch.distributed."
+    ),
     server: str | None = typer.Option(
         None, envvar="TUNEFORGE_SERVER", help="A tuneforge server; default: run here."
     ),
@@ -121,6 +124,7 @@ def tune(
             "baseModel": base_model,
             chosen.vertex_spec: spec,
             "tunedModelDisplayName": display_name,
+            "devices": devices,
         }
         job = client.create_job(body)
         job_id = job["name"].rsplit("/", 1)[-1]

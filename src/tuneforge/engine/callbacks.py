@@ -16,6 +16,7 @@ from pathlib import Path
 from transformers import TrainerCallback, TrainerControl, TrainerState
 
 from tuneforge.engine.checkpoints import ResumePoints, Retention, describe, folder_bytes, prune
+from tuneforge.engine.distributed import barrier, is_main_rank
 from tuneforge.engine.errors import TuningError
 from tuneforge.engine.eta import RecentPace
 from tuneforge.engine.observer import (
@@ -257,15 +258,19 @@ class TuningCallback(TrainerCallback):
         else:
             epoch, metrics = int(epoch_float), {}
             target, kind = self.checkpoints_dir / f"step-{state.global_step}", "resume"
-        if target.exists():  # a resumed run saving the same epoch again
-            shutil.rmtree(target)
-        saved.rename(target)
         checkpoint = CheckpointInfo(
             epoch=epoch, step=state.global_step, path=target, metrics=metrics, kind=kind
         )
-        describe(checkpoint, epoch_metrics)  # last: a described folder is a complete one
+        # Ranks of a multi-device run each write their part (their random state) into the
+        # save: once all have, rank 0 alone files it.
+        barrier()
+        if is_main_rank():
+            if target.exists():  # a resumed run saving the same epoch again
+                shutil.rmtree(target)
+            saved.rename(target)
+            describe(checkpoint, epoch_metrics)  # last: a described folder is a complete one
+            prune(self.checkpoints_dir, self.retention)
         self._last_save = (state.global_step, time.perf_counter())
-        prune(self.checkpoints_dir, self.retention)
         if kind == "epoch" and self.retention.last_epoch_only:
             self.observer.on_event(
                 f"epoch {epoch} saved (step {state.global_step}); only the last epoch's "
@@ -273,7 +278,8 @@ class TuningCallback(TrainerCallback):
             )
         else:
             self.observer.on_checkpoint(checkpoint)
-        self.observer.on_disk_use(folder_bytes(self.checkpoints_dir.parent))
+        if is_main_rank():
+            self.observer.on_disk_use(folder_bytes(self.checkpoints_dir.parent))
         if self._pause_after_epoch and at_epoch_end:
             self._pause_after_epoch = False
             # A run that ends here anyway (its last epoch, an early stop) simply completes.

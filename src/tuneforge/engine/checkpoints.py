@@ -24,7 +24,16 @@ from tuneforge.engine.result import Outcome
 DESCRIPTION_FILE = "tuneforge_checkpoint.json"
 # What transformers' Trainer writes beside the weights to resume exactly: only the newest save
 # needs them. trainer_state.json stays: it is small and says which step the folder holds.
-RESUME_STATE_PATTERNS = ("optimizer.pt", "scheduler.pt", "scaler.pt", "rng_state*.pth")
+# Under FSDP the Trainer also writes the gathered weights and optimizer state as accelerate
+# loads them back (pytorch_model_fsdp*.bin, optimizer*.bin).
+RESUME_STATE_PATTERNS = (
+    "optimizer.pt",
+    "scheduler.pt",
+    "scaler.pt",
+    "rng_state*.pth",
+    "optimizer*.bin",
+    "pytorch_model_fsdp*.bin",
+)
 FULL_WEIGHTS_PATTERN = "model*.safetensors"  # an adapter's file is adapter_model.safetensors
 
 

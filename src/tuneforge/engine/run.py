@@ -6,6 +6,7 @@ from pathlib import Path
 
 from tuneforge.config import Settings
 from tuneforge.data.records import Conversation, Example, PreferenceExample
+from tuneforge.engine.distributed import RankObserver, world_size
 from tuneforge.engine.errors import TuningError
 from tuneforge.engine.methods import get_method
 from tuneforge.engine.observer import TuningObserver
@@ -27,6 +28,8 @@ def run_tuning(
     """Tune ``spec.base_model`` into ``output_dir``; with ``resume``, go on from the latest
     checkpoint found there (a crashed or paused run) instead of starting over."""
     observer = observer or TuningObserver()
+    if world_size() > 1:
+        observer = RankObserver(observer)
     output_dir.mkdir(parents=True, exist_ok=True)
     prepare = get_method(spec.method).load_trainer()
     _check_examples(spec, [*train, *validation])

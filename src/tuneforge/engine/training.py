@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,14 @@ from tuneforge.engine.checkpoints import (
     remove_incomplete,
 )
 from tuneforge.engine.disk_plan import check_disk, plan_disk
+from tuneforge.engine.distributed import (
+    barrier,
+    batch_for_ranks,
+    is_main_rank,
+    per_rank_batch,
+    shard_on_cpu,
+    sharding_arguments,
+)
 from tuneforge.engine.errors import TuningError, out_of_memory_message
 from tuneforge.engine.hardware import Hardware, available_memory_bytes, detect_hardware
 from tuneforge.engine.memory_plan import (
@@ -139,7 +147,7 @@ def load_base_for_training(spec: TuningSpec, settings: Settings) -> LoadedBase:
 
 def resolve_for_model(spec: TuningSpec, model, example_count: int) -> Hyperparameters:
     config = model.config
-    return resolve_hyperparameters(
+    hp = resolve_hyperparameters(
         spec.hyperparameters,
         spec.mode,
         example_count,
@@ -147,6 +155,9 @@ def resolve_for_model(spec: TuningSpec, model, example_count: int) -> Hyperparam
         model_max_length=getattr(config, "max_position_embeddings", None),
         method=spec.method,
     )
+    if spec.hyperparameters.batch_size == "auto":
+        hp = hp.model_copy(update={"batch_size": batch_for_ranks(hp.batch_size)})
+    return hp
 
 
 def seed_everything(seed: int) -> None:
@@ -299,6 +310,8 @@ def plan_training_memory(
     """Plan the run's memory (``engine/memory_plan.py``), say so in the job's events, and
     refuse a run that cannot fit before it starts."""
     device = base.hardware.device
+    # Each rank of a multi-device run holds its share of every batch.
+    workload = replace(workload, batch_size=per_rank_batch(workload.batch_size))
     shape = model_shape(
         base.model,
         new_adapter_rank=new_adapter_rank(spec, hp, base.model),
@@ -353,6 +366,7 @@ def training_arguments(
         "disable_tqdm": True,
         "dataloader_num_workers": 0,
         "remove_unused_columns": False,
+        **sharding_arguments(spec.mode),
     }
     if memory.gradient_checkpointing:
         # Non-reentrant recomputation works even when a checkpointed layer's input needs no
@@ -473,6 +487,7 @@ def run_trainer(
 ) -> TuningResult:
     """Train (or go on training from the latest checkpoint) and describe the outcome."""
     trainer, callback, counter, plan = run.trainer, run.callback, run.counter, run.plan
+    shard_on_cpu(trainer)
     checkpoints_dir, hp = run.checkpoints_dir, run.hp
     trainable_weights_in_run_dtype(trainer.model, trainer.args.bf16)
     retention = retention_for(spec, hp, trainer.model)
@@ -489,7 +504,9 @@ def run_trainer(
     check_disk(disk)
     resume_from = None
     if resume:
-        remove_incomplete(checkpoints_dir)
+        if is_main_rank():
+            remove_incomplete(checkpoints_dir)
+        barrier()  # every rank reads what rank 0 left
         earlier, epochs = read_checkpoints(checkpoints_dir)
         if earlier:
             resume_from = earlier[-1]
@@ -514,6 +531,21 @@ def run_trainer(
     elapsed = time.perf_counter() - started
 
     outcome = {"cancel": "cancelled", "pause": "paused", None: "succeeded"}[callback.stop]
+    if not is_main_rank():
+        # The checkpoints are rank 0's to file, and its result is the run's.
+        return TuningResult(
+            outcome=outcome,
+            checkpoints=[],
+            epochs=[],
+            default_checkpoint=None,
+            default_reason="",
+            steps=trainer.state.global_step,
+            elapsed_s=elapsed,
+            trained_tokens=0,
+            tokens_per_second=0.0,
+            stopped_early=callback.stopped_early,
+            step_losses=callback.step_losses,
+        )
     checkpoints = finish(checkpoints_dir, outcome, retention)
     for checkpoint in checkpoints:
         # Checkpoints not reported as they were saved: a cancelled run's last resume point, and

@@ -21,17 +21,16 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from tuneforge.config import Settings, get_settings
-from tuneforge.data.stats import compute_stats
 from tuneforge.data.validate import first_errors
 from tuneforge.engine.errors import TuningError
 from tuneforge.engine.methods import get_method
-from tuneforge.engine.observer import TrainingPlan
 from tuneforge.engine.plot import plot_loss_curve
 from tuneforge.engine.result import TuningResult
 from tuneforge.engine.run import run_tuning
 from tuneforge.engine.spec import TuningSpec
 from tuneforge.errors import Conflict, TuneforgeError
 from tuneforge.jobs.datasets import resolve_dataset, validate_for_job
+from tuneforge.jobs.ranks import DatasetStatistics, RankWork, launch
 from tuneforge.jobs.store_observer import StoreObserver
 from tuneforge.jobs.targets import model_target
 from tuneforge.models.loading import load_tokenizer, quiet_transformers
@@ -79,19 +78,39 @@ def run_job(
         job = repo.heartbeat(s, job_id, worker_id=worker_id)
     observer = StoreObserver(db, job_id, worker_id, storage_for(settings))
     with heartbeats(db, job_id, worker_id):
+        # A multi-device job trains in its ranks: once they start, rank 0 saves and requeues.
+        launched = threading.Event()
         if stop_signal is not None:
             watch = RequeueWhenStopped(db, job_id, worker_id, settings.shutdown_grace_s)
-            watch.start(stop_signal, training_started=lambda: observer.plan is not None)
-        _run(db, settings, job, observer, worker_id)
+            watch.start(
+                stop_signal,
+                training_started=lambda: observer.plan is not None or launched.is_set(),
+            )
+        _run(db, settings, job, observer, worker_id, on_launch=launched.set)
 
 
-def _run(db: Database, settings: Settings, job: TuningJob, observer, worker_id) -> None:
+def _run(
+    db: Database,
+    settings: Settings,
+    job: TuningJob,
+    observer,
+    worker_id,
+    on_launch: Callable[[], None] = lambda: None,
+) -> None:
+    """Run the job; ``on_launch`` is called as a multi-device job starts its ranks."""
     job_id = job.id
     try:
         spec = _spec_for(job, db, settings, observer)
-        train, validation = _prepare_datasets(job, spec, db, settings, observer)
+        train, validation, statistics = _prepare_datasets(job, spec, db, settings, observer)
         job_dir = storage_for(settings).job_dir(job_id)
-        result = run_tuning(spec, train, validation, job_dir, settings, observer)
+        if job.devices > 1:
+            work = RankWork(
+                settings, job_id, worker_id, spec, train, validation, job_dir, statistics
+            )
+            on_launch()
+            result = launch(work, job.devices)
+        else:
+            result = run_tuning(spec, train, validation, job_dir, settings, observer)
         _record_outcome(db, settings, job, result, worker_id)
     except DatasetRejected as err:
         _fail(db, job_id, worker_id, "invalid_training_file", str(err), err.param)
@@ -239,31 +258,17 @@ def _prepare_datasets(
         if param == "training_file":
             token_counts = report.token_counts
     train, validation = datasets["training_file"], datasets["validation_file"]
-
-    def record_statistics(plan: TrainingPlan) -> None:
-        hyperparameters = plan.hyperparameters
-        stats = compute_stats(
-            train,
-            tokenizer,
-            epochs=plan.epochs,
-            batch_size=hyperparameters["batch_size"],
-            max_length=hyperparameters["max_seq_length"],
-            token_counts=token_counts,
-        )
-        with db.session() as s:
-            repo.update_progress(
-                s, job.id, worker_id=observer.worker_id, data_stats=stats.to_vertex()
-            )
-            repo.record_event(
-                s,
-                job.id,
-                f"dataset processed: {len(train)} training examples, "
-                f"{len(validation)} validation examples, {stats.total_tokens} tokens",
-                data={"examples": len(train), "tokens": stats.total_tokens},
-            )
-
-    observer.before_start = record_statistics
-    return train, validation
+    statistics = DatasetStatistics(
+        job.id,
+        observer.worker_id,
+        train,
+        len(validation),
+        token_counts,
+        resolve_base_model(job.base_model, settings).source,
+        tokenizer,
+    )
+    observer.before_start = lambda plan: statistics.record(db, plan)
+    return train, validation, statistics
 
 
 def _record_outcome(

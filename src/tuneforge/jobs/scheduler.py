@@ -25,7 +25,7 @@ from tuneforge.jobs.memory_share import planned_by_device
 from tuneforge.jobs.out_of_memory import ERROR_CODE as OUT_OF_MEMORY
 from tuneforge.jobs.out_of_memory import out_of_memory_message
 from tuneforge.jobs.subprocess_executor import SubprocessExecutor
-from tuneforge.machine import cpu_count
+from tuneforge.machine import cpu_count, gpu_count
 from tuneforge.models.threads import set_process_share
 from tuneforge.store import repo
 from tuneforge.store.db import Database
@@ -55,13 +55,7 @@ class Started:
 
 def default_slots() -> list[tuple[int, ...]]:
     """One slot per GPU, each with its device; one device-less slot on a CPU machine."""
-    try:
-        import torch
-
-        count = torch.cuda.device_count()
-    except ImportError:
-        count = 0
-    return [(index,) for index in range(count)] or [()]
+    return [(index,) for index in range(gpu_count())] or [()]
 
 
 class Scheduler:
@@ -139,7 +133,7 @@ class Scheduler:
                 )
             if job is None:
                 break
-            devices = self._free_devices()
+            devices = self._free_devices(job.devices)
             handle = self.executor.start(job.id, devices)
             self.running[job.id] = Started(job.id, handle, devices)
             self._record_runner_handle(job.id, handle)
@@ -195,10 +189,15 @@ class Scheduler:
         except Conflict:  # already finished or recovered; reaping handles the runner
             log.warning("job %s changed before its runner handle was recorded", job_id)
 
-    def _free_devices(self) -> tuple[int, ...]:
+    def _free_devices(self, count: int = 1) -> tuple[int, ...]:
         """The first slot's devices that no runner uses, else the least-used slot's (never
-        none: a runner without CUDA_VISIBLE_DEVICES would see every GPU)."""
+        none: a runner without CUDA_VISIBLE_DEVICES would see every GPU). A job on ``count``
+        devices gets the ``count`` least-used GPUs, one for each of its ranks (it still takes
+        one slot of the capacity)."""
         busy = Counter(device for started in self.running.values() for device in started.devices)
+        gpus = sorted({device for slot in self.slots for device in slot})
+        if count > 1 and gpus:
+            return tuple(sorted(sorted(gpus, key=lambda d: busy[d])[:count]))
         return min(self.slots, key=lambda devices: sum(busy[d] for d in devices))
 
     # --- running in the background --------------------------------------------------------

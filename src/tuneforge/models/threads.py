@@ -62,10 +62,13 @@ def _file_share(path: str) -> int | None:
 
 
 def cpu_share() -> int:
-    """The threads a large model on the CPU may use in this process now."""
+    """The threads a large model on the CPU may use in this process now: one rank of a
+    multi-device job on the CPU takes its part of the job's share (torch's launcher tells each
+    rank how many it starts on this machine, ``LOCAL_WORLD_SIZE``)."""
     path = os.environ.get(SHARE_FILE_ENV)
     threads = _file_share(path) if path else None
-    return threads or _process_share or _cores()
+    share = threads or _process_share or _cores()
+    return max(1, share // int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
 
 
 def fit_cpu_threads(model=None) -> None:

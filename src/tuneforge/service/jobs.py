@@ -19,6 +19,7 @@ from tuneforge.engine.quantization import refuse_unsupported_quantization
 from tuneforge.engine.spec import Hyperparameters, Mode
 from tuneforge.errors import Conflict, InvalidArgument, NotFound
 from tuneforge.jobs.datasets import refuse_invalid_dataset
+from tuneforge.jobs.ranks import check_devices
 from tuneforge.models.names import TunedRef, parse_model_name
 from tuneforge.service.models import ModelService
 from tuneforge.storage import storage_for
@@ -57,6 +58,7 @@ class JobRequest:
     metadata: dict[str, str] = field(default_factory=dict)
     teacher_model: str | None = None  # distillation: a base model or a tuned model name
     pre_tuned_model: str | None = None  # continue tuning this tuned model
+    devices: int = 1  # ranks under torch.distributed: GPUs, or CPU processes (jobs/ranks.py)
 
 
 @dataclass
@@ -157,6 +159,7 @@ class JobService:
             if getattr(hyperparameters, name, None) is None:
                 raise InvalidArgument(f"the {method.name} method needs {name}", name)
         check_bounds(request)
+        check_devices(request.devices, method, hyperparameters.batch_size)
         with self.db.session() as s:
             repo.ensure_project(s, project_id)
             refuse_invalid_dataset(
@@ -193,6 +196,7 @@ class JobService:
                 description=request.description,
                 suffix=request.suffix,
                 seed=request.seed if request.seed is not None else 42,
+                devices=request.devices,
                 metadata=request.metadata,
             )
             return JobView(job, None, [])

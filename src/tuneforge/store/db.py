@@ -21,7 +21,7 @@ MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 # The newest migration. A database already there opens without loading alembic, which costs a
 # command that only lists jobs a sixth of a second; tests/store/test_migrations.py checks that
 # this is alembic's head.
-SCHEMA_REVISION = "0004"
+SCHEMA_REVISION = "0005"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 # Connections a process may hold at once: one per thread that may run a session. The API runs
 # sync routes in anyio's worker threads (40 by default), and the scheduler and its heartbeats

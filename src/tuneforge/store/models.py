@@ -122,6 +122,8 @@ class TuningJob(Base):
     teacher_model: Mapped[str | None] = mapped_column(Text)
     suffix: Mapped[str | None] = mapped_column(String(64))
     seed: Mapped[int | None] = mapped_column(Integer)
+    # How many devices (GPUs, or CPU processes) the job trains on, one rank on each.
+    devices: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     # "metadata" is reserved on declarative classes, hence the attribute name.
     user_metadata: Mapped[dict[str, Any]] = mapped_column("metadata", JSON, default=dict)
 

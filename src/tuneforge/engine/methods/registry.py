@@ -37,6 +37,9 @@ class TuningMethod:
     vertex_stats: str | None = None  # the key of its dataset statistics there
     scores_only: bool = False  # its tuned models score conversations and generate nothing
     required: tuple[str, ...] = ()  # its own hyperparameters a job must give (no default)
+    # Trains on several devices (engine/distributed.py): its trainer is checked to give the
+    # single-process run's loss curve for the same global batch.
+    multi_device: bool = False
 
     def own_hyperparameters(self) -> list[str]:
         """The hyperparameters this method adds to the ones every method shares."""

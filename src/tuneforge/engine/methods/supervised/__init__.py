@@ -13,5 +13,6 @@ METHOD = register_method(
         openai_type="supervised",
         vertex_spec="supervisedTuningSpec",
         vertex_stats="supervisedTuningDataStats",
+        multi_device=True,
     )
 )
