@@ -5,12 +5,15 @@ the store's own tests cover both databases."""
 
 from __future__ import annotations
 
+import json
+import random
 from dataclasses import dataclass
 
 import pytest
 from fastapi.testclient import TestClient
 
 from tuneforge.api.app import create_app
+from tuneforge.data.samples import write_task
 from tuneforge.service import Service
 from tuneforge.store.testing import PostgresUnavailable, empty_database_url
 
@@ -54,3 +57,26 @@ def api(request, settings, tmp_path):
         if err.required:
             pytest.fail(str(err), pytrace=False)
         pytest.skip(str(err))
+
+
+def write_jsonl(path, rows) -> None:
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+
+
+@pytest.fixture
+def mixed_format_task(tmp_path) -> dict:
+    """The sentiment task for reinforcement: an SFT file whose answers are half "positive",
+    half "sentiment: positive"; the training prompts with their answers as items; the test rows."""
+    files = write_task(tmp_path / "task", "sentiment", seed=0)
+    rows = {k: [json.loads(line) for line in files[k].read_text().splitlines()] for k in files}
+    rng = random.Random(0)
+    mixed = json.loads(json.dumps(rows["train"]))
+    for row in mixed:
+        if rng.random() < 0.5:
+            row["messages"][-1]["content"] = "sentiment: " + row["messages"][-1]["content"]
+    write_jsonl(tmp_path / "sft.jsonl", mixed)
+    prompts = [{"messages": r["messages"][:-1], "answer": r["messages"][-1]["content"]}
+               for r in rows["train"]]  # fmt: skip
+    write_jsonl(tmp_path / "prompts.jsonl", prompts)
+    return {"sft": tmp_path / "sft.jsonl", "prompts": tmp_path / "prompts.jsonl",
+            "test": rows["test"]}  # fmt: skip

@@ -69,6 +69,8 @@ def test_a_score_model_grader_is_judged_by_a_model_of_this_server(client):
          "TUNEFORGE_PYTHON_GRADERS"),
         ({"type": "score_model", "name": "j", "model": "ft:nope",
           "input": [{"role": "user", "content": "x"}]}, "not found"),
+        ({"type": "reward_model", "name": "rm", "model": "tuneforge/tiny-chat"},
+         "is not a reward model"),
     ],
 )  # fmt: skip
 def test_a_bad_grader_is_a_400_naming_it(client, grader, fragment):

@@ -6,13 +6,9 @@ SFT, 0.93-0.99 after reinforcement (50 steps, 8 answers per prompt)."""
 
 from __future__ import annotations
 
-import json
-import random
-
 import openai
 import pytest
 
-from tuneforge.data.samples import write_task
 from tuneforge.jobs.runner import run_job
 from tuneforge.store import repo
 
@@ -27,27 +23,6 @@ def run_next_job(api) -> None:
     with api.service.db.session() as s:
         job = repo.claim_next_job(s, "test-worker", capacity=1)
     run_job(api.service.db, api.service.settings, job.id, "test-worker")
-
-
-def write(path, rows) -> None:
-    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
-
-
-@pytest.fixture
-def task(tmp_path) -> dict:
-    files = write_task(tmp_path / "task", "sentiment", seed=0)
-    rows = {k: [json.loads(line) for line in files[k].read_text().splitlines()] for k in files}
-    rng = random.Random(0)
-    mixed = json.loads(json.dumps(rows["train"]))
-    for row in mixed:
-        if rng.random() < 0.5:
-            row["messages"][-1]["content"] = "sentiment: " + row["messages"][-1]["content"]
-    write(tmp_path / "sft.jsonl", mixed)
-    prompts = [{"messages": r["messages"][:-1], "answer": r["messages"][-1]["content"]}
-               for r in rows["train"]]  # fmt: skip
-    write(tmp_path / "prompts.jsonl", prompts)
-    return {"sft": tmp_path / "sft.jsonl", "prompts": tmp_path / "prompts.jsonl",
-            "test": rows["test"]}  # fmt: skip
 
 
 def held_out(client, model: str, test: list[dict]) -> tuple[float, float]:
@@ -69,7 +44,8 @@ def held_out(client, model: str, test: list[dict]) -> tuple[float, float]:
     return exact, exact
 
 
-def test_reinforcement_raises_the_held_out_grader_reward(api, task):
+def test_reinforcement_raises_the_held_out_grader_reward(api, mixed_format_task):
+    task = mixed_format_task
     client = openai.OpenAI(base_url="http://testserver/v1", api_key=api.key, http_client=api.client)
 
     def upload(path):

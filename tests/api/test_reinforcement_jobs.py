@@ -48,8 +48,12 @@ def test_the_grader_is_kept_and_shown_beside_the_hyperparameters(api, prompts):
         ({}, "needs method.reinforcement.grader"),
         ({"grader": {"type": "regex", "name": "x"}}, "is not one of the types"),
         ({"grader": {**GRADER, "operation": "startswith"}}, "operation"),
+        ({"grader": {"type": "python", "name": "p", "source": "def grade(s, i):\n    return 1"}},
+         "TUNEFORGE_PYTHON_GRADERS"),
+        ({"grader": {"type": "reward_model", "name": "rm", "model": TINY}},
+         "is not a reward model"),
     ],
-)
+)  # fmt: skip
 def test_a_job_without_a_grader_that_can_run_is_refused(api, prompts, method_settings, fragment):
     refused = openai_job(api, prompts, method_settings)
     assert refused.status_code == 400, refused.text

@@ -217,7 +217,7 @@ def test_evaluate_caps_answers_near_the_longest_reference_unless_told(cli, senti
     assert told["mean_output_tokens"] <= 3
 
 
-def test_tune_a_reward_model_then_score_with_it(cli, preference_files):
+def test_tune_a_reward_model_then_score_with_it(cli, preference_files, tmp_path):
     output = cli("tune", str(preference_files["train"]), "-m", TINY, "--method", "reward")
     job_id = re.search(r"tuning job (tj-[0-9a-f]+) created", output)[1]
 
@@ -234,6 +234,20 @@ def test_tune_a_reward_model_then_score_with_it(cli, preference_files):
     refused = cli("generate", job_id, "hello", code=1)
     assert "is a reward model" in refused
     assert "give PROMPT" in cli("score", job_id, code=2)
+
+    # Reinforcement against it: the reward model is the grader.
+    prompts = tmp_path / "prompts.jsonl"
+    rows = [json.loads(line) for line in preference_files["test"].read_text().splitlines()][:12]
+    prompts.write_text("".join(json.dumps(row["input"]) + "\n" for row in rows))
+    output = cli("tune", str(prompts), "-m", TINY, "--method", "reinforcement", "--reward-model",
+                 job_id, "--epochs", "1", "-H", "num_generations=2",
+                 "-H", "max_completion_length=4")  # fmt: skip
+    assert "tuned model" in output
+    rl_job = re.search(r"tuning job (tj-[0-9a-f]+) created", output)[1]
+    assert "scored by the reward_model grader 'reward model'" in cli("jobs", "events", rl_job)
+    both = cli("tune", str(prompts), "-m", TINY, "--method", "reinforcement", "--reward-model",
+               job_id, "--grader", str(prompts), code=1)  # fmt: skip
+    assert "not both" in both
 
 
 def test_tune_with_reinforcement_takes_a_grader_file(cli, tmp_path):

@@ -9,6 +9,7 @@ import pytest
 
 from tuneforge.graders import GraderError, parse_grader, run_grader
 from tuneforge.graders.python_sandbox import PythonLimits
+from tuneforge.graders.spec import models_named
 
 ON = PythonLimits(enabled=True, timeout_s=5, memory_bytes=256 << 20)
 
@@ -152,6 +153,29 @@ def test_a_score_model_grader_reads_the_judges_number_within_its_range():
     assert run_grader(grader, "x", {}, judge=lambda *a: "7").reward == 1.0  # clamped
     unreadable = run_grader(grader, "x", {}, judge=lambda *a: "excellent")
     assert unreadable.reward == 0.0 and "no number" in unreadable.errors["model_grader_parse_error"]
+
+
+def test_a_reward_model_grader_scores_the_prompt_and_the_answer_together():
+    grader = parse_grader({"type": "reward_model", "name": "rm", "model": "ft:rm"})
+    asked = []
+
+    def reward_score(model, prompt, sample):
+        asked.append((model, prompt, sample))
+        return -2.5  # a reward model's score is unbounded
+
+    prompt = [{"role": "user", "content": "2+2?"}]
+    assert run_grader(grader, "4", {}, reward_score=reward_score, prompt=prompt).reward == -2.5
+    assert asked == [("ft:rm", prompt, "4")]
+    # Where no reward model is at hand, it scores 0 with the reason, as a judge would.
+    alone = run_grader(grader, "4", {})
+    assert alone.reward == 0.0 and "no reward model" in alone.errors["model_grader_server_error"]
+
+
+def test_the_models_a_grader_names_are_found_inside_multi_graders():
+    judge = {"type": "score_model", "name": "j", "model": "judge", "input": JUDGED}
+    grader = parse_grader({"type": "multi", "name": "m", "calculate_output": "j + rm", "graders": {
+        "j": judge, "rm": {"type": "reward_model", "name": "rm", "model": "ft:rm"}}})  # fmt: skip
+    assert models_named(grader) == {"judge": False, "ft:rm": True}
 
 
 def test_rouge_counts_shared_ngrams_and_the_longest_common_subsequence():

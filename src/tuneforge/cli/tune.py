@@ -59,6 +59,11 @@ def tune(
         dir_okay=False,
         help="A grader as JSON, OpenAI's shapes (reinforcement method).",
     ),
+    reward_model: str | None = typer.Option(
+        None,
+        help="A reward model tuned here (method reward) that scores the answers "
+        "(reinforcement method; instead of --grader).",
+    ),
     extra_hyperparameters: list[str] = typer.Option(
         [],
         "--hyperparameter",
@@ -110,11 +115,15 @@ def tune(
             spec["validationDatasetUri"] = client.upload(validation)["id"]
         if mode == "full":
             spec["tuningMode"] = "TUNING_MODE_FULL"
+        if grader is not None and reward_model is not None:
+            fail("give --grader or --reward-model, not both")
         if grader is not None:
             try:
                 spec["grader"] = json.loads(grader.read_text())
             except ValueError as err:
                 fail(f"--grader {grader}: not JSON: {err}")
+        if reward_model is not None:
+            spec["grader"] = {"type": "reward_model", "name": "reward model", "model": reward_model}
         if chosen.needs_teacher:
             if not teacher:
                 fail(f"--teacher is needed for {chosen.name}")

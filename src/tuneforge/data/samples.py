@@ -164,7 +164,7 @@ def to_openai_preference(pair: dict[str, str], system: str) -> dict:
             ]
         },
         "preferred_output": [{"role": "assistant", "content": pair["output"]}],
-        "non_preferred_output": [{"role": "assistant", "content": OPPOSITE_LABEL[pair["output"]]}],
+        "non_preferred_output": [{"role": "assistant", "content": pair["rejected"]}],
     }
 
 
@@ -177,7 +177,7 @@ def to_vertex_preference(pair: dict[str, str], system: str) -> dict:
         "contents": [{"role": "user", "parts": [{"text": pair["input"]}]}],
         "completions": [
             completion(1, pair["output"]),
-            completion(0, OPPOSITE_LABEL[pair["output"]]),
+            completion(0, pair["rejected"]),
         ],
     }
 
@@ -189,8 +189,19 @@ def to_prompt_chosen_rejected(pair: dict[str, str], system: str) -> dict:
             {"role": "user", "content": pair["input"]},
         ],
         "chosen": pair["output"],
-        "rejected": OPPOSITE_LABEL[pair["output"]],
+        "rejected": pair["rejected"],
     }
+
+
+def malformed_label(label: str, rng: random.Random) -> str:
+    """The label written wrong: with a prefix the answer should not have, cut short, or
+    trailed by a stray word."""
+    kind = rng.randrange(3)
+    if kind == 0:
+        return f"sentiment: {label}"
+    if kind == 1:
+        return label[: rng.randint(1, len(label) - 1)]
+    return f"{label} {rng.choice(FILLER_WORDS)}"
 
 
 PREFERENCE_WRITERS = {
@@ -206,18 +217,28 @@ def write_preference_task(
     sizes: tuple[int, int, int] = (400, 50, 100),
     style: str = "openai",
     seed: int = 0,
+    malformed: bool = False,
 ) -> dict[str, Path]:
     """Write the sentiment task's ``train``/``validation``/``test`` splits as preference JSONL.
 
     The prompts are those of :func:`write_task` with the same seed, so a model tuned on one
-    can be measured on the other's held-out split.
+    can be measured on the other's held-out split. Each prompt's right label is preferred to
+    the other label; with ``malformed``, each prompt also has a second pair, the right label
+    preferred to the same label written wrong (see :func:`malformed_label`), as raters reject
+    a garbled answer: a reward model that never saw one can score it above both labels.
     """
     _, system = TASKS["sentiment"]
     out_dir.mkdir(parents=True, exist_ok=True)
+    rng = random.Random(f"malformed-{seed}")
     paths = {}
     for split, pairs in split_pairs("sentiment", sizes, seed).items():
         path = out_dir / f"sentiment_preference_{split}.jsonl"
-        rows = (PREFERENCE_WRITERS[style](pair, system) for pair in pairs)
+        rejected = [{**pair, "rejected": OPPOSITE_LABEL[pair["output"]]} for pair in pairs]
+        if malformed:
+            rejected += [
+                {**pair, "rejected": malformed_label(pair["output"], rng)} for pair in pairs
+            ]
+        rows = (PREFERENCE_WRITERS[style](pair, system) for pair in rejected)
         path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
         paths[split] = path
     return paths

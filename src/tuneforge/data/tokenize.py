@@ -40,6 +40,18 @@ def chat_messages(conversation: Conversation) -> list[dict[str, Any]]:
     return messages + [_message(turn) for turn in conversation.turns]
 
 
+def text_conversation(messages: list[dict[str, str]]) -> Conversation:
+    """Plain chat messages ({"role", "content"}) back as a conversation: system and developer
+    messages make its system instruction, assistant messages are the model's turns."""
+    system = "\n".join(m["content"] for m in messages if m["role"] in ("system", "developer"))
+    turns = tuple(
+        Turn("model" if m["role"] == "assistant" else "user", m["content"])
+        for m in messages
+        if m["role"] not in ("system", "developer")
+    )
+    return Conversation(turns=turns, system=system or None)
+
+
 def _message(turn: Turn) -> dict[str, Any]:
     if turn.tool_calls:
         return {**template_messages(list(turn.tool_calls)), "content": turn.text}

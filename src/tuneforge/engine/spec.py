@@ -147,6 +147,17 @@ class Hyperparameters(BaseModel):
         return self
 
 
+class GraderModelSource(BaseModel):
+    """A model a grader names (a score_model's judge, a reward_model's reward model), resolved:
+    its base, and a tuned model's checkpoint folder (an adapter or full weights)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    base_model: str
+    tuned: str | None = None
+    scores_only: bool = False  # a reward model: it scores rather than generates
+
+
 class TuningSpec(BaseModel):
     """A tuning run, as the engine sees it (no files, ids or HTTP: those are the service's)."""
 
@@ -167,6 +178,8 @@ class TuningSpec(BaseModel):
     # A tuned teacher: a checkpoint folder of a tuned model of teacher_model (an adapter,
     # merged in, or full weights).
     teacher_adapter: str | None = None
+    # Reinforcement only: the models its grader names, by the names the grader uses.
+    grader_models: dict[str, GraderModelSource] = Field(default_factory=dict)
 
     @model_validator(mode="before")
     @classmethod

@@ -12,12 +12,22 @@ from typing import Any
 
 from tuneforge.graders.formula import FormulaError, evaluate
 from tuneforge.graders.python_sandbox import GraderRuntimeError, PythonLimits, run_python
-from tuneforge.graders.spec import Grader, Multi, Python, ScoreModel, StringCheck, TextSimilarity
+from tuneforge.graders.spec import (
+    Grader,
+    Multi,
+    Python,
+    RewardModel,
+    ScoreModel,
+    StringCheck,
+    TextSimilarity,
+)
 from tuneforge.graders.templates import TemplateVariableError, render, sample_namespace
 from tuneforge.graders.text_similarity import similarity
 
 # (model name, messages as [{"role", "content"}], sampling params) -> the judge's answer.
 Judge = Callable[[str, list[dict[str, str]], dict[str, Any]], str]
+# (reward model name, the prompt's messages, the sample) -> the reward model's score.
+RewardScore = Callable[[str, list[dict[str, str]], str], float]
 NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
 
 
@@ -37,6 +47,8 @@ class Context:
     item: dict[str, Any]
     python: PythonLimits
     judge: Judge | None
+    reward_score: RewardScore | None
+    prompt: list[dict[str, str]]
 
 
 def run_grader(
@@ -46,9 +58,14 @@ def run_grader(
     *,
     python: PythonLimits = PythonLimits(),
     judge: Judge | None = None,
+    reward_score: RewardScore | None = None,
+    prompt: list[dict[str, str]] | None = None,
 ) -> GraderResult:
+    """``prompt``: the messages the sample answers, which a reward model scores with it."""
     started = time.perf_counter()
-    context = Context(sample_namespace(output_text), item or {}, python, judge)
+    context = Context(
+        sample_namespace(output_text), item or {}, python, judge, reward_score, prompt or []
+    )
     result = _run(grader, context)
     result.execution_time = time.perf_counter() - started
     return result
@@ -65,6 +82,8 @@ def _run(grader: Grader, context: Context) -> GraderResult:
         return _failed(grader, "python_grader_runtime_error", str(err))
     except JudgeError as err:
         return _failed(grader, "model_grader_parse_error", str(err))
+    except RewardModelError as err:
+        return _failed(grader, "model_grader_server_error", str(err))
     return GraderResult(reward=reward, name=grader.name, type=grader.type)
 
 
@@ -85,11 +104,19 @@ def _score(grader: Grader, context: Context) -> float:
         return similarity(grader.evaluation_metric, text(grader.input), text(grader.reference))
     if isinstance(grader, Python):
         return run_python(grader.source, context.sample, context.item, context.python)
+    if isinstance(grader, RewardModel):
+        if context.reward_score is None:
+            raise RewardModelError("no reward model is at hand here")
+        return context.reward_score(grader.model, context.prompt, context.sample["output_text"])
     assert isinstance(grader, ScoreModel)
     return _judge_score(grader, context, text)
 
 
 class JudgeError(RuntimeError):
+    pass
+
+
+class RewardModelError(RuntimeError):
     pass
 
 

@@ -3,6 +3,7 @@ pydantic model, told apart by ``type``. A mistake is a :class:`GraderError` nami
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
@@ -94,6 +95,14 @@ class ScoreModel(_Grader):
         return self
 
 
+class RewardModel(_Grader):
+    """tuneforge's own: a reward model tuned on this server (method ``reward``) scores the
+    prompt followed by the sample; its score, unbounded, is the reward."""
+
+    type: Literal["reward_model"]
+    model: str = Field(min_length=1)
+
+
 class Multi(_Grader):
     type: Literal["multi"]
     graders: dict[str, SingleGrader] = Field(min_length=1, max_length=MAX_SUB_GRADERS)
@@ -106,14 +115,17 @@ class Multi(_Grader):
 
 
 SingleGrader = Annotated[
-    StringCheck | TextSimilarity | Python | ScoreModel, Field(discriminator="type")
+    StringCheck | TextSimilarity | Python | ScoreModel | RewardModel, Field(discriminator="type")
 ]
 Grader = Annotated[
-    StringCheck | TextSimilarity | Python | ScoreModel | Multi, Field(discriminator="type")
+    StringCheck | TextSimilarity | Python | ScoreModel | RewardModel | Multi,
+    Field(discriminator="type"),
 ]
 Multi.model_rebuild()
 _GRADER = TypeAdapter(Grader)
-GRADER_TYPES = ("string_check", "text_similarity", "python", "score_model", "multi")
+GRADER_TYPES = (
+    "string_check", "text_similarity", "python", "score_model", "reward_model", "multi"
+)  # fmt: skip
 
 
 def parse_grader(raw: Any, param: str = "grader") -> Grader:
@@ -132,3 +144,21 @@ def parse_grader(raw: Any, param: str = "grader") -> Grader:
         path = ".".join([param, *parts])
         message = first["msg"].removeprefix("Value error, ")
         raise GraderError(f"{path}: {message}", path) from None
+
+
+def with_paths(grader: Grader, param: str = "grader") -> Iterator[tuple[str, Grader]]:
+    """The grader and each of a multi grader's own, with their paths in the request."""
+    yield param, grader
+    if isinstance(grader, Multi):
+        for name, sub in grader.graders.items():
+            yield f"{param}.graders.{name}", sub
+
+
+def models_named(grader: Grader) -> dict[str, bool]:
+    """The models the grader names (judges and reward models), each with whether it is a
+    reward model (it scores rather than generates)."""
+    return {
+        each.model: isinstance(each, RewardModel)
+        for _, each in with_paths(grader)
+        if isinstance(each, ScoreModel | RewardModel)
+    }

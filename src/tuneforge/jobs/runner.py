@@ -27,8 +27,10 @@ from tuneforge.engine.methods import get_method
 from tuneforge.engine.plot import plot_loss_curve
 from tuneforge.engine.result import TuningResult
 from tuneforge.engine.run import run_tuning
-from tuneforge.engine.spec import TuningSpec
+from tuneforge.engine.spec import GraderModelSource, TuningSpec
 from tuneforge.errors import Conflict, TuneforgeError
+from tuneforge.graders import parse_grader
+from tuneforge.graders.spec import models_named
 from tuneforge.jobs.datasets import resolve_dataset, validate_for_job
 from tuneforge.jobs.ranks import DatasetStatistics, RankWork, launch
 from tuneforge.jobs.store_observer import StoreObserver
@@ -215,6 +217,9 @@ def _spec_for(job: TuningJob, db: Database, settings: Settings, observer=None) -
         options["teacher_model"] = teacher.base_source
         if teacher.adapter_path or teacher.weights_path:
             options["teacher_adapter"] = str(teacher.adapter_path or teacher.weights_path)
+    if grader := job.hyperparameters.get("grader"):
+        with db.session() as s:
+            options["grader_models"] = grader_models(s, settings, job.project_id, grader)
     return TuningSpec(
         base_model=job.base_model,
         method=job.method,
@@ -223,6 +228,20 @@ def _spec_for(job: TuningJob, db: Database, settings: Settings, observer=None) -
         seed=job.seed if job.seed is not None else 42,
         **options,
     )
+
+
+def grader_models(session, settings: Settings, project_id: str, grader: dict) -> dict:
+    """Each model the grader names, as the engine loads it: its base and checkpoint folder."""
+    sources = {}
+    for name in models_named(parse_grader(grader)):
+        target = model_target(session, settings, project_id, name)
+        tuned = target.adapter_path or target.weights_path
+        sources[name] = GraderModelSource(
+            base_model=target.base_source,
+            tuned=str(tuned) if tuned else None,
+            scores_only=target.scores_only,
+        )
+    return sources
 
 
 def _prepare_datasets(

@@ -77,11 +77,14 @@ def declared_dtype(source: str | Path):
     return dtype if isinstance(dtype, torch.dtype) and dtype.is_floating_point else None
 
 
-def load_reward_model(source: str | Path, tokenizer, *, dtype=None, **loading):
+def load_reward_model(
+    source: str | Path, tokenizer, *, dtype=None, adapter: str | Path | None = None, **loading
+):
     """A base (or a full-weights reward model) with a one-output score head: the head is new
     (randomly initialised) on a causal LM, and read back on a tuned reward model. A padded batch
-    is scored at each row's last real token, which the pad token id tells apart. ``loading``:
-    more of ``from_pretrained``'s arguments (a quantized base's)."""
+    is scored at each row's last real token, which the pad token id tells apart. A LoRA reward
+    model is its ``adapter`` folder (the adapter and its trained head) on the base ``source``.
+    ``loading``: more of ``from_pretrained``'s arguments (a quantized base's)."""
     from transformers import AutoModelForSequenceClassification
 
     kwargs = {"num_labels": 1, "attn_implementation": "sdpa", **loading}
@@ -96,4 +99,8 @@ def load_reward_model(source: str | Path, tokenizer, *, dtype=None, **loading):
     finally:
         hf_logging.set_verbosity(verbosity)
     model.config.pad_token_id = tokenizer.pad_token_id
+    if adapter is not None:
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, str(adapter))
     return model

@@ -18,9 +18,11 @@ from tuneforge.engine.methods import TuningMethod, get_method
 from tuneforge.engine.quantization import refuse_unsupported_quantization
 from tuneforge.engine.spec import Hyperparameters, Mode
 from tuneforge.errors import Conflict, InvalidArgument, NotFound
+from tuneforge.graders import parse_grader
 from tuneforge.jobs.datasets import refuse_invalid_dataset
 from tuneforge.jobs.ranks import check_devices
 from tuneforge.models.names import TunedRef, parse_model_name
+from tuneforge.service.graders import check_grader
 from tuneforge.service.models import ModelService
 from tuneforge.storage import storage_for
 from tuneforge.store import repo
@@ -158,6 +160,8 @@ class JobService:
         for name in method.required:
             if getattr(hyperparameters, name, None) is None:
                 raise InvalidArgument(f"the {method.name} method needs {name}", name)
+        if (grader := getattr(hyperparameters, "grader", None)) is not None:
+            check_grader(parse_grader(grader), "grader", project_id, self.settings, self.models)
         check_bounds(request)
         check_devices(request.devices, method, hyperparameters.batch_size)
         with self.db.session() as s:

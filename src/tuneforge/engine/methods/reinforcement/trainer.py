@@ -23,6 +23,7 @@ from tuneforge.engine.callbacks import DropReferenceAdapter, TokenCounter, Tunin
 from tuneforge.engine.errors import TuningError
 from tuneforge.engine.memory_plan import Workload
 from tuneforge.engine.methods.reinforcement.config import ReinforcementHyperparameters
+from tuneforge.engine.methods.reinforcement.grader_models import GraderModels
 from tuneforge.engine.observer import TuningObserver
 from tuneforge.engine.spec import TuningSpec
 from tuneforge.engine.training import (
@@ -35,7 +36,7 @@ from tuneforge.engine.training import (
     seed_everything,
     training_arguments,
 )
-from tuneforge.graders import parse_grader, run_grader
+from tuneforge.graders import Grader, parse_grader, run_grader
 from tuneforge.graders.python_sandbox import PythonLimits
 
 
@@ -51,21 +52,33 @@ def prompt_rows(examples: list[Conversation], name: str) -> list[dict]:
 
 
 class GraderReward:
-    """GRPO's reward function: the grader's score of each answer, with its prompt's item."""
+    """GRPO's reward function: the grader's score of each answer, with its prompt's item (and
+    the prompt itself, which a reward model scores with the answer)."""
 
     __name__ = "grader"  # TRL names a reward function's metrics after it
 
-    def __init__(self, raw_grader: dict, settings: Settings, observer: TuningObserver) -> None:
-        self.grader = parse_grader(raw_grader)
+    def __init__(
+        self, grader: Grader, models: GraderModels, settings: Settings, observer: TuningObserver
+    ) -> None:
+        self.grader = grader
+        self.models = models
         self.limits = PythonLimits.of(settings)
         self.observer = observer
         self.failures = 0
 
     def __call__(self, prompts, completions, item_json, **kwargs) -> list[float]:
         rewards = []
-        for completion, item in zip(completions, item_json, strict=True):
+        for prompt, completion, item in zip(prompts, completions, item_json, strict=True):
             text = completion[-1]["content"] if isinstance(completion, list) else completion
-            result = run_grader(self.grader, text, json.loads(item), python=self.limits)
+            result = run_grader(
+                self.grader,
+                text,
+                json.loads(item),
+                python=self.limits,
+                judge=self.models.judge,
+                reward_score=self.models.reward_score,
+                prompt=[{"role": m["role"], "content": m["content"]} for m in prompt],
+            )
             if result.errors:
                 self.failures += 1
                 if self.failures in (1, 10, 100, 1000):  # say so, without one event per sample
@@ -93,7 +106,9 @@ def prepare_grpo(
         raise TuningError(
             "reinforcement tuning needs a grader (hyperparameters.grader)", code="invalid_grader"
         )
+    grader = parse_grader(hp.grader)
     base = load_base_for_training(spec, settings)
+    models = GraderModels(grader, spec.grader_models, settings, base.hardware)
     hp = resolve_for_model(spec, base.model, len(train))
     train_rows = prompt_rows(train, "training")
     valid_rows = prompt_rows(validation, "validation") if validation else []
@@ -110,6 +125,7 @@ def prepare_grpo(
         longest_rows=[longest + hp.max_completion_length] * rows,
         padded=True,
         loss="full",
+        frozen_bytes=models.weight_bytes,
     )
     memory = plan_training_memory(spec, hp, base, workload, observer)
     if memory.gradient_accumulation_steps > 1:
@@ -144,7 +160,7 @@ def prepare_grpo(
     callback = TuningCallback(
         observer, counter, checkpoints_dir, hp.early_stopping_patience, validation_key=None
     )
-    reward = GraderReward(hp.grader, settings, observer)
+    reward = GraderReward(grader, models, settings, observer)
     seed_everything(spec.seed)
     trainer = GRPOTrainer(
         model=base.model,
