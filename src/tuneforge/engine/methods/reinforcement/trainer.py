@@ -14,6 +14,7 @@ from pathlib import Path
 
 import datasets
 from datasets import Dataset
+from transformers import TrainerCallback
 from trl import GRPOConfig, GRPOTrainer
 
 from tuneforge.config import Settings
@@ -89,6 +90,22 @@ class GraderReward:
                     )
             rewards.append(result.reward)
         return rewards
+
+
+class SampledTokens(TrainerCallback):
+    """GRPO's collator hands the model prompts alone: the tokens a step trains on (its prompts
+    and the answers it sampled) are what TRL adds up in ``num_input_tokens_seen``. Put before
+    TuningCallback, so that each step's tokens/s counts them."""
+
+    def __init__(self, counter: TokenCounter) -> None:
+        self.counter = counter
+        self.seen_before = 0
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.seen_before = state.num_input_tokens_seen  # a resumed run's earlier attempts
+
+    def on_step_end(self, args, state, control, **kwargs):
+        self.counter.real_tokens = state.num_input_tokens_seen - self.seen_before
 
 
 def prepare_grpo(
@@ -170,7 +187,7 @@ def prepare_grpo(
         eval_dataset=Dataset.from_list(valid_rows) if valid_rows else None,
         processing_class=base.tokenizer,
         peft_config=peft_config_for(spec, hp, base.model),
-        callbacks=[DropReferenceAdapter(), callback],
+        callbacks=[DropReferenceAdapter(), SampledTokens(counter), callback],
     )
     observer.on_event(
         f"reinforcement: {group} answers sampled per prompt, scored by the "
