@@ -11,6 +11,7 @@ import time
 import httpx
 import pytest
 
+from tests.e2e.polling import wait_for_job
 from tests.servers import LiveServer
 from tuneforge.config import settings_env
 
@@ -39,13 +40,7 @@ def start_job(server: LiveServer, client: httpx.Client, train_file, epochs: int)
 
 
 def wait_for(client: httpx.Client, job_id: str, condition, timeout_s: float = 240) -> dict:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        job = client.get(f"{JOBS}/{job_id}").json()
-        if condition(job):
-            return job
-        time.sleep(0.2)
-    raise AssertionError(f"timed out; job is {job}")
+    return wait_for_job(client, f"{JOBS}/{job_id}", condition, timeout_s)
 
 
 def events_of(client: httpx.Client, job_id: str) -> list[str]:

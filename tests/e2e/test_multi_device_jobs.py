@@ -9,6 +9,7 @@ import httpx
 import psutil
 import pytest
 
+from tests.e2e.polling import wait_for_job
 from tests.servers import LiveServer
 
 pytestmark = pytest.mark.slow
@@ -34,13 +35,7 @@ def create(server: LiveServer, client: httpx.Client, train_file, **fields) -> di
 
 
 def wait_for(client: httpx.Client, job_id: str, condition, timeout_s: float = 240) -> dict:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        job = client.get(f"{JOBS}/{job_id}").json()
-        if condition(job):
-            return job
-        time.sleep(0.2)
-    raise AssertionError(f"timed out; job is {job}")
+    return wait_for_job(client, f"{JOBS}/{job_id}", condition, timeout_s)
 
 
 def events_of(client: httpx.Client, job_id: str) -> list[dict]:
