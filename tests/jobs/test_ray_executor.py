@@ -15,8 +15,10 @@ import time
 from pathlib import Path
 
 import pytest
+import typer
 
-from tuneforge.config import Settings
+from tuneforge.cli.serve import worker
+from tuneforge.config import Settings, get_settings
 from tuneforge.jobs.executor import Executor, executor_for
 from tuneforge.jobs.ray_executor import RayExecutor, RayHandle, RayUnavailable, connect
 from tuneforge.jobs.scheduler import Scheduler
@@ -129,10 +131,18 @@ def test_handles_name_the_cluster_and_the_actor_or_the_claim() -> None:
         assert RayHandle.parse(other) is None
 
 
-def test_without_ray_installed_the_error_says_what_to_install(monkeypatch) -> None:
+def test_without_ray_installed_the_error_says_what_to_install(
+    monkeypatch, capsys, tmp_path
+) -> None:
     monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError
+    monkeypatch.setenv("TUNEFORGE_DATA_DIR", str(tmp_path))
+    get_settings.cache_clear()
+    monkeypatch.setattr("tuneforge.cli.serve.get_settings", Settings)
     with pytest.raises(RayUnavailable, match=r"pip install 'tuneforge\[ray\]'"):
         connect(None)
+    with pytest.raises(typer.Exit):
+        worker(interval=0.5, executor="ray", ray_address=None)
+    assert "pip install 'tuneforge[ray]'" in capsys.readouterr().err
 
 
 @pytest.mark.slow
