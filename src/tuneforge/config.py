@@ -46,6 +46,16 @@ class Settings(BaseSettings):
     slots: int | None = Field(
         default=None, description="Jobs run at once; one per GPU, or one on a CPU machine."
     )
+    executor: Literal["subprocess", "ray"] = Field(
+        default="subprocess",
+        description="What runs a job: a subprocess of the scheduler, or a Ray actor on a Ray "
+        "cluster (tuneforge.jobs.ray_executor; needs the `ray` extra).",
+    )
+    ray_address: str | None = Field(
+        default=None,
+        description="The Ray cluster the ray executor places jobs on (ray.init's address: "
+        "`HOST:PORT` or `ray://HOST:10001`); unset or `local`: a Ray started for this process.",
+    )
     server: str | None = Field(default=None, description="URL of a tuneforge server for the CLI.")
     api_key: str | None = Field(default=None, description="API key the CLI sends to a server.")
     inference_backend: Literal["transformers", "vllm"] = Field(

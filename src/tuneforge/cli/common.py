@@ -9,6 +9,7 @@ from typing import Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from tuneforge.config import Settings, get_settings
 from tuneforge.errors import TuneforgeError
@@ -19,7 +20,7 @@ errors = Console(stderr=True)
 
 
 def fail(message: str, code: int = 1) -> None:
-    errors.print(f"[bold red]error:[/] {message}", soft_wrap=True)
+    errors.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)  # "[ray]" is text
     raise typer.Exit(code)
 
 

@@ -8,12 +8,19 @@ run as a local subprocess today and somewhere else (a container, a cluster job) 
 without the scheduler or the store changing.
 
 ``tuneforge.jobs.subprocess_executor.SubprocessExecutor`` is the implementation the scheduler
-uses unless it is given another.
+uses unless the settings pick ``tuneforge.jobs.ray_executor.RayExecutor``
+(``TUNEFORGE_EXECUTOR=ray``) or it is given another. An executor may also offer ``slots()``:
+how many jobs its scheduler should run at once, and on which local devices (the Ray executor's
+come from its cluster); without, the scheduler counts this machine's GPUs.
 """
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from tuneforge.config import Settings
+    from tuneforge.store.db import Database
 
 
 @runtime_checkable
@@ -58,3 +65,14 @@ class Executor(Protocol):
         """Stop the runner behind ``handle`` now and wait for it to be gone. A no-op for a
         runner that has already exited or that this executor cannot reach."""
         ...
+
+
+def executor_for(settings: Settings, worker_id: str, db: Database) -> Executor:
+    """The executor the settings name (``executor``: subprocess, or ray)."""
+    if settings.executor == "ray":
+        from tuneforge.jobs.ray_executor import RayExecutor
+
+        return RayExecutor(settings, worker_id, db)
+    from tuneforge.jobs.subprocess_executor import SubprocessExecutor
+
+    return SubprocessExecutor(settings, worker_id)

@@ -20,11 +20,10 @@ from dataclasses import dataclass
 from tuneforge.config import Settings
 from tuneforge.errors import Conflict
 from tuneforge.jobs.cpu_share import share_file, split, write_share
-from tuneforge.jobs.executor import Executor
+from tuneforge.jobs.executor import Executor, executor_for
 from tuneforge.jobs.memory_share import planned_by_device
 from tuneforge.jobs.out_of_memory import ERROR_CODE as OUT_OF_MEMORY
 from tuneforge.jobs.out_of_memory import out_of_memory_message
-from tuneforge.jobs.subprocess_executor import SubprocessExecutor
 from tuneforge.machine import cpu_count, gpu_count
 from tuneforge.models.threads import set_process_share
 from tuneforge.store import repo
@@ -81,8 +80,9 @@ class Scheduler:
         self._shares: dict[str, int] = {}  # the thread count last written for each runner
         self.settings = settings
         self.worker_id = worker_id or worker_identity()
-        self.executor: Executor = executor or SubprocessExecutor(settings, self.worker_id)
-        slots = default_slots()
+        self.executor: Executor = executor or executor_for(settings, self.worker_id, db)
+        # An executor that places jobs elsewhere (Ray) knows better than this machine's GPUs.
+        slots = getattr(self.executor, "slots", default_slots)()
         if settings.slots:
             slots = (
                 (slots * settings.slots)[: settings.slots] if slots[0] else [()] * settings.slots
