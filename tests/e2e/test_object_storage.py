@@ -19,6 +19,7 @@ from tuneforge.jobs.runner import METRICS_CSV_COLUMNS, run_job
 from tuneforge.storage import storage_for
 from tuneforge.store import repo
 from tuneforge.store.db import Database
+from tuneforge.store.states import JobState
 
 pytestmark = pytest.mark.slow
 
@@ -130,3 +131,59 @@ def test_a_worker_and_the_server_share_only_the_database_and_the_store(s3_settin
     assert files_under(server.data_dir / "cache" / "jobs") == []
     timings = {"trained_s": trained_s, "first_answer_s": first_answer_s}
     print(json.dumps({name: round(value, 2) for name, value in timings.items()}))
+
+
+def test_a_job_paused_on_one_worker_resumes_on_another_from_the_store(s3_settings, tmp_path):
+    """Worker A saves a resume point and pauses; worker B, sharing no disk with A, resumes
+    from that point as the store holds it, and finishes the job."""
+    import torch
+
+    torch.set_num_threads(1)
+    database_url = f"sqlite:///{tmp_path / 'db-host' / 'tuneforge.db'}"
+    (tmp_path / "db-host").mkdir()
+    server = host_settings(s3_settings, tmp_path / "server", database_url)
+    workers = [host_settings(s3_settings, tmp_path / name, database_url) for name in "ab"]
+    task = write_task(tmp_path / "task", "sentiment", sizes=(40, 10, 10))
+
+    with TestClient(create_app(server, run_scheduler=False)) as client:
+        service = client.app.state.service
+        with task["train"].open("rb") as stream:
+            file_id = service.files.upload("default", "train.jsonl", stream, "fine-tune").id
+        _, key = service.keys.create("default", "test")
+        headers = {"Authorization": f"Bearer {key}"}
+        created = client.post(
+            "/v1/fine_tuning/jobs",
+            headers=headers,
+            json={
+                "model": TINY,
+                "training_file": file_id,
+                "hyperparameters": {"n_epochs": 1, "batch_size": 8},
+            },
+        )
+        assert created.status_code == 200, created.text
+        job_id = created.json()["id"]
+
+        for worker, name in zip(workers, ("worker-a", "worker-b"), strict=True):
+            db = Database(worker.resolved_database_url)
+            try:
+                with db.session() as s:
+                    assert repo.claim_next_job(s, name, capacity=1).id == job_id
+                if name == "worker-a":  # asked before its first step: it pauses at step 1
+                    with db.session() as s:
+                        repo.request_pause(s, "default", job_id)
+                run_job(db, worker, job_id, name)
+                if name == "worker-a":
+                    with db.session() as s:
+                        assert repo.load_job(s, job_id).state == JobState.PAUSED
+                        repo.resume_job(s, "default", job_id)
+            finally:
+                db.dispose()
+            assert files_under(worker.data_dir / "cache" / "jobs") == []
+
+        job = client.get(f"/v1/fine_tuning/jobs/{job_id}", headers=headers).json()
+        assert job["status"] == "succeeded", job["error"]
+        events = client.get(
+            f"/v1/fine_tuning/jobs/{job_id}/events", params={"limit": 100}, headers=headers
+        ).json()["data"]
+        messages = [e["message"] for e in events]
+        assert any(m.startswith("resuming from step-1 (step 1)") for m in messages), messages
