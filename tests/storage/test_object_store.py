@@ -194,3 +194,9 @@ def _options(storage: ObjectStorage):
         access_key_id=CREDENTIALS["s3_access_key_id"],
         secret_access_key=CREDENTIALS["s3_secret_access_key"],
     )
+
+
+def test_a_bucket_that_does_not_answer_stops_the_start(s3_settings):
+    missing = s3_settings.model_copy(update={"storage_url": "s3://no-such-bucket/tuneforge"})
+    with pytest.raises(StorageError, match="s3://no-such-bucket/tuneforge cannot be listed"):
+        storage_for(missing).prepare()

@@ -132,7 +132,15 @@ class ObjectStorage:
         return self.where.url
 
     def prepare(self) -> None:
+        """Create the local cache, and check that the bucket answers: a wrong endpoint, bucket
+        or credential stops the server as it starts, not its first upload."""
+        import obstore
+
         self.cache_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            next(iter(obstore.list(self.store, "files", chunk_size=1)), None)
+        except Exception as err:
+            raise StorageError(f"the object store {self.location} cannot be listed: {err}") from err
 
     # -- addressing ------------------------------------------------------------------------
 
@@ -298,7 +306,11 @@ class ObjectStorage:
     def _evict(self, keep: Path) -> None:
         """Remove least recently used cache entries while the cache is over its size."""
         with self._fetching:
-            entries = [e for e in self.objects_dir.iterdir() if (e / COMPLETE_MARK).is_file()]
+            entries = [
+                e
+                for e in self.objects_dir.iterdir()
+                if not e.name.startswith(".") and (e / COMPLETE_MARK).is_file()  # not a fetch
+            ]
             sizes = {e: _tree_bytes(e) for e in entries}
             total = sum(sizes.values())
             for entry in sorted(entries, key=lambda e: e.stat().st_mtime):
