@@ -9,6 +9,7 @@ import json
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
@@ -187,3 +188,47 @@ def test_a_job_paused_on_one_worker_resumes_on_another_from_the_store(s3_setting
         ).json()["data"]
         messages = [e["message"] for e in events]
         assert any(m.startswith("resuming from step-1 (step 1)") for m in messages), messages
+
+
+def test_a_real_server_runs_its_jobs_through_the_store(s3_settings, tmp_path):
+    """``tuneforge serve`` with its scheduler: the runner, a subprocess given the server's
+    settings, trains from the store and publishes there; the server keeps only caches, the
+    API key, and the runner's log (in the cache, beside the folder the run freed)."""
+    from tests.e2e.test_crash_recovery import wait_for
+    from tests.servers import LiveServer
+
+    (tmp_path / "db-host").mkdir()
+    settings = s3_settings.model_copy(
+        update={"database_url": f"sqlite:///{tmp_path / 'db-host' / 'tuneforge.db'}"}
+    )
+    task = write_task(tmp_path / "task", "sentiment", sizes=(40, 10, 10))
+    server = LiveServer(settings, tmp_path / "server.log").start()
+    try:
+        headers = {"Authorization": f"Bearer {server.key}"}
+        file_id = server.upload(task["train"])["id"]
+        body = {"model": TINY, "training_file": file_id, "hyperparameters": {"n_epochs": 1}}
+        job_id = httpx.post(
+            f"{server.url}/v1/fine_tuning/jobs", json=body, headers=headers, timeout=60
+        ).json()["id"]
+
+        def finished():
+            job = httpx.get(f"{server.url}/v1/fine_tuning/jobs/{job_id}", headers=headers).json()
+            return job["status"] in ("succeeded", "failed", "cancelled") and job
+
+        job = wait_for(finished, "the job to finish", lambda: server.log_path.read_text()[-3000:])
+        assert job["status"] == "succeeded", job["error"]
+        chat = {
+            "model": job["fine_tuned_model"],
+            "messages": [{"role": "user", "content": "review: great ->"}],
+            "max_tokens": 4,
+        }
+        answer = httpx.post(
+            f"{server.url}/v1/chat/completions", json=chat, headers=headers, timeout=120
+        )
+        assert answer.status_code == 200, answer.text
+    finally:
+        server.stop()
+
+    kept = [f for f in files_under(settings.data_dir) if not f.startswith(("cache/", "models/"))]
+    assert kept == ["api_key"], kept
+    assert files_under(settings.data_dir / "cache" / "jobs") == [f"{job_id}/logs/runner.log"]
