@@ -277,23 +277,23 @@ class ObjectStorage:
         return entry / name
 
     def _entries(self, key: str) -> list[dict]:
-        """The object at ``key`` itself, or every object under ``key/``."""
-        listed = self._list(key)
-        exact = [m for m in listed if m["path"] == key]
-        return exact or [m for m in listed if m["path"].startswith(key + "/")]
-
-    def _list(self, prefix: str) -> list[dict]:
+        """Every object under ``key/`` (a checkpoint folder, one listing), else the object at
+        ``key`` itself; none when neither is there."""
         import obstore
 
-        # obstore lists by whole path segments: list the folder, keep what starts with prefix.
-        if prefix.endswith("/"):
-            parent = prefix.rstrip("/")
-        else:
-            parent = prefix.rsplit("/", 1)[0] if "/" in prefix else None
-        found = []
-        for batch in obstore.list(self.store, parent):
-            found.extend(m for m in batch if m["path"].startswith(prefix))
-        return found
+        if under := self._list(key + "/"):
+            return under
+        try:
+            return [obstore.head(self.store, key)]
+        except FileNotFoundError:
+            return []
+
+    def _list(self, folder: str) -> list[dict]:
+        """Every object under ``folder`` (a key ending in "/"), at any depth."""
+        import obstore
+
+        assert folder.endswith("/"), folder
+        return [meta for batch in obstore.list(self.store, folder) for meta in batch]
 
     def _download(self, key: str, target: Path) -> None:
         import obstore
