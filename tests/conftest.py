@@ -79,6 +79,22 @@ def live_server(settings, tmp_path):
     server.stop()
 
 
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory):
+    """moto's standalone S3 server in a subprocess, for the session (about a second to start)."""
+    from tests.s3_server import S3Server
+
+    server = S3Server(tmp_path_factory.mktemp("s3") / "moto.log")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def s3_settings(settings, s3_server) -> Settings:
+    """This test's settings with objects in a fresh bucket of the S3 server."""
+    return s3_server.settings(settings, s3_server.new_bucket())
+
+
 def pytest_sessionfinish(session, exitstatus):
     """ "No tests collected" is not a failure of the code (pytest's exit status 5)."""
     if exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED:

@@ -19,6 +19,29 @@ class Settings(BaseSettings):
         description="Where the database lives, and (tuneforge.storage.LocalStorage) uploaded "
         "files, job folders with their checkpoints, built models and the local API key.",
     )
+    storage_url: str | None = Field(
+        default=None,
+        description="s3://bucket/prefix: uploads and every job's checkpoints, metrics and loss "
+        "curve go to this S3-compatible bucket (tuneforge.storage.ObjectStorage), and only "
+        "caches stay under data_dir; unset, they live under data_dir.",
+    )
+    s3_endpoint_url: str | None = Field(
+        default=None,
+        description="The S3 API's URL for a store other than AWS (MinIO, Ceph, R2, ...).",
+    )
+    s3_region: str | None = Field(
+        default=None, description="The bucket's region; AWS_REGION when unset."
+    )
+    s3_access_key_id: str | None = Field(
+        default=None, description="S3 credentials; the standard AWS variables when unset."
+    )
+    s3_secret_access_key: str | None = Field(default=None, description="See s3_access_key_id.")
+    object_cache_bytes: int = Field(
+        default=20 << 30,
+        gt=0,
+        description="Size past which the cache of fetched objects (checkpoints served, uploads "
+        "read) drops its least recently used entries.",
+    )
     database_url: str | None = Field(
         default=None,
         description="SQLAlchemy URL; SQLite (WAL) under data_dir when unset.",

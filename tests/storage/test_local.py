@@ -138,3 +138,15 @@ def test_a_relative_data_dir_stores_absolute_uris(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     storage = LocalStorage(Path("rel"))
     assert local_file(storage.upload_uri("file-1")) == tmp_path / "rel/files/file-1.jsonl"
+
+
+def test_a_jobs_folder_is_where_its_saves_stay(storage):
+    folder = storage.fetch_job("tj-1")
+    assert folder == storage.job_dir("tj-1")
+    (folder / "checkpoints" / "epoch-1").mkdir(parents=True)
+    (folder / "checkpoints" / "epoch-1" / "adapter.bin").write_bytes(b"a")
+
+    storage.release_job("tj-1")  # nothing to upload, nothing to free
+
+    assert (folder / "checkpoints" / "epoch-1" / "adapter.bin").read_bytes() == b"a"
+    assert storage.fetch_job("tj-1") == folder

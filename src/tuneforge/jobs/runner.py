@@ -37,7 +37,7 @@ from tuneforge.jobs.store_observer import StoreObserver
 from tuneforge.jobs.targets import model_target
 from tuneforge.models.loading import load_tokenizer, quiet_transformers
 from tuneforge.models.resolve import resolve_base_model
-from tuneforge.storage import storage_for
+from tuneforge.storage import Storage, storage_for
 from tuneforge.store import repo
 from tuneforge.store.db import Database
 from tuneforge.store.models import TuningJob
@@ -78,8 +78,9 @@ def run_job(
     running the job is stopping: see ``RequeueWhenStopped``."""
     with db.session() as s:
         job = repo.heartbeat(s, job_id, worker_id=worker_id)
-    observer = StoreObserver(db, job_id, worker_id, storage_for(settings))
-    with heartbeats(db, job_id, worker_id):
+    storage = storage_for(settings)
+    observer = StoreObserver(db, job_id, worker_id, storage)
+    with heartbeats(db, job_id, worker_id), released(storage, job_id):
         # A multi-device job trains in its ranks: once they start, rank 0 saves and requeues.
         launched = threading.Event()
         if stop_signal is not None:
@@ -104,7 +105,7 @@ def _run(
     try:
         spec = _spec_for(job, db, settings, observer)
         train, validation, statistics = _prepare_datasets(job, spec, db, settings, observer)
-        job_dir = storage_for(settings).job_dir(job_id)
+        job_dir = storage_for(settings).fetch_job(job_id)  # with any saves to resume from
         if job.devices > 1:
             work = RankWork(
                 settings, job_id, worker_id, spec, train, validation, job_dir, statistics
@@ -123,6 +124,19 @@ def _run(
     except Exception as err:  # a bug: keep the traceback in the runner log, tell the user why
         traceback.print_exc()
         _fail(db, job_id, worker_id, "internal_error", f"{type(err).__name__}: {err}")
+
+
+@contextmanager
+def released(storage: Storage, job_id: str) -> Iterator[None]:
+    """Release the job's local folder when the run ends, however it ends: an object store
+    gets what changed since the last save, and the machine's copy is freed."""
+    try:
+        yield
+    finally:
+        try:
+            storage.release_job(job_id)
+        except Exception:  # the store is unreachable: the local folder stays as it is
+            log.warning("job %s: its folder could not be released", job_id, exc_info=True)
 
 
 @contextmanager
@@ -315,7 +329,8 @@ def _record_outcome(
             sub_state=SubState.POST_PROCESSING,
             trained_tokens=result.trained_tokens,
         )
-    job_dir = storage_for(settings).job_dir(job.id)
+    storage = storage_for(settings)
+    job_dir = storage.job_dir(job.id)
     with db.session() as s:
         series = repo.metric_series(s, job.id)
     _write_metrics_csv(series, job_dir / "metrics.csv")
@@ -325,6 +340,8 @@ def _record_outcome(
         job_dir / "loss_curve.png",
         title=f"{job.id} ({job.base_model})",
     )
+    for name in ("metrics.csv", "loss_curve.png"):  # at the URIs storage.job_uri gives them
+        storage.publish(job_dir / name)
     _finish_succeeded(db, job, result, worker_id)
 
 

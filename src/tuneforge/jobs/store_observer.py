@@ -104,6 +104,7 @@ class StoreObserver(TuningObserver):
 
     def on_checkpoint(self, checkpoint: CheckpointInfo) -> None:
         if checkpoint.kind == "resume":
+            self.storage.publish(checkpoint.path)  # so a run on another machine resumes from it
             self.on_event(f"saved a resume point at step {checkpoint.step}")
             return
         if checkpoint.kind == "partial":

@@ -24,7 +24,7 @@ from tuneforge.data.report import to_json as report_to_json
 from tuneforge.data.validate import validate_any_task
 from tuneforge.errors import InvalidArgument, NotFound
 from tuneforge.jobs.datasets import resolve_dataset
-from tuneforge.storage import storage_for
+from tuneforge.storage import local_file, scheme_of, storage_for
 from tuneforge.store import repo
 from tuneforge.store.db import Database
 from tuneforge.store.models import File
@@ -174,16 +174,16 @@ class FileService:
         """At start-up: validate the files a stopped server left ``uploaded``, and remove the
         uploads no row names that nothing has written to for ABANDONED_UPLOAD_S (a killed
         upload's partial file, or its complete one whose row was never written)."""
+        # A row written before the storage seam names its local file by plain path.
         idle = {
-            uri: self.storage.local_path(uri)
+            uri: str(local_file(uri)) if scheme_of(uri) == "file" else uri
             for uri in self.storage.idle_uploads(ABANDONED_UPLOAD_S)
         }
         with self.db.session() as s:
             waiting = repo.files_awaiting_validation(s)
-            # A row written before the storage seam names its file by plain path.
-            named = repo.stored_file_uris(s, [*idle, *map(str, idle.values())])
+            named = repo.stored_file_uris(s, [*idle, *idle.values()])
         for uri, path in idle.items():
-            if uri not in named and str(path) not in named:
+            if uri not in named and path not in named:
                 log.warning("removing %s, left by an upload that did not finish", path)
                 self.storage.delete_upload(uri)
         for project_id, file_id, uri in waiting:

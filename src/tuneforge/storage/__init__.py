@@ -3,7 +3,7 @@ built-in models and the local API key live: the one place that knows.
 
 Objects (uploads, checkpoints, a job's results) are addressed by URI, and rows store that URI
 (``File.path``, ``Checkpoint.path``); a row written before this seam holds a plain path, which
-is a local file. URIs are fsspec's (``file:///abs/path``; ``s3://bucket/key`` next), not a
+is a local file. URIs are fsspec's (``file:///abs/path``, ``s3://bucket/key``), not a
 tuneforge-relative scheme: a row then says where its object is, whichever storage wrote it, so
 rows of the local disk and of an object store can live side by side while a deployment moves,
 and any fsspec client opens them without tuneforge's settings.
@@ -21,6 +21,7 @@ from typing import Protocol, runtime_checkable
 
 from tuneforge.config import Settings
 from tuneforge.storage.local import LocalStorage
+from tuneforge.storage.object_store import ObjectStorage, S3Options
 from tuneforge.storage.uri import StorageError, file_uri, local_file, scheme_of
 
 
@@ -53,6 +54,16 @@ class Storage(Protocol):
 
     def job_dir(self, job_id: str) -> Path:
         """The local folder a job trains into: checkpoints, logs, metrics.csv, loss curve."""
+        ...
+
+    def fetch_job(self, job_id: str) -> Path:
+        """``job_dir``, holding every save the job has published (an object store downloads
+        them): what a run starts from, so a job resumes on any machine."""
+        ...
+
+    def release_job(self, job_id: str) -> None:
+        """The job's run on this machine has ended: make durable what changed in its folder
+        since the last publish, and free what need not stay on this machine."""
         ...
 
     def local_path(self, uri: str) -> Path:
@@ -88,12 +99,26 @@ class Storage(Protocol):
 
 
 def storage_for(settings: Settings) -> Storage:
-    """The storage these settings name: LocalStorage on the data dir (the only one yet)."""
+    """The storage these settings name: ObjectStorage when ``storage_url`` names a bucket,
+    else LocalStorage on the data dir."""
+    if settings.storage_url:
+        return ObjectStorage(
+            settings.storage_url,
+            settings.data_dir,
+            S3Options(
+                endpoint_url=settings.s3_endpoint_url,
+                region=settings.s3_region,
+                access_key_id=settings.s3_access_key_id,
+                secret_access_key=settings.s3_secret_access_key,
+            ),
+            cache_max_bytes=settings.object_cache_bytes,
+        )
     return LocalStorage(settings.data_dir)
 
 
 __all__ = [
     "LocalStorage",
+    "ObjectStorage",
     "Storage",
     "StorageError",
     "file_uri",

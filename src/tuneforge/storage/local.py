@@ -28,7 +28,7 @@ UPLOAD_SUFFIX = ".jsonl"
 PARTIAL_SUFFIX = ".partial"
 
 
-def _segment(value: str, what: str) -> str:
+def segment(value: str, what: str) -> str:
     if not _SAFE_ID.fullmatch(value) or ".." in value:
         raise StorageError(f"{what} {value!r} is not a plain name")
     return value
@@ -55,13 +55,20 @@ class LocalStorage:
     # -- addressing ------------------------------------------------------------------------
 
     def upload_uri(self, file_id: str) -> str:
-        return file_uri(self.files_dir / (_segment(file_id, "file id") + UPLOAD_SUFFIX))
+        return file_uri(self.files_dir / (segment(file_id, "file id") + UPLOAD_SUFFIX))
 
     def job_uri(self, job_id: str, name: str) -> str:
-        return file_uri(self.job_dir(job_id) / _segment(name, "object name"))
+        return file_uri(self.job_dir(job_id) / segment(name, "object name"))
 
     def job_dir(self, job_id: str) -> Path:
-        return self.jobs_dir / _segment(job_id, "job id")
+        return self.jobs_dir / segment(job_id, "job id")
+
+    def fetch_job(self, job_id: str) -> Path:
+        """The job's folder: its saves are already there."""
+        return self.job_dir(job_id)
+
+    def release_job(self, job_id: str) -> None:
+        """Nothing to do: the job's folder is where its objects stay."""
 
     def local_path(self, uri: str) -> Path:
         """The file itself. Any local file a row names is readable: rows are written by
