@@ -111,6 +111,11 @@ def _run(
                 settings, job_id, worker_id, spec, train, validation, job_dir, statistics
             )
             on_launch()
+            strategy = "DDP" if spec.mode == "peft" else "FSDP2"
+            observer.on_event(
+                f"training on {job.devices} processes under torch.distributed ({strategy})",
+                data={"devices": job.devices},
+            )
             result = launch(work, job.devices)
         else:
             result = run_tuning(spec, train, validation, job_dir, settings, observer)
