@@ -220,9 +220,10 @@ def test_a_failed_launch_fails_with_the_ranks_own_error(tmp_path) -> None:
 
 
 def test_a_rank_killed_without_a_word_fails_the_launch_saying_how(tmp_path) -> None:
-    failure = SimpleNamespace(
-        rank=1, exitcode=-9, message="Signal 9 (SIGKILL) received", signal_name=lambda: "SIGKILL"
-    )
-    error = ranks._failure(tmp_path, SimpleNamespace(get_first_failure=lambda: (0, failure)))
+    from torch.distributed.elastic.multiprocessing.errors import ProcessFailure
+
+    # torch's own record of a rank that died with no error file: SIGKILL of global rank 1
+    failure = ProcessFailure(local_rank=1, pid=4242, exitcode=-9, error_file="<N/A>")
+    error = ranks._failure(tmp_path, SimpleNamespace(get_first_failure=lambda: (1, failure)))
     assert error.code == "internal_error"
     assert "rank 1 of the job's processes was killed by SIGKILL" in str(error)

@@ -244,11 +244,11 @@ def _failure(log_dir: Path, err) -> TuningError:
     for written in sorted(log_dir.glob(FAILURE_FILE.format(rank="*"))):
         failure = json.loads(written.read_text())
         return TuningError(failure["message"], code=failure["code"])
-    first = err.get_first_failure()[1]
+    rank, first = err.get_first_failure()
     how = (
         f"was killed by {first.signal_name()}" if first.exitcode < 0 else f"exited {first.exitcode}"
     )
     return TuningError(
-        f"rank {first.rank} of the job's processes {how}: {first.message or 'no error recorded'}",
+        f"rank {rank} of the job's processes {how}: {first.message or 'no error recorded'}",
         code="internal_error",
     )
