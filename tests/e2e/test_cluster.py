@@ -127,5 +127,8 @@ def test_a_cluster_of_postgres_ray_and_s3_runs_two_jobs_through_a_killed_worker(
         if p.is_file()
     ]
     assert [f for f in kept if not f.startswith(("cache/", "models/"))] == ["api_key"], kept
-    # The runners' folders were freed when their runs ended: only their logs remain.
-    assert all(f.endswith("runner.log") for f in kept if f.startswith("cache/jobs/")), kept
+    # The runners' folders were freed when their runs ended: only their logs remain (the
+    # runner's, and the 2-rank job's rank actors').
+    job_files = [f for f in kept if f.startswith("cache/jobs/")]
+    assert all(re.fullmatch(r"cache/jobs/[^/]+/logs/.+\.log", f) for f in job_files), kept
+    assert any(f.endswith("/logs/ranks/rank-1.log") for f in job_files), kept

@@ -1,6 +1,6 @@
 """The Ray executor against a real local Ray (2 CPUs, started once for the module): jobs run
-as Ray actors through the scheduler, and cancel, graceful stops, kills and a killed worker end
-as they do for a subprocess runner."""
+as Ray actors through the scheduler, a multi-device job's ranks as Ray actors of their own, and
+cancel, graceful stops, kills and a killed worker end as they do for a subprocess runner."""
 
 from __future__ import annotations
 
@@ -32,6 +32,8 @@ TINY = "tuneforge/tiny-chat"
 PROJECT = "default"
 JOB_TIMEOUT_S = 180.0
 RESUME_EVERY = 5  # steps between resume points in the jobs that are stopped mid-training
+# Two ranks' loss of a step is the single process's token mean summed in another order.
+LOSS_TOLERANCE = 1e-5
 
 
 @pytest.fixture(scope="module")
@@ -67,11 +69,16 @@ def scheduler(ray_cluster, ray_settings):
     db.dispose()
 
 
-def create_job(scheduler: Scheduler, train: Path, **hyperparameters) -> str:
+def create_job(scheduler: Scheduler, train: Path, devices: int = 1, **hyperparameters) -> str:
     with scheduler.db.session() as s:
         repo.ensure_project(s, PROJECT)
         job = repo.create_job(
-            s, PROJECT, base_model=TINY, training_file=str(train), hyperparameters=hyperparameters
+            s,
+            PROJECT,
+            base_model=TINY,
+            training_file=str(train),
+            hyperparameters=hyperparameters,
+            devices=devices,
         )
         return job.id
 
@@ -255,3 +262,99 @@ def test_a_killed_ray_worker_is_requeued_and_resumes_from_its_checkpoint(
     [resumed] = [m for m in messages if m.startswith("resuming from")]
     step = int(re.search(r"\(step (\d+)\)", resumed).group(1))
     assert killed_at - RESUME_EVERY <= step <= killed_at, (killed_at, messages)
+
+
+def losses(scheduler: Scheduler, job_id: str) -> dict[int, float]:
+    with scheduler.db.session() as s:
+        return {row["step"]: row["loss"] for row in repo.metric_series(s, job_id)["steps"]}
+
+
+def rank_pids(log: Path) -> list[int]:
+    """The Ray workers the runner started the job's ranks in, as its log says (none yet)."""
+    text = log.read_text() if log.exists() else ""
+    found = re.search(r"ranks in Ray workers \[([\d, ]+)\]", text)
+    return [int(pid) for pid in found.group(1).split(",")] if found else []
+
+
+def parent_of(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
+@pytest.mark.slow
+def test_a_two_rank_job_runs_its_ranks_as_ray_actors_on_the_single_process_curve(
+    scheduler, sentiment_files, tmp_path
+) -> None:
+    # Both CPUs of the cluster go to the ranks: the runner itself must ask for none.
+    train = tmp_path / "train.jsonl"
+    train.write_text("".join(sentiment_files["train"].read_text().splitlines(True)[:128]))
+    scheduler.settings.dataset_roots.append(tmp_path)
+    hyperparameters = {"epochs": 1, "batch_size": 8, "learning_rate": 1e-3}
+    two_ranks = create_job(scheduler, train, devices=2, **hyperparameters)
+
+    started = time.monotonic()
+    assert scheduler.tick() == [two_ranks]
+    handle = scheduler.running[two_ranks].handle
+    runner = scheduler.executor.worker_pid(handle)
+    log = storage_for(scheduler.settings).job_dir(two_ranks) / "logs" / "runner.log"
+    run_until(scheduler, two_ranks, lambda j: rank_pids(log), "the ranks to start")
+    pids = rank_pids(log)
+    # Each rank is a Ray worker of its own, started by Ray, not a child of the runner's.
+    assert len(set(pids)) == 2 and runner not in pids
+    for pid in pids:
+        assert Path(f"/proc/{pid}/cmdline").read_bytes().startswith(b"ray::RankActor")
+        assert parent_of(pid) != runner
+    done = run_until(scheduler, two_ranks, lambda j: j.state in TERMINAL_STATES, "the job")
+    print(f"2-rank job on Ray: {time.monotonic() - started:.1f} s from claim to end")
+    assert done.state == JobState.SUCCEEDED, diagnosis(scheduler, two_ranks)
+    wait_until(lambda: not any(running(pid) for pid in pids), "the rank actors to end")
+    assert scheduler.executor.ray.available_resources().get("CPU") == 2  # the group is freed
+
+    one = create_job(scheduler, train, **hyperparameters)
+    done = run_until(scheduler, one, lambda j: j.state in TERMINAL_STATES, "the single run")
+    assert done.state == JobState.SUCCEEDED, diagnosis(scheduler, one)
+    single, distributed = losses(scheduler, one), losses(scheduler, two_ranks)
+    assert sorted(distributed) == sorted(single) == list(range(1, 17))
+    differences = [abs(distributed[step] - single[step]) for step in single]
+    print(f"largest loss difference: {max(differences):.2e}")
+    assert max(differences) < LOSS_TOLERANCE
+    assert single[16] < single[1] - 0.5  # a curve that learns: matching it is no accident
+
+
+def two_rank_job(scheduler: Scheduler, train: Path, **hyperparameters) -> tuple[str, Path]:
+    """A 2-rank job, started; its id and its runner's log."""
+    job_id = create_job(scheduler, train, devices=2, epochs=3, **hyperparameters)
+    assert scheduler.tick() == [job_id]
+    return job_id, storage_for(scheduler.settings).job_dir(job_id) / "logs" / "runner.log"
+
+
+def all_cpus_free(scheduler: Scheduler) -> bool:
+    return scheduler.executor.ray.available_resources().get("CPU") == 2
+
+
+@pytest.mark.slow
+def test_a_rank_that_fails_fails_the_job_with_its_own_error(scheduler, sentiment_files) -> None:
+    job_id, log = two_rank_job(scheduler, sentiment_files["train"], batch_size=7)
+    done = run_until(scheduler, job_id, lambda j: j.state in TERMINAL_STATES, "the job to end")
+    assert done.state == JobState.FAILED, diagnosis(scheduler, job_id)
+    assert done.error["code"] == "invalid_request"
+    assert "batch_size 7 does not split evenly over 2 devices" in done.error["message"]
+    assert all(not running(pid) for pid in rank_pids(log)) and rank_pids(log)
+    wait_until(lambda: all_cpus_free(scheduler), "the ranks' placement group to be removed")
+
+
+@pytest.mark.slow
+def test_a_killed_runner_takes_its_rank_actors_and_their_placement_with_it(
+    scheduler, sentiment_files
+) -> None:
+    job_id, log = two_rank_job(scheduler, sentiment_files["train"], batch_size=4)
+    run_until(scheduler, job_id, lambda j: rank_pids(log), "the ranks to start")
+    handle = scheduler.running[job_id].handle
+    scheduler.executor.stop(handle)
+    pids = rank_pids(log)
+    wait_until(lambda: not any(running(pid) for pid in pids), "the rank actors to end")
+    wait_until(lambda: all_cpus_free(scheduler), "the ranks' placement group to be removed")
+    scheduler.running.pop(job_id)
+    with scheduler.db.session() as s:
+        [recovered] = repo.requeue_orphans(s, scheduler.is_alive)
+        assert (recovered.id, recovered.state) == (job_id, JobState.QUEUED)
+        repo.request_cancel(s, PROJECT, job_id)

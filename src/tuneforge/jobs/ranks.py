@@ -61,7 +61,7 @@ class RankWork:
     output_dir: Path
     # Rank 0 records the dataset statistics with the plan it resolved, as a single process does.
     statistics: DatasetStatistics | None = None
-    runner_pid: int = 0  # the process the ranks die with
+    runner_pid: int = 0  # the process the ranks die with (0: none, Ray ends them)
 
     @property
     def log_dir(self) -> Path:
@@ -190,8 +190,10 @@ def run_ranks(function: Callable[[W], R], work: W, devices: int, log_dir: Path, 
 
 
 def train_rank(work: RankWork) -> TuningResult:
-    """One rank's run (in a process of its own, started by the launcher)."""
-    die_with_parent(work.runner_pid)
+    """One rank's run (in a process of its own, started by the launcher, or a Ray actor of
+    its own, ``jobs/ray_ranks.py``, which has no parent to die with: ``runner_pid`` 0)."""
+    if work.runner_pid:
+        die_with_parent(work.runner_pid)
     from tuneforge.engine.distributed import is_main_rank
     from tuneforge.engine.run import run_tuning
 

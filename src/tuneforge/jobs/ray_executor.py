@@ -5,8 +5,8 @@ asks Ray to place each claimed job's runner somewhere with the resources the job
 ``devices`` GPUs on a cluster that has GPUs, else as many CPUs, and the memory its last
 attempt planned for, when an earlier attempt left a plan). The actor runs the runner's own code
 (``tuneforge.jobs.runner.run_job``) in its worker process, so events, checkpoints and the
-outcome reach the store exactly as from a subprocess runner, and a multi-device job starts its
-ranks from there as it would anywhere (``jobs/ranks.py``).
+outcome reach the store exactly as from a subprocess runner. A multi-device job's ranks are
+Ray actors too, one per rank, which Ray places and the runner drives (``jobs/ray_ranks.py``).
 
 A handle is ``ray://GCS_ADDRESS/ACTOR_NAME`` (``ray://GCS_ADDRESS/claim/HOST/PID`` for a claim
 whose runner is not started yet). Any scheduler connected to the same cluster tells a live
@@ -15,8 +15,8 @@ and says so (None: the heartbeat decides).
 
 * ``interrupt`` asks the actor to stop as SIGTERM asks a subprocess runner: the runner saves a
   resume point and requeues its job without counting the attempt.
-* ``stop`` kills the actor (``ray.kill``); a multi-device job's ranks die with it (they ask
-  Linux for SIGKILL when their parent dies).
+* ``stop`` kills the actor (``ray.kill``); a multi-device job's rank actors die with it (Ray
+  ends the actors whose owner died), and the executor removes their placement group.
 * A worker that dies (killed, its node lost) ends the actor: Ray reports it dead, the scheduler's
   recovery requeues the job, and the next attempt resumes from its last checkpoint.
 * Actors are owned by the scheduler's process (not detached): Ray ends them if it dies.
@@ -37,6 +37,7 @@ from tuneforge.config import Settings, get_settings, settings_env
 from tuneforge.errors import TuneforgeError
 from tuneforge.jobs.memory_share import plan_file, read_plan
 from tuneforge.jobs.out_of_memory import ERROR_CODE as OUT_OF_MEMORY
+from tuneforge.jobs.ray_ranks import remove_rank_group
 from tuneforge.jobs.subprocess_executor import REMEMBERED_EXITS, process_alive
 from tuneforge.storage import storage_for
 from tuneforge.store import repo
@@ -150,6 +151,7 @@ class JobRunner:
         self.stop_signal.set()
 
     def run(self) -> None:
+        from tuneforge.jobs.ray_ranks import launch
         from tuneforge.jobs.runner import run_job
         from tuneforge.models.threads import set_process_share
 
@@ -161,7 +163,7 @@ class JobRunner:
         )
         db = Database(settings.resolved_database_url)
         try:
-            run_job(db, settings, self.job_id, self.worker_id, self.stop_signal)
+            run_job(db, settings, self.job_id, self.worker_id, self.stop_signal, launch)
         finally:
             db.dispose()
 
@@ -183,6 +185,7 @@ def _log_to_job_folder(settings: Settings, job_id: str) -> None:
 @dataclass
 class _Actor:
     job_id: str
+    name: str
     actor: Any  # ray.actor.ActorHandle
     done: Any  # the ObjectRef of its ``run``
     stopped: bool = False  # killed by ``stop``
@@ -227,22 +230,28 @@ class RayExecutor:
             max_restarts=0,  # a lost runner is recovered by the scheduler, from the store
             runtime_env={"env_vars": env},
             **options,
-        ).remote(job_id, self.worker_id, int(options.get("num_cpus", 1)))
+        ).remote(job_id, self.worker_id, max(1, int(options.get("num_cpus", 1))))
         handle = str(RayHandle(self.cluster, name))
-        self._actors[handle] = _Actor(job_id, actor, actor.run.remote())
+        self._actors[handle] = _Actor(job_id, name, actor, actor.run.remote())
         log.info("job %s placed on Ray as %s with %s", job_id, name, options)
         return handle
 
     def resources(self, job_id: str) -> dict[str, Any]:
-        """What the job's actor asks Ray for: its devices as GPUs where the cluster has any,
-        else as CPUs, and the memory its last attempt planned on the CPU, where there was one."""
+        """What the job's actor asks Ray for: its device as a GPU where the cluster has any,
+        else as a CPU, and the memory its last attempt planned on the CPU, where there was one.
+        A multi-device job's runner asks for no device (a CPU on a GPU cluster, nothing on a
+        CPU cluster): its rank actors ask for one each (``ray_ranks.launch``), and a runner
+        holding one would leave a job as large as the cluster unplaceable."""
         with self.db.session() as s:
             devices = max(1, repo.load_job(s, job_id).devices)
+        gpus = self.ray.cluster_resources().get("GPU", 0) > 0
         options: dict[str, Any]
-        if self.ray.cluster_resources().get("GPU", 0) > 0:
-            options = {"num_gpus": devices, "num_cpus": 1}
+        if devices > 1:
+            options = {"num_cpus": 1 if gpus else 0}
+        elif gpus:
+            options = {"num_gpus": 1, "num_cpus": 1}
         else:
-            options = {"num_cpus": devices}
+            options = {"num_cpus": 1}
         plan = read_plan(plan_file(self.settings, job_id))
         if plan is not None and plan[0] == "cpu":
             options["memory"] = plan[1]
@@ -307,6 +316,8 @@ class RayExecutor:
                 cause = OUT_OF_MEMORY
         with contextlib.suppress(Exception):  # frees its resources if it still holds them
             self.ray.kill(entry.actor, no_restart=True)
+        with contextlib.suppress(Exception):  # and its ranks', if it died holding them
+            remove_rank_group(self.ray, entry.name)
         self._exit_causes[handle] = cause
         while len(self._exit_causes) > REMEMBERED_EXITS:
             del self._exit_causes[next(iter(self._exit_causes))]

@@ -57,6 +57,8 @@ JOB_ONLY_KEYS = {"pre_tuned_model"}
 # How often the runner tells the store it is alive, whatever it is doing (loading a model,
 # validating a file, a teacher writing answers): well inside the scheduler's stale limit.
 HEARTBEAT_INTERVAL_S = 10.0
+# Starts a multi-device job's ranks and returns rank 0's result.
+RankLauncher = Callable[[RankWork, int], TuningResult]
 # The exit status of a runner that requeued its job (or left it for recovery to) on SIGTERM.
 EXIT_REQUEUED = 75  # EX_TEMPFAIL
 
@@ -73,9 +75,12 @@ def run_job(
     job_id: str,
     worker_id: str | None = None,
     stop_signal: threading.Event | None = None,
+    launch_ranks: RankLauncher = launch,
 ) -> None:
     """Run the job to its end. ``stop_signal`` (set on SIGTERM by ``main``) means the server
-    running the job is stopping: see ``RequeueWhenStopped``."""
+    running the job is stopping: see ``RequeueWhenStopped``. ``launch_ranks`` starts a
+    multi-device job's ranks: torch's elastic launcher on this machine, unless the executor
+    places them (the Ray executor's ``ray_ranks.launch``)."""
     with db.session() as s:
         job = repo.heartbeat(s, job_id, worker_id=worker_id)
     storage = storage_for(settings)
@@ -89,7 +94,7 @@ def run_job(
                 stop_signal,
                 training_started=lambda: observer.plan is not None or launched.is_set(),
             )
-        _run(db, settings, job, observer, worker_id, on_launch=launched.set)
+        _run(db, settings, job, observer, worker_id, launched.set, launch_ranks)
 
 
 def _run(
@@ -99,6 +104,7 @@ def _run(
     observer,
     worker_id,
     on_launch: Callable[[], None] = lambda: None,
+    launch_ranks: RankLauncher = launch,
 ) -> None:
     """Run the job; ``on_launch`` is called as a multi-device job starts its ranks."""
     job_id = job.id
@@ -116,7 +122,7 @@ def _run(
                 f"training on {job.devices} processes under torch.distributed ({strategy})",
                 data={"devices": job.devices},
             )
-            result = launch(work, job.devices)
+            result = launch_ranks(work, job.devices)
         else:
             result = run_tuning(spec, train, validation, job_dir, settings, observer)
         _record_outcome(db, settings, job, result, worker_id)
