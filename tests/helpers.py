@@ -33,20 +33,29 @@ def exact_match(model, tokenizer, examples: list[Conversation]) -> float:
     return sum(a == b for a, b in zip(answers, expected, strict=True)) / len(examples)
 
 
-def random_lora_adapter(base_source: str | Path, folder: Path, seed: int = 0) -> Path:
-    """A LoRA adapter of ``base_source`` with random ``lora_B`` weights, saved as a tuned
-    model's checkpoint is: it answers unlike its base, without training."""
+def random_lora_adapter(
+    base_source: str | Path,
+    folder: Path,
+    seed: int = 0,
+    *,
+    randomized: str = "lora_B",
+    scale: float = 0.5,
+    **config,
+) -> Path:
+    """A LoRA adapter of ``base_source`` whose weights named with ``randomized`` are random
+    (times ``scale``), saved as a tuned model's checkpoint is: it answers unlike its base,
+    without training. ``config``: LoraConfig's fields (default rank 4 on every linear layer)."""
     from peft import LoraConfig, get_peft_model
 
     from tuneforge.models.loading import load_causal_lm, load_tokenizer
 
-    config = LoraConfig(r=4, target_modules="all-linear", task_type="CAUSAL_LM")
-    model = get_peft_model(load_causal_lm(base_source), config)
+    config = {"r": 4, "target_modules": "all-linear", **config}
+    model = get_peft_model(load_causal_lm(base_source), LoraConfig(task_type="CAUSAL_LM", **config))
     generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for name, parameter in model.named_parameters():
-            if "lora_B" in name:
-                parameter.copy_(torch.randn(parameter.shape, generator=generator) * 0.5)
+            if randomized in name:
+                parameter.copy_(torch.randn(parameter.shape, generator=generator) * scale)
     model.save_pretrained(folder)
     load_tokenizer(base_source).save_pretrained(folder)
     return folder

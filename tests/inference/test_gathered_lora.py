@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from tests.helpers import random_lora_adapter
 from tests.inference.conftest import PROMPTS
 from tests.inference.test_mixed_batches import GREEDY, mixed_requests, tuned
 from tuneforge.inference.transformers_backend import TransformersBackend
@@ -23,18 +24,8 @@ ROWS = ["r2", "__base__", "r8", "attention", "r2", "__base__"]
 
 
 def random_adapter(source: str, seed: int, folder: Path, **config) -> Path:
-    from peft import LoraConfig, get_peft_model
-
-    from tuneforge.models.loading import load_causal_lm
-
-    model = get_peft_model(load_causal_lm(source), LoraConfig(task_type="CAUSAL_LM", **config))
-    generator = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, parameter in model.named_parameters():
-            if "lora_" in name:
-                parameter.copy_(torch.randn(parameter.shape, generator=generator) * 0.3)
-    model.save_pretrained(folder)
-    return folder
+    """Every LoRA weight random (the A weights too, so the initial A differs by seed)."""
+    return random_lora_adapter(source, folder, seed, randomized="lora_", scale=0.3, **config)
 
 
 @pytest.fixture(scope="module")
