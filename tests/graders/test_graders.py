@@ -88,6 +88,8 @@ JUDGED = [{"role": "user", "content": "Grade {{ sample.output_text }}"}]
           "evaluation_metric": "cosine"}, "grader", "embedding model"),
         ({"type": "score_model", "name": "j", "model": "m", "input": JUDGED, "range": [1, 0]},
          "grader", "low < high"),
+        ({"type": "reward_model", "name": "rm", "model": "m" * 513}, "grader.model",
+         "at most 512 characters"),
     ],
 )  # fmt: skip
 def test_a_bad_grader_is_refused_naming_what_is_wrong(raw, path, fragment):

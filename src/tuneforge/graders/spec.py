@@ -14,6 +14,7 @@ from tuneforge.graders.formula import check_formula
 MAX_TEMPLATE_CHARS = 100_000
 MAX_SOURCE_CHARS = 256_000  # OpenAI's limit for a python grader's source
 MAX_SUB_GRADERS = 16
+MAX_MODEL_NAME_CHARS = 512  # a judge or reward model: a model name of this server
 
 
 class GraderError(InvalidArgument):
@@ -82,7 +83,7 @@ class Message(BaseModel):
 
 class ScoreModel(_Grader):
     type: Literal["score_model"]
-    model: str = Field(min_length=1)
+    model: str = Field(min_length=1, max_length=MAX_MODEL_NAME_CHARS)
     input: list[Message] = Field(min_length=1, max_length=64)
     range: tuple[float, float] = (0.0, 1.0)
     sampling_params: dict[str, Any] = Field(default_factory=dict)
@@ -100,7 +101,7 @@ class RewardModel(_Grader):
     prompt followed by the sample; its score, unbounded, is the reward."""
 
     type: Literal["reward_model"]
-    model: str = Field(min_length=1)
+    model: str = Field(min_length=1, max_length=MAX_MODEL_NAME_CHARS)
 
 
 class Multi(_Grader):
