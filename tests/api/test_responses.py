@@ -263,7 +263,7 @@ def test_an_unknown_parameter_is_refused_as_openai_words_it(api: Api):
         ({"input": [{"type": "function_call_output", "call_id": "c", "output": "4"}]},
          "input[0].type"),
         ({"input": [{"role": "user", "content": [{"type": "input_image", "image_url": "x"}]}]},
-         "input[0].content[0]"),
+         "input[0].content[0].type"),
         ({"input": [{"role": "tool", "content": "4"}]}, "input[0].role"),
         ({"input": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]},
          "input[1]"),

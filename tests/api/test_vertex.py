@@ -587,7 +587,7 @@ def test_generate_content_with_the_real_tiny_model(api: Api, client: genai.Clien
     [
         ({"contents": []}, "contents"),
         ({"contents": [{"role": "tool", "parts": [{"text": "x"}]}]}, "contents[0].role"),
-        ({"contents": [{"parts": [{"inlineData": {"data": ""}}]}]}, "only text parts"),
+        ({"contents": [{"parts": [{"inlineData": {"data": ""}}]}]}, "inlineData.mimeType"),
         # The same checks, and field paths, as a dataset line.
         (
             {"contents": [{"role": "model", "parts": [{"text": "x"}]}, *TEXT]},

@@ -262,8 +262,8 @@ ERRORS = {
                 vertex_turn("model", "a"),
             ]
         },
-        "contents[0].parts[0]",
-        "only text parts are supported; found inlineData",
+        "contents[0].parts[0].inlineData.data",
+        'missing "data"; expected the part\'s bytes in base64',
     ),
     "vertex file data": (
         {
@@ -272,8 +272,8 @@ ERRORS = {
                 vertex_turn("model", "a"),
             ]
         },
-        "contents[0].parts[1]",
-        "only text parts are supported; found fileData",
+        "contents[0].parts[1].fileData.mimeType",
+        'missing "mimeType"',
     ),
     "vertex part without text": (
         {"contents": [{"role": "user", "parts": [{"txt": "q"}]}, vertex_turn("model", "a")]},
@@ -384,8 +384,8 @@ ERRORS = {
     ),
     "openai image part": (
         chat(("user", [{"type": "image_url", "image_url": {"url": "x"}}]), ("assistant", "a")),
-        "messages[0].content[0]",
-        "only text parts are supported; found image_url",
+        "messages[0].content[0].image_url.url",
+        "expected a base64 data URL like data:image/png;base64,...",
     ),
     "openai part text not a string": (
         chat(("user", [{"type": "text", "text": ["q"]}]), ("assistant", "a")),
@@ -607,7 +607,7 @@ def test_every_problem_in_a_line_is_reported():
     assert [e.field for e in errors_of(obj)] == [
         "messages[0].content",
         "messages[1].role",
-        "messages[2].content[0]",
+        "messages[2].content[0].input_audio",
         "messages[3].weight",
     ]
 

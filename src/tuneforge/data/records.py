@@ -4,6 +4,7 @@ A supervised example is a :class:`Conversation`: an optional system instruction,
 it may call (``tools``) and turns of ``user`` and ``model`` text. A model turn may call functions
 (``tool_calls``); each call is answered by a ``tool`` turn that names it, before the model speaks
 again. Loss is computed on the model turns whose weight is 1: their text and their calls.
+A user turn may show the model images, PDF documents and audio (``media``, data/media.py).
 A preference example is a prompt conversation (ending with a user turn) and two responses.
 """
 
@@ -12,6 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Literal
+
+from tuneforge.data.media import Media
 
 Role = Literal["user", "model", "tool"]
 
@@ -42,6 +45,7 @@ class Turn:
     weight: int = 1  # 0: the turn is context only and carries no loss (OpenAI's `weight: 0`)
     tool_calls: tuple[ToolCall, ...] = ()  # a model turn's calls, after its text
     call: ToolCall | None = None  # the call a tool turn answers
+    media: tuple[Media, ...] = ()  # a user turn's images, documents and audio, before its text
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +56,11 @@ class Conversation:
     # A prompt's line's other fields as a JSON object (OpenAI's reinforcement format: reference
     # answers that graders read as {{ item.answer }}); None when it has none.
     item_json: str | None = None
+
+    @property
+    def media(self) -> tuple[Media, ...]:
+        """Every media part of the conversation, in order."""
+        return tuple(media for turn in self.turns for media in turn.media)
 
     @property
     def is_prompt_only(self) -> bool:

@@ -14,6 +14,14 @@ from dataclasses import dataclass, field
 from typing import Literal, cast
 
 from tuneforge.data.checks import LineIssues, describe, found, join_keys, name_of, path_at
+from tuneforge.data.media import (
+    AUDIO_FORMATS,
+    Media,
+    MediaError,
+    decode_base64,
+    from_data_url,
+    kind_of,
+)
 from tuneforge.data.records import Conversation, Function, Role, ToolCall, Turn
 from tuneforge.data.tools import (
     call_id,
@@ -26,12 +34,14 @@ from tuneforge.data.tools import (
 
 Ending = Literal["model", "user", "any"]  # how a conversation must end
 
-# Part keys that carry something other than text or function calls (Gemini parts; proto JSON
+# Part keys that carry neither text, media nor function calls (Gemini parts; proto JSON
 # accepts both spellings).
 NON_TEXT_PART_KEYS = frozenset(
-    {"inlineData", "fileData", "executableCode", "codeExecutionResult"}
-    | {"inline_data", "file_data", "executable_code", "code_execution_result"}
+    {"executableCode", "codeExecutionResult", "executable_code", "code_execution_result"}
 )
+MEDIA_KEYS = ("inlineData", "inline_data", "fileData", "file_data")
+INLINE_DATA = '{"mimeType": "image/png", "data": "<base64>"}'
+FILE_DATA = '{"mimeType": "application/pdf", "fileUri": "file-..."}'
 CALL_KEYS = ("functionCall", "function_call")
 RESPONSE_KEYS = ("functionResponse", "function_response")
 
@@ -61,6 +71,7 @@ class RawTurn:
     # a model turn's calls, each with the paths of its name and its arguments
     calls: tuple[tuple[ToolCall, str, str], ...] = ()
     answers: ToolCall | None = None  # a tool turn's call: its id (OpenAI) or its name (Vertex)
+    media: tuple[Media, ...] = ()  # a user turn's media parts
 
 
 @dataclass(frozen=True)
@@ -113,7 +124,8 @@ def build_conversation(
             check_call(call, tools, issues, name_path, arguments_path)
         calls = tuple(call for call, _, _ in turn.calls)
         pending = list(calls)
-        built.append(Turn(cast(Role, turn.role), turn.text, turn.weight, tool_calls=calls))
+        role = cast(Role, turn.role)
+        built.append(Turn(role, turn.text, turn.weight, tool_calls=calls, media=turn.media))
     if not turns or issues.has_errors:
         return None
     last = turns[-1]  # it may be the model's calls: the example teaches making them
@@ -178,17 +190,19 @@ def _unanswered(pending: list[ToolCall], dialect: Dialect) -> str:
 
 @dataclass
 class VertexParts:
-    """What a turn's parts hold: text, ``functionCall``s and ``functionResponse``s, each call
-    and response with its path."""
+    """What a turn's parts hold: text, media, ``functionCall``s and ``functionResponse``s, each
+    call and response with its path."""
 
     text: str | None = None  # None when a text part was wrong or there is no text at all
     calls: list[tuple[ToolCall, str]] = field(default_factory=list)
     responses: list[tuple[ToolCall, str, str]] = field(default_factory=list)  # call, text, path
+    media: list[Media] = field(default_factory=list)
     complete: bool = True  # every part was read without error
 
 
 def vertex_parts(value: object, path: str, issues: LineIssues, functions: bool) -> VertexParts:
-    """Read a Gemini ``parts`` list. ``functions``: calls and responses may be among them."""
+    """Read a Gemini ``parts`` list. ``functions``: a turn of ``contents``, so calls, responses
+    and media may be among them."""
     read = VertexParts(complete=False)
     parts = issues.list_of(value, path, 'a list of parts like [{"text": "..."}]')
     if parts is None:
@@ -202,9 +216,14 @@ def vertex_parts(value: object, path: str, issues: LineIssues, functions: bool) 
         non_text = sorted(NON_TEXT_PART_KEYS & part.keys())
         call_key = next((k for k in CALL_KEYS if k in part), None)
         response_key = next((k for k in RESPONSE_KEYS if k in part), None)
-        if non_text or (not functions and (call_key or response_key)):
-            found_key = non_text[0] if non_text else call_key or response_key
-            issues.error(part_path, f"only text parts are supported; found {found_key}")
+        media_key = next((k for k in MEDIA_KEYS if k in part), None)
+        if non_text or (not functions and (call_key or response_key or media_key)):
+            found_key = non_text[0] if non_text else call_key or response_key or media_key
+            issues.error(part_path, f"only text parts are supported here; found {found_key}")
+        elif media_key:
+            media = vertex_media(part[media_key], path_at(part_path, media_key), issues)
+            if media is not None:
+                read.media.append(media)
         elif call_key:
             call = vertex_call(part[call_key], path_at(part_path, call_key), issues)
             if call is not None:
@@ -220,15 +239,58 @@ def vertex_parts(value: object, path: str, issues: LineIssues, functions: bool) 
             text = issues.string_of(part["text"], path_at(part_path, "text"))
             if text is not None:
                 texts.append(text)
-    read.complete = len(texts) + len(read.calls) + len(read.responses) == len(parts)
+    read_parts = len(texts) + len(read.calls) + len(read.responses) + len(read.media)
+    read.complete = read_parts == len(parts)
     if not read.complete:
         return read
-    if texts or not (read.calls or read.responses):
+    if texts or not (read.calls or read.responses or read.media):
         text_path = path_at(path_at(path, 0), "text") if len(parts) == 1 else path
         read.text = issues.non_empty("".join(texts), text_path)
     else:
         read.text = ""
     return read
+
+
+def vertex_media(value: object, path: str, issues: LineIssues) -> Media | None:
+    """An ``inlineData`` part (its bytes in base64) or a ``fileData`` part (a file's URI)."""
+    inline = path.rsplit(".", 1)[-1] in ("inlineData", "inline_data")
+    media = issues.object_of(value, path, INLINE_DATA if inline else FILE_DATA)
+    if media is None:
+        return None
+    mime_key = "mime_type" if "mime_type" in media else "mimeType"
+    source_keys = ("data",) if inline else ("fileUri", "file_uri")
+    source_key = next((k for k in source_keys if k in media), source_keys[0])
+    expected = (
+        "the part's MIME type"
+        if mime_key not in media
+        else "the part's "
+        + ("bytes in base64" if inline else "file: an uploaded file's id or a URI")
+    )
+    if not (
+        issues.missing(media, mime_key, path, "the part's MIME type")
+        and issues.missing(media, source_key, path, expected)
+    ):
+        return None
+    mime_type = issues.string_of(media[mime_key], path_at(path, mime_key))
+    source = issues.string_of(media[source_key], path_at(path, source_key))
+    if mime_type is None or source is None:
+        return None
+    try:
+        kind = kind_of(mime_type)
+    except MediaError as err:
+        issues.error(path_at(path, mime_key), str(err))
+        return None
+    if not inline:
+        if not source.strip():
+            issues.error(path_at(path, source_key), 'expected a file\'s id or URI; found ""')
+            return None
+        return Media(kind, mime_type.lower(), uri=source, path=path)
+    try:
+        data = decode_base64(source)
+    except MediaError as err:
+        issues.error(path_at(path, source_key), str(err))
+        return None
+    return Media(kind, mime_type.lower(), data=data, path=path)
 
 
 def _vertex_response(value: object, path: str, issues: LineIssues) -> tuple[ToolCall, str] | None:
@@ -288,7 +350,10 @@ def vertex_turns(
     if read.responses and role == "model":
         issues.error(read.responses[0][2], 'a functionResponse belongs in a "user" turn')
         return None
-    if read.responses and read.text:
+    if read.media and role != "user":
+        issues.error(read.media[0].path, 'media parts belong in "user" turns')
+        return None
+    if read.responses and (read.text or read.media):
         issues.error(
             path_at(path, "parts"),
             "a turn that answers calls holds only functionResponse parts; put text in a turn of"
@@ -301,7 +366,7 @@ def vertex_turns(
         issues.error(role_path, 'a "function" turn holds functionResponse parts')
         return None
     calls = tuple((call, path_at(at, "name"), path_at(at, "args")) for call, at in read.calls)
-    return [RawTurn(role, read.text, 1, path, calls=calls)]
+    return [RawTurn(role, read.text, 1, path, calls=calls, media=tuple(read.media))]
 
 
 def vertex_turn(
@@ -343,14 +408,26 @@ def vertex_contents(
 # --- OpenAI -------------------------------------------------------------------------------
 
 
-def openai_content(message: dict, path: str, issues: LineIssues, calls: bool = False) -> str | None:
-    """The text of an OpenAI message's ``content``: a string or a list of text parts. With
+@dataclass(frozen=True)
+class Content:
+    text: str
+    media: tuple[Media, ...] = ()
+
+
+OPENAI_PART = 'a part like {"type": "text", "text": "..."}'
+OPENAI_PART_TYPES = '"text", "image_url", "input_audio" or "file"'
+
+
+def openai_content(
+    message: dict, path: str, issues: LineIssues, calls: bool = False
+) -> Content | None:
+    """The text and media of an OpenAI message's ``content``: a string or a list of parts. With
     ``calls`` (an assistant message that calls tools), it may be missing, null or empty."""
     content_path = path_at(path, "content")
     content = message.get("content")
     if content is None:
         if calls:
-            return ""
+            return Content("")
         if message.get("function_call"):
             issues.error(
                 path_at(path, "function_call"),
@@ -362,30 +439,141 @@ def openai_content(message: dict, path: str, issues: LineIssues, calls: bool = F
             issues.error(content_path, "expected text (a string); found null")
         return None
     if isinstance(content, str):
-        return content if calls and not content else issues.non_empty(content, content_path)
+        text = content if calls and not content else issues.non_empty(content, content_path)
+        return None if text is None else Content(text)
     if not isinstance(content, list):
         issues.error(
             content_path, f"expected a string or a list of text parts; found {found(content)}"
         )
         return None
     texts: list[str] = []
+    media: list[Media] = []
     for index, part_value in enumerate(content):
         part_path = path_at(content_path, index)
-        part = issues.object_of(
-            part_value, part_path, 'a part like {"type": "text", "text": "..."}'
-        )
+        part = issues.object_of(part_value, part_path, OPENAI_PART)
         if part is None:
             continue
         kind = part.get("type", "text")
-        if kind != "text":
-            issues.error(part_path, f"only text parts are supported; found {name_of(kind)}")
+        if kind in MEDIA_PART_TYPES:
+            read = openai_media(part, kind, part_path, issues)
+            if read is not None:
+                media.append(read)
+        elif kind != "text":
+            issues.error(
+                path_at(part_path, "type"),
+                f"unknown part type {name_of(kind)}; expected {OPENAI_PART_TYPES}",
+            )
         elif issues.missing(part, "text", part_path, "the part's text"):
             text = issues.string_of(part["text"], path_at(part_path, "text"))
             if text is not None:
                 texts.append(text)
-    if len(texts) != len(content):
+    if len(texts) + len(media) != len(content):
         return None
-    return "".join(texts) if calls else issues.non_empty("".join(texts), content_path)
+    if media and message.get("role") not in ("user", None):
+        issues.error(media[0].path, 'media parts belong in "user" messages')
+        return None
+    if calls or media:
+        return Content("".join(texts), tuple(media))
+    text = issues.non_empty("".join(texts), content_path)
+    return None if text is None else Content(text)
+
+
+MEDIA_PART_TYPES = ("image_url", "input_audio", "file")
+
+
+def openai_media(part: dict, kind: str, path: str, issues: LineIssues) -> Media | None:
+    """An ``image_url`` (a base64 data URL, or an http(s) URL the server fetches only when its
+    operator allows), ``input_audio`` (base64 and its format) or ``file`` (an uploaded file's
+    id, or a data URL in ``file_data``) part."""
+    value_path = path_at(path, kind)
+    expected = {
+        "image_url": '{"url": "data:image/png;base64,..."}',
+        "input_audio": '{"data": "<base64>", "format": "wav"}',
+        "file": '{"file_id": "file-..."} or {"file_data": "data:application/pdf;base64,..."}',
+    }[kind]
+    if not issues.missing(part, kind, path, expected):
+        return None
+    value = part[kind]
+    if kind == "image_url" and isinstance(value, str):
+        value = {"url": value}  # the older SDKs' shorthand
+    fields = issues.object_of(value, value_path, expected)
+    if fields is None:
+        return None
+    try:
+        if kind == "image_url":
+            return _image_url(fields, value_path, issues)
+        if kind == "input_audio":
+            return _input_audio(fields, value_path, issues)
+        return _file_part(fields, value_path, issues)
+    except _PartError as err:
+        issues.error(err.path, str(err))
+        return None
+
+
+class _PartError(MediaError):
+    def __init__(self, path: str, message: str) -> None:
+        super().__init__(message)
+        self.path = path
+
+
+def _string(fields: dict, key: str, path: str, expected: str) -> str:
+    value = fields.get(key)
+    if not isinstance(value, str) or not value:
+        what = f'missing "{key}"' if key not in fields else f"expected {expected}; found"
+        raise _PartError(
+            path_at(path, key),
+            f"{what} {found(value)}" if key in fields else f"{what}; expected {expected}",
+        )
+    return value
+
+
+def _data_url(url: str, path: str) -> tuple[str, bytes]:
+    try:
+        return from_data_url(url)
+    except MediaError as err:
+        raise _PartError(path, str(err)) from None
+
+
+def _kind(mime_type: str, path: str):
+    try:
+        return kind_of(mime_type)
+    except MediaError as err:
+        raise _PartError(path, str(err)) from None
+
+
+def _image_url(fields: dict, path: str, issues: LineIssues) -> Media:
+    url_path = path_at(path, "url")
+    url = _string(fields, "url", path, "a data URL or an http(s) URL")
+    if url.lower().startswith(("http://", "https://")):
+        return Media("image", "", uri=url, path=url_path)
+    mime_type, data = _data_url(url, url_path)
+    if _kind(mime_type, url_path) != "image":
+        raise _PartError(url_path, f"an image_url part takes an image; found {mime_type}")
+    return Media("image", mime_type, data=data, path=url_path)
+
+
+def _input_audio(fields: dict, path: str, issues: LineIssues) -> Media:
+    data_text = _string(fields, "data", path, "the audio's bytes in base64")
+    audio_format = _string(fields, "format", path, '"wav", "mp3" or "flac"').lower()
+    if audio_format not in AUDIO_FORMATS:
+        raise _PartError(
+            path_at(path, "format"),
+            f'unsupported audio format {name_of(audio_format)}; expected "wav", "mp3" or "flac"',
+        )
+    try:
+        data = decode_base64(data_text)
+    except MediaError as err:
+        raise _PartError(path_at(path, "data"), str(err)) from None
+    return Media("audio", AUDIO_FORMATS[audio_format], data=data, path=path_at(path, "data"))
+
+
+def _file_part(fields: dict, path: str, issues: LineIssues) -> Media:
+    if "file_id" in fields:
+        file_id = _string(fields, "file_id", path, "an uploaded file's id")
+        return Media("document", "application/pdf", uri=file_id, path=path_at(path, "file_id"))
+    data_path = path_at(path, "file_data")
+    mime_type, data = _data_url(_string(fields, "file_data", path, "a base64 data URL"), data_path)
+    return Media(_kind(mime_type, data_path), mime_type, data=data, path=data_path)
 
 
 def openai_message(value: object, path: str, issues: LineIssues) -> RawTurn | None:
@@ -406,14 +594,16 @@ def openai_message(value: object, path: str, issues: LineIssues) -> RawTurn | No
             f"unknown role {describe(role)}; expected {EXPECTED_OPENAI_ROLES}{hint}",
         )
     calls = _openai_calls(message, path, issues) if canonical == "model" else ()
-    text = openai_content(message, path, issues, calls=bool(calls))
+    content = openai_content(message, path, issues, calls=bool(calls))
     answers = _tool_call_id(message, path, issues) if canonical == "tool" else None
-    if canonical is None or text is None or calls is None:
+    if canonical is None or content is None or calls is None:
         return None
     if canonical != "tool" and "tool_call_id" in message:
         issues.error(path_at(path, "tool_call_id"), '"tool_call_id" belongs on "tool" messages')
     weight = openai_weight(message, canonical, path, issues)
-    return RawTurn(canonical, text, weight, path, calls=calls, answers=answers)
+    return RawTurn(
+        canonical, content.text, weight, path, calls=calls, answers=answers, media=content.media
+    )
 
 
 def _openai_calls(
