@@ -179,19 +179,9 @@ def render_pdf(data: bytes, limits: MediaLimits) -> list[Image]:
     """Each page of a PDF as an RGB image, its longer side at most PDF_RENDER_LONG_SIDE."""
     import pypdfium2 as pdfium
 
+    document = _open_pdf(data)
     try:
-        document = pdfium.PdfDocument(data)
-    except pdfium.PdfiumError as err:
-        raise MediaError(f"the bytes are not a PDF that can be opened: {err}") from None
-    try:
-        pages = len(document)
-        if pages == 0:
-            raise MediaError("the PDF has no pages")
-        if pages > limits.pdf_pages:
-            raise MediaError(
-                f"the PDF has {pages} pages; at most {limits.pdf_pages} are allowed"
-                " (TUNEFORGE_MAX_PDF_PAGES)"
-            )
+        _check_pages(len(document), limits)
         images = []
         for page in document:
             width, height = page.get_size()  # points: 1/72 inch
@@ -207,16 +197,27 @@ def render_pdf(data: bytes, limits: MediaLimits) -> list[Image]:
 
 def pdf_page_count(data: bytes, limits: MediaLimits) -> int:
     """The number of pages, checked against the limit, without rendering them."""
-    import pypdfium2 as pdfium
-
-    try:
-        document = pdfium.PdfDocument(data)
-    except pdfium.PdfiumError as err:
-        raise MediaError(f"the bytes are not a PDF that can be opened: {err}") from None
+    document = _open_pdf(data)
     try:
         pages = len(document)
     finally:
         document.close()
+    return _check_pages(pages, limits)
+
+
+def _open_pdf(data: bytes):
+    import pypdfium2 as pdfium
+
+    try:
+        return pdfium.PdfDocument(data)
+    except pdfium.PdfiumError as err:
+        if getattr(err, "err_code", None) == 0 and data.startswith(b"%PDF-"):
+            # PDFium reports success, yet opens nothing: a well-formed PDF without pages.
+            raise MediaError("the PDF has no pages") from None
+        raise MediaError(f"the bytes are not a PDF that can be opened: {err}") from None
+
+
+def _check_pages(pages: int, limits: MediaLimits) -> int:
     if pages == 0:
         raise MediaError("the PDF has no pages")
     if pages > limits.pdf_pages:

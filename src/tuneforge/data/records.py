@@ -158,6 +158,7 @@ class ValidationReport:
     truncated: list[int] = field(default_factory=list)  # indices of examples over max length
     # (input, output) tokens of each example, when validated with a model's tokenizer
     token_counts: list[tuple[int, int]] = field(default_factory=list)
+    media_counts: dict[str, int] = field(default_factory=dict)  # parts per kind (data/media.py)
 
     @property
     def ok(self) -> bool:

@@ -34,10 +34,29 @@ class TokenizedExample:
         return sum(1 for label in self.labels if label != IGNORE_INDEX)
 
 
-def chat_messages(conversation: Conversation) -> list[dict[str, Any]]:
-    """The conversation as the ``messages`` list that ``apply_chat_template`` takes."""
+def chat_messages(
+    conversation: Conversation, pages: dict[int, int] | None = None
+) -> list[dict[str, Any]]:
+    """The conversation as the ``messages`` list that ``apply_chat_template`` takes. A turn
+    with media has a list of parts as its content, as processors' templates take it: one
+    ``{"type": "image"}`` per image and per page of a document (``pages``: a document's page
+    count by its index in ``conversation.media``; 1 when not given), ``{"type": "audio"}`` per
+    audio, then its text."""
     messages = [{"role": "system", "content": conversation.system}] if conversation.system else []
-    return messages + [_message(turn) for turn in conversation.turns]
+    index = 0
+    for turn in conversation.turns:
+        message = _message(turn)
+        if turn.media:
+            parts: list[dict[str, Any]] = []
+            for media in turn.media:
+                slots = (pages or {}).get(index, 1) if media.kind == "document" else 1
+                part_type = "audio" if media.kind == "audio" else "image"
+                parts += [{"type": part_type} for _ in range(slots)]
+                index += 1
+            text = [{"type": "text", "text": turn.text}] if turn.text else []
+            message["content"] = [*parts, *text]
+        messages.append(message)
+    return messages
 
 
 def text_conversation(messages: list[dict[str, str]]) -> Conversation:

@@ -23,6 +23,7 @@ from tuneforge.data.formats import (
     IDENTIFYING_KEYS,
     parse_example,
 )
+from tuneforge.data.media_check import MediaCheck, example_media
 from tuneforge.data.reader import Source, read_jsonl
 from tuneforge.data.records import (
     PREFERENCE_FORMATS,
@@ -129,8 +130,10 @@ class _Validator:
         *,
         keep_examples: bool,
         distillation: PromptTally | None = None,
+        media: MediaCheck | None = None,
     ) -> None:
         self.task = task
+        self.media = media or MediaCheck()
         self.tokenizer = tokenizer if max_length is not None else None
         self.max_length = max_length
         self.keep_examples = keep_examples
@@ -175,6 +178,8 @@ class _Validator:
             self.add_example(line, example)
 
     def add_example(self, line: int, example: Example) -> None:
+        if not self.media_fit(line, example):
+            return
         first = self.first_lines.first_line(example, line)
         if first != line:
             message = (
@@ -189,6 +194,27 @@ class _Validator:
             self.report.lines.append(line)
         if self.tokenizer is not None:
             self.check_length(line, example)
+
+    def media_fit(self, line: int, example: Example) -> bool:
+        """Count the example's media and report each part that cannot be used; False when
+        one cannot (the example is not kept)."""
+        media = example_media(example)
+        if not media:
+            return True
+        if self.task != "supervised":
+            message = (
+                f"media parts are for supervised tuning; {self.task} tuning takes text only"
+                " (TRL's preference and distillation trainers read no images or audio)"
+            )
+            self.report.add(Problem(line, media[0].path, message))
+            return False
+        for part in media:
+            counts = self.report.media_counts
+            counts[part.kind] = counts.get(part.kind, 0) + 1
+        problems = self.media.problems(line, example)
+        for problem in problems:
+            self.report.add(problem)
+        return not problems
 
     def check_length(self, line: int, example: Example) -> None:
         assert self.max_length is not None
@@ -253,10 +279,17 @@ def _validate(
     recommended_examples: int = RECOMMENDED_EXAMPLES,
     keep_examples: bool = True,
     distillation: PromptTally | None = None,
+    media: MediaCheck | None = None,
 ) -> ValidationReport:
     """The second pass: every line checked in the format ``scan`` voted for."""
     validator = _Validator(
-        task, tokenizer, max_length, scan, keep_examples=keep_examples, distillation=distillation
+        task,
+        tokenizer,
+        max_length,
+        scan,
+        keep_examples=keep_examples,
+        distillation=distillation,
+        media=media,
     )
     for item in read_jsonl(source):
         if isinstance(item, Problem):
@@ -275,6 +308,7 @@ def validate_dataset(
     min_examples: int = MIN_EXAMPLES,
     recommended_examples: int = RECOMMENDED_EXAMPLES,
     keep_examples: bool = True,
+    media: MediaCheck | None = None,
 ) -> ValidationReport:
     """Read and check a JSONL dataset (a path or its bytes), collecting every problem.
 
@@ -287,6 +321,9 @@ def validate_dataset(
     The file is read twice (its format first, then its lines), a line at a time. With
     ``keep_examples=False`` the report has no ``examples`` or ``lines`` (``example_count``
     still counts them) and memory stays small whatever the file's size.
+
+    Media parts are checked by ``media`` (data/media_check.py): by default every inline part
+    is decoded within the default limits, whatever the model.
     """
     _check_task(task)
     return _validate(
@@ -298,6 +335,7 @@ def validate_dataset(
         min_examples=min_examples,
         recommended_examples=recommended_examples,
         keep_examples=keep_examples,
+        media=media,
     )
 
 
