@@ -71,3 +71,11 @@ def test_a_job_shows_its_plan_and_tells_its_scheduler(api, tmp_path):
     )
     written = json.loads(plan_file(api.service.settings, job_id).read_text())
     assert written == {"device": "cpu", "total_bytes": plan["total"]}
+    # and its disk: planned before it starts, then what its folder takes once it has ended
+    assert any(e["message"].startswith("disk plan:") for e in events(api, job_id))
+    job = api.client.get(f"{JOBS}/{job_id}", headers=api.headers()).json()
+    assert job["status"] == "succeeded" and job["disk_bytes"] > 0
+    vertex = api.client.get(
+        f"/v1/projects/p/locations/l/tuningJobs/{job_id}", headers=api.headers()
+    )
+    assert vertex.json()["tuningJobMetadata"]["diskBytes"] == job["disk_bytes"]

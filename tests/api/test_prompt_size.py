@@ -1,5 +1,6 @@
 """A prompt past the byte limit is refused by its size, at once, on every surface that
-generates, before any model is loaded or asked to tokenize it."""
+generates, before any model is loaded or asked to tokenize it; one within it but longer than
+the model's context is refused with its token count and the model's limit."""
 
 from __future__ import annotations
 
@@ -11,6 +12,9 @@ from tests.api.conftest import Api
 from tests.api.test_ui import form_token, sign_in
 from tests.api.test_vertex import RecordingBackend
 from tuneforge.config import Settings
+from tuneforge.data.records import Conversation, Turn
+from tuneforge.data.tokenize import prompt_ids
+from tuneforge.models.loading import load_tokenizer
 
 TINY = "tuneforge/tiny-chat"
 VERTEX_MODEL = "/v1/projects/p/locations/l/publishers/tuneforge/models/tiny-chat:generateContent"
@@ -106,3 +110,32 @@ def test_the_limit_counts_bytes_of_every_part_and_is_a_setting(api: Api, monkeyp
     refused = openai_chat(api, "x", tools=[tool])
     assert refused.status_code == 400 and "bytes" in refused.json()["error"]["message"]
     assert len(recording.calls) == 2  # only the prompts within the limit reached the model
+
+
+OVER_CONTEXT = " ".join(f"word{i % 50}" for i in range(600))  # about 600 words
+
+
+def over_context_message(models_dir) -> str:
+    tokenizer = load_tokenizer(models_dir / "tiny-chat")
+    tokens = len(prompt_ids(Conversation((Turn("user", OVER_CONTEXT),)), tokenizer))
+    assert tokens > 512
+    return f"the prompt has {tokens} tokens; the model reads at most 512"
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_openai_refuses_a_prompt_longer_than_the_models_context(api: Api, models_dir, stream):
+    response = openai_chat(api, OVER_CONTEXT, stream=stream)
+
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert (error["type"], error["param"]) == ("invalid_request_error", "messages")
+    assert over_context_message(models_dir) in error["message"]
+
+
+def test_vertex_refuses_a_prompt_longer_than_the_models_context(api: Api, models_dir):
+    response = vertex_generate(api, OVER_CONTEXT)
+
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert error["status"] == "INVALID_ARGUMENT"
+    assert over_context_message(models_dir) in error["message"]

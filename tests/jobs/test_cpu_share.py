@@ -1,5 +1,6 @@
 """Training and serving share the CPU's cores: one job alone gets them all, and the threads of
-the runners and the server's inference together never exceed the cores."""
+the runners and the server's inference together never exceed the cores, save that each gets at
+least one."""
 
 from __future__ import annotations
 
@@ -36,6 +37,16 @@ def test_the_split_never_gives_out_more_threads_than_cores(cores, runners, servi
     each, inference = split(cores, runners, serving)
     assert each == expected
     assert each * runners + (inference if serving else 0) <= cores
+
+
+@pytest.mark.parametrize(
+    ("cores", "runners", "serving"),
+    [(2, 2, True), (1, 1, True), (2, 3, False), (4, 6, True)],
+)
+def test_more_consumers_than_cores_still_get_a_thread_each(cores, runners, serving):
+    # The floor: a runner cannot run on zero threads, so here the total exceeds the cores.
+    assert split(cores, runners, serving) == (1, 1)
+    assert runners + (1 if serving else 0) > cores
 
 
 def test_the_scheduler_writes_each_runners_share_and_sets_the_inferences(

@@ -199,7 +199,8 @@ class TuningCallback(TrainerCallback):
             return
         self.stop = request
         control.should_training_stop = True
-        # A pause keeps the exact position; a cancel keeps only the completed epochs.
+        # A pause saves its exact position; a cancel saves nothing more: its last resume point
+        # is kept as a partial checkpoint when the run ends (checkpoints.finish).
         if request == "pause":
             control.should_save = True
         self.observer.on_event(f"{request} requested: stopping at step {state.global_step}")

@@ -10,7 +10,7 @@ give each row its own, so requests with different sampling parameters share a ba
 - :class:`StopOnText` ends a row once its text contains one of its stop sequences.
 
 A row that ends keeps its place in the batch until the longest row ends (transformers pads it):
-see ``transformers_backend`` for why rows are not swapped in mid-generation.
+see ``mixed_batch``'s docstring for why rows are not swapped in mid-generation.
 """
 
 from __future__ import annotations

@@ -3,7 +3,8 @@
 Each runner of a large model on the CPU uses ``cores // consumers`` threads, where the
 consumers are the scheduler's running jobs plus its own process's inference while that holds a
 model on the CPU; the inference gets what is left. So one job alone gets every core, and the
-threads of training and serving together never exceed the cores. Each runner reads its share
+threads of training and serving together never exceed the cores, unless the consumers outnumber
+the cores (see :func:`split`). Each runner reads its share
 from a file in its job's folder (``share_file``; ``models/threads.py`` re-reads it before each
 step), so a share changes while a job runs. Schedulers in other processes on the same machine
 (a ``tuneforge worker`` beside a server) do not see each other's runners.
@@ -26,7 +27,11 @@ def share_file(settings: Settings, job_id: str) -> Path:
 
 
 def split(cores: int, runners: int, serving: bool) -> tuple[int, int]:
-    """(threads per runner, threads of the inference)."""
+    """(threads per runner, threads of the inference).
+
+    A thread each is the floor: a runner cannot run on zero, nor can the inference. So when the
+    runners plus the inference outnumber the cores, each still gets one and the total exceeds
+    the cores (``split(2, 2, True)`` is ``(1, 1)``: 3 threads on 2 cores)."""
     consumers = runners + (1 if serving else 0)
     each = max(1, cores // max(consumers, 1))
     return each, max(1, cores - each * runners)
