@@ -132,7 +132,7 @@ def model_shape(model, *, new_adapter_rank: int | None, activation_value_bytes: 
     """``model``'s shape for training: with ``new_adapter_rank``, a LoRA adapter of that rank
     is about to be added and trained; else what requires a gradient now is trained (all the
     weights, or an adapter already loaded)."""
-    config = model.config
+    config = model.config.get_text_config()  # a media model's language model's
     tensors = [*model.parameters(), *model.buffers()]
     hidden = config.hidden_size
     heads = getattr(config, "num_attention_heads", None) or 1
