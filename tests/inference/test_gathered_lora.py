@@ -68,9 +68,11 @@ def test_logits_equal_peft_mixed_forward_and_each_adapter_alone(peft_model, toke
         for name in ADAPTERS:
             peft_model.set_adapter(name)
             alone[name] = peft_model(**inputs).logits
+    # Batched products sum in another order than PEFT's: fp32 differences of a few 1e-5 on one
+    # CPU (3.5e-5 seen), which another CPU's kernels may not reproduce.
     for row, name in enumerate(ROWS):
-        torch.testing.assert_close(stacked[row], alone[name][row], atol=1e-5, rtol=1e-5)
-    torch.testing.assert_close(stacked, peft_mixed, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(stacked[row], alone[name][row], atol=2e-4, rtol=1e-4)
+    torch.testing.assert_close(stacked, peft_mixed, atol=2e-4, rtol=1e-4)
     assert not torch.allclose(stacked[0], stacked[1], atol=1e-3)  # the adapters change logits
     with torch.no_grad():  # the hooks are gone afterwards: PEFT's own path is untouched
         torch.testing.assert_close(peft_model(**inputs, adapter_names=ROWS).logits, peft_mixed)
