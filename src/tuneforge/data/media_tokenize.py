@@ -80,8 +80,8 @@ class MediaEncoder:
 
     def __init__(self, processor) -> None:
         self.processor = processor
-        self.templater = processor if getattr(processor, "chat_template", None) else (
-            processor.tokenizer
+        self.templater = (
+            processor if getattr(processor, "chat_template", None) else (processor.tokenizer)
         )
 
     def render(self, messages: list[dict[str, Any]], generation_prompt: bool = False) -> str:

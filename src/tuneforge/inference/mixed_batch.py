@@ -38,8 +38,8 @@ from typing import Any
 import torch
 from transformers import LogitsProcessorList, StoppingCriteria, StoppingCriteriaList
 
-from tuneforge.data.tokenize import prompt_ids
 from tuneforge.inference.decoding import LogprobRecorder, left_pad, max_new_tokens, to_completion
+from tuneforge.inference.media_prompt import encode_prompt
 from tuneforge.inference.model_cache import LoadedModel, ModelCache, mixable
 from tuneforge.inference.row_controls import PerRowSampling, RowBudget, StopOnText
 from tuneforge.inference.structured import Constraint
@@ -57,7 +57,7 @@ from tuneforge.inference.types import (
 # The plain path: (loaded model, target, prompts' token ids, params, the rows' constraint) -> one
 # result per prompt.
 PlainGenerate = Callable[
-    [LoadedModel, ModelTarget, list[list[int]], GenerationParams, Constraint | None],
+    [LoadedModel, ModelTarget, list[list[int]], GenerationParams, Constraint | None, dict],
     list[GenerationResult],
 ]
 
@@ -70,6 +70,7 @@ class _Row:
     ids: list[int]
     max_new: int  # the request's output budget, cut to what the context leaves
     constraint: Constraint | None  # what holds its decoding (tool_use.row_constraint)
+    media_inputs: dict  # a prompt with media: its towers' inputs (inference/media_prompt.py)
 
     @property
     def params(self) -> GenerationParams:
@@ -113,17 +114,18 @@ class MixedBatcher:
     def _prepare(self, index: int, request: Request) -> _Row:
         check_prompt(request.prompt)
         loaded = self.cache.get(request.target)
-        ids = prompt_ids(request.prompt, loaded.tokenizer)
+        ids, media_inputs = encode_prompt(loaded, request.prompt)
         max_new = max_new_tokens(loaded, [ids], request.params)
         constraint = row_constraint(loaded.tokenizer, request.prompt, request.params)
-        return _Row(index, request, loaded, ids, max_new, constraint)
+        return _Row(index, request, loaded, ids, max_new, constraint, media_inputs)
 
     @staticmethod
     def _groups(rows: list[_Row]) -> list[list[_Row]]:
         groups: dict[object, list[_Row]] = {}
         for row in rows:
             params, adapter = row.params, row.adapter
-            if params.sampling and params.seed is not None:
+            if (params.sampling and params.seed is not None) or row.media_inputs:
+                # A prompt with media runs alone: its towers' inputs are its own.
                 key: object = ("alone", row.index)
             elif row.constraint is not None:  # one grammar for every row: the plain path
                 key = (id(row.loaded), "constraint", row.request.target, params, row.constraint)
@@ -139,7 +141,9 @@ class MixedBatcher:
         target, params = first.request.target, first.params
         if all(row.request.target == target and row.params == params for row in group):
             encoded = [row.ids for row in group]
-            return self.plain(first.loaded, target, encoded, params, first.constraint)
+            return self.plain(
+                first.loaded, target, encoded, params, first.constraint, first.media_inputs
+            )
         return self._generate_mixed(first.loaded, group)
 
     def _generate_mixed(self, loaded: LoadedModel, group: list[_Row]) -> list[GenerationResult]:

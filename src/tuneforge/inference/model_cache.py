@@ -34,7 +34,10 @@ from tuneforge.errors import NotFound
 from tuneforge.inference.types import ModelTarget
 from tuneforge.models.loading import (
     load_causal_lm,
+    load_media_model,
+    load_processor,
     load_tokenizer,
+    media_kinds,
     quiet_transformers,
 )
 from tuneforge.models.threads import fit_cpu_threads
@@ -84,6 +87,7 @@ class LoadedModel:
     # loaded adapters' names, LRU first, each with whether gathered_lora can stack it
     adapters: OrderedDict[str, bool] = field(default_factory=OrderedDict)
     gathered: GatheredLora | None = None  # the stackable adapters' stacks; None: to build
+    processor: Any = None  # a model that reads media: its processor; None: text only
 
     @property
     def eos_ids(self) -> list[int]:
@@ -98,7 +102,8 @@ class LoadedModel:
 
     @property
     def context_length(self) -> int | None:
-        return getattr(self.model.config, "max_position_embeddings", None)
+        config = self.model.config.get_text_config()  # a media model's language model's
+        return getattr(config, "max_position_embeddings", None)
 
     @contextmanager
     def using(self, adapter_path: Path | None) -> Iterator[Any]:
@@ -249,9 +254,11 @@ class ModelCache:
     def _load(self, source: str, tokenizer_source: str) -> LoadedModel:
         quiet_transformers()
         tokenizer = load_tokenizer(tokenizer_source)
-        model = load_causal_lm(
-            source, dtype=self.dtype, attn_implementation=self.attn_implementation
-        ).to(self.device)
+        processor = load_processor(tokenizer_source) if media_kinds(source) else None
+        load = load_causal_lm if processor is None else load_media_model
+        model = load(source, dtype=self.dtype, attn_implementation=self.attn_implementation).to(
+            self.device
+        )
         model.eval()
         fit_cpu_threads(model)
         return LoadedModel(
@@ -261,6 +268,7 @@ class ModelCache:
             device=self.device,
             max_adapters=self.max_adapters_per_model,
             nbytes=parameter_bytes(model),
+            processor=processor,
         )
 
     def reserve(self, training_bytes: int) -> None:

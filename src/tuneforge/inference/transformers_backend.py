@@ -18,7 +18,6 @@ from transformers import (
 )
 
 from tuneforge.data.records import Conversation
-from tuneforge.data.tokenize import prompt_ids
 from tuneforge.engine.hardware import detect_hardware
 from tuneforge.inference.decoding import (
     LogprobRecorder,
@@ -29,6 +28,7 @@ from tuneforge.inference.decoding import (
     seeded,
     to_completion,
 )
+from tuneforge.inference.media_prompt import encode_prompt, on_device
 from tuneforge.inference.mixed_batch import MixedBatcher
 from tuneforge.inference.model_cache import LoadedModel, ModelCache
 from tuneforge.inference.row_controls import DECODE_KWARGS, StopOnText
@@ -137,18 +137,20 @@ class TransformersBackend(BatchBackend):
     ) -> list[GenerationResult]:
         loaded = self._cache.get(target)
         tokenizer = loaded.tokenizer
-        encoded = [prompt_ids(prompt, tokenizer) for prompt in prompts]
+        encoded, media = zip(*(encode_prompt(loaded, prompt) for prompt in prompts), strict=True)
         constraints = [row_constraint(tokenizer, prompt, params) for prompt in prompts]
-        if (params.sampling and params.seed is not None) or len(set(constraints)) > 1:
+        seeded_rows = params.sampling and params.seed is not None
+        if seeded_rows or len(set(constraints)) > 1 or any(media):
             # What a seeded row samples depends on the rows beside it: run each alone, so a
             # batched request gets what the same request alone would. Rows under different
-            # constraints (their prompts offer different tools) run apart too.
+            # constraints (their prompts offer different tools) run apart too, and prompts
+            # with media (their towers' inputs are their own).
             results = [
-                self._generate(loaded, target, [ids], params, constraint)[0]
-                for ids, constraint in zip(encoded, constraints, strict=True)
+                self._generate(loaded, target, [ids], params, constraint, inputs)[0]
+                for ids, constraint, inputs in zip(encoded, constraints, media, strict=True)
             ]
         else:
-            results = self._generate(loaded, target, encoded, params, constraints[0])
+            results = self._generate(loaded, target, list(encoded), params, constraints[0])
         return [
             read_result(tokenizer, prompt, result)
             for prompt, result in zip(prompts, results, strict=True)
@@ -169,7 +171,7 @@ class TransformersBackend(BatchBackend):
         check_prompt(prompt)
         refuse_streamed_logprobs(params)
         loaded = self._cache.get(target)
-        ids = prompt_ids(prompt, loaded.tokenizer)
+        ids, media_inputs = encode_prompt(loaded, prompt)
         constraint = row_constraint(loaded.tokenizer, prompt, params)
         max_new = max_new_tokens(loaded, [ids], params)
         streamer = TextIteratorStreamer(loaded.tokenizer, skip_prompt=True, **DECODE_KWARGS)
@@ -192,6 +194,7 @@ class TransformersBackend(BatchBackend):
                     output = model.generate(
                         input_ids=input_ids.to(self.device),
                         attention_mask=attention_mask.to(self.device),
+                        **on_device(media_inputs, model),
                         streamer=streamer,
                         stopping_criteria=StoppingCriteriaList(criteria),
                         logits_processor=logits_processors(loaded.tokenizer, constraint),
@@ -221,7 +224,9 @@ class TransformersBackend(BatchBackend):
         encoded: list[list[int]],
         params: GenerationParams,
         constraint: Constraint | None = None,
+        media_inputs: dict | None = None,
     ) -> list[GenerationResult]:
+        """``media_inputs``: the towers' inputs of the one prompt in ``encoded`` (its media)."""
         tokenizer = loaded.tokenizer
         max_new = max_new_tokens(loaded, encoded, params)
         # Greedy candidates would all be the same: generate one and repeat it.
@@ -239,6 +244,7 @@ class TransformersBackend(BatchBackend):
             output = model.generate(
                 input_ids=input_ids.to(self.device),
                 attention_mask=attention_mask.to(self.device),
+                **on_device(media_inputs or {}, model),
                 stopping_criteria=StoppingCriteriaList([stop] if stop else []),
                 logits_processor=logits_processors(tokenizer, constraint, recorder),
                 **generation_kwargs(loaded, params, max_new, copies),

@@ -72,7 +72,7 @@ class VLLMBackend(BatchBackend):
     ) -> list[GenerationResult]:
         with self._lock:
             llm, tokenizer = self._engine(target)
-            requests = [{"prompt_token_ids": prompt_ids(p, tokenizer)} for p in prompts]
+            requests = [{"prompt_token_ids": text_prompt_ids(p, tokenizer)} for p in prompts]
             outputs = llm.generate(
                 requests,
                 self._sampling_params(params, tokenizer),
@@ -106,7 +106,7 @@ class VLLMBackend(BatchBackend):
                     try:
                         check_prompt(request.prompt)
                         llm, tokenizer = self._engine(request.target)
-                        ids = prompt_ids(request.prompt, tokenizer)
+                        ids = text_prompt_ids(request.prompt, tokenizer)
                         _check_length(len(ids), llm.llm_engine.model_config.max_model_len)
                         lora = self._lora_request(request.target)
                         request_sampling = self._sampling_params(request.params, tokenizer)
@@ -267,3 +267,14 @@ def _token_logprob(token_id: int, step: dict[int, Any], top: int) -> TokenLogpro
 
     ranked = sorted(step, key=lambda choice_id: step[choice_id].rank)[:top]
     return TokenLogprob(choice(token_id), [choice(choice_id) for choice_id in ranked])
+
+
+def text_prompt_ids(prompt: Conversation, tokenizer) -> list[int]:
+    """This backend serves text: a prompt with media is refused, never read without them."""
+    if prompt.media:
+        raise InvalidArgument(
+            "the vLLM backend serves text only; serve media with TUNEFORGE_INFERENCE_BACKEND="
+            "transformers",
+            prompt.media[0].path,
+        )
+    return prompt_ids(prompt, tokenizer)

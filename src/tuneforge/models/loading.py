@@ -39,6 +39,52 @@ def load_tokenizer(source: str | Path):
     return tokenizer
 
 
+def media_kinds(source: str | Path) -> frozenset[str]:
+    """The media a base model reads, from its config alone: images and PDF documents (as page
+    images) with a vision tower, audio with an audio encoder; empty for a text-only model."""
+    from transformers import AutoConfig
+
+    try:
+        config = AutoConfig.from_pretrained(str(source))
+    except (OSError, ValueError):
+        return frozenset()
+    kinds: set[str] = set()
+    if getattr(config, "vision_config", None) is not None:
+        kinds |= {"image", "document"}
+    if getattr(config, "audio_config", None) is not None:
+        kinds.add("audio")
+    return frozenset(kinds)
+
+
+def load_processor(source: str | Path):
+    """A media model's processor; its tokenizer is treated as :func:`load_tokenizer` treats
+    one (an EOS token required, a pad token and a chat template supplied)."""
+    from transformers import AutoProcessor
+
+    processor = AutoProcessor.from_pretrained(str(source))
+    tokenizer = processor.tokenizer
+    if tokenizer.eos_token is None:
+        raise InvalidArgument(f"the tokenizer of {source} has no EOS token; it cannot be tuned")
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    if not getattr(processor, "chat_template", None) and not tokenizer.chat_template:
+        tokenizer.chat_template = FALLBACK_CHAT_TEMPLATE
+    return processor
+
+
+def load_media_model(
+    source: str | Path, *, dtype=None, attn_implementation: str = "sdpa", **loading
+):
+    """A model that reads media and writes text: ``AutoModelForMultimodalLM`` maps image-text
+    models (LLaVA, Qwen2-VL, Idefics3, Gemma 3, ...) and audio-text ones (Qwen2-Audio)."""
+    from transformers import AutoModelForMultimodalLM
+
+    kwargs = {"attn_implementation": attn_implementation, **loading}
+    if dtype is not None:
+        kwargs["dtype"] = dtype
+    return AutoModelForMultimodalLM.from_pretrained(str(source), **kwargs)
+
+
 def load_causal_lm(source: str | Path, *, dtype=None, attn_implementation: str = "sdpa", **loading):
     """``loading``: more of ``from_pretrained``'s arguments (a quantized base's config and
     device map)."""
