@@ -66,6 +66,31 @@ class Settings(BaseSettings):
         description="Largest prompt a model is asked to read, in bytes of UTF-8 text (system "
         "instruction and every turn); a larger one is refused before it is tokenized.",
     )
+    max_media_parts: int = Field(
+        default=64,
+        gt=0,
+        description="Media parts (images, PDF documents, audio) one example or request may hold.",
+    )
+    max_media_bytes: int = Field(
+        default=20 << 20,
+        gt=0,
+        description="Largest media part, in bytes (inline, an uploaded file, or a fetched one); "
+        "20 MiB, as Vertex's inline data.",
+    )
+    max_media_pixels: int = Field(
+        default=40_000_000,
+        gt=0,
+        description="Largest image, in pixels (width x height), checked before it is decoded.",
+    )
+    max_pdf_pages: int = Field(default=32, gt=0, description="Most pages a PDF part may have.")
+    max_audio_seconds: float = Field(
+        default=600.0, gt=0, description="Longest audio part, in seconds."
+    )
+    allow_media_urls: bool = Field(
+        default=False,
+        description="Fetch media parts given as http(s) URLs (an image_url's url, a fileData's "
+        "fileUri); off, they are refused and the bytes must be sent inline or uploaded.",
+    )
     slots: int | None = Field(
         default=None, description="Jobs run at once; one per GPU, or one on a CPU machine."
     )

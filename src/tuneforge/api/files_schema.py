@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from tuneforge.api.openai_schema import OpenAIObject
+from tuneforge.data.media import MIME_KINDS
 from tuneforge.data.records import Problem
 from tuneforge.data.validate import first_errors
 from tuneforge.store.models import File
@@ -17,8 +18,8 @@ LISTED_PROBLEMS = 5
 
 class FileObject(OpenAIObject):
     """OpenAI's FileObject (``expires_at`` and ``status_details`` null when they do not
-    apply, as OpenAI writes them), then what tuneforge adds: the sha256, the detected format,
-    the example count and the validation report."""
+    apply, as OpenAI writes them), then what tuneforge adds: the sha256, the detected format (a
+    media file's MIME type), the example count and the validation report."""
 
     id: str
     object: Literal["file"] = "file"
@@ -67,10 +68,15 @@ def report_summary(report: dict[str, Any] | None) -> dict[str, Any] | None:
 
 
 def _status_details(row: File) -> str | None:
-    """For a file that failed validation: its first problems, by line."""
+    """For a file that failed validation: its first problems, by line (a media file's
+    problem as it is)."""
     report = row.validation or {}
     if row.status != "error":
         return None
+    if row.format in MIME_KINDS:  # a media file: not lines, the check's own words
+        return "; ".join(p["message"] for p in report.get("problems", [])) or (
+            "the file is not a valid media file"
+        )
     problems = [Problem(**problem) for problem in report.get("problems", [])]
     errors = sum(p.severity == "error" for p in problems)
     return first_errors(problems, report.get("error_count", errors), SHOWN_PROBLEMS) or (

@@ -23,6 +23,8 @@ if TYPE_CHECKING:
     import numpy as np
     from PIL.Image import Image
 
+    from tuneforge.config import Settings
+
 MediaKind = Literal["image", "document", "audio"]
 
 # The MIME types each kind accepts, with the spellings clients send for the same thing.
@@ -293,3 +295,15 @@ def check_media_bytes(
         pdf_page_count(data, limits)
     else:
         audio_seconds(data, limits, audio_window)
+
+
+def media_limits(settings: Settings) -> MediaLimits:
+    """The limits the settings ``TUNEFORGE_MAX_MEDIA_*``, ``_MAX_PDF_PAGES`` and
+    ``_MAX_AUDIO_SECONDS`` set."""
+    return MediaLimits(
+        parts_per_example=settings.max_media_parts,
+        part_bytes=settings.max_media_bytes,
+        image_pixels=settings.max_media_pixels,
+        pdf_pages=settings.max_pdf_pages,
+        audio_seconds=settings.max_audio_seconds,
+    )

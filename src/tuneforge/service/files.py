@@ -1,5 +1,6 @@
-"""Uploaded datasets: streamed to the storage under a size limit, immutable, validated after
-they are stored.
+"""Uploaded datasets and media files: streamed to the storage under a size limit, immutable,
+validated after they are stored (an image, PDF or audio file as a media part, to be named by its
+id in examples and requests; anything else as a dataset).
 
 An upload is stored and listed at once with status ``uploaded``; a background thread then
 validates it, streaming through the file, and sets ``processed`` or ``error`` with its report,
@@ -19,6 +20,8 @@ from pathlib import Path
 from typing import BinaryIO
 
 from tuneforge.config import Settings
+from tuneforge.data.media import MIME_KINDS, Media, MediaError, check_media_bytes, media_limits
+from tuneforge.data.media import sniffed_type as sniffed_media_type
 from tuneforge.data.records import Problem, ValidationReport
 from tuneforge.data.report import to_json as report_to_json
 from tuneforge.data.validate import validate_any_task
@@ -49,6 +52,16 @@ class UploadTooLarge(InvalidArgument):
             "(TUNEFORGE_MAX_UPLOAD_BYTES)",
             param="file",
         )
+
+
+def media_type_of(path: Path) -> str | None:
+    """The media type (image, PDF or audio) the file's first bytes say it is, or None for
+    anything else. UTF-16 text starts with a byte order mark that MP3's frame sync matches."""
+    with path.open("rb") as file:
+        head = file.read(16)
+    if head.startswith(b"\xff\xfe"):
+        return None
+    return sniffed_media_type(head)
 
 
 class ValidationQueue:
@@ -149,13 +162,24 @@ class FileService:
         return self.get(project_id, file_id)
 
     def _validate(self, project_id: str, file_id: str, uri: str) -> None:
-        """Validate a stored upload for the task its format implies and record the verdict."""
+        """Validate a stored upload and record the verdict: an image, PDF or audio file (by its
+        bytes' signature) as a media part, anything else as a dataset for the task its format
+        implies."""
+        media_type = None
         try:
-            report = validate_any_task(self.storage.local_path(uri), keep_examples=False)
+            path = self.storage.local_path(uri)
+            media_type = media_type_of(path)
+            if media_type is not None:
+                report = self._check_media(path, media_type)
+            else:
+                report = validate_any_task(path, keep_examples=False)
         except Exception as err:  # unreadable: the file is in error, with the reason
             log.exception("file %s could not be read", file_id)
             report = ValidationReport(format=None)
             report.add(Problem(0, "", f"the file could not be read: {type(err).__name__}: {err}"))
+        validation = report_to_json(report)
+        if media_type is not None:
+            validation["format"] = media_type
         try:
             with self.db.session() as s:
                 repo.update_file_validation(
@@ -163,12 +187,29 @@ class FileService:
                     project_id,
                     file_id,
                     status=FileStatus.PROCESSED if report.ok else FileStatus.ERROR,
-                    format=report.format.value if report.format else None,
-                    example_count=report.example_count,
-                    validation=report_to_json(report),
+                    format=media_type or (report.format.value if report.format else None),
+                    example_count=None if media_type else report.example_count,
+                    validation=validation,
                 )
         except NotFound:
             pass  # deleted while it was being validated
+
+    def _check_media(self, path: Path, media_type: str) -> ValidationReport:
+        """A media file checked as a media part naming it would be: its size, that it decodes,
+        and the page and length limits. Its one problem, if any, is the check's message."""
+        report = ValidationReport(format=None)
+        limits = media_limits(self.settings)
+        try:
+            size = path.stat().st_size
+            if size > limits.part_bytes:  # refused before reading it into memory
+                raise MediaError(
+                    f"the file holds {size:,} bytes; a media file may hold at most"
+                    f" {limits.part_bytes:,} (TUNEFORGE_MAX_MEDIA_BYTES)"
+                )
+            check_media_bytes(Media(MIME_KINDS[media_type], media_type), path.read_bytes(), limits)
+        except MediaError as err:
+            report.add(Problem(0, "", str(err)))
+        return report
 
     def recover(self) -> None:
         """At start-up: validate the files a stopped server left ``uploaded``, and remove the

@@ -1,0 +1,212 @@
+"""Media parts named by URI → their bytes, for one project; and a conversation's media resolved
+and checked against the limits before anything reads it.
+
+A part's URI is read by the same rules as a job's dataset (``datasets.resolve_dataset``): an
+uploaded file's id (this project's only), a path under ``TUNEFORGE_DATASET_ROOTS``, or a
+``gs://`` / ``s3://`` URI through fsspec. An ``http(s)`` URL is fetched only when the operator
+allows it (``TUNEFORGE_ALLOW_MEDIA_URLS``). Every refusal is an ``InvalidArgument`` naming the
+part's field path.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from functools import lru_cache
+from pathlib import Path
+from typing import Protocol
+
+import httpx
+
+from tuneforge.config import Settings
+from tuneforge.data.media import (
+    KIND_WORDS,
+    MIME_KINDS,
+    SUPPORTED_TYPES,
+    Media,
+    MediaError,
+    MediaLimits,
+    check_media_bytes,
+    media_limits,
+    sniffed_type,
+)
+from tuneforge.data.records import Conversation
+from tuneforge.errors import InvalidArgument
+from tuneforge.inference.types import ModelTarget
+from tuneforge.jobs.datasets import resolve_dataset
+from tuneforge.store.db import Database
+
+URL_TIMEOUT_S = 30.0  # connecting, and between two reads of a fetched media URL
+URL_SCHEMES = ("http://", "https://")
+
+
+class MediaSource(Protocol):
+    def read(self, media: Media) -> bytes: ...
+
+
+class MediaReader:
+    """Reads the bytes of a project's media parts given by URI (inline parts are their own)."""
+
+    def __init__(
+        self,
+        db: Database,
+        settings: Settings,
+        project_id: str,
+        *,
+        limits: MediaLimits | None = None,
+        http: httpx.Client | None = None,
+    ) -> None:
+        self.db = db
+        self.settings = settings
+        self.project_id = project_id
+        self.limits = limits or media_limits(settings)
+        self._http = http
+
+    def read(self, media: Media) -> bytes:
+        if media.data is not None:
+            return media.data
+        uri = (media.uri or "").strip()
+        if uri.lower().startswith(URL_SCHEMES):
+            return self._fetch(uri, media.path)
+        with self.db.session() as session:
+            path = resolve_dataset(session, self.settings, self.project_id, uri, param=media.path)
+        return self._read_file(path, uri, media.path)
+
+    def _read_file(self, path: Path, uri: str, field: str) -> bytes:
+        try:
+            size = path.stat().st_size
+            if size > self.limits.part_bytes:  # refused before reading it into memory
+                self.limits.check_bytes(size)
+            return path.read_bytes()
+        except MediaError as err:
+            raise InvalidArgument(f"{field}: {err}", field) from None
+        except OSError as err:
+            raise InvalidArgument(
+                f"{field}: {uri!r} cannot be read: {err.strerror}", field
+            ) from None
+
+    def _fetch(self, url: str, field: str) -> bytes:
+        if not self.settings.allow_media_urls:
+            raise InvalidArgument(
+                f"{field}: this server does not fetch media from URLs"
+                " (setting TUNEFORGE_ALLOW_MEDIA_URLS is off); send the bytes inline (a base64"
+                " data URL, or inlineData) or upload the file (POST /v1/files) and name its id",
+                field,
+            )
+        client = self._http or httpx.Client(timeout=URL_TIMEOUT_S, follow_redirects=True)
+        try:
+            with client.stream("GET", url) as response:
+                if response.status_code != 200:
+                    raise InvalidArgument(
+                        f"{field}: fetching {url!r} answered HTTP {response.status_code}", field
+                    )
+                declared = response.headers.get("content-length", "")
+                if declared.isdigit():
+                    self.limits.check_bytes(int(declared))
+                body = bytearray()
+                for chunk in response.iter_bytes():
+                    body += chunk
+                    self.limits.check_bytes(len(body))  # a server may send more than it declared
+                return bytes(body)
+        except MediaError as err:
+            raise InvalidArgument(f"{field}: {url!r}: {err}", field) from None
+        except httpx.HTTPError as err:
+            reason = str(err) or type(err).__name__
+            raise InvalidArgument(
+                f"{field}: {url!r} could not be fetched: {reason}", field
+            ) from None
+        finally:
+            if self._http is None:
+                client.close()
+
+
+def resolved(
+    conversation: Conversation,
+    reader: MediaSource,
+    limits: MediaLimits,
+    *,
+    holder: str = "an example",
+) -> Conversation:
+    """The conversation with every media part's bytes read (and an unknown MIME type, an http
+    image's, taken from the bytes), each part checked against ``limits``; ``holder`` is what the
+    parts-per-example message calls the conversation ("a request")."""
+    parts = conversation.media
+    if not parts:
+        return conversation
+    if len(parts) > limits.parts_per_example:
+        first_over = parts[limits.parts_per_example]
+        raise InvalidArgument(
+            f"{first_over.path}: {holder} holds at most {limits.parts_per_example:,} media parts;"
+            f" this one has {len(parts):,} (TUNEFORGE_MAX_MEDIA_PARTS)",
+            first_over.path,
+        )
+    turns = tuple(
+        replace(turn, media=tuple(_checked(media, reader, limits) for media in turn.media))
+        if turn.media
+        else turn
+        for turn in conversation.turns
+    )
+    return replace(conversation, turns=turns)
+
+
+def _checked(media: Media, reader: MediaSource, limits: MediaLimits) -> Media:
+    data = reader.read(media)
+    try:
+        if not media.mime_type:
+            mime_type = sniffed_type(data)
+            if mime_type is None or MIME_KINDS[mime_type] != media.kind:
+                raise MediaError(
+                    f"the bytes are not {KIND_WORDS[media.kind]} of a known type; expected "
+                    + SUPPORTED_TYPES
+                )
+            media = replace(media, mime_type=mime_type)
+        check_media_bytes(media, data, limits)
+    except MediaError as err:
+        raise InvalidArgument(f"{media.path}: {err}", media.path) from None
+    return replace(media, data=data)
+
+
+# --- what a model reads --------------------------------------------------------------------
+
+
+def target_media_kinds(target: ModelTarget) -> frozenset[str]:
+    """The media kinds the target reads: its own folder's config for full weights, else its
+    base's (an adapter does not change what the model reads)."""
+    return _media_kinds(str(target.weights_path or target.base_source))
+
+
+@lru_cache(maxsize=64)
+def _media_kinds(source: str) -> frozenset[str]:
+    # Stand-in until tuneforge.models.loading.media_kinds lands: the same rule, read from the
+    # model's config alone (no weights).
+    from transformers import AutoConfig
+
+    try:
+        config = AutoConfig.from_pretrained(source)
+    except (OSError, ValueError):
+        return frozenset()
+    kinds: set[str] = set()
+    if getattr(config, "vision_config", None) is not None:
+        kinds |= {"image", "document"}
+    if getattr(config, "audio_config", None) is not None:
+        kinds.add("audio")
+    return frozenset(kinds)
+
+
+def refuse_unreadable(conversation: Conversation, model: str, kinds: frozenset[str]) -> None:
+    """A 400 naming the first media part of a kind ``model`` cannot read: media are never
+    dropped silently."""
+    for media in conversation.media:
+        if media.kind not in kinds:
+            raise InvalidArgument(
+                f"{media.path}: {model} {_reads(kinds)}; it cannot take {KIND_WORDS[media.kind]}",
+                media.path,
+            )
+
+
+def _reads(kinds: frozenset[str]) -> str:
+    words = ["text"] + [
+        KIND_WORDS[kind] for kind in ("image", "document", "audio") if kind in kinds
+    ]
+    if len(words) == 1:
+        return "reads text only"
+    return "reads " + ", ".join(words[:-1]) + " and " + words[-1]
