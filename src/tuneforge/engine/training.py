@@ -54,7 +54,10 @@ from tuneforge.engine.spec import Hyperparameters, TuningSpec, resolve_hyperpara
 from tuneforge.models.loading import (
     declared_dtype,
     load_causal_lm,
+    load_media_model,
+    load_processor,
     load_tokenizer,
+    media_kinds,
     quiet_transformers,
 )
 from tuneforge.models.resolve import resolve_base_model
@@ -70,6 +73,9 @@ class LoadedBase:
     # What training may plan to use (TUNEFORGE_TRAINING_MEMORY_BYTES); None: what the device
     # has available when the run starts.
     memory_limit_bytes: int | None = None
+    # A model that reads media: its processor (image processor or feature extractor beside the
+    # tokenizer); None for a text-only model.
+    processor: Any = None
 
 
 def tuned_kind(tuned_dir: str) -> str:
@@ -106,10 +112,12 @@ def load_model(
     kind = tuned_kind(tuned) if tuned else None
     source = tuned if kind == "weights" else resolved.source
     tokenizer = load_tokenizer(resolved.source)
-    model = load_causal_lm(
+    processor = load_processor(resolved.source) if media_kinds(resolved.source) else None
+    # A media model trains on padded batches (engine/media_training.py), so plain SDPA.
+    model = (load_media_model if processor is not None else load_causal_lm)(
         source,
         dtype=dtype or hardware.dtype,
-        attn_implementation=hardware.packed_attention,
+        attn_implementation="sdpa" if processor is not None else hardware.packed_attention,
         **quantized_loading(quantization, hardware.dtype),
     )
     if quantization:
@@ -127,7 +135,12 @@ def load_model(
             model = model.merge_and_unload().requires_grad_(True)
     fit_cpu_threads(model)
     return LoadedBase(
-        model, tokenizer, hardware, str(source), memory_limit_bytes=settings.training_memory_bytes
+        model,
+        tokenizer,
+        hardware,
+        str(source),
+        memory_limit_bytes=settings.training_memory_bytes,
+        processor=processor,
     )
 
 
@@ -415,12 +428,14 @@ def padding_free_run(
     trainer: dict[str, Any] | None = None,
     full_logits: bool = False,
     frozen_bytes: int = 0,
+    collator: TokenCounter | None = None,
 ) -> PreparedRun:
     """A TRL trainer that trains on ``data``'s loss-masked rows in padding-free batches, as SFT
     and distillation both do: ``config_class``/``trainer_class`` are the method's TRL pair,
     ``config`` and ``trainer`` its own keyword arguments to them. For the memory plan:
     ``full_logits`` when the method's loss takes the whole logits (not TRL's fused head), and
-    ``frozen_bytes`` of weights held beside the model (a teacher)."""
+    ``frozen_bytes`` of weights held beside the model (a teacher). ``collator``: one of the
+    method's own instead of the padding-free one (a media model's padded batches)."""
     checkpoints_dir = output_dir / "checkpoints"
     workload = Workload(
         batch_size=hp.batch_size,
@@ -446,7 +461,7 @@ def padding_free_run(
         dataset_kwargs={"skip_prepare_dataset": True},
         **(config or {}),
     )
-    counter = padding_free_collator(base.tokenizer)
+    counter = collator or padding_free_collator(base.tokenizer)
     callback = TuningCallback(observer, counter, checkpoints_dir, hp.early_stopping_patience)
     seed_everything(spec.seed)  # the adapter's initial weights are drawn in the trainer
     built = trainer_class(

@@ -1,4 +1,5 @@
-"""Supervised fine-tuning: LoRA adapter or all weights, on loss-masked, padding-free batches."""
+"""Supervised fine-tuning: LoRA adapter or all weights, on loss-masked, padding-free batches (a
+model that reads media: padded batches through its processor, engine/media_training.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ from pathlib import Path
 from trl import SFTConfig, SFTTrainer
 
 from tuneforge.config import Settings
+from tuneforge.data.media import media_limits
 from tuneforge.data.records import Conversation
+from tuneforge.engine.media_training import media_collator, prepare_media_sequences
 from tuneforge.engine.observer import TuningObserver
 from tuneforge.engine.spec import TuningSpec
 from tuneforge.engine.training import (
@@ -29,7 +32,21 @@ def prepare_sft(
 ) -> PreparedRun:
     base = load_base_for_training(spec, settings)
     hp = resolve_for_model(spec, base.model, len(train))
-    data = prepare_sequences(train, validation, base, hp, observer)
+    if base.processor is None:
+        data = prepare_sequences(train, validation, base, hp, observer)
+        collator = None
+    else:  # a model that reads media: padded batches through its processor
+        limits = media_limits(settings)
+        data = prepare_media_sequences(train, validation, base, hp, observer, limits)
+        collator = media_collator(base.tokenizer)
     return padding_free_run(
-        spec, base, hp, data, output_dir, observer, config_class=SFTConfig, trainer_class=SFTTrainer
+        spec,
+        base,
+        hp,
+        data,
+        output_dir,
+        observer,
+        config_class=SFTConfig,
+        trainer_class=SFTTrainer,
+        collator=collator,
     )
