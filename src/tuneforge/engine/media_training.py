@@ -10,7 +10,6 @@ from the pixels that fill it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from tuneforge.data.media import MediaLimits
@@ -37,22 +36,6 @@ def media_bytes(media) -> bytes:
     return media.data
 
 
-@dataclass
-class MediaRows:
-    """Encoded examples as a map-style dataset the trainer's loader indexes."""
-
-    rows: list[dict[str, Any]]
-
-    def __len__(self) -> int:
-        return len(self.rows)
-
-    def __getitem__(self, index: int) -> dict[str, Any]:
-        return self.rows[index]
-
-    def __iter__(self):
-        return iter(self.rows)
-
-
 class MediaCollator:
     """Pads a batch's rows to its longest (right side, IGNORE_INDEX labels) and concatenates
     each tower input along its first dimension, which counts media items (images, pages or
@@ -70,8 +53,8 @@ class MediaCollator:
         attention_mask = torch.zeros((len(rows), longest), dtype=torch.long)
         for index, row in enumerate(rows):
             length = len(row["input_ids"])
-            input_ids[index, :length] = torch.tensor(row["input_ids"])
-            labels[index, :length] = torch.tensor(row["labels"])
+            input_ids[index, :length] = torch.as_tensor(row["input_ids"])
+            labels[index, :length] = torch.as_tensor(row["labels"])
             attention_mask[index, :length] = 1
         batch: dict[str, Any] = {
             "input_ids": input_ids,
@@ -125,10 +108,12 @@ def encode_for_training(
     return kept
 
 
-def _rows(encodings: list[MediaEncoding]) -> MediaRows:
-    return MediaRows(
-        [{"input_ids": e.input_ids, "labels": e.labels, **e.media_inputs} for e in encodings]
-    )
+def _rows(encodings: list[MediaEncoding]):
+    """A dataset the trainers take (TRL wants ``datasets``'), rows read back as tensors."""
+    from datasets import Dataset
+
+    rows = [{"input_ids": e.input_ids, "labels": e.labels, **e.media_inputs} for e in encodings]
+    return Dataset.from_list(rows).with_format("torch")
 
 
 def prepare_media_sequences(
