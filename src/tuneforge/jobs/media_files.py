@@ -33,6 +33,7 @@ from tuneforge.data.records import Conversation
 from tuneforge.errors import InvalidArgument
 from tuneforge.inference.types import ModelTarget
 from tuneforge.jobs.datasets import resolve_dataset
+from tuneforge.models.loading import media_kinds
 from tuneforge.store.db import Database
 
 URL_TIMEOUT_S = 30.0  # connecting, and between two reads of a fetched media URL
@@ -176,20 +177,8 @@ def target_media_kinds(target: ModelTarget) -> frozenset[str]:
 
 @lru_cache(maxsize=64)
 def _media_kinds(source: str) -> frozenset[str]:
-    # Stand-in until tuneforge.models.loading.media_kinds lands: the same rule, read from the
-    # model's config alone (no weights).
-    from transformers import AutoConfig
-
-    try:
-        config = AutoConfig.from_pretrained(source)
-    except (OSError, ValueError):
-        return frozenset()
-    kinds: set[str] = set()
-    if getattr(config, "vision_config", None) is not None:
-        kinds |= {"image", "document"}
-    if getattr(config, "audio_config", None) is not None:
-        kinds.add("audio")
-    return frozenset(kinds)
+    """``models.loading.media_kinds``, once per model folder: it reads the config from disk."""
+    return media_kinds(source)
 
 
 def refuse_unreadable(conversation: Conversation, model: str, kinds: frozenset[str]) -> None:

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from tuneforge.config import Settings
+from tuneforge.data.media import media_limits
 from tuneforge.data.records import Conversation
 from tuneforge.errors import InvalidArgument
+from tuneforge.inference.types import ModelTarget
+from tuneforge.jobs.media_files import MediaReader, refuse_unreadable, resolved, target_media_kinds
 from tuneforge.service.models import ModelService
 
 
@@ -46,13 +49,15 @@ class GenerationService:
 
     def generate(self, project_id: str, model: str, prompt: Conversation, params):
         self._refuse_oversized(prompt)
-        return self.backend.generate(
-            self.models.generation_target(project_id, model), prompt, params
-        )
+        target = self.models.generation_target(project_id, model)
+        prompt = self._with_media(project_id, target, prompt)
+        return self.backend.generate(target, prompt, params)
 
     def stream(self, project_id: str, model: str, prompt: Conversation, params):
         self._refuse_oversized(prompt)
-        return self.backend.stream(self.models.generation_target(project_id, model), prompt, params)
+        target = self.models.generation_target(project_id, model)
+        prompt = self._with_media(project_id, target, prompt)
+        return self.backend.stream(target, prompt, params)
 
     def prompt_tokens(self, project_id: str, model: str, prompt: Conversation):
         """The prompt's tokens per turn (``inference.token_count.TurnTokens``), as ``model``
@@ -60,18 +65,31 @@ class GenerationService:
         from tuneforge.inference.token_count import prompt_tokens
 
         self._refuse_oversized(prompt)
-        return prompt_tokens(self.models.generation_target(project_id, model), prompt)
+        target = self.models.generation_target(project_id, model)
+        return prompt_tokens(target, self._with_media(project_id, target, prompt))
 
     def score(self, project_id: str, model: str, conversations: list[Conversation]) -> list[float]:
         """A reward model's score of each conversation (each ends with the model's turn)."""
         for conversation in conversations:
             self._refuse_oversized(conversation)
         target = self.models.scoring_target(project_id, model)
+        conversations = [self._with_media(project_id, target, c) for c in conversations]
         if self._scorer is None:
             from tuneforge.inference.reward_scoring import RewardScorer
 
             self._scorer = RewardScorer()
         return self._scorer.score(target, conversations)
+
+    def _with_media(self, project_id: str, target: ModelTarget, prompt: Conversation):
+        """The prompt with its media parts' bytes read and checked (a 400 naming the part when
+        one cannot be read, breaks a limit, or is of a kind the model cannot read): what the
+        backend receives. A prompt without media is returned as it is."""
+        if not prompt.media:
+            return prompt
+        reader = MediaReader(self.models.db, self.settings, project_id)
+        prompt = resolved(prompt, reader, media_limits(self.settings), holder="a request")
+        refuse_unreadable(prompt, target.name, target_media_kinds(target))
+        return prompt
 
     def _refuse_oversized(self, prompt: Conversation) -> None:
         """By its size in bytes, before any model is loaded: tokenizing megabytes of text
