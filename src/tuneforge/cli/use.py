@@ -26,9 +26,23 @@ def generate(
     stop: list[str] = typer.Option([], help="Stop sequence (repeatable)."),
     seed: int | None = typer.Option(None, help="Seed for sampling."),
     n: int = typer.Option(1, help="How many answers."),
+    images: list[Path] = typer.Option(
+        [], "--image", help="A PNG, JPEG, WebP or GIF image before the prompt (repeatable)."
+    ),
+    pdfs: list[Path] = typer.Option(
+        [], "--pdf", help="A PDF document before the prompt, each page an image (repeatable)."
+    ),
+    audio: list[Path] = typer.Option(
+        [], "--audio", help="A WAV, MP3 or FLAC recording before the prompt (repeatable)."
+    ),
 ) -> None:
     """Answer PROMPT with MODEL, loaded on this machine from the local data dir (on a server,
-    use its chat/completions or generateContent API)."""
+    use its chat/completions or generateContent API). Files (--image, --pdf, --audio) go
+    inline before PROMPT in the user's turn, images first, then documents, then audio; a model
+    that cannot read their kind refuses them."""
+    from tuneforge.cli.media_options import media_parts
+    from tuneforge.config import get_settings
+    from tuneforge.data.media import media_limits
     from tuneforge.inference.types import GenerationParams
 
     params = GenerationParams(
@@ -40,7 +54,8 @@ def generate(
         seed=seed,
         n=n,
     )
-    conversation = Conversation(turns=(Turn("user", prompt),), system=system)
+    media = media_parts(images, pdfs, audio, media_limits(get_settings()))
+    conversation = Conversation(turns=(Turn("user", prompt, media=media),), system=system)
     result = local_service().generation.generate(PROJECT, model, conversation, params)
     for number, completion in enumerate(result.completions, 1):
         if len(result.completions) > 1:

@@ -1,0 +1,82 @@
+"""``generate --image/--pdf/--audio``: local files sent as media parts of the user's turn, a
+file that cannot be sent refused in one line naming the option and the path, and a model that
+cannot read the kind refusing it as the CLI prints any other error."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.media_bytes import pdf_bytes, png_bytes, wav_bytes
+
+TINY = "tuneforge/tiny-chat"
+
+
+@pytest.fixture
+def files(tmp_path) -> dict[str, Path]:
+    made = {
+        "red.png": png_bytes((32, 32)),
+        "page.pdf": pdf_bytes(),
+        "tone.wav": wav_bytes(),
+        "notes.txt": b"just text",
+    }
+    for name, data in made.items():
+        (tmp_path / name).write_bytes(data)
+    return {name: tmp_path / name for name in made}
+
+
+def error_line(output: str) -> str:
+    """The command's one line of output, which must be an error and nothing else."""
+    lines = output.strip().splitlines()
+    assert len(lines) == 1, output
+    assert "Traceback" not in output
+    assert lines[0].startswith("error: "), output
+    return lines[0].removeprefix("error: ")
+
+
+def test_an_image_for_a_text_only_model_is_refused_in_one_line(cli, files):
+    output = cli("generate", TINY, "what colour?", "--image", str(files["red.png"]), code=1)
+
+    assert error_line(output) == (
+        f"--image {files['red.png']}: tuneforge/tiny-chat reads text only; it cannot take images"
+    )
+
+
+@pytest.mark.parametrize(
+    ("option", "name", "expected"),
+    [
+        ("--image", "missing.png", "no such file"),
+        ("--pdf", ".", "is a folder, not a file"),
+        ("--image", "page.pdf", "the file is application/pdf, not an image; give it with --pdf"),
+        ("--audio", "red.png", "the file is image/png, not audio; give it with --image"),
+        ("--pdf", "notes.txt", "neither its bytes nor its name say what it is"),
+    ],
+)
+def test_a_file_that_cannot_be_sent_is_named_with_its_option(cli, files, option, name, expected):
+    path = files["red.png"].parent / name
+
+    output = cli("generate", TINY, "hello", option, str(path), code=1)
+
+    assert error_line(output).startswith(f"{option} {path}: {expected}")
+
+
+def test_an_unreadable_file_is_named_with_its_option(cli, files):
+    path = files["tone.wav"]
+    path.chmod(0)
+    if os.access(path, os.R_OK):
+        pytest.skip("running as root: the file stays readable")
+
+    output = cli("generate", TINY, "hello", "--audio", str(path), code=1)
+
+    assert error_line(output) == f"--audio {path}: cannot read it: Permission denied"
+
+
+def test_a_file_over_the_size_limit_is_refused_before_it_is_read(cli, files, monkeypatch):
+    monkeypatch.setenv("TUNEFORGE_MAX_MEDIA_BYTES", "100")
+
+    output = cli("generate", TINY, "hello", "--pdf", str(files["page.pdf"]), code=1)
+
+    assert error_line(output).startswith(f"--pdf {files['page.pdf']}: the part holds ")
+    assert "at most 100 are allowed (TUNEFORGE_MAX_MEDIA_BYTES)" in output
