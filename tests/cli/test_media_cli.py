@@ -4,6 +4,7 @@ cannot read the kind refusing it as the CLI prints any other error."""
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -80,3 +81,45 @@ def test_a_file_over_the_size_limit_is_refused_before_it_is_read(cli, files, mon
 
     assert error_line(output).startswith(f"--pdf {files['page.pdf']}: the part holds ")
     assert "at most 100 are allowed (TUNEFORGE_MAX_MEDIA_BYTES)" in output
+
+
+@pytest.fixture(scope="module")
+def image_task(tmp_path_factory) -> tuple[Path, Path]:
+    from tuneforge.data.media_samples import write_media_task
+
+    return write_media_task(tmp_path_factory.mktemp("image-task"), "image", sizes=(8, 4))
+
+
+def test_evaluate_refuses_a_media_test_set_for_a_text_only_model_by_example(cli, image_task):
+    train, test = image_task
+
+    output = cli("evaluate", TINY, str(test), "--train", str(train), code=1)
+
+    assert error_line(output) == (
+        "test example 1: contents[0].parts[0].inlineData: tuneforge/tiny-chat reads text only;"
+        " it cannot take images"
+    )
+
+
+def test_evaluate_reads_file_parts_by_the_projects_rules(cli, files, tmp_path):
+    """A fileData part is read as a request's would be: a path outside the dataset roots is
+    refused, naming the test example and the part."""
+    line = {
+        "contents": [
+            {"role": "user", "parts": [
+                {"fileData": {"mimeType": "image/png", "fileUri": str(files["red.png"])}},
+                {"text": "What colour?"},
+            ]},
+            {"role": "model", "parts": [{"text": "red"}]},
+        ]
+    }  # fmt: skip
+    test = tmp_path / "test.jsonl"
+    test.write_text(json.dumps(line) + "\n")
+
+    output = cli("evaluate", TINY, str(test), "--few-shot", "0", code=1)
+
+    assert error_line(output) == (
+        f"test example 1: contents[0].parts[0].fileData: '{files['red.png']}' is not an uploaded"
+        " file and not under a dataset root (TUNEFORGE_DATASET_ROOTS); upload it with"
+        " POST /v1/files"
+    )

@@ -72,7 +72,12 @@ def generate(
 def evaluate(
     model: str = typer.Argument(..., help="The tuned model (or a base model) to evaluate."),
     test_file: Path = typer.Argument(..., exists=True, dir_okay=False, help="Held-out JSONL."),
-    few_shot: int = typer.Option(3, "--few-shot", "-k", help="Examples in the few-shot prompt."),
+    few_shot: int = typer.Option(
+        3,
+        "--few-shot",
+        "-k",
+        help="Examples in the few-shot prompt, with their images, documents and audio.",
+    ),
     train_file: Path | None = typer.Option(
         None,
         "--train",
@@ -89,7 +94,11 @@ def evaluate(
 ) -> None:
     """Compare MODEL with its base model zero-shot and few-shot (and, for a distilled model,
     with its teacher) on TEST_FILE: exact match, token F1, ROUGE-L, prompt tokens, speed.
-    The models run on this machine, from the local data dir."""
+    The models run on this machine, from the local data dir. Examples may hold media parts
+    (inline, or files by uploaded id or path under the dataset roots): each model is refused
+    up front, by test example, media it cannot read. Few-shot examples bring their media into
+    every few-shot prompt; when that outgrows the model's context the command says so: use a
+    smaller --few-shot, or 0."""
     from tuneforge.data.validate import load_examples
     from tuneforge.inference.evaluate import report_table, to_json
     from tuneforge.service.evaluation import compare_with_base
