@@ -24,17 +24,17 @@ from tuneforge.data.media_check import MediaCheck
 from tuneforge.data.media_samples import (
     MediaExample,
     colour_image,
+    figure_pdf,
     to_openai,
     to_vertex,
     tone_wav,
-    word_pdf,
 )
 from tuneforge.data.tokenize import chat_messages
 from tuneforge.data.validate import validate_dataset
 
 RNG = random.Random(0)
 PNG = colour_image(RNG, "red")
-PDF = word_pdf(RNG, "plot")
+PDF = figure_pdf(RNG, "circle")
 WAV = tone_wav(RNG, "high")
 
 

@@ -4,11 +4,11 @@ deterministic for a seed.
 Each task asks the same question of every example, so only the media can tell the answer:
 - ``image``: the colour of a shape (a circle or a square, anywhere, any size) drawn on a grey
   background (PNG);
-- ``document``: the word printed on a one-page PDF (drawn with pillow's own font, saved with
-  pillow's PDF writer);
+- ``document``: the figure (a circle, a square or a triangle, anywhere, any size) printed on a
+  one-page PDF (saved with pillow's PDF writer);
 - ``audio``: whether a tone is high or low (a sine of random pitch, phase and loudness in
   noise, one second of 16 kHz WAV).
-The answers are words the tiny tokenizer writes in one token.
+The tiny tokenizer writes the colours in one token each, the other answers in a few.
 """
 
 from __future__ import annotations
@@ -25,11 +25,11 @@ from typing import Literal
 from tuneforge.data.media import MediaKind
 
 COLOURS = {"red": (210, 40, 40), "green": (40, 170, 60), "blue": (40, 70, 210)}
-WORDS = ("plot", "story", "movie", "film")
+FIGURES = ("circle", "square", "triangle")
 PITCHES = {"low": (180.0, 400.0), "high": (1500.0, 3200.0)}  # Hz ranges
 QUESTIONS: dict[MediaKind, str] = {
     "image": "What colour is the shape?",
-    "document": "Which word is printed on the page?",
+    "document": "Which figure is printed on the page?",
     "audio": "Is the tone high or low?",
 }
 MIME_TYPES: dict[MediaKind, str] = {
@@ -69,14 +69,21 @@ def colour_image(rng: random.Random, colour: str, size: int = 64) -> bytes:
     return _encoded(image, "PNG")
 
 
-def word_pdf(rng: random.Random, word: str) -> bytes:
-    from PIL import Image, ImageDraw, ImageFont
+def figure_pdf(rng: random.Random, figure: str) -> bytes:
+    from PIL import Image, ImageDraw
 
-    page = Image.new("RGB", (240, 160), "white")
+    # A square page: vision processors crop to a square, which must not cut the figure off.
+    page = Image.new("RGB", (160, 160), "white")
     draw = ImageDraw.Draw(page)
-    font = ImageFont.load_default(size=rng.randint(44, 56))
-    left, top = rng.randint(4, 60), rng.randint(10, 70)
-    draw.text((left, top), word, fill=(0, 0, 0), font=font)
+    extent = rng.randint(60, 120)
+    left, top = rng.randint(4, 156 - extent), rng.randint(4, 156 - extent)
+    box = (left, top, left + extent, top + extent)
+    if figure == "circle":
+        draw.ellipse(box, fill="black")
+    elif figure == "square":
+        draw.rectangle(box, fill="black")
+    else:
+        draw.polygon([(left, top + extent), (left + extent // 2, top), box[2:]], fill="black")
     return _encoded(page, "PDF")
 
 
@@ -90,7 +97,7 @@ def tone_wav(rng: random.Random, pitch: str, seconds: float = 1.0) -> bytes:
     noise = np.random.default_rng(rng.getrandbits(32)).normal(0.0, 0.02, times.shape)
     wave = rng.uniform(0.2, 0.8) * np.sin(2 * np.pi * frequency * times + rng.uniform(0, 6.3))
     buffer = io.BytesIO()
-    soundfile.write(buffer, (wave + noise).astype(np.float32), AUDIO_RATE, format="WAV")
+    soundfile.write(buffer, (wave + noise).astype(np.float32), AUDIO_RATE, "PCM_16", format="WAV")
     return buffer.getvalue()
 
 
@@ -105,8 +112,8 @@ def media_example(kind: MediaKind, rng: random.Random) -> MediaExample:
         answer = rng.choice(sorted(COLOURS))
         return MediaExample(kind, colour_image(rng, answer), answer)
     if kind == "document":
-        answer = rng.choice(WORDS)
-        return MediaExample(kind, word_pdf(rng, answer), answer)
+        answer = rng.choice(FIGURES)
+        return MediaExample(kind, figure_pdf(rng, answer), answer)
     answer = rng.choice(sorted(PITCHES))
     return MediaExample(kind, tone_wav(rng, answer), answer)
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from sqlalchemy.orm import Session
 
 from tuneforge.config import Settings
+from tuneforge.data.media_check import MediaCheck
 from tuneforge.data.records import Task, ValidationReport
 from tuneforge.data.validate import (
     MIN_EXAMPLES,
@@ -48,10 +49,12 @@ def validate_for_job(
     tokenizer=None,
     max_length: int | None = None,
     keep_examples: bool = True,
+    media: MediaCheck | None = None,
 ) -> ValidationReport:
     """A job's dataset, checked as the job trains on it: a training file needs MIN_EXAMPLES
     examples, a validation file one. Without ``keep_examples`` the report holds only the
-    verdict, and validating takes little memory whatever the file's size."""
+    verdict, and validating takes little memory whatever the file's size. ``media``: how its
+    media parts are checked (jobs/media_files.media_check)."""
     training = param == "training_file"
     return validate_dataset(
         path,
@@ -61,18 +64,25 @@ def validate_for_job(
         min_examples=MIN_EXAMPLES if training else 1,
         recommended_examples=RECOMMENDED_EXAMPLES if training else 1,
         keep_examples=keep_examples,
+        media=media,
     )
 
 
 def refuse_invalid_dataset(
-    session: Session, settings: Settings, project_id: str, reference: str, param: str, task: Task
+    session: Session,
+    settings: Settings,
+    project_id: str,
+    reference: str,
+    param: str,
+    task: Task,
+    media: MediaCheck | None = None,
 ) -> None:
     """Refuse, with a message naming ``param`` and the file's first errors, a dataset a job
     could never read or would fail on. A remote URI is validated by the job once fetched."""
     path = resolve_dataset(session, settings, project_id, reference, param, fetch=False)
     if is_remote(reference):
         return
-    report = validate_for_job(path, task, param, keep_examples=False)
+    report = validate_for_job(path, task, param, keep_examples=False, media=media)
     if not report.ok:
         raise InvalidArgument(
             f"{param}: {reference!r} is not a valid {task} dataset: "

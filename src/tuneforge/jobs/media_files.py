@@ -29,11 +29,14 @@ from tuneforge.data.media import (
     media_limits,
     sniffed_type,
 )
+from tuneforge.data.media_check import MediaCheck
+from tuneforge.data.media_tokenize import audio_window
 from tuneforge.data.records import Conversation
 from tuneforge.errors import InvalidArgument
 from tuneforge.inference.types import ModelTarget
 from tuneforge.jobs.datasets import resolve_dataset
-from tuneforge.models.loading import media_kinds
+from tuneforge.models.loading import load_processor, media_kinds
+from tuneforge.models.resolve import resolve_base_model
 from tuneforge.store.db import Database
 
 URL_TIMEOUT_S = 30.0  # connecting, and between two reads of a fetched media URL
@@ -199,3 +202,20 @@ def _reads(kinds: frozenset[str]) -> str:
     if len(words) == 1:
         return "reads text only"
     return "reads " + ", ".join(words[:-1]) + " and " + words[-1]
+
+
+def media_check(db: Database, settings: Settings, project_id: str, base_model: str) -> MediaCheck:
+    """How a job's datasets' media are checked: within the settings' limits, read by the
+    project's rules, of kinds the base model reads (any, for a hub model not on this machine
+    yet: the job checks again once it has it)."""
+    source = resolve_base_model(base_model, settings).source
+    local = Path(source).is_dir()
+    kinds = media_kinds(source) if local else None
+    window = audio_window(load_processor(source)) if kinds and "audio" in kinds else None
+    return MediaCheck(
+        limits=media_limits(settings),
+        read=MediaReader(db, settings, project_id).read,
+        accepts=kinds,
+        model=base_model,
+        audio_window=window,
+    )

@@ -21,6 +21,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from tuneforge.config import Settings, get_settings
+from tuneforge.data.media_check import example_media
 from tuneforge.data.validate import first_errors
 from tuneforge.engine.errors import TuningError
 from tuneforge.engine.methods import get_method
@@ -32,6 +33,7 @@ from tuneforge.errors import Conflict, TuneforgeError
 from tuneforge.graders import parse_grader
 from tuneforge.graders.spec import models_named
 from tuneforge.jobs.datasets import resolve_dataset, validate_for_job
+from tuneforge.jobs.media_files import media_check, resolved
 from tuneforge.jobs.ranks import DatasetStatistics, RankWork, launch
 from tuneforge.jobs.store_observer import StoreObserver
 from tuneforge.jobs.targets import model_target
@@ -282,6 +284,7 @@ def _prepare_datasets(
         repo.update_progress(
             s, job.id, worker_id=observer.worker_id, sub_state=SubState.PROCESSING_DATASET
         )
+    media = media_check(db, settings, job.project_id, job.base_model)
     datasets, token_counts = {}, []
     for param, reference in (
         ("training_file", job.training_file),
@@ -292,13 +295,19 @@ def _prepare_datasets(
             continue
         with db.session() as s:
             path = resolve_dataset(s, settings, job.project_id, reference, param)
-        report = validate_for_job(path, task, param, tokenizer=tokenizer, max_length=max_length)
+        report = validate_for_job(
+            path, task, param, tokenizer=tokenizer, max_length=max_length, media=media
+        )
         if not report.ok:
             raise DatasetRejected(first_errors(report.problems, report.error_count), param)
         for warning in report.problems:
             if warning.severity == "warning":
                 observer.on_event(f"{param}: {warning}", level="warning")
-        datasets[param] = report.examples
+        # Media named by file are read now: the engine trains on bytes.
+        datasets[param] = [
+            resolved(example, media, media.limits) if example_media(example) else example
+            for example in report.examples
+        ]
         if param == "training_file":
             token_counts = report.token_counts
     train, validation = datasets["training_file"], datasets["validation_file"]

@@ -29,7 +29,11 @@ FALLBACK_CHAT_TEMPLATE = (
 def load_tokenizer(source: str | Path):
     from transformers import AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(str(source))
+    return _prepared(AutoTokenizer.from_pretrained(str(source)), source)
+
+
+def _prepared(tokenizer, source: str | Path):
+    """An EOS token (or a clear refusal), a pad token and a chat template, whatever the base."""
     if tokenizer.eos_token is None:
         raise InvalidArgument(f"the tokenizer of {source} has no EOS token; it cannot be tuned")
     if tokenizer.pad_token is None:
@@ -57,18 +61,18 @@ def media_kinds(source: str | Path) -> frozenset[str]:
 
 
 def load_processor(source: str | Path):
-    """A media model's processor; its tokenizer is treated as :func:`load_tokenizer` treats
-    one (an EOS token required, a pad token and a chat template supplied)."""
+    """The base's processor (tokenizer plus image processor or audio feature extractor), its
+    tokenizer prepared as ``load_tokenizer`` prepares one. A text-only model has no processor:
+    AutoProcessor then gives its tokenizer, returned prepared the same way."""
     from transformers import AutoProcessor
 
     processor = AutoProcessor.from_pretrained(str(source))
-    tokenizer = processor.tokenizer
-    if tokenizer.eos_token is None:
-        raise InvalidArgument(f"the tokenizer of {source} has no EOS token; it cannot be tuned")
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    if not getattr(processor, "chat_template", None) and not tokenizer.chat_template:
-        tokenizer.chat_template = FALLBACK_CHAT_TEMPLATE
+    tokenizer = getattr(processor, "tokenizer", None)
+    if tokenizer is None or processor is tokenizer:
+        return _prepared(processor, source)
+    _prepared(tokenizer, source)
+    if not getattr(processor, "chat_template", None):
+        processor.chat_template = tokenizer.chat_template
     return processor
 
 
@@ -79,6 +83,8 @@ def load_media_model(
     models (LLaVA, Qwen2-VL, Idefics3, Gemma 3, ...) and audio-text ones (Qwen2-Audio)."""
     from transformers import AutoModelForMultimodalLM
 
+    if not media_kinds(source):
+        raise InvalidArgument(f"{source} is a text-only model: it has no vision or audio tower")
     kwargs = {"attn_implementation": attn_implementation, **loading}
     if dtype is not None:
         kwargs["dtype"] = dtype

@@ -14,9 +14,12 @@ from pathlib import Path
 from tuneforge.config import Settings
 from tuneforge.errors import ModelNotFound
 from tuneforge.models.tiny import TINY_MODELS, ensure_tiny_model
+from tuneforge.models.tiny_media import TINY_MEDIA_MODELS, ensure_tiny_media_model
 from tuneforge.storage import storage_for
 
 MAX_MODEL_NAME_LENGTH = 1024
+# Every built-in model, built on first use: the tiny chat models, then the tiny media ones.
+BUILTIN_MODELS: tuple[str, ...] = (*TINY_MODELS, *TINY_MEDIA_MODELS)
 
 
 @dataclass(frozen=True)
@@ -63,9 +66,16 @@ def _unknown(name: str) -> ModelNotFound:
     offline = os.environ.get("HF_HUB_OFFLINE") == "1"
     hint = " (HF_HUB_OFFLINE=1: only models already in the local cache can be used)"
     return ModelNotFound(
-        f"unknown base model {name!r}: not a built-in model ({', '.join(TINY_MODELS)}), "
+        f"unknown base model {name!r}: not a built-in model ({', '.join(BUILTIN_MODELS)}), "
         f"not a folder under the model roots, and not a loadable hub id" + (hint if offline else "")
     )
+
+
+def ensure_builtin_model(name: str, models_dir: Path) -> Path:
+    """Build the named built-in model into ``models_dir`` unless it is there; return its folder."""
+    if name in TINY_MEDIA_MODELS:
+        return ensure_tiny_media_model(name, models_dir)
+    return ensure_tiny_model(name, models_dir)
 
 
 def local_base_models(settings: Settings) -> list[str]:
@@ -81,8 +91,8 @@ def local_base_models(settings: Settings) -> list[str]:
 
 
 def resolve_base_model(name: str, settings: Settings) -> ResolvedModel:
-    if name in TINY_MODELS:
-        folder = ensure_tiny_model(name, storage_for(settings).models_dir)
+    if name in BUILTIN_MODELS:
+        folder = ensure_builtin_model(name, storage_for(settings).models_dir)
         return ResolvedModel(name, str(folder))
 
     if len(name) > MAX_MODEL_NAME_LENGTH or "\x00" in name:

@@ -20,6 +20,7 @@ from tuneforge.engine.spec import Hyperparameters, Mode
 from tuneforge.errors import Conflict, InvalidArgument, NotFound
 from tuneforge.graders import parse_grader
 from tuneforge.jobs.datasets import refuse_invalid_dataset
+from tuneforge.jobs.media_files import media_check
 from tuneforge.jobs.ranks import check_devices
 from tuneforge.models.names import TunedRef, parse_model_name
 from tuneforge.service.graders import check_grader
@@ -166,13 +167,6 @@ class JobService:
         check_devices(request.devices, method, hyperparameters.batch_size)
         with self.db.session() as s:
             repo.ensure_project(s, project_id)
-            refuse_invalid_dataset(
-                s, self.settings, project_id, request.training_file, "training_file", task
-            )
-            if request.validation_file:
-                refuse_invalid_dataset(
-                    s, self.settings, project_id, request.validation_file, "validation_file", task
-                )
         base_model, pre_tuned = request.base_model, request.pre_tuned_model
         if pre_tuned is None and isinstance(parse_model_name(base_model), TunedRef):
             # Tuning a tuned model continues from it (OpenAI's model="ft:...", Vertex's
@@ -181,6 +175,13 @@ class JobService:
         if pre_tuned:
             base_model = self.models.tuned_job(project_id, pre_tuned).base_model
         self.models.check(project_id, base_model, "base_model")
+        media = media_check(self.db, self.settings, project_id, base_model)
+        for param in ("training_file", "validation_file"):
+            if reference := getattr(request, param):
+                with self.db.session() as s:
+                    refuse_invalid_dataset(
+                        s, self.settings, project_id, reference, param, task, media
+                    )
         if request.teacher_model:
             self.models.check(project_id, request.teacher_model, "teacher_model")
         stored = hyperparameters.model_dump(exclude_unset=True)

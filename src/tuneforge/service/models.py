@@ -11,8 +11,7 @@ from tuneforge.errors import InvalidArgument, NotFound
 from tuneforge.inference.types import ModelTarget
 from tuneforge.jobs.targets import model_target, tuned_checkpoint, tuned_model
 from tuneforge.models.names import TunedRef, parse_model_name
-from tuneforge.models.resolve import local_base_models, resolve_base_model
-from tuneforge.models.tiny import TINY_MODELS
+from tuneforge.models.resolve import BUILTIN_MODELS, local_base_models, resolve_base_model
 from tuneforge.store import repo
 from tuneforge.store.db import Database
 from tuneforge.store.models import TunedModel, TuningJob
@@ -70,11 +69,11 @@ class ModelService:
             repo.delete_tuned_model(s, project_id, tuned_model(s, project_id, name).id)
 
     def list(self, project_id: str) -> list[ModelInfo]:
-        models = [ModelInfo(id=name, kind="base", base_model=name) for name in TINY_MODELS]
+        models = [ModelInfo(id=name, kind="base", base_model=name) for name in BUILTIN_MODELS]
         models += [
             ModelInfo(id=name, kind="base", base_model=name)
             for name in local_base_models(self.settings)
-            if f"tuneforge/{name}" not in TINY_MODELS
+            if f"tuneforge/{name}" not in BUILTIN_MODELS
         ]
         with self.db.session() as s:
             page = repo.list_tuned_models(s, project_id, limit=1000)
