@@ -17,6 +17,12 @@ TINY = "tuneforge/tiny-chat"
 PATH = f"/ui/models/{TINY}"
 FORM = {"max_tokens": "4", "temperature": "0", "top_p": "1"}
 PNG = png_bytes((16, 16), "blue")
+IMAGE_TOKENS = 64  # tiny-vision's placeholders per image
+
+
+def prompt_tokens(body: str) -> int:
+    [count] = re.findall(r"(\d+) prompt tokens? ·", body)
+    return int(count)
 
 
 def error_of(body: str) -> str:
@@ -128,3 +134,30 @@ def test_a_carried_file_reaches_the_model_with_its_turn(api: Api):
         "file blue.png: tuneforge/tiny-chat reads text only; it cannot take images"
     )
     assert 'attached: <span class="mono">blue.png</span> · image/png' in response.text
+
+
+def test_a_png_on_tiny_vision_is_answered_and_carried_into_the_next_turn(api: Api):
+    path = "/ui/models/tuneforge/tiny-vision"
+    sign_in(api)
+
+    first = send(api, "what colour?", ("blue.png", PNG, "image/png"), path=path)
+
+    assert first.status_code == 200, first.text
+    [answer] = hidden(first.text, "history_base")
+    assert answer.strip()  # the untuned base: any text
+    assert 'attached: <span class="mono">blue.png</span> · image/png' in first.text
+    assert hidden(first.text, "history_media_name") == ["blue.png"]
+    [carried] = hidden(first.text, "history_media")
+    assert base64.b64decode(carried.removeprefix("data:image/png;base64,")) == PNG
+
+    history = {
+        "history_user": ["what colour?"], "history_base": [answer],
+        "history_media": [carried], "history_media_name": ["blue.png"],
+    }  # fmt: skip
+    second = send(api, "sure?", None, path=path, **history)
+
+    assert second.status_code == 200, second.text
+    assert hidden(second.text, "history_media_name") == ["blue.png", ""]
+    without = send(api, "sure?", None, path=path, **{**history, "history_media": [""]})
+    # the first turn's image came along: its placeholders are in the prompt
+    assert prompt_tokens(second.text) == prompt_tokens(without.text) + IMAGE_TOKENS

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,8 @@ import pytest
 from tests.media_bytes import pdf_bytes, png_bytes, wav_bytes
 
 TINY = "tuneforge/tiny-chat"
+VISION = "tuneforge/tiny-vision"
+IMAGE_TOKENS = 64  # tiny-vision's placeholders per image: (64 pixels / 8-pixel patches) ** 2
 
 
 @pytest.fixture
@@ -101,20 +104,24 @@ def test_evaluate_refuses_a_media_test_set_for_a_text_only_model_by_example(cli,
     )
 
 
-def test_evaluate_reads_file_parts_by_the_projects_rules(cli, files, tmp_path):
-    """A fileData part is read as a request's would be: a path outside the dataset roots is
-    refused, naming the test example and the part."""
-    line = {
+def file_line(image: Path) -> dict:
+    """A test example whose image is a file part naming ``image`` by its path."""
+    return {
         "contents": [
             {"role": "user", "parts": [
-                {"fileData": {"mimeType": "image/png", "fileUri": str(files["red.png"])}},
+                {"fileData": {"mimeType": "image/png", "fileUri": str(image)}},
                 {"text": "What colour?"},
             ]},
             {"role": "model", "parts": [{"text": "red"}]},
         ]
     }  # fmt: skip
+
+
+def test_evaluate_reads_file_parts_by_the_projects_rules(cli, files, tmp_path):
+    """A fileData part is read as a request's would be: a path outside the dataset roots is
+    refused, naming the test example and the part."""
     test = tmp_path / "test.jsonl"
-    test.write_text(json.dumps(line) + "\n")
+    test.write_text(json.dumps(file_line(files["red.png"])) + "\n")
 
     output = cli("evaluate", TINY, str(test), "--few-shot", "0", code=1)
 
@@ -123,3 +130,56 @@ def test_evaluate_reads_file_parts_by_the_projects_rules(cli, files, tmp_path):
         " file and not under a dataset root (TUNEFORGE_DATASET_ROOTS); upload it with"
         " POST /v1/files"
     )
+
+
+def prompt_tokens(output: str) -> int:
+    found = re.search(r"(\d+) prompt tokens, \d+ output tokens", output)
+    assert found, output
+    return int(found[1])
+
+
+def test_generate_with_an_image_on_tiny_vision_answers_having_read_it(cli, files):
+    with_image = cli("generate", VISION, "what colour?", "--image", str(files["red.png"]),
+                     "--max-tokens", "4")  # fmt: skip
+    text_only = cli("generate", VISION, "what colour?", "--max-tokens", "4")
+
+    answer = with_image.strip().splitlines()[0]
+    assert answer.strip() and "error" not in answer  # the untuned base: any text
+    assert prompt_tokens(with_image) == prompt_tokens(text_only) + IMAGE_TOKENS
+
+
+def test_evaluate_on_tiny_vision_puts_the_few_shot_examples_images_in_the_prompt(cli, image_task):
+    train, test = image_task
+
+    report = json.loads(cli("evaluate", VISION, str(test), "--train", str(train), "-k", "2",
+                            "--json", stdout_only=True))  # fmt: skip
+
+    zero, two = report["candidates"]
+    assert (zero["label"], two["label"], report["examples"]) == ("base", "base 2-shot", 4)
+    # each shot adds its image's placeholders besides its text
+    assert two["mean_prompt_tokens"] > zero["mean_prompt_tokens"] + 2 * IMAGE_TOKENS
+
+
+def test_evaluate_reads_a_file_part_under_the_dataset_roots(cli, files, tmp_path, monkeypatch):
+    monkeypatch.setenv("TUNEFORGE_DATASET_ROOTS", json.dumps([str(tmp_path)]))
+    test = tmp_path / "test.jsonl"
+    test.write_text(json.dumps(file_line(files["red.png"])) + "\n")
+
+    report = json.loads(cli("evaluate", VISION, str(test), "-k", "0", "--json", stdout_only=True))
+
+    [base] = report["candidates"]
+    assert base["examples"] == 1 and base["mean_prompt_tokens"] > IMAGE_TOKENS
+
+
+def test_evaluate_says_when_the_few_shot_examples_media_outgrow_the_context(cli, image_task):
+    train, test = image_task
+
+    output = cli("evaluate", VISION, str(test), "--train", str(train), "-k", "8", code=1)
+
+    message = error_line(output)
+    assert re.fullmatch(
+        r"base 8-shot: the prompt has \d+ tokens; the model reads at most 512\. Every few-shot"
+        r" prompt holds its 8 examples' media, and they do not fit the model's context: evaluate"
+        r" with fewer few-shot examples, or none",
+        message,
+    ), message
