@@ -47,6 +47,7 @@ from tuneforge.api.ui_guard import (
     new_login_token,
     session_token,
 )
+from tuneforge.data.media import media_limits
 from tuneforge.errors import InvalidArgument, NotFound, TuneforgeError
 from tuneforge.service import JobRequest, ModelInfo, Service
 from tuneforge.service.jobs import JobService
@@ -66,6 +67,10 @@ DEFAULT_MAX_TOKENS = 64
 STATIC_URL = "/ui/static"
 STATIC_TYPES = {".css": "text/css", ".js": "text/javascript", ".svg": "image/svg+xml"}
 STATIC_CACHE_CONTROL = "max-age=300"
+FIELD_BYTES = 1024 * 1024  # Starlette's default largest form field
+TRY_IT_PATH = "/ui/models/{name:path}"
+# Forms with larger fields: "Try it" carries its conversation's files as base64 data URLs.
+LARGE_FIELDS = {TRY_IT_PATH: try_it.CARRIED_FIELD_BYTES}
 
 
 class LoginRequired(Exception):
@@ -80,6 +85,7 @@ class DashboardRoute(APIRoute):
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
         is_login = self.path == LOGIN_PATH
+        max_field = LARGE_FIELDS.get(self.path, FIELD_BYTES)
 
         async def dashboard_handler(request: Request) -> Response:
             response = await respond(request)
@@ -89,7 +95,7 @@ class DashboardRoute(APIRoute):
         async def respond(request: Request) -> Response:
             try:
                 if request.method == "POST":
-                    await _check_form(request, is_login=is_login)
+                    await _check_form(request, is_login=is_login, max_field=max_field)
                 return await handler(request)
             except FormRefused as err:
                 return error_page(request, 403, f"Refused: {err.reason}.")
@@ -107,11 +113,12 @@ class DashboardRoute(APIRoute):
         return dashboard_handler
 
 
-async def _check_form(request: Request, *, is_login: bool) -> None:
+async def _check_form(request: Request, *, is_login: bool, max_field: int = FIELD_BYTES) -> None:
     """A form from this server's own pages: same origin, and the token its page carried
-    (the sign-in form's cookie, or the one derived from the session)."""
+    (the sign-in form's cookie, or the one derived from the session). The form is parsed here
+    first, with ``max_field`` the largest field; the route reads the same parsed form."""
     check_same_origin(request)
-    sent = (await request.form()).get(FIELD)
+    sent = (await request.form(max_part_size=max_field)).get(FIELD)
     if is_login:
         expected = request.cookies.get(LOGIN_COOKIE)
     else:
@@ -716,7 +723,13 @@ def _model_page(
     names = None
     if info.job is not None and info.tuned_model is not None:
         names = present.tuned_model_names(info.job, info.tuned_model)
-    context = {"prompt": "", "error": None, **context}
+    context = {
+        "prompt": "",
+        "error": None,
+        "accepted_media": try_it.ACCEPTED_TYPES,
+        "max_media_mib": try_it.CARRIED_MEDIA_BYTES // 2**20,
+        **context,
+    }
     return render(
         request,
         "model.html",
@@ -782,7 +795,7 @@ def model_page(
     return _model_page(request, info, chat)
 
 
-@router.post("/ui/models/{name:path}")
+@router.post(TRY_IT_PATH)
 def try_model(
     request: Request,
     name: str,
@@ -794,11 +807,15 @@ def try_model(
     history_user: list[str] = Form([]),
     history_tuned: list[str] = Form([]),
     history_base: list[str] = Form([]),
+    history_media: list[str] = Form([]),
+    history_media_name: list[str] = Form([]),
+    media: UploadFile | None = File(None),
     project_id: str = Depends(signed_in),
     service: Service = Depends(get_service),
 ) -> Response:
     """The "Try it" form: the tuned model and its base (or a base model alone) answer the
-    next turn of the conversation the form carries; the answers are added to it."""
+    next turn of the conversation the form carries, with the file sent beside it; the answers
+    are added to it."""
     info = _model_info(service, project_id, name)
     sides = try_it.sides_of(info)
     chat = try_it.Chat(
@@ -806,8 +823,18 @@ def try_model(
     )
     answers = {try_it.TUNED: history_tuned, try_it.BASE: history_base}
     try:
-        chat.history = try_it.read_history(sides, history_user, answers)
-        try_it.answer(service, project_id, chat, prompt)
+        chat.history = try_it.read_history(
+            sides, history_user, answers, history_media, history_media_name
+        )
+        attached = None
+        if media is not None and media.filename:  # a file input left empty sends no name
+            data = media.file.read(try_it.CARRIED_MEDIA_BYTES + 1)
+            limits = media_limits(service.settings)
+            name_shown = upload_filename(media.filename)
+            attached = try_it.attachment(
+                name_shown, media.content_type or "", data, limits, chat.history, media.size
+            )
+        try_it.answer(service, project_id, chat, prompt, attached)
     except TuneforgeError as err:
         return _model_page(request, info, chat, status_of(err)[0], error=str(err), prompt=prompt)
     return _model_page(request, info, chat)

@@ -26,9 +26,23 @@ def generate(
     stop: list[str] = typer.Option([], help="Stop sequence (repeatable)."),
     seed: int | None = typer.Option(None, help="Seed for sampling."),
     n: int = typer.Option(1, help="How many answers."),
+    images: list[Path] = typer.Option(
+        [], "--image", help="A PNG, JPEG, WebP or GIF image before the prompt (repeatable)."
+    ),
+    pdfs: list[Path] = typer.Option(
+        [], "--pdf", help="A PDF document before the prompt, each page an image (repeatable)."
+    ),
+    audio: list[Path] = typer.Option(
+        [], "--audio", help="A WAV, MP3 or FLAC recording before the prompt (repeatable)."
+    ),
 ) -> None:
     """Answer PROMPT with MODEL, loaded on this machine from the local data dir (on a server,
-    use its chat/completions or generateContent API)."""
+    use its chat/completions or generateContent API). Files (--image, --pdf, --audio) go
+    inline before PROMPT in the user's turn, images first, then documents, then audio; a model
+    that cannot read their kind refuses them."""
+    from tuneforge.cli.media_options import media_parts
+    from tuneforge.config import get_settings
+    from tuneforge.data.media import media_limits
     from tuneforge.inference.types import GenerationParams
 
     params = GenerationParams(
@@ -40,7 +54,8 @@ def generate(
         seed=seed,
         n=n,
     )
-    conversation = Conversation(turns=(Turn("user", prompt),), system=system)
+    media = media_parts(images, pdfs, audio, media_limits(get_settings()))
+    conversation = Conversation(turns=(Turn("user", prompt, media=media),), system=system)
     result = local_service().generation.generate(PROJECT, model, conversation, params)
     for number, completion in enumerate(result.completions, 1):
         if len(result.completions) > 1:
@@ -57,7 +72,12 @@ def generate(
 def evaluate(
     model: str = typer.Argument(..., help="The tuned model (or a base model) to evaluate."),
     test_file: Path = typer.Argument(..., exists=True, dir_okay=False, help="Held-out JSONL."),
-    few_shot: int = typer.Option(3, "--few-shot", "-k", help="Examples in the few-shot prompt."),
+    few_shot: int = typer.Option(
+        3,
+        "--few-shot",
+        "-k",
+        help="Examples in the few-shot prompt, with their images, documents and audio.",
+    ),
     train_file: Path | None = typer.Option(
         None,
         "--train",
@@ -74,7 +94,11 @@ def evaluate(
 ) -> None:
     """Compare MODEL with its base model zero-shot and few-shot (and, for a distilled model,
     with its teacher) on TEST_FILE: exact match, token F1, ROUGE-L, prompt tokens, speed.
-    The models run on this machine, from the local data dir."""
+    The models run on this machine, from the local data dir. Examples may hold media parts
+    (inline, or files by uploaded id or path under the dataset roots): each model is refused
+    up front, by test example, media it cannot read. Few-shot examples bring their media into
+    every few-shot prompt; when that outgrows the model's context the command says so: use a
+    smaller --few-shot, or 0."""
     from tuneforge.data.validate import load_examples
     from tuneforge.inference.evaluate import report_table, to_json
     from tuneforge.service.evaluation import compare_with_base

@@ -3,13 +3,30 @@
 Nothing is kept on the server: the form carries the conversation so far as hidden fields, one
 ``history_user`` per user turn and, for each side, one ``history_<side>`` per answer, in order.
 Each side sees the user's turns and its own earlier answers, as it would in a chat of its own.
+
+A user turn may come with a file (an image, a PDF or audio), sent as an inline media part before
+its text. The form carries it on as ``history_media`` (a base64 data URL, "" for a turn without)
+and ``history_media_name``, one of each per user turn: so a conversation carries at most
+CARRIED_MEDIA_BYTES of files in all, and a larger one is refused with a pointer to the API.
 """
 
 from __future__ import annotations
 
+import base64
 import time
 from dataclasses import dataclass, field
 
+from tuneforge.data.media import (
+    MIME_KINDS,
+    SUPPORTED_TYPES,
+    Media,
+    MediaError,
+    MediaLimits,
+    check_media_bytes,
+    from_data_url,
+    kind_of,
+    sniffed_type,
+)
 from tuneforge.data.records import Conversation, Turn
 from tuneforge.data.system_instruction import first_system_instruction
 from tuneforge.errors import InvalidArgument, TuneforgeError
@@ -18,6 +35,14 @@ from tuneforge.service import ModelInfo, Service
 from tuneforge.store.models import TuningJob
 
 TUNED, BASE = "tuned", "base"
+# The files one conversation carries in the page's hidden fields, in all (base64 grows them
+# by a third); larger ones go through the API, which reads files by id.
+CARRIED_MEDIA_BYTES = 2 * 1024 * 1024
+# The largest form field then: one file of that size as a data URL.
+CARRIED_FIELD_BYTES = 4 * (CARRIED_MEDIA_BYTES // 3 + 1) + 1024
+ACCEPTED_TYPES = (
+    "image/png,image/jpeg,image/webp,image/gif,application/pdf,audio/wav,audio/mpeg,audio/flac"
+)
 
 
 @dataclass(frozen=True)
@@ -28,9 +53,26 @@ class Side:
 
 
 @dataclass(frozen=True)
+class Attachment:
+    """A file sent with a user turn: its name (shown, never read), type and bytes."""
+
+    name: str
+    mime_type: str
+    data: bytes
+
+    @property
+    def data_url(self) -> str:
+        return f"data:{self.mime_type};base64,{base64.b64encode(self.data).decode()}"
+
+    def media(self) -> Media:
+        return Media(kind_of(self.mime_type), self.mime_type, self.data, path=f"file {self.name}")
+
+
+@dataclass(frozen=True)
 class Exchange:
     user: str
     answers: dict[str, str]  # by side key
+    attachment: Attachment | None = None
 
 
 @dataclass(frozen=True)
@@ -71,38 +113,121 @@ def sides_of(info: ModelInfo) -> list[Side]:
     ]
 
 
-def read_history(sides: list[Side], users: list[str], answers: dict[str, list[str]]) -> list:
+def read_history(
+    sides: list[Side],
+    users: list[str],
+    answers: dict[str, list[str]],
+    media: list[str] | None = None,
+    media_names: list[str] | None = None,
+) -> list[Exchange]:
     """The exchanges the form's hidden fields hold; InvalidArgument when they do not pair up."""
-    if any(len(answers.get(side.key, [])) != len(users) for side in sides):
+    media, media_names = media or [""] * len(users), media_names or [""] * len(users)
+    if any(len(answers.get(side.key, [])) != len(users) for side in sides) or not (
+        len(media) == len(media_names) == len(users)
+    ):
         raise InvalidArgument(
             "the conversation in the form is incomplete (every user turn needs each model's "
             "answer): start a new conversation",
             "history",
         )
+    attachments = [_carried(url, name) for url, name in zip(media, media_names, strict=True)]
+    carried = sum(len(a.data) for a in attachments if a is not None)
+    if carried > CARRIED_MEDIA_BYTES:
+        raise InvalidArgument(_too_large(carried), "history_media")
     return [
-        Exchange(user, {side.key: answers[side.key][i] for side in sides})
+        Exchange(user, {side.key: answers[side.key][i] for side in sides}, attachments[i])
         for i, user in enumerate(users)
     ]
 
 
-def conversation_for(side: Side, chat: Chat, prompt: str) -> Conversation:
+def _carried(url: str, name: str) -> Attachment | None:
+    if not url:
+        return None
+    try:
+        mime_type, data = from_data_url(url, MediaLimits(part_bytes=CARRIED_MEDIA_BYTES))
+        kind_of(mime_type)
+    except MediaError as err:
+        raise InvalidArgument(
+            f"the file {name!r} in the form's conversation cannot be read back ({err}): "
+            "start a new conversation",
+            "history_media",
+        ) from None
+    return Attachment(name, mime_type, data)
+
+
+def _too_large(size: int) -> str:
+    return (
+        f"the conversation's files would be {size / 2**20:.1f} MiB; this page carries at most "
+        f"{CARRIED_MEDIA_BYTES // 2**20} MiB of files in its form: send larger ones through the "
+        "API (generateContent's inlineData or fileData, or chat completions' image_url), or "
+        "start a new conversation"
+    )
+
+
+def attachment(
+    name: str,
+    declared_type: str,
+    data: bytes,
+    limits: MediaLimits,
+    history: list[Exchange],
+    size: int | None = None,
+) -> Attachment:
+    """An uploaded file as the next turn's attachment: its type told by its bytes (else by
+    what the browser declared), checked as any media part is (``limits``: the settings'), and
+    small enough for the form to carry with the files before it. ``size``: the whole file's,
+    when ``data`` is only its start."""
+    size = max(size or 0, len(data))
+    if not size:
+        raise InvalidArgument(f"file {name}: the file is empty", "media")
+    carried = sum(len(e.attachment.data) for e in history if e.attachment is not None)
+    if carried + size > CARRIED_MEDIA_BYTES:
+        raise InvalidArgument(_too_large(carried + size), "media")
+    declared = declared_type.split(";")[0].strip().lower()
+    mime_type = sniffed_type(data) or (declared if declared in MIME_KINDS else None)
+    if mime_type is None:
+        raise InvalidArgument(
+            f"file {name}: not a file of a known type; expected {SUPPORTED_TYPES}", "media"
+        )
+    mime_type = {"image/jpg": "image/jpeg"}.get(mime_type, mime_type)
+    added = Attachment(name, mime_type, data)
+    try:
+        check_media_bytes(added.media(), data, limits)
+    except MediaError as err:
+        raise InvalidArgument(f"file {name}: {err}", "media") from None
+    return added
+
+
+def conversation_for(
+    side: Side, chat: Chat, prompt: str, attached: Attachment | None = None
+) -> Conversation:
+    def user(text: str, attached: Attachment | None) -> Turn:
+        return Turn("user", text, media=(attached.media(),) if attached else ())
+
     turns: list[Turn] = []
     for exchange in chat.history:
-        turns += [Turn("user", exchange.user), Turn("model", exchange.answers[side.key])]
-    turns.append(Turn("user", prompt))
+        turns += [user(exchange.user, exchange.attachment)]
+        turns += [Turn("model", exchange.answers[side.key])]
+    turns.append(user(prompt, attached))
     return Conversation(turns=tuple(turns), system=chat.system.strip() or None)
 
 
-def answer(service: Service, project_id: str, chat: Chat, prompt: str) -> Chat:
-    """Each side answers ``prompt`` after the conversation so far (through the service's
-    generation, one side after the other); the exchange is added to the chat."""
+def answer(
+    service: Service,
+    project_id: str,
+    chat: Chat,
+    prompt: str,
+    attached: Attachment | None = None,
+) -> Chat:
+    """Each side answers ``prompt`` (after ``attached``, the file sent with it) following the
+    conversation so far (through the service's generation, one side after the other); the
+    exchange is added to the chat."""
     if not prompt.strip():
         raise InvalidArgument("write a prompt", "prompt")
     params = chat.params()
     answers: dict[str, Answer] = {}
     for side in chat.sides:
         started = time.perf_counter()
-        conversation = conversation_for(side, chat, prompt)
+        conversation = conversation_for(side, chat, prompt, attached)
         result = service.generation.generate(project_id, side.model, conversation, params)
         completion = result.completions[0]
         answers[side.key] = Answer(
@@ -112,7 +237,7 @@ def answer(service: Service, project_id: str, chat: Chat, prompt: str) -> Chat:
             output_tokens=result.output_tokens,
             seconds=time.perf_counter() - started,
         )
-    chat.history.append(Exchange(prompt, {key: a.text for key, a in answers.items()}))
+    chat.history.append(Exchange(prompt, {key: a.text for key, a in answers.items()}, attached))
     chat.last = answers
     return chat
 
