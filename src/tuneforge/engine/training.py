@@ -159,7 +159,8 @@ def load_base_for_training(spec: TuningSpec, settings: Settings) -> LoadedBase:
 
 
 def resolve_for_model(spec: TuningSpec, model, example_count: int) -> Hyperparameters:
-    config = model.config
+    # A media model's width and context are its language model's (LLaVA's config nests them).
+    config = model.config.get_text_config()
     hp = resolve_hyperparameters(
         spec.hyperparameters,
         spec.mode,

@@ -1,0 +1,43 @@
+"""Supervised tuning of the tiny media models through the engine: the hyperparameters resolve
+from the language model's own config, and a run trains and saves an adapter the base loads."""
+
+from __future__ import annotations
+
+import json
+
+from tuneforge.data.media_samples import media_examples, to_vertex
+from tuneforge.data.validate import validate_dataset
+from tuneforge.engine.run import run_tuning
+from tuneforge.engine.spec import TuningSpec
+from tuneforge.engine.training import load_base_for_training, resolve_for_model
+
+
+def examples(kind: str, count: int):
+    lines = "\n".join(json.dumps(to_vertex(e)) for e in media_examples(kind, count, seed=3))
+    return validate_dataset(lines.encode(), min_examples=1).examples
+
+
+def test_a_media_models_defaults_follow_its_language_models_width_and_context(settings):
+    spec = TuningSpec(base_model="tuneforge/tiny-vision", method="supervised", mode="peft")
+    base = load_base_for_training(spec, settings)
+    assert base.processor is not None
+    hp = resolve_for_model(spec, base.model, 200)
+    # LLaVA's config nests the Llama's: 64 wide, 512 positions, as tiny-chat.
+    chat = TuningSpec(base_model="tuneforge/tiny-chat", method="supervised", mode="peft")
+    text_hp = resolve_for_model(chat, load_base_for_training(chat, settings).model, 200)
+    assert hp.learning_rate == text_hp.learning_rate
+    assert hp.max_seq_length == 512
+
+
+def test_an_audio_model_trains_and_saves_an_adapter(settings, tmp_path):
+    spec = TuningSpec(
+        base_model="tuneforge/tiny-audio",
+        method="supervised",
+        mode="peft",
+        hyperparameters={"epochs": 1, "batch_size": 4},
+    )
+    result = run_tuning(spec, examples("audio", 8), examples("audio", 4), tmp_path, settings)
+    [checkpoint] = result.checkpoints
+    assert (checkpoint.path / "adapter_config.json").is_file()
+    assert result.steps == 2
+    assert result.epochs[0].valid_loss is not None  # the padded validation batches ran too
