@@ -213,3 +213,30 @@ def test_media_to_a_reward_model_that_reads_text_only_are_refused(api: Api, monk
         "conversations[0][0].content[1].image_url.url: ft:reward reads text only;"
         " it cannot take images"
     )
+
+
+def test_a_job_on_images_for_a_text_only_base_is_refused_naming_line_and_field(api: Api, tmp_path):
+    from tuneforge.data.media_samples import media_examples, to_openai
+
+    lines = [json.dumps(to_openai(e)) for e in media_examples("image", 12)]
+    uploaded = api.client.post(
+        "/v1/files",
+        headers=api.headers(),
+        files={"file": ("images.jsonl", "\n".join(lines).encode())},
+        data={"purpose": "fine-tune"},
+    )
+    assert uploaded.json()["status"] == "processed", uploaded.text
+    body = {"model": TINY, "training_file": uploaded.json()["id"]}
+    response = api.client.post("/v1/fine_tuning/jobs", json=body, headers=api.headers())
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert error["param"] == "training_file"
+    assert (
+        "line 1, messages[0].content[0].image_url.url: " + TEXT_ONLY + " images"
+        in (error["message"])
+    )
+    vision = api.client.post(
+        "/v1/fine_tuning/jobs", json={**body, "model": "tuneforge/tiny-vision"},
+        headers=api.headers(),
+    )  # fmt: skip
+    assert vision.status_code == 200, vision.text

@@ -41,3 +41,34 @@ def test_an_audio_model_trains_and_saves_an_adapter(settings, tmp_path):
     assert (checkpoint.path / "adapter_config.json").is_file()
     assert result.steps == 2
     assert result.epochs[0].valid_loss is not None  # the padded validation batches ran too
+
+
+def test_all_weights_of_a_vision_model_train_and_save_as_a_model_of_their_own(settings, tmp_path):
+    spec = TuningSpec(
+        base_model="tuneforge/tiny-vision",
+        method="supervised",
+        mode="full",
+        hyperparameters={"epochs": 1, "batch_size": 4},
+    )
+    result = run_tuning(spec, examples("document", 8), [], tmp_path, settings)
+    [checkpoint] = result.checkpoints
+    from tuneforge.models.loading import load_media_model, media_kinds
+
+    assert media_kinds(checkpoint.path) == {"image", "document"}
+    tuned = load_media_model(checkpoint.path)
+    assert type(tuned).__name__ == "LlavaForConditionalGeneration"
+    # It serves with its base's processor (training saved the tokenizer alone).
+    from dataclasses import replace
+
+    from tuneforge.inference import make_backend
+    from tuneforge.inference.types import GenerationParams, ModelTarget
+
+    prompt = examples("document", 1)[0]
+    prompt = replace(prompt, turns=prompt.turns[:-1])
+    target = ModelTarget(
+        name="full",
+        base_source=str(settings.data_dir / "models" / "tiny-vision"),
+        weights_path=checkpoint.path,
+    )
+    result = make_backend(settings).generate(target, prompt, GenerationParams(max_output_tokens=4))
+    assert result.prompt_tokens > 64  # the page's 64 placeholders and the question

@@ -230,10 +230,10 @@ class ModelCache:
             folder = target.weights_path
             if not (folder / "config.json").is_file():
                 raise NotFound(f"model {target.name!r}: no config.json in {folder}")
-            return self._get(str(folder.resolve()), target.tokenizer_source)
-        return self._get(target.base_source, target.tokenizer_source)
+            return self._get(str(folder.resolve()), target.tokenizer_source, target.base_source)
+        return self._get(target.base_source, target.tokenizer_source, target.base_source)
 
-    def _get(self, key: str, tokenizer_source: str) -> LoadedModel:
+    def _get(self, key: str, tokenizer_source: str, base_source: str) -> LoadedModel:
         with self._lock:
             if key in self._models:
                 self._models.move_to_end(key)
@@ -244,17 +244,18 @@ class ModelCache:
                 if key in self._models:
                     self._models.move_to_end(key)
                     return self._models[key]
-            loaded = self._load(key, tokenizer_source)
+            loaded = self._load(key, tokenizer_source, base_source)
             with self._lock:
                 self._models[key] = loaded
                 self.load_counts[key] += 1
                 self._evict(keep=key)
             return loaded
 
-    def _load(self, source: str, tokenizer_source: str) -> LoadedModel:
+    def _load(self, source: str, tokenizer_source: str, base_source: str) -> LoadedModel:
         quiet_transformers()
         tokenizer = load_tokenizer(tokenizer_source)
-        processor = load_processor(tokenizer_source) if media_kinds(source) else None
+        # A full fine-tune keeps its base's processor: training saves only the tokenizer.
+        processor = load_processor(base_source) if media_kinds(source) else None
         load = load_causal_lm if processor is None else load_media_model
         model = load(source, dtype=self.dtype, attn_implementation=self.attn_implementation).to(
             self.device
