@@ -61,3 +61,29 @@ def test_only_the_model_turn_trains_and_no_placeholder_does(settings, model, exa
     assert encoding.media_inputs  # the tower's inputs, one item per media part
     first = next(iter(encoding.media_inputs.values()))
     assert first.shape[0] == 2
+
+
+def test_statistics_count_the_media_and_the_tokens_they_cost(settings):
+    import json
+
+    from tuneforge.data.media_samples import media_examples
+    from tuneforge.data.stats import compute_stats
+    from tuneforge.jobs.media_files import media_rules
+
+    lines = "\n".join(json.dumps(to_vertex(e)) for e in media_examples("image", 3))
+    rules = media_rules(settings, "tuneforge/tiny-vision", read=None)
+    processor = load_processor(resolve_base_model("tuneforge/tiny-vision", settings).source)
+    report = validate_dataset(
+        lines.encode(), tokenizer=processor.tokenizer, max_length=512, min_examples=1,
+        media=rules,
+    )  # fmt: skip
+    assert report.media_counts == {"image": 3}
+    assert report.media_tokens == 3 * 64  # each 64x64 image fills 64 placeholders
+    stats = compute_stats(
+        report.examples, processor.tokenizer, token_counts=report.token_counts,
+        media_tokens=report.media_tokens,
+    )  # fmt: skip
+    assert stats.media == {"image": 3}
+    assert stats.media_tokens == 192
+    # The input tokens hold the expanded placeholders, not one token per image.
+    assert stats.input_tokens.min > 64

@@ -31,19 +31,23 @@ def validate(
     from tuneforge.data.stats import compute_stats
     from tuneforge.data.validate import implied_task, validate_any_task, validate_dataset
 
-    tokenizer = None
+    tokenizer, media = None, None
     if base_model:
+        from tuneforge.jobs.media_files import media_rules
         from tuneforge.models.loading import load_tokenizer, quiet_transformers
         from tuneforge.models.resolve import resolve_base_model
 
         quiet_transformers()
         tokenizer = load_tokenizer(resolve_base_model(base_model, get_settings()).source)
+        media = media_rules(get_settings(), base_model, read=None)
     if task == "auto":
         report = validate_any_task(file)
         if tokenizer is not None and report.format is not None:
             task = implied_task(report)
     if task != "auto":
-        report = validate_dataset(file, task=task, tokenizer=tokenizer, max_length=max_length)
+        report = validate_dataset(
+            file, task=task, tokenizer=tokenizer, max_length=max_length, media=media
+        )
     stats = None
     if tokenizer is not None and report.examples:
         stats = compute_stats(
@@ -53,6 +57,7 @@ def validate(
             batch_size=batch_size,
             max_length=max_length,
             token_counts=report.token_counts,
+            media_tokens=report.media_tokens,
         )
     if as_json:
         print_json(to_json(report, stats))

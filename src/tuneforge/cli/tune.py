@@ -183,16 +183,20 @@ def _check_locally(
     from tuneforge.data.validate import validate_dataset
     from tuneforge.engine.methods import get_method
     from tuneforge.engine.spec import auto_batch_size, auto_epochs
+    from tuneforge.jobs.media_files import media_rules
     from tuneforge.models.loading import load_tokenizer, quiet_transformers
     from tuneforge.models.resolve import resolve_base_model
 
     quiet_transformers()
-    tokenizer = None
+    tokenizer, media = None, None
     if base_model:
         tokenizer = load_tokenizer(resolve_base_model(base_model, get_settings()).source)
+        media = media_rules(get_settings(), base_model, read=None)
     task = get_method(method).task
     max_length = preview.get("max_seq_length") or 2048
-    report = validate_dataset(train_file, task=task, tokenizer=tokenizer, max_length=max_length)
+    report = validate_dataset(
+        train_file, task=task, tokenizer=tokenizer, max_length=max_length, media=media
+    )
     stats = None
     if report.examples and tokenizer is not None:
         count = len(report.examples)
@@ -204,6 +208,7 @@ def _check_locally(
             batch_size=preview.get("batch_size") or auto_batch_size(count),
             max_length=max_length,
             token_counts=report.token_counts,
+            media_tokens=report.media_tokens,
         )
     console.print(render(report, stats, source=str(train_file)))
     if not report.ok:

@@ -45,6 +45,9 @@ class MediaCheck:
     accepts: frozenset[str] | None = None
     model: str = ""
     audio_window: float | None = None
+    # (input, output, media) tokens of a conversation with media, through the model's
+    # processor (the text tokenizer sees each part as one placeholder)
+    count_tokens: Callable[[Conversation], tuple[int, int, int]] | None = None
 
     def bytes_of(self, media: Media) -> bytes | None:
         """The part's bytes; None when it names a file and there is no reader."""

@@ -69,6 +69,7 @@ class MediaEncoding:
     input_ids: list[int]
     labels: list[int]
     media_inputs: dict[str, torch.Tensor]
+    media_tokens: int = 0  # the tokens the media's placeholders expanded to
 
     @property
     def trained_tokens(self) -> int:
@@ -83,6 +84,12 @@ class MediaEncoder:
         self.templater = (
             processor if getattr(processor, "chat_template", None) else (processor.tokenizer)
         )
+        # The tokens the towers' outputs fill (LLaVA's <image>, Qwen2-VL's <|image_pad|>,
+        # Qwen2-Audio's <|AUDIO|>, ...), as the processors name them.
+        placeholders = [getattr(processor, f"{k}_token", None) for k in ("image", "audio")]
+        self.placeholder_ids = {
+            processor.tokenizer.convert_tokens_to_ids(token) for token in placeholders if token
+        }
 
     def render(self, messages: list[dict[str, Any]], generation_prompt: bool = False) -> str:
         return self.templater.apply_chat_template(
@@ -118,7 +125,8 @@ class MediaEncoder:
             end = self._prefix_length(messages[: position + 1], media, input_ids, False)
             labels[start:end] = input_ids[start:end]
         extra = {k: v for k, v in encoded.items() if k not in TEXT_KEYS}
-        return MediaEncoding(input_ids, labels, extra)
+        media_tokens = sum(1 for token in input_ids if token in self.placeholder_ids)
+        return MediaEncoding(input_ids, labels, extra, media_tokens)
 
     def _prefix_length(
         self,
@@ -139,6 +147,24 @@ class MediaEncoder:
                 " once later turns follow: its turns' tokens cannot be told apart for training"
             )
         return len(prefix)
+
+
+def media_token_counter(
+    processor, read: Callable[[Media], bytes], limits: MediaLimits, window: float | None
+) -> Callable[[Conversation], tuple[int, int, int]]:
+    """(input, output, media) tokens of a conversation as the model reads it: its media decoded
+    and its placeholders expanded by the processor."""
+    encoder = MediaEncoder(processor)
+    rate = sampling_rate(processor)
+
+    def count(conversation: Conversation) -> tuple[int, int, int]:
+        encoding = encoder.encode(
+            conversation, decode_media(conversation, read, limits, rate, window)
+        )
+        output = 0 if conversation.is_prompt_only else encoding.trained_tokens
+        return len(encoding.input_ids) - output, output, encoding.media_tokens
+
+    return count
 
 
 def sampling_rate(processor) -> int | None:

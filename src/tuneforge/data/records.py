@@ -159,6 +159,7 @@ class ValidationReport:
     # (input, output) tokens of each example, when validated with a model's tokenizer
     token_counts: list[tuple[int, int]] = field(default_factory=list)
     media_counts: dict[str, int] = field(default_factory=dict)  # parts per kind (data/media.py)
+    media_tokens: int = 0  # what the media cost, when counted with the model's processor
 
     @property
     def ok(self) -> bool:

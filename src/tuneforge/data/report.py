@@ -11,6 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from tuneforge.data.formats import FORMAT_NAMES
+from tuneforge.data.media import KIND_WORDS
 from tuneforge.data.records import ValidationReport
 from tuneforge.data.stats import DatasetStats, Distribution
 
@@ -118,6 +119,10 @@ def stats_totals(stats: DatasetStats) -> Text:
         f"{stats.billable_tokens:,} billable tokens over {_plural(stats.epochs, 'epoch')}",
         f"{_plural(stats.step_count, 'step')} at batch size {stats.batch_size}",
     ]
+    if stats.media:
+        parts = [f"{count:,} {KIND_WORDS[kind]}" for kind, count in sorted(stats.media.items())]
+        cost = f" ({stats.media_tokens:,} tokens)" if stats.media_tokens else ""
+        totals.append(", ".join(parts) + cost)
     if stats.max_length is not None:
         truncated = len(stats.truncated_example_indices)
         totals.append(f"{truncated} truncated to {stats.max_length:,} tokens")

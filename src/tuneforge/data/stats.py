@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel
 
+from tuneforge.data.media_check import media_counts
 from tuneforge.data.records import Conversation, Example, PreferenceExample
 from tuneforge.data.tokenize import count_tokens
 from tuneforge.errors import InvalidArgument
@@ -93,6 +94,8 @@ class DatasetStats(BaseModel):
     batch_size: int
     max_length: int | None = None
     truncated_example_indices: list[int] = []
+    media: dict[str, int] = {}  # media parts per kind (image, document, audio)
+    media_tokens: int = 0  # of the input tokens, those the media cost (0: not counted)
     input_tokens: Distribution  # system + user side, with template markup
     output_tokens: Distribution  # model side (chosen response for preference examples)
     messages_per_example: Distribution
@@ -144,10 +147,13 @@ def compute_stats(
     batch_size: int = 1,
     max_length: int | None = None,
     token_counts: Sequence[tuple[int, int]] | None = None,
+    media_tokens: int = 0,
 ) -> DatasetStats:
     """Statistics of ``examples`` as tuned with ``tokenizer``'s chat template.
 
-    ``token_counts`` (a validation report's, one per example) saves counting them again."""
+    ``token_counts`` (a validation report's, one per example) saves counting them again;
+    ``media_tokens``, the report's count of what the media cost, counted with the model's
+    processor."""
     if epochs < 1 or batch_size < 1:
         raise InvalidArgument(
             f"epochs and batch_size must be at least 1 (got {epochs}, {batch_size})"
@@ -178,6 +184,8 @@ def compute_stats(
         batch_size=batch_size,
         max_length=max_length,
         truncated_example_indices=truncated,
+        media=media_counts(examples),
+        media_tokens=media_tokens,
         input_tokens=Distribution.of(input_counts),
         output_tokens=Distribution.of(output_counts),
         messages_per_example=Distribution.of([message_count(e) for e in examples]),

@@ -219,7 +219,12 @@ class _Validator:
     def check_length(self, line: int, example: Example) -> None:
         assert self.max_length is not None
         try:
-            input_tokens, output_tokens = count_tokens(example, self.tokenizer)
+            if example_media(example) and self.media.count_tokens is not None:
+                assert isinstance(example, Conversation)  # preference media were refused
+                input_tokens, output_tokens, media_tokens = self.media.count_tokens(example)
+                self.report.media_tokens += media_tokens
+            else:
+                input_tokens, output_tokens = count_tokens(example, self.tokenizer)
         except InvalidArgument as err:  # the template cannot show this example (its tools)
             self.report.add(Problem(line, err.param or "", str(err)))
             return

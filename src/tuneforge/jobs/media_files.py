@@ -10,6 +10,7 @@ part's field path.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from functools import lru_cache
 from pathlib import Path
@@ -30,7 +31,7 @@ from tuneforge.data.media import (
     sniffed_type,
 )
 from tuneforge.data.media_check import MediaCheck
-from tuneforge.data.media_tokenize import audio_window
+from tuneforge.data.media_tokenize import audio_window, media_token_counter
 from tuneforge.data.records import Conversation
 from tuneforge.errors import InvalidArgument
 from tuneforge.inference.types import ModelTarget
@@ -207,15 +208,27 @@ def _reads(kinds: frozenset[str]) -> str:
 def media_check(db: Database, settings: Settings, project_id: str, base_model: str) -> MediaCheck:
     """How a job's datasets' media are checked: within the settings' limits, read by the
     project's rules, of kinds the base model reads (any, for a hub model not on this machine
-    yet: the job checks again once it has it)."""
+    yet: the job checks again once it has it), and counted in tokens through its processor."""
+    return media_rules(settings, base_model, MediaReader(db, settings, project_id).read)
+
+
+def media_rules(
+    settings: Settings, base_model: str, read: Callable[[Media], bytes] | None
+) -> MediaCheck:
+    """The media check for ``base_model``; ``read`` reads parts given by URI (None: only
+    inline parts are decoded, as a local ``tuneforge datasets validate`` does)."""
+    limits = media_limits(settings)
     source = resolve_base_model(base_model, settings).source
-    local = Path(source).is_dir()
-    kinds = media_kinds(source) if local else None
-    window = audio_window(load_processor(source)) if kinds and "audio" in kinds else None
-    return MediaCheck(
-        limits=media_limits(settings),
-        read=MediaReader(db, settings, project_id).read,
-        accepts=kinds,
-        model=base_model,
-        audio_window=window,
-    )
+    kinds = media_kinds(source) if Path(source).is_dir() else None
+    if not kinds:
+        return MediaCheck(limits=limits, read=read, accepts=kinds, model=base_model)
+    processor = load_processor(source)
+    window = audio_window(processor)
+    count = media_token_counter(processor, read or inline_bytes, limits, window)
+    return MediaCheck(limits, read, kinds, base_model, window, count)
+
+
+def inline_bytes(media: Media) -> bytes:
+    if media.data is None:
+        raise MediaError(f"the file {media.uri!r} is read where the job runs")
+    return media.data

@@ -81,11 +81,13 @@ class DatasetStatistics:
     tokenizer_source: str
     # The runner's loaded tokenizer, used where it is at hand; a rank loads its own.
     tokenizer: Any = field(default=None, repr=False, compare=False)
+    media_tokens: int = 0  # what the training file's media cost (validation report's count)
 
     def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "tokenizer": None}
 
     def record(self, db, plan: TrainingPlan) -> None:
+        from tuneforge.data.media import KIND_WORDS
         from tuneforge.data.stats import compute_stats
         from tuneforge.models.loading import load_tokenizer
         from tuneforge.store import repo
@@ -98,7 +100,13 @@ class DatasetStatistics:
             batch_size=hyperparameters["batch_size"],
             max_length=hyperparameters["max_seq_length"],
             token_counts=self.token_counts,
+            media_tokens=self.media_tokens,
         )
+        media = "".join(
+            f", {count} {KIND_WORDS[kind]}" for kind, count in sorted(stats.media.items())
+        )
+        if stats.media_tokens:
+            media += f" ({stats.media_tokens} of the tokens)"
         with db.session() as s:
             repo.update_progress(
                 s, self.job_id, worker_id=self.worker_id, data_stats=stats.to_vertex()
@@ -107,8 +115,13 @@ class DatasetStatistics:
                 s,
                 self.job_id,
                 f"dataset processed: {len(self.train)} training examples, "
-                f"{self.validation_count} validation examples, {stats.total_tokens} tokens",
-                data={"examples": len(self.train), "tokens": stats.total_tokens},
+                f"{self.validation_count} validation examples, {stats.total_tokens} tokens" + media,
+                data={
+                    "examples": len(self.train),
+                    "tokens": stats.total_tokens,
+                    "media": stats.media,
+                    "media_tokens": stats.media_tokens,
+                },
             )
 
 

@@ -285,7 +285,7 @@ def _prepare_datasets(
             s, job.id, worker_id=observer.worker_id, sub_state=SubState.PROCESSING_DATASET
         )
     media = media_check(db, settings, job.project_id, job.base_model)
-    datasets, token_counts = {}, []
+    datasets, token_counts, media_tokens = {}, [], 0
     for param, reference in (
         ("training_file", job.training_file),
         ("validation_file", job.validation_file),
@@ -309,7 +309,7 @@ def _prepare_datasets(
             for example in report.examples
         ]
         if param == "training_file":
-            token_counts = report.token_counts
+            token_counts, media_tokens = report.token_counts, report.media_tokens
     train, validation = datasets["training_file"], datasets["validation_file"]
     statistics = DatasetStatistics(
         job.id,
@@ -319,6 +319,7 @@ def _prepare_datasets(
         token_counts,
         resolve_base_model(job.base_model, settings).source,
         tokenizer,
+        media_tokens,
     )
     observer.before_start = lambda plan: statistics.record(db, plan)
     return train, validation, statistics
