@@ -123,3 +123,35 @@ def test_contents_ending_with_the_model_are_counted(api: Api):
     )  # fmt: skip
     assert response.status_code == 200, response.text
     assert response.json()["totalTokens"] > 0
+
+
+@pytest.mark.parametrize("model", ["tuneforge/tiny-vision", "tuneforge/tiny-audio"])
+def test_media_count_as_the_tokens_they_expand_to_in_counts_and_answers(api: Api, model):
+    import random
+
+    from tuneforge.data.media_samples import colour_image, tone_wav
+
+    rng = random.Random(0)
+    data, mime = (
+        (colour_image(rng, "red"), "image/png")
+        if model.endswith("vision")
+        else (tone_wav(rng, "low"), "audio/wav")
+    )
+    client = sdk_client(api, api.key)
+    contents = [
+        types.Content(role="user", parts=[types.Part(text="hello")]),
+        types.Content(role="model", parts=[types.Part(text="hi")]),
+        types.Content(
+            role="user",
+            parts=[types.Part.from_bytes(data=data, mime_type=mime), types.Part(text="which?")],
+        ),
+    ]
+    counted = client.models.count_tokens(model=model, contents=contents)
+    answer = client.models.generate_content(
+        model=model, contents=contents, config=types.GenerateContentConfig(max_output_tokens=1)
+    )
+    assert counted.total_tokens == answer.usage_metadata.prompt_token_count
+    computed = client.models.compute_tokens(model=model, contents=contents)
+    per_turn = [len(info.token_ids) for info in computed.tokens_info]
+    assert sum(per_turn) == counted.total_tokens
+    assert per_turn[2] > 20  # the media's expanded run is in the last turn's tokens

@@ -13,6 +13,7 @@ Media sit in user turns only, so no placeholder token ever carries loss.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -121,14 +122,28 @@ class MediaEncoder:
             if turn.role != "model" or not turn.weight:
                 continue
             position = offset + index
-            start = self._prefix_length(messages[:position], media, input_ids, True)
-            end = self._prefix_length(messages[: position + 1], media, input_ids, False)
+            start = self.prefix_length(messages[:position], media, input_ids, True)
+            end = self.prefix_length(messages[: position + 1], media, input_ids, False)
             labels[start:end] = input_ids[start:end]
         extra = {k: v for k, v in encoded.items() if k not in TEXT_KEYS}
         media_tokens = sum(1 for token in input_ids if token in self.placeholder_ids)
         return MediaEncoding(input_ids, labels, extra, media_tokens)
 
-    def _prefix_length(
+    def turn_runs(self, conversation: Conversation, media: DecodedMedia) -> list[list[int]]:
+        """A prompt's token ids as the model reads it, cut into one run per turn (as
+        ``tokenize.prompt_token_runs`` cuts a text prompt): the system instruction counts with
+        the first turn, the generation prompt with the last."""
+        messages = chat_messages(conversation, media.pages)
+        ids = self.encode(conversation, media, generation_prompt=True).input_ids
+        offset = len(messages) - len(conversation.turns)
+        ends = [
+            self.prefix_length(messages[: offset + index + 1], media, ids, False)
+            for index in range(len(conversation.turns) - 1)
+        ]
+        bounds = [0, *ends, len(ids)]
+        return [ids[start:end] for start, end in itertools.pairwise(bounds)]
+
+    def prefix_length(
         self,
         messages: list[dict[str, Any]],
         media: DecodedMedia,

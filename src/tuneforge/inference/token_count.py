@@ -7,10 +7,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 
+from tuneforge.data.media import Media
+from tuneforge.data.media_tokenize import MediaEncoder, audio_window, decode_media, sampling_rate
 from tuneforge.data.records import Conversation
 from tuneforge.data.tokenize import prompt_token_runs, token_bytes
+from tuneforge.errors import InvalidArgument
+from tuneforge.inference.media_prompt import CHECKED
 from tuneforge.inference.types import ModelTarget
-from tuneforge.models.loading import load_tokenizer
+from tuneforge.models.loading import load_processor, load_tokenizer
 
 
 @dataclass(frozen=True)
@@ -21,9 +25,19 @@ class TurnTokens:
 
 
 def prompt_tokens(target: ModelTarget, prompt: Conversation) -> list[TurnTokens]:
-    """One entry per turn of ``prompt``; see ``prompt_token_runs`` for where markup goes."""
-    tokenizer = _tokenizer(target.tokenizer_source)
-    runs = prompt_token_runs(prompt, tokenizer)
+    """One entry per turn of ``prompt``; see ``prompt_token_runs`` for where markup goes. A
+    prompt with media is counted through the model's processor, each part as the run of tokens
+    its placeholder expands to (the service refused media a model cannot read)."""
+    if prompt.media:
+        processor = _processor(target.base_source)
+        tokenizer = processor.tokenizer
+        decoded = decode_media(
+            prompt, _resolved_bytes, CHECKED, sampling_rate(processor), audio_window(processor)
+        )
+        runs = MediaEncoder(processor).turn_runs(prompt, decoded)
+    else:
+        tokenizer = _tokenizer(target.tokenizer_source)
+        runs = prompt_token_runs(prompt, tokenizer)
     return [
         TurnTokens(turn.role, ids, token_bytes(tokenizer, ids))
         for turn, ids in zip(prompt.turns, runs, strict=True)
@@ -33,3 +47,14 @@ def prompt_tokens(target: ModelTarget, prompt: Conversation) -> list[TurnTokens]
 @lru_cache(maxsize=8)
 def _tokenizer(source: str):
     return load_tokenizer(source)
+
+
+@lru_cache(maxsize=4)
+def _processor(source: str):
+    return load_processor(source)
+
+
+def _resolved_bytes(media: Media) -> bytes:
+    if media.data is None:  # the service reads every file part before counting
+        raise InvalidArgument(f"the file {media.uri!r} was not read", media.path)
+    return media.data
