@@ -224,3 +224,16 @@ def test_resolve_builds_and_names_the_media_models(settings):
         resolve_base_model("tuneforge/tiny-video", settings)
     for name in ("tuneforge/tiny-chat", "tuneforge/tiny-chat-large", VISION, AUDIO):
         assert name in str(unknown.value)
+
+
+def test_the_catalog_lists_each_built_in_model_once(settings, tmp_path):
+    """A built media model's folder under the models root is that built-in model, not also a
+    local base called ``tiny-vision``."""
+    from tuneforge.service.models import ModelService
+    from tuneforge.store.testing import migrated_database
+
+    resolve_base_model(VISION, settings)
+    with migrated_database("sqlite", tmp_path) as db:
+        bases = [m.id for m in ModelService(db, settings).list("default") if m.kind == "base"]
+    assert bases[:4] == ["tuneforge/tiny-chat", "tuneforge/tiny-chat-large", VISION, AUDIO]
+    assert "tiny-vision" not in bases

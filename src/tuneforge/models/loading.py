@@ -44,18 +44,20 @@ def _prepared(tokenizer, source: str | Path):
 
 
 def media_kinds(source: str | Path) -> frozenset[str]:
-    """The media a base model reads, from its config alone: images and PDF documents (as page
-    images) with a vision tower, audio with an audio encoder; empty for a text-only model."""
-    from transformers import AutoConfig
+    """The media a base model reads, from its config.json alone (no weights, and no need for
+    transformers to know the architecture): images and PDF documents (as page images) with a
+    vision tower, audio with an audio encoder; empty for a text-only model or one whose config
+    cannot be read here."""
+    from transformers import PretrainedConfig
 
     try:
-        config = AutoConfig.from_pretrained(str(source))
+        config, _ = PretrainedConfig.get_config_dict(str(source))
     except (OSError, ValueError):
         return frozenset()
     kinds: set[str] = set()
-    if getattr(config, "vision_config", None) is not None:
+    if config.get("vision_config"):
         kinds |= {"image", "document"}
-    if getattr(config, "audio_config", None) is not None:
+    if config.get("audio_config"):
         kinds.add("audio")
     return frozenset(kinds)
 

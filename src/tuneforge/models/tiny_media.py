@@ -6,9 +6,13 @@ transformers architectures, so the code that tunes and serves them is the code t
 serves the published ones. Both use the tiny tokenizer with the media placeholder tokens added,
 and a chat template that renders text-only turns exactly as tiny-chat's.
 
-The towers are random like the rest: a random CLIP patch embedding still keeps a picture's
-colours and shapes apart and a random convolution over log-mel frames a tone's pitch, so a LoRA
-adapter learns to read them (``initializer_range=0.2`` in each part, for tiny.py's reason).
+The towers are random like the rest, and a LoRA adapter still learns to read them: a random
+patch embedding keeps a picture's colours, and a random convolution over log-mel frames a tone's
+pitch, apart. What a random tower does not give is invariance to where things are: the tiny
+vision model learns the word on a page or the shape in a picture when the layout is fixed (the
+word centred at one size), not a word placed anywhere. ``initializer_range=0.2`` in the
+language models, the projectors and the audio encoder, for tiny.py's reason; the CLIP tower
+scales its own initialisation.
 """
 
 from __future__ import annotations
@@ -87,12 +91,14 @@ def _part_template(kind: str) -> str:
     )
     return (
         "{% macro render(content) %}"
-        "{% if content is string %}{{ content }}"
+        "{% if content is string or content is none %}{{ content }}"
         "{% else %}{% for part in content %}"
         "{% if part['type'] == 'text' %}{{ part['text'] }}"
-        "{% elif part['type'] == 'image' %}" + image + ""
-        "{% elif part['type'] == 'audio' %}" + audio + ""
-        "{% else %}{{ raise_exception('unknown content part type: ' ~ part['type']) }}"
+        "{% elif part['type'] == 'image' %}"
+        + image
+        + "{% elif part['type'] == 'audio' %}"
+        + audio
+        + "{% else %}{{ raise_exception('unknown content part type: ' ~ part['type']) }}"
         "{% endif %}{% endfor %}{% endif %}"
         "{% endmacro %}"
     )
