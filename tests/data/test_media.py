@@ -207,26 +207,16 @@ def test_media_in_a_model_turn_or_a_preference_prompt_is_refused():
         'media parts belong in "user" turns',
     )
     preference = {
-        "input": {
-            "messages": [
-                {
-                    "role": "user",
-                    "content": [
-                        {
-                            "type": "image_url",
-                            "image_url": {"url": "data:image/png;base64," + b64(PNG)},
-                        }
-                    ],
-                }
-            ]
-        },
+        "input": {"messages": [{"role": "user", "content": [
+            {"type": "image_url", "image_url": {"url": "data:image/png;base64," + b64(PNG)}}]}]},
         "preferred_output": [{"role": "assistant", "content": "red"}],
         "non_preferred_output": [{"role": "assistant", "content": "blue"}],
-    }
-    report = validate([preference], task="preference")
-    [(_, field, message)] = errors(report)
+    }  # fmt: skip
+    assert validate([preference], task="preference").ok  # DPO reads images
+    reward = MediaCheck(method="reward", method_reads=frozenset())
+    [(_, field, message)] = errors(validate([preference], task="preference", media=reward))
     assert field == "input.messages[0].content[0].image_url.url"
-    assert message.startswith("media parts are for supervised tuning")
+    assert message == "the reward method reads text only; it cannot take images"
 
 
 def test_openai_parts_name_their_mistakes():

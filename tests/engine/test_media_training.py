@@ -72,3 +72,42 @@ def test_all_weights_of_a_vision_model_train_and_save_as_a_model_of_their_own(se
     )
     result = make_backend(settings).generate(target, prompt, GenerationParams(max_output_tokens=4))
     assert result.prompt_tokens > 64  # the page's 64 placeholders and the question
+
+
+def image_pairs(count: int):
+    import random
+    from dataclasses import replace
+
+    from tuneforge.data.media_samples import COLOURS
+    from tuneforge.data.records import PreferenceExample
+
+    rng = random.Random(0)
+    pairs = []
+    for conversation in examples("image", count):
+        answer = conversation.turns[-1].text
+        wrong = rng.choice([c for c in COLOURS if c != answer])
+        prompt = replace(conversation, turns=conversation.turns[:-1])
+        pairs.append(PreferenceExample(prompt=prompt, chosen=answer, rejected=wrong))
+    return pairs
+
+
+def test_preference_tuning_reads_the_images_of_its_prompts(settings, tmp_path):
+    import pytest
+
+    from tuneforge.engine.errors import TuningError
+
+    spec = TuningSpec(
+        base_model="tuneforge/tiny-vision",
+        method="preference",
+        mode="peft",
+        hyperparameters={"epochs": 2, "batch_size": 4},
+    )
+    result = run_tuning(spec, image_pairs(16), image_pairs(4), tmp_path / "dpo", settings)
+    assert (result.checkpoints[-1].path / "adapter_config.json").is_file()
+    losses = [loss for _, loss in result.step_losses]
+    assert losses[-1] < losses[0]
+    # 64 image tokens and the question in each of the pair's two sequences
+    assert result.trained_tokens > 2 * 16 * 2 * 64
+    full = spec.model_copy(update={"mode": "full"})
+    with pytest.raises(TuningError, match="preference tuning with images trains a LoRA adapter"):
+        run_tuning(full, image_pairs(8), [], tmp_path / "full", settings)

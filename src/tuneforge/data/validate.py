@@ -201,13 +201,6 @@ class _Validator:
         media = example_media(example)
         if not media:
             return True
-        if self.task != "supervised":
-            message = (
-                f"media parts are for supervised tuning; {self.task} tuning takes text only"
-                " (TRL's preference and distillation trainers read no images or audio)"
-            )
-            self.report.add(Problem(line, media[0].path, message))
-            return False
         for part in media:
             counts = self.report.media_counts
             counts[part.kind] = counts.get(part.kind, 0) + 1

@@ -33,6 +33,7 @@ from tuneforge.data.media import (
 from tuneforge.data.media_check import MediaCheck
 from tuneforge.data.media_tokenize import audio_window, media_token_counter
 from tuneforge.data.records import Conversation
+from tuneforge.engine.methods.registry import TuningMethod
 from tuneforge.errors import InvalidArgument
 from tuneforge.inference.types import ModelTarget
 from tuneforge.jobs.datasets import resolve_dataset
@@ -205,11 +206,15 @@ def _reads(kinds: frozenset[str]) -> str:
     return "reads " + ", ".join(words[:-1]) + " and " + words[-1]
 
 
-def media_check(db: Database, settings: Settings, project_id: str, base_model: str) -> MediaCheck:
+def media_check(
+    db: Database, settings: Settings, project_id: str, base_model: str, method: TuningMethod
+) -> MediaCheck:
     """How a job's datasets' media are checked: within the settings' limits, read by the
-    project's rules, of kinds the base model reads (any, for a hub model not on this machine
-    yet: the job checks again once it has it), and counted in tokens through its processor."""
-    return media_rules(settings, base_model, MediaReader(db, settings, project_id).read)
+    project's rules, of kinds the method's trainer and the base model read (any, for a hub
+    model not on this machine yet: the job checks again once it has it), and counted in tokens
+    through its processor."""
+    rules = media_rules(settings, base_model, MediaReader(db, settings, project_id).read)
+    return replace(rules, method=method.name, method_reads=method.media)
 
 
 def media_rules(

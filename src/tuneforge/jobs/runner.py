@@ -284,7 +284,7 @@ def _prepare_datasets(
         repo.update_progress(
             s, job.id, worker_id=observer.worker_id, sub_state=SubState.PROCESSING_DATASET
         )
-    media = media_check(db, settings, job.project_id, job.base_model)
+    media = media_check(db, settings, job.project_id, job.base_model, get_method(job.method))
     datasets, token_counts, media_tokens = {}, [], 0
     for param, reference in (
         ("training_file", job.training_file),

@@ -40,6 +40,8 @@ class TuningMethod:
     # Trains on several devices (engine/distributed.py): its trainer is checked to give the
     # single-process run's loss curve for the same global batch.
     multi_device: bool = False
+    # The media its trainer reads in examples (data/media.py kinds); none: text only.
+    media: frozenset[str] = frozenset()
 
     def own_hyperparameters(self) -> list[str]:
         """The hyperparameters this method adds to the ones every method shares."""

@@ -19,6 +19,7 @@ METHOD = register_method(
         learning_rate_scale=0.3,
         openai_type="dpo",
         vertex_spec="preferenceOptimizationSpec",
+        media=frozenset({"image", "document"}),
         vertex_stats="preferenceOptimizationDataStats",
     )
 )

@@ -15,9 +15,11 @@ from pathlib import Path
 import datasets
 from datasets import Dataset
 from trl import DPOConfig, DPOTrainer
-from trl.trainer.dpo_trainer import DataCollatorForPreference
+from trl.trainer.dpo_trainer import DataCollatorForPreference, DataCollatorForVisionPreference
 
 from tuneforge.config import Settings
+from tuneforge.data.media import MediaLimits
+from tuneforge.data.media_tokenize import DecodedMedia, MediaEncoder, decode_media
 from tuneforge.data.records import PreferenceExample
 from tuneforge.data.tokenize import (
     chat_messages,
@@ -27,6 +29,7 @@ from tuneforge.data.tokenize import (
 )
 from tuneforge.engine.callbacks import DropReferenceAdapter, TokenCounter, TuningCallback
 from tuneforge.engine.errors import TuningError
+from tuneforge.engine.media_training import media_bytes
 from tuneforge.engine.memory_plan import Workload
 from tuneforge.engine.observer import TuningObserver
 from tuneforge.engine.spec import TuningSpec
@@ -53,9 +56,37 @@ class PreferenceRows:
     token_ids: list[list[int]]  # every rendered sequence, to check against the vocabulary
 
 
+class PairEncoder:
+    """A pair's token ids as the model reads them: through the tokenizer, or, for a prompt with
+    images (a model that reads them), through its processor with the placeholders expanded."""
+
+    def __init__(self, tokenizer, processor=None) -> None:
+        self.tokenizer = tokenizer
+        self.media = MediaEncoder(processor) if processor is not None else None
+
+    def encode(self, example: PreferenceExample) -> tuple[int, list[list[int]], DecodedMedia]:
+        """The prompt's length, each response's full sequence, and the prompt's media."""
+        prompt = example.prompt
+        responses = (example.chosen, example.rejected)
+        if not prompt.media:
+            sequences = [
+                tokenize_conversation(with_response(prompt, r), self.tokenizer).input_ids
+                for r in responses
+            ]
+            return len(prompt_ids(prompt, self.tokenizer)), sequences, DecodedMedia()
+        if self.media is None:
+            raise TuningError(f"{prompt.media[0].path}: the base model reads text only")
+        decoded = decode_media(prompt, media_bytes, MediaLimits(), None)
+        prompt_length = len(self.media.encode(prompt, decoded, generation_prompt=True).input_ids)
+        sequences = [
+            self.media.encode(with_response(prompt, r), decoded).input_ids for r in responses
+        ]
+        return prompt_length, sequences, decoded
+
+
 def preference_rows(
     examples: list[PreferenceExample],
-    tokenizer,
+    encoder: PairEncoder,
     max_length: int,
     observer: TuningObserver,
     name: str,
@@ -63,24 +94,23 @@ def preference_rows(
     rows, pair_tokens, padded_tokens, token_ids = [], [], [], []
     cut = 0
     for example in examples:
+        prompt_length, sequences, media = encoder.encode(example)
         # TRL drops a pair whose prompt alone fills max_length; count it here to say so.
-        if len(prompt_ids(example.prompt, tokenizer)) >= max_length:
+        if prompt_length >= max_length:
             continue
-        sequences = [
-            tokenize_conversation(with_response(example.prompt, response), tokenizer).input_ids
-            for response in (example.chosen, example.rejected)
-        ]
         cut += any(len(ids) > max_length for ids in sequences)
         token_ids += sequences
-        pair_tokens.append(sum(min(len(ids), max_length) for ids in sequences))
+        tokens = sum(min(len(ids), max_length) for ids in sequences)
+        pair_tokens.append(tokens)
         padded_tokens.append(2 * max(min(len(ids), max_length) for ids in sequences))
-        rows.append(
-            {
-                "prompt": chat_messages(example.prompt),
-                "chosen": [{"role": "assistant", "content": example.chosen}],
-                "rejected": [{"role": "assistant", "content": example.rejected}],
-            }
-        )
+        row = {
+            "prompt": chat_messages(example.prompt, media.pages),
+            "chosen": [{"role": "assistant", "content": example.chosen}],
+            "rejected": [{"role": "assistant", "content": example.rejected}],
+        }
+        if example.prompt.media:  # TRL's image path: the pages and images fill the prompt's
+            row |= {"images": media.images, "pair_tokens": tokens}
+        rows.append(row)
     if cut:
         observer.on_event(
             f"{cut} {name} pairs are longer than {max_length} tokens and were cut",
@@ -102,7 +132,10 @@ def preference_rows(
 
 
 def _batch_tokens(feature: dict, max_length: int) -> int:
-    """Real tokens a pair puts into a batch: its prompt twice, once before each response."""
+    """Real tokens a pair puts into a batch: its prompt twice, once before each response (an
+    image pair, which TRL's collator tokenizes itself, counted when its rows were made)."""
+    if "pair_tokens" in feature:
+        return int(feature["pair_tokens"])
     prompt = len(feature["prompt_ids"])
     return sum(min(prompt + len(feature[k]), max_length) for k in ("chosen_ids", "rejected_ids"))
 
@@ -127,12 +160,21 @@ def prepare_dpo(
     base = load_base_for_training(spec, settings)
     hp = resolve_for_model(spec, base.model, len(train))
     tokenizer, max_length = base.tokenizer, hp.max_seq_length
-    train_pairs = preference_rows(train, tokenizer, max_length, observer, "training")
+    encoder = PairEncoder(tokenizer, base.processor)
+    train_pairs = preference_rows(train, encoder, max_length, observer, "training")
     valid_pairs = (
-        preference_rows(validation, tokenizer, max_length, observer, "validation")
+        preference_rows(validation, encoder, max_length, observer, "validation")
         if validation
         else None
     )
+    images = any("images" in row for row in train_pairs.rows)
+    if images and spec.mode == "full":
+        raise TuningError(
+            "preference tuning with images trains a LoRA adapter: TRL computes the reference"
+            " log-probabilities of image pairs with the adapter disabled, not once before"
+            " training as it does for all weights",
+            code="invalid_hyperparameters",
+        )
     check_vocabulary(train_pairs.token_ids, base.model, tokenizer)
 
     plan = make_plan(
@@ -172,7 +214,12 @@ def prepare_dpo(
         padding_free=False,
         precompute_ref_log_probs=spec.mode == "full",
     )
-    collator = DataCollatorForPreference(pad_token_id=tokenizer.pad_token_id, max_length=max_length)
+    if images:  # TRL's image path: its collator runs the processor on each batch
+        collator = DataCollatorForVisionPreference(base.processor, max_length=max_length)
+    else:
+        collator = DataCollatorForPreference(
+            pad_token_id=tokenizer.pad_token_id, max_length=max_length
+        )
     counter = TokenCounter(collator, partial(_batch_tokens, max_length=max_length))
     callback = TuningCallback(observer, counter, checkpoints_dir, hp.early_stopping_patience)
     seed_everything(spec.seed)  # the adapter's initial weights are drawn in DPOTrainer()
@@ -182,7 +229,7 @@ def prepare_dpo(
         data_collator=counter,
         train_dataset=Dataset.from_list(train_pairs.rows),
         eval_dataset=Dataset.from_list(valid_pairs.rows) if valid_pairs else None,
-        processing_class=tokenizer,
+        processing_class=base.processor if images else tokenizer,
         peft_config=peft_config_for(spec, hp, base.model),
         callbacks=[DropReferenceAdapter(), callback],
     )

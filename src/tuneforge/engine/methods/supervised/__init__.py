@@ -12,6 +12,7 @@ METHOD = register_method(
         description="learn the responses of the examples (LoRA adapter or all weights)",
         openai_type="supervised",
         vertex_spec="supervisedTuningSpec",
+        media=frozenset({"image", "document", "audio"}),
         vertex_stats="supervisedTuningDataStats",
         multi_device=True,
     )
