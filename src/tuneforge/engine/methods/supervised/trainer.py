@@ -10,6 +10,8 @@ from trl import SFTConfig, SFTTrainer
 from tuneforge.config import Settings
 from tuneforge.data.media import media_limits
 from tuneforge.data.records import Conversation
+from tuneforge.engine.distributed import world_size
+from tuneforge.engine.errors import TuningError
 from tuneforge.engine.media_training import media_collator, prepare_media_sequences
 from tuneforge.engine.observer import TuningObserver
 from tuneforge.engine.spec import TuningSpec
@@ -36,6 +38,12 @@ def prepare_sft(
         data = prepare_sequences(train, validation, base, hp, observer)
         collator = None
     else:  # a model that reads media: padded batches through its processor
+        if world_size() > 1:
+            raise TuningError(
+                "a model that reads media trains on one device: its padded batches are not"
+                " checked against one process's loss curve on several",
+                code="invalid_hyperparameters",
+            )
         limits = media_limits(settings)
         data = prepare_media_sequences(train, validation, base, hp, observer, limits)
         collator = media_collator(base.tokenizer)
