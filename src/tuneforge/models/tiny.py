@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import secrets
 import shutil
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -97,24 +97,30 @@ def build_tokenizer(
     return tokenizer
 
 
+def text_config_arguments(spec, tokenizer: PreTrainedTokenizerFast) -> dict:
+    """A tiny language model's config (``spec``: its hidden size, layers and heads), for the
+    chat models' Llama and the media models' language models alike."""
+    return {
+        "vocab_size": len(tokenizer),
+        "hidden_size": spec.hidden_size,
+        "intermediate_size": spec.hidden_size * 2,
+        "num_hidden_layers": spec.layers,
+        "num_attention_heads": spec.heads,
+        "num_key_value_heads": spec.heads,
+        "max_position_embeddings": 512,
+        "initializer_range": 0.2,
+        "tie_word_embeddings": False,
+        "pad_token_id": tokenizer.pad_token_id,
+        "eos_token_id": tokenizer.eos_token_id,
+        "bos_token_id": None,
+    }
+
+
 def build_model(spec: TinySpec, tokenizer: PreTrainedTokenizerFast) -> LlamaForCausalLM:
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    config = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=spec.hidden_size,
-        intermediate_size=spec.hidden_size * 2,
-        num_hidden_layers=spec.layers,
-        num_attention_heads=spec.heads,
-        num_key_value_heads=spec.heads,
-        max_position_embeddings=512,
-        initializer_range=0.2,
-        tie_word_embeddings=False,
-        pad_token_id=tokenizer.pad_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        bos_token_id=None,
-    )
+    config = LlamaConfig(**text_config_arguments(spec, tokenizer))
     torch.manual_seed(spec.seed)
     model = LlamaForCausalLM(config)
     model.generation_config.pad_token_id = tokenizer.pad_token_id
@@ -125,16 +131,24 @@ def build_model(spec: TinySpec, tokenizer: PreTrainedTokenizerFast) -> LlamaForC
 def ensure_tiny_model(name: str, models_dir: Path) -> Path:
     """Build the named tiny model into ``models_dir`` unless it is there; return its folder."""
     spec = TINY_MODELS[name]
-    target = models_dir / name.split("/", 1)[1]
+
+    def save(staging: Path) -> None:
+        tokenizer = build_tokenizer()
+        build_model(spec, tokenizer).save_pretrained(staging)
+        tokenizer.save_pretrained(staging)
+
+    return built_once(models_dir / name.split("/", 1)[1], save, CHAT_TEMPLATE)
+
+
+def built_once(target: Path, save: Callable[[Path], None], template: str) -> Path:
+    """``target``, built by ``save`` unless it is there (then given today's ``template``).
+    Built into a temporary sibling and renamed, so a crash never leaves half a model behind
+    and two processes building at once both end with a complete one."""
     if (target / "config.json").exists():
-        _refresh_template(target)
+        _refresh_template(target, template)
         return target
-    # Build into a temporary sibling and rename, so a crash never leaves half a model behind
-    # and two processes building at once both end with a complete one.
     staging = target.with_name(f".{target.name}.{secrets.token_hex(8)}")
-    tokenizer = build_tokenizer()
-    build_model(spec, tokenizer).save_pretrained(staging)
-    tokenizer.save_pretrained(staging)
+    save(staging)
     try:
         staging.rename(target)
     except OSError:  # another process finished first
@@ -144,11 +158,11 @@ def ensure_tiny_model(name: str, models_dir: Path) -> Path:
     return target
 
 
-def _refresh_template(folder: Path) -> None:
+def _refresh_template(folder: Path, template_text: str) -> None:
     """A tiny model built by an older release keeps its weights and takes today's template
-    (which added tools), written atomically beside them."""
+    (which added tools, then media parts), written atomically beside them."""
     template = folder / "chat_template.jinja"
-    if template.is_file() and template.read_text() != CHAT_TEMPLATE:
+    if template.is_file() and template.read_text() != template_text:
         staging = template.with_name(f".{template.name}.{secrets.token_hex(8)}")
-        staging.write_text(CHAT_TEMPLATE)
+        staging.write_text(template_text)
         staging.replace(template)

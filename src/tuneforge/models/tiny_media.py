@@ -17,13 +17,16 @@ scales its own initialisation.
 
 from __future__ import annotations
 
-import secrets
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from tuneforge.models.tiny import CHAT_TEMPLATE, build_tokenizer
+from tuneforge.models.tiny import (
+    CHAT_TEMPLATE,
+    build_tokenizer,
+    built_once,
+    text_config_arguments,
+)
 
 if TYPE_CHECKING:  # torch and transformers load only when a model is built: see models/resolve
     from transformers import PreTrainedModel, PreTrainedTokenizerFast, ProcessorMixin
@@ -127,21 +130,7 @@ def build_media_tokenizer(kind: str) -> PreTrainedTokenizerFast:
 def _text_config(spec: TinyMediaSpec, tokenizer: PreTrainedTokenizerFast, model_type: str):
     from transformers import AutoConfig
 
-    return AutoConfig.for_model(
-        model_type,
-        vocab_size=len(tokenizer),
-        hidden_size=spec.hidden_size,
-        intermediate_size=spec.hidden_size * 2,
-        num_hidden_layers=spec.layers,
-        num_attention_heads=spec.heads,
-        num_key_value_heads=spec.heads,
-        max_position_embeddings=512,
-        initializer_range=0.2,
-        tie_word_embeddings=False,
-        pad_token_id=tokenizer.pad_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        bos_token_id=None,
-    )
+    return AutoConfig.for_model(model_type, **text_config_arguments(spec, tokenizer))
 
 
 def build_vision(spec: TinyMediaSpec, tokenizer: PreTrainedTokenizerFast):
@@ -255,28 +244,10 @@ def ensure_tiny_media_model(name: str, models_dir: Path) -> Path:
     """Build the named tiny media model into ``models_dir`` unless it is there; return its
     folder."""
     kind = TINY_MEDIA_MODELS[name].kind
-    target = models_dir / name.split("/", 1)[1]
-    if (target / "config.json").exists():
-        _refresh_template(target, media_chat_template(kind))
-        return target
-    # Built beside the target and renamed, as tiny.py does, so no half model is ever seen.
-    staging = target.with_name(f".{target.name}.{secrets.token_hex(8)}")
-    model, processor = build_media_model(name)
-    model.save_pretrained(staging)
-    processor.save_pretrained(staging)
-    try:
-        staging.rename(target)
-    except OSError:  # another process finished first
-        if not (target / "config.json").exists():
-            raise
-        shutil.rmtree(staging, ignore_errors=True)
-    return target
 
+    def save(staging: Path) -> None:
+        model, processor = build_media_model(name)
+        model.save_pretrained(staging)
+        processor.save_pretrained(staging)
 
-def _refresh_template(folder: Path, template_text: str) -> None:
-    """A model built by an older release keeps its weights and takes today's template."""
-    template = folder / "chat_template.jinja"
-    if template.is_file() and template.read_text() != template_text:
-        staging = template.with_name(f".{template.name}.{secrets.token_hex(8)}")
-        staging.write_text(template_text)
-        staging.replace(template)
+    return built_once(models_dir / name.split("/", 1)[1], save, media_chat_template(kind))
