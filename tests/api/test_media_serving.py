@@ -240,3 +240,35 @@ def test_a_job_on_images_for_a_text_only_base_is_refused_naming_line_and_field(a
         headers=api.headers(),
     )  # fmt: skip
     assert vision.status_code == 200, vision.text
+
+
+def test_audio_and_a_pdf_reach_the_models_that_read_them_through_the_openai_sdk(api: Api):
+    import random
+
+    from tuneforge.data.media_samples import figure_pdf, tone_wav
+
+    sdk = openai.OpenAI(base_url="http://testserver/v1", api_key=api.key, http_client=api.client)
+    rng = random.Random(0)
+    audio = {
+        "type": "input_audio",
+        "input_audio": {"data": b64(tone_wav(rng, "low")), "format": "wav"},
+    }
+    pdf = {
+        "type": "file",
+        "file": {"file_data": data_url("application/pdf", figure_pdf(rng, "square"))},
+    }
+    without = sdk.chat.completions.create(
+        model="tuneforge/tiny-audio", messages=[{"role": "user", "content": "which?"}], max_tokens=2
+    )
+    for model, part, placeholders in (
+        ("tuneforge/tiny-audio", audio, 25),
+        ("tuneforge/tiny-vision", pdf, 64),
+    ):
+        completion = sdk.chat.completions.create(
+            model=model,
+            messages=[{"role": "user", "content": [part, {"type": "text", "text": "which?"}]}],
+            max_tokens=2,
+        )
+        assert completion.choices[0].message.content is not None
+        # the prompt holds the part's run of placeholders (a second of audio: 25; a page: 64)
+        assert completion.usage.prompt_tokens >= without.usage.prompt_tokens + placeholders

@@ -19,6 +19,7 @@ from tuneforge.data.media import (
     decode_audio,
     decode_image,
     render_pdf,
+    sniffed_type,
 )
 from tuneforge.data.media_check import MediaCheck
 from tuneforge.data.media_samples import (
@@ -269,3 +270,17 @@ def test_decoders_give_rgb_first_frames_pages_and_resampled_mono_audio():
         decode_audio(stereo, 16_000, MediaLimits(), max_seconds=0.2)
     with pytest.raises(MediaError, match="pixels"):
         decode_image(PNG, MediaLimits(image_pixels=100))
+
+
+@pytest.mark.parametrize(("audio_format", "mime"), [("MP3", "audio/mpeg"), ("FLAC", "audio/flac")])
+def test_mp3_and_flac_decode_to_the_models_rate(audio_format, mime):
+    buffer = io.BytesIO()
+    tone = np.sin(np.arange(22050) * 2 * np.pi * 440 / 22050).astype(np.float32)
+    soundfile.write(buffer, tone, 22050, format=audio_format)
+    data = buffer.getvalue()
+    assert sniffed_type(data) == mime
+    audio = decode_audio(data, 16_000, MediaLimits())
+    assert abs(len(audio) - 16_000) < 1_200  # one second (MP3 frames pad its ends)
+    assert 0.5 < float(np.abs(audio).max()) < 1.1
+    report = validate([vertex_line(inline(mime, data))])
+    assert report.ok and report.media_counts == {"audio": 1}
