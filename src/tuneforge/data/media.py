@@ -14,7 +14,9 @@ from __future__ import annotations
 import base64
 import binascii
 import io
+import math
 import re
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
@@ -70,6 +72,11 @@ class MediaLimits:
                 f"the part holds {size:,} bytes; at most {self.part_bytes:,} are allowed"
                 " (TUNEFORGE_MAX_MEDIA_BYTES)"
             )
+
+
+# For decoding parts whose limits were already applied (the service checks a request's media
+# before the inference decodes them): nothing is refused for its size.
+NO_LIMITS = MediaLimits(sys.maxsize, sys.maxsize, sys.maxsize, sys.maxsize, math.inf)
 
 
 @dataclass(frozen=True, slots=True)

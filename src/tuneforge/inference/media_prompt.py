@@ -9,20 +9,15 @@ the service refuses them, naming the part.
 
 from __future__ import annotations
 
-import math
-import sys
 from typing import Any
 
-from tuneforge.data.media import MediaLimits
+from tuneforge.data.media import NO_LIMITS
 from tuneforge.data.media_check import refused_kind
 from tuneforge.data.media_tokenize import MediaEncoder, audio_window, decode_media, sampling_rate
 from tuneforge.data.records import Conversation
 from tuneforge.data.tokenize import prompt_ids
 from tuneforge.errors import InvalidArgument
 from tuneforge.inference.model_cache import LoadedModel
-
-# The service applied the configured limits; decoding here only reads.
-CHECKED = MediaLimits(sys.maxsize, sys.maxsize, sys.maxsize, sys.maxsize, math.inf)
 
 
 def encode_prompt(loaded: LoadedModel, prompt: Conversation) -> tuple[list[int], dict[str, Any]]:
@@ -40,7 +35,7 @@ def encode_prompt(loaded: LoadedModel, prompt: Conversation) -> tuple[list[int],
         return media.data
 
     decoded = decode_media(
-        prompt, read, CHECKED, sampling_rate(loaded.processor), audio_window(loaded.processor)
+        prompt, read, NO_LIMITS, sampling_rate(loaded.processor), audio_window(loaded.processor)
     )
     encoding = MediaEncoder(loaded.processor).encode(prompt, decoded, generation_prompt=True)
     return encoding.input_ids, encoding.media_inputs

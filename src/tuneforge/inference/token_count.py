@@ -7,12 +7,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 
-from tuneforge.data.media import Media
+from tuneforge.data.media import NO_LIMITS, Media
 from tuneforge.data.media_tokenize import MediaEncoder, audio_window, decode_media, sampling_rate
 from tuneforge.data.records import Conversation
 from tuneforge.data.tokenize import prompt_token_runs, token_bytes
 from tuneforge.errors import InvalidArgument
-from tuneforge.inference.media_prompt import CHECKED
 from tuneforge.inference.types import ModelTarget
 from tuneforge.models.loading import load_processor, load_tokenizer
 
@@ -32,7 +31,7 @@ def prompt_tokens(target: ModelTarget, prompt: Conversation) -> list[TurnTokens]
         processor = _processor(target.base_source)
         tokenizer = processor.tokenizer
         decoded = decode_media(
-            prompt, _resolved_bytes, CHECKED, sampling_rate(processor), audio_window(processor)
+            prompt, _resolved_bytes, NO_LIMITS, sampling_rate(processor), audio_window(processor)
         )
         runs = MediaEncoder(processor).turn_runs(prompt, decoded)
     else:
