@@ -23,7 +23,6 @@ VISION, AUDIO = "tuneforge/tiny-vision", "tuneforge/tiny-audio"
 SIZES = (200, 60)
 EXACT_MATCH_BAR = 0.9
 JOB_TIMEOUT_S = 900.0
-# Epochs per task, measured through the engine over data seeds 0-2 (see the README's numbers).
 # Epochs per task; every other hyperparameter is the default (the learning rate by the language
 # model's width, 6.4e-3; batches of 4). Through the engine over data seeds 0-2 each reached
 # 1.00 held-out exact match (see the README's media section).
