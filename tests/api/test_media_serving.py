@@ -272,3 +272,38 @@ def test_audio_and_a_pdf_reach_the_models_that_read_them_through_the_openai_sdk(
         assert completion.choices[0].message.content is not None
         # the prompt holds the part's run of placeholders (a second of audio: 25; a page: 64)
         assert completion.usage.prompt_tokens >= without.usage.prompt_tokens + placeholders
+
+
+AUDIO_VERTEX = f"/v1/{PARENT}/publishers/tuneforge/models/tiny-audio"
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_audio_longer_than_the_model_hears_is_refused_naming_the_part(api: Api, stream: bool):
+    # Under TUNEFORGE_MAX_AUDIO_SECONDS (600 s) but past tiny-audio's 4 s window: only the
+    # model's processor knows, so the refusal comes from the backend, still a 400 of the part.
+    nine_seconds = b64(wav_bytes(seconds=9.0, rate=16000))
+    part = {"type": "input_audio", "input_audio": {"data": nine_seconds, "format": "wav"}}
+    response = api.client.post(
+        "/v1/chat/completions",
+        json={"model": "tuneforge/tiny-audio", "max_tokens": 2, "stream": stream,
+              "messages": [{"role": "user", "content": [part]}]},
+        headers=api.headers(),
+    )  # fmt: skip
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert error["param"] == "messages[0].content[0].input_audio.data"
+    assert error["message"].startswith(f"{error['param']}: ")
+    assert "9.0 s" in error["message"] and "4.0 s" in error["message"]
+
+    inline = {"inlineData": {"mimeType": "audio/wav", "data": nine_seconds}}
+    for action in ("generateContent", "streamGenerateContent", "countTokens"):
+        response = api.client.post(
+            f"{AUDIO_VERTEX}:{action}",
+            json={"contents": [{"role": "user", "parts": [inline, {"text": "high or low?"}]}]},
+            headers=api.headers(),
+        )
+        assert response.status_code == 400, (action, response.text)
+        error = response.json()["error"]
+        assert error["status"] == "INVALID_ARGUMENT"
+        assert error["message"].startswith("contents[0].parts[0].inlineData: "), error
+        assert "9.0 s" in error["message"] and "4.0 s" in error["message"]

@@ -11,7 +11,7 @@ import re
 
 from tests.api.conftest import Api
 from tests.api.test_ui import page, post_form, sign_in
-from tests.media_bytes import png_bytes
+from tests.media_bytes import png_bytes, wav_bytes
 
 TINY = "tuneforge/tiny-chat"
 PATH = f"/ui/models/{TINY}"
@@ -161,3 +161,20 @@ def test_a_png_on_tiny_vision_is_answered_and_carried_into_the_next_turn(api: Ap
     without = send(api, "sure?", None, path=path, **{**history, "history_media": [""]})
     # the first turn's image came along: its placeholders are in the prompt
     assert prompt_tokens(second.text) == prompt_tokens(without.text) + IMAGE_TOKENS
+
+
+def test_audio_longer_than_the_model_hears_is_the_pages_error(api: Api):
+    sign_in(api)
+    nine_seconds = wav_bytes(seconds=9.0, rate=16000)  # tiny-audio hears 4 s
+
+    response = send(
+        api, "high or low?", ("tone.wav", nine_seconds, "audio/wav"),
+        path="/ui/models/tuneforge/tiny-audio",
+    )  # fmt: skip
+
+    assert response.status_code == 400
+    assert error_of(response.text) == (
+        "file tone.wav: the audio is 9.0 s long; the model hears at most 4.0 s of it:"
+        " cut it into parts that long"
+    )
+    assert "high or low?</textarea>" in response.text

@@ -14,7 +14,9 @@ from tests.media_bytes import pdf_bytes, png_bytes, wav_bytes
 
 TINY = "tuneforge/tiny-chat"
 VISION = "tuneforge/tiny-vision"
+AUDIO = "tuneforge/tiny-audio"
 IMAGE_TOKENS = 64  # tiny-vision's placeholders per image: (64 pixels / 8-pixel patches) ** 2
+AUDIO_TOKENS_A_SECOND = 25  # tiny-audio's
 
 
 @pytest.fixture
@@ -23,6 +25,7 @@ def files(tmp_path) -> dict[str, Path]:
         "red.png": png_bytes((32, 32)),
         "page.pdf": pdf_bytes(),
         "tone.wav": wav_bytes(),
+        "second.wav": wav_bytes(seconds=1.0, rate=16000),
         "notes.txt": b"just text",
     }
     for name, data in made.items():
@@ -138,14 +141,21 @@ def prompt_tokens(output: str) -> int:
     return int(found[1])
 
 
-def test_generate_with_an_image_on_tiny_vision_answers_having_read_it(cli, files):
-    with_image = cli("generate", VISION, "what colour?", "--image", str(files["red.png"]),
-                     "--max-tokens", "4")  # fmt: skip
-    text_only = cli("generate", VISION, "what colour?", "--max-tokens", "4")
+@pytest.mark.parametrize(
+    ("model", "option", "name", "placeholders"),
+    [
+        (VISION, "--image", "red.png", IMAGE_TOKENS),
+        (VISION, "--pdf", "page.pdf", IMAGE_TOKENS),  # one page, rendered as one image
+        (AUDIO, "--audio", "second.wav", AUDIO_TOKENS_A_SECOND + 2),  # and its start and end
+    ],
+)
+def test_generate_with_a_file_answers_having_read_it(cli, files, model, option, name, placeholders):
+    with_file = cli("generate", model, "which?", option, str(files[name]), "--max-tokens", "4")
+    text_only = cli("generate", model, "which?", "--max-tokens", "4")
 
-    answer = with_image.strip().splitlines()[0]
+    answer = with_file.strip().splitlines()[0]
     assert answer.strip() and "error" not in answer  # the untuned base: any text
-    assert prompt_tokens(with_image) == prompt_tokens(text_only) + IMAGE_TOKENS
+    assert prompt_tokens(with_file) == prompt_tokens(text_only) + placeholders
 
 
 def test_evaluate_on_tiny_vision_puts_the_few_shot_examples_images_in_the_prompt(cli, image_task):

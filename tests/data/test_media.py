@@ -214,7 +214,7 @@ def test_media_in_a_model_turn_or_a_preference_prompt_is_refused():
         "non_preferred_output": [{"role": "assistant", "content": "blue"}],
     }  # fmt: skip
     assert validate([preference], task="preference").ok  # DPO reads images
-    reward = MediaCheck(method="reward", method_reads=frozenset())
+    reward = MediaCheck(method="the reward method", method_reads=frozenset())
     [(_, field, message)] = errors(validate([preference], task="preference", media=reward))
     assert field == "input.messages[0].content[0].image_url.url"
     assert message == "the reward method reads text only; it cannot take images"

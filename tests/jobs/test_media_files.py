@@ -113,6 +113,32 @@ def test_gs_uris_are_read_through_fsspec(db: Database, settings, monkeypatch):
     assert MediaReader(db, settings, TEST_PROJECT).read(by_uri("gs://bucket/cat.png")) == PNG
 
 
+class Endless(io.RawIOBase):
+    """An object that never ends, as a remote store might stream one."""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        buffer[:] = b"\0" * len(buffer)
+        return len(buffer)
+
+
+def test_a_remote_object_is_fetched_only_up_to_the_byte_limit(db: Database, settings, monkeypatch):
+    module = types.ModuleType("fsspec")
+    module.open = lambda uri, mode="rb": Endless()  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "fsspec", module)
+    monkeypatch.setattr(datasets.importlib.util, "find_spec", lambda name: object())
+    reader = MediaReader(db, settings, TEST_PROJECT, limits=MediaLimits(part_bytes=3 << 20))
+
+    message = str(refusal(reader, by_uri("gs://bucket/endless.png")))
+
+    assert message.startswith(f"{PART}: 'gs://bucket/endless.png': ")
+    assert "at most 3,145,728 are allowed (TUNEFORGE_MAX_MEDIA_BYTES)" in message
+    cache = storage_for(settings).cache_dir
+    assert not [path for path in cache.rglob("*") if path.is_file()]  # nor a partial copy
+
+
 def test_http_urls_are_refused_unless_the_operator_allows_fetching(db: Database, settings):
     reader = MediaReader(db, settings, TEST_PROJECT)
     message = str(refusal(reader, by_uri("https://example.com/cat.png")))

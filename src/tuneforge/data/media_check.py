@@ -48,7 +48,8 @@ class MediaCheck:
     # (input, output, media) tokens of a conversation with media, through the model's
     # processor (the text tokenizer sees each part as one placeholder)
     count_tokens: Callable[[Conversation], tuple[int, int, int]] | None = None
-    # The tuning method's name and the media its trainer reads (None: no method known)
+    # The tuning method, as refusals name it ("the preference method"), and the media its
+    # trainer reads (None: no method known)
     method: str = ""
     method_reads: frozenset[str] | None = None
 
@@ -71,9 +72,8 @@ class MediaCheck:
             return [Problem(line, media[limit].path, message)]
         for part in media:
             if self.method_reads is not None and part.kind not in self.method_reads:
-                method = f"the {self.method} method"
                 problems.append(
-                    Problem(line, part.path, refused_kind(part, method, self.method_reads))
+                    Problem(line, part.path, refused_kind(part, self.method, self.method_reads))
                 )
                 continue
             if self.accepts is not None and part.kind not in self.accepts:

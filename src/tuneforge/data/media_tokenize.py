@@ -18,7 +18,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from tuneforge.data.media import Media, MediaLimits, decode_audio, decode_image, render_pdf
+from tuneforge.data.media import (
+    Media,
+    MediaError,
+    MediaLimits,
+    decode_audio,
+    decode_image,
+    render_pdf,
+)
 from tuneforge.data.records import Conversation
 from tuneforge.data.tokenize import IGNORE_INDEX, chat_messages
 from tuneforge.errors import InvalidArgument
@@ -46,19 +53,24 @@ def decode_media(
     sampling_rate: int | None,
     audio_window: float | None = None,
 ) -> DecodedMedia:
+    """Each media part decoded as the model reads it; an InvalidArgument naming the part when
+    it cannot be (over a limit, longer than the model hears)."""
     decoded = DecodedMedia()
     for index, media in enumerate(conversation.media):
         data = read(media)
-        if media.kind == "image":
-            decoded.images.append(decode_image(data, limits))
-        elif media.kind == "document":
-            pages = render_pdf(data, limits)
-            decoded.pages[index] = len(pages)
-            decoded.images.extend(pages)
-        else:
-            if sampling_rate is None:
-                raise InvalidArgument("the model's processor has no audio feature extractor")
-            decoded.audios.append(decode_audio(data, sampling_rate, limits, audio_window))
+        try:
+            if media.kind == "image":
+                decoded.images.append(decode_image(data, limits))
+            elif media.kind == "document":
+                pages = render_pdf(data, limits)
+                decoded.pages[index] = len(pages)
+                decoded.images.extend(pages)
+            elif sampling_rate is None:
+                raise MediaError("the model's processor has no audio feature extractor")
+            else:
+                decoded.audios.append(decode_audio(data, sampling_rate, limits, audio_window))
+        except MediaError as err:
+            raise InvalidArgument(f"{media.path}: {err}", media.path) from None
     return decoded
 
 

@@ -198,15 +198,20 @@ def count_tokens(example: Conversation | PreferenceExample, tokenizer) -> tuple[
     Output tokens are those of the model turns (for a preference example, the chosen response);
     input tokens are all the others, template markup included.
     """
-    if isinstance(example, PreferenceExample):
-        conversation = with_response(example.prompt, example.chosen)
-    else:
-        conversation = example
+    conversation = counted_conversation(example)
     tokenized = tokenize_conversation(conversation, tokenizer)
     model_tokens = sum(1 for label in tokenized.labels if label != IGNORE_INDEX)
     if conversation.is_prompt_only:
         return len(tokenized.input_ids), 0
     return len(tokenized.input_ids) - model_tokens, model_tokens
+
+
+def counted_conversation(example: Conversation | PreferenceExample) -> Conversation:
+    """The conversation an example's tokens are counted on: a preference example's prompt with
+    its chosen response."""
+    if isinstance(example, PreferenceExample):
+        return with_response(example.prompt, example.chosen)
+    return example
 
 
 def with_response(prompt: Conversation, response: str) -> Conversation:

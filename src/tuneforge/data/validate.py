@@ -34,7 +34,7 @@ from tuneforge.data.records import (
     Task,
     ValidationReport,
 )
-from tuneforge.data.tokenize import count_tokens
+from tuneforge.data.tokenize import count_tokens, counted_conversation
 from tuneforge.errors import InvalidArgument, TuneforgeError
 
 MIN_EXAMPLES = 10
@@ -213,8 +213,8 @@ class _Validator:
         assert self.max_length is not None
         try:
             if example_media(example) and self.media.count_tokens is not None:
-                assert isinstance(example, Conversation)  # preference media were refused
-                input_tokens, output_tokens, media_tokens = self.media.count_tokens(example)
+                counted = counted_conversation(example)
+                input_tokens, output_tokens, media_tokens = self.media.count_tokens(counted)
                 self.report.media_tokens += media_tokens
             else:
                 input_tokens, output_tokens = count_tokens(example, self.tokenizer)

@@ -8,8 +8,8 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import re
-import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from sqlalchemy.orm import Session
@@ -28,6 +28,7 @@ from tuneforge.storage import storage_for
 from tuneforge.store import repo
 
 REMOTE_SCHEMES = {"gs": "gcsfs", "s3": "s3fs"}
+DOWNLOAD_CHUNK = 1 << 20
 
 
 def file_id_of(reference: str) -> str | None:
@@ -100,7 +101,11 @@ def resolve_dataset(
     *,
     fetch: bool = True,
     cache_dir: Path | None = None,
+    check_size: Callable[[int], None] | None = None,
 ) -> Path:
+    """The local file ``reference`` names: an uploaded file of the project, a path under the
+    dataset roots, or a gs:// / s3:// object fetched into the cache. ``check_size`` is called
+    with the bytes fetched so far and may raise to stop a fetch that grows too large."""
     if file_id := file_id_of(reference):
         try:
             uri = repo.get_file(session, project_id, file_id).path
@@ -110,7 +115,7 @@ def resolve_dataset(
     scheme, sep, _ = reference.partition("://")
     if is_remote(reference):
         cache_dir = cache_dir or storage_for(settings).cache_dir
-        return _remote(reference, scheme, param, fetch, cache_dir)
+        return _remote(reference, scheme, param, fetch, cache_dir, check_size)
     if sep:
         raise InvalidArgument(
             f"{param}: unsupported URI scheme {scheme!r}; use an uploaded file id, a path under "
@@ -130,7 +135,14 @@ def resolve_dataset(
     return path
 
 
-def _remote(uri: str, scheme: str, param: str, fetch: bool, cache_dir: Path) -> Path:
+def _remote(
+    uri: str,
+    scheme: str,
+    param: str,
+    fetch: bool,
+    cache_dir: Path,
+    check_size: Callable[[int], None] | None = None,
+) -> Path:
     backend = REMOTE_SCHEMES[scheme]
     if importlib.util.find_spec("fsspec") is None or importlib.util.find_spec(backend) is None:
         raise InvalidArgument(
@@ -138,7 +150,7 @@ def _remote(uri: str, scheme: str, param: str, fetch: bool, cache_dir: Path) -> 
         )
     target = cache_dir / cache_name(uri)
     if fetch:
-        _download(uri, target)
+        _download(uri, target, check_size)
     return target
 
 
@@ -150,7 +162,7 @@ def cache_name(uri: str) -> str:
     return hashlib.sha256(uri.encode()).hexdigest() + keep
 
 
-def _download(uri: str, target: Path) -> None:
+def _download(uri: str, target: Path, check_size: Callable[[int], None] | None = None) -> None:
     """Fetch into a private temporary file, then rename it into place: jobs reading the same
     URI at once never see (or write into) each other's half-written copy."""
     import fsspec
@@ -160,7 +172,12 @@ def _download(uri: str, target: Path) -> None:
         partial = Path(sink.name)
         try:
             with fsspec.open(uri, "rb") as source:
-                shutil.copyfileobj(source, sink)
+                written = 0
+                while chunk := source.read(DOWNLOAD_CHUNK):
+                    written += len(chunk)
+                    if check_size is not None:
+                        check_size(written)
+                    sink.write(chunk)
         except BaseException:
             sink.close()
             partial.unlink(missing_ok=True)

@@ -32,7 +32,7 @@ from tuneforge.data.media import (
 )
 from tuneforge.data.media_check import MediaCheck
 from tuneforge.data.media_tokenize import audio_window, media_token_counter
-from tuneforge.data.records import Conversation
+from tuneforge.data.records import Conversation, Example, PreferenceExample
 from tuneforge.engine.methods.registry import TuningMethod
 from tuneforge.errors import InvalidArgument
 from tuneforge.inference.types import ModelTarget
@@ -73,8 +73,14 @@ class MediaReader:
         uri = (media.uri or "").strip()
         if uri.lower().startswith(URL_SCHEMES):
             return self._fetch(uri, media.path)
-        with self.db.session() as session:
-            path = resolve_dataset(session, self.settings, self.project_id, uri, param=media.path)
+        try:
+            with self.db.session() as session:
+                path = resolve_dataset(
+                    session, self.settings, self.project_id, uri, param=media.path,
+                    check_size=self.limits.check_bytes,  # a gs:// or s3:// fetch stops there
+                )  # fmt: skip
+        except MediaError as err:
+            raise InvalidArgument(f"{media.path}: {uri!r}: {err}", media.path) from None
         return self._read_file(path, uri, media.path)
 
     def _read_file(self, path: Path, uri: str, field: str) -> bytes:
@@ -154,6 +160,13 @@ def resolved(
     return replace(conversation, turns=turns)
 
 
+def resolved_example(example: Example, reader: MediaSource, limits: MediaLimits) -> Example:
+    """``resolved`` for a dataset's example: a preference pair's media are in its prompt."""
+    if isinstance(example, PreferenceExample):
+        return replace(example, prompt=resolved(example.prompt, reader, limits))
+    return resolved(example, reader, limits)
+
+
 def _checked(media: Media, reader: MediaSource, limits: MediaLimits) -> Media:
     data = reader.read(media)
     try:
@@ -207,14 +220,23 @@ def _reads(kinds: frozenset[str]) -> str:
 
 
 def media_check(
-    db: Database, settings: Settings, project_id: str, base_model: str, method: TuningMethod
+    db: Database,
+    settings: Settings,
+    project_id: str,
+    base_model: str,
+    method: TuningMethod,
+    mode: str,
 ) -> MediaCheck:
     """How a job's datasets' media are checked: within the settings' limits, read by the
-    project's rules, of kinds the method's trainer and the base model read (any, for a hub
-    model not on this machine yet: the job checks again once it has it), and counted in tokens
-    through its processor."""
+    project's rules, of kinds the method's trainer (in this mode) and the base model read (any,
+    for a hub model not on this machine yet: the job checks again once it has it), and counted
+    in tokens through its processor."""
     rules = media_rules(settings, base_model, MediaReader(db, settings, project_id).read)
-    return replace(rules, method=method.name, method_reads=method.media)
+    if mode == "full" and method.media_lora_only:
+        return replace(
+            rules, method=f"the {method.name} method on all weights", method_reads=frozenset()
+        )
+    return replace(rules, method=f"the {method.name} method", method_reads=method.media)
 
 
 def media_rules(

@@ -33,7 +33,7 @@ from tuneforge.errors import Conflict, TuneforgeError
 from tuneforge.graders import parse_grader
 from tuneforge.graders.spec import models_named
 from tuneforge.jobs.datasets import resolve_dataset, validate_for_job
-from tuneforge.jobs.media_files import media_check, resolved
+from tuneforge.jobs.media_files import media_check, resolved_example
 from tuneforge.jobs.ranks import DatasetStatistics, RankWork, launch
 from tuneforge.jobs.store_observer import StoreObserver
 from tuneforge.jobs.targets import model_target
@@ -278,13 +278,14 @@ def _prepare_datasets(
     when training starts, with the epochs and batch size it resolved (the only resolution)."""
     quiet_transformers()
     tokenizer = load_tokenizer(resolve_base_model(job.base_model, settings).source)
-    task = get_method(job.method).task
+    method = get_method(job.method)
+    task = method.task
     max_length = spec.hyperparameters.max_seq_length
     with db.session() as s:
         repo.update_progress(
             s, job.id, worker_id=observer.worker_id, sub_state=SubState.PROCESSING_DATASET
         )
-    media = media_check(db, settings, job.project_id, job.base_model, get_method(job.method))
+    media = media_check(db, settings, job.project_id, job.base_model, method, job.mode)
     datasets, token_counts, media_tokens = {}, [], 0
     for param, reference in (
         ("training_file", job.training_file),
@@ -305,7 +306,7 @@ def _prepare_datasets(
                 observer.on_event(f"{param}: {warning}", level="warning")
         # Media named by file are read now: the engine trains on bytes.
         datasets[param] = [
-            resolved(example, media, media.limits) if example_media(example) else example
+            resolved_example(example, media, media.limits) if example_media(example) else example
             for example in report.examples
         ]
         if param == "training_file":

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tuneforge.data.samples import corpus_lines
+from tuneforge.models.loading import quiet_transformers
 
 if TYPE_CHECKING:  # torch and transformers load only when a model is built: see models/resolve
     from transformers import LlamaForCausalLM, PreTrainedTokenizerFast
@@ -147,6 +148,7 @@ def built_once(target: Path, save: Callable[[Path], None], template: str) -> Pat
     if (target / "config.json").exists():
         _refresh_template(target, template)
         return target
+    quiet_transformers()  # saving would print its progress bar into a command's output
     staging = target.with_name(f".{target.name}.{secrets.token_hex(8)}")
     save(staging)
     try:

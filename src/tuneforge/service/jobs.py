@@ -175,7 +175,7 @@ class JobService:
         if pre_tuned:
             base_model = self.models.tuned_job(project_id, pre_tuned).base_model
         self.models.check(project_id, base_model, "base_model")
-        media = media_check(self.db, self.settings, project_id, base_model, method)
+        media = media_check(self.db, self.settings, project_id, base_model, method, request.mode)
         for param in ("training_file", "validation_file"):
             if reference := getattr(request, param):
                 with self.db.session() as s:

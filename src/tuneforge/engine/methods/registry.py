@@ -42,6 +42,7 @@ class TuningMethod:
     multi_device: bool = False
     # The media its trainer reads in examples (data/media.py kinds); none: text only.
     media: frozenset[str] = frozenset()
+    media_lora_only: bool = False  # with all weights (mode "full") it reads text only
 
     def own_hyperparameters(self) -> list[str]:
         """The hyperparameters this method adds to the ones every method shares."""

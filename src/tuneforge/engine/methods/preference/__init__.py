@@ -19,7 +19,9 @@ METHOD = register_method(
         learning_rate_scale=0.3,
         openai_type="dpo",
         vertex_spec="preferenceOptimizationSpec",
+        # TRL computes the reference of image pairs with the adapter disabled
         media=frozenset({"image", "document"}),
+        media_lora_only=True,
         vertex_stats="preferenceOptimizationDataStats",
     )
 )

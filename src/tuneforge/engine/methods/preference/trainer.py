@@ -18,7 +18,7 @@ from trl import DPOConfig, DPOTrainer
 from trl.trainer.dpo_trainer import DataCollatorForPreference, DataCollatorForVisionPreference
 
 from tuneforge.config import Settings
-from tuneforge.data.media import MediaLimits
+from tuneforge.data.media import MediaLimits, media_limits
 from tuneforge.data.media_tokenize import DecodedMedia, MediaEncoder, decode_media
 from tuneforge.data.records import PreferenceExample
 from tuneforge.data.tokenize import (
@@ -60,9 +60,10 @@ class PairEncoder:
     """A pair's token ids as the model reads them: through the tokenizer, or, for a prompt with
     images (a model that reads them), through its processor with the placeholders expanded."""
 
-    def __init__(self, tokenizer, processor=None) -> None:
+    def __init__(self, tokenizer, processor=None, limits: MediaLimits | None = None) -> None:
         self.tokenizer = tokenizer
         self.media = MediaEncoder(processor) if processor is not None else None
+        self.limits = limits or MediaLimits()
 
     def encode(self, example: PreferenceExample) -> tuple[int, list[list[int]], DecodedMedia]:
         """The prompt's length, each response's full sequence, and the prompt's media."""
@@ -76,7 +77,7 @@ class PairEncoder:
             return len(prompt_ids(prompt, self.tokenizer)), sequences, DecodedMedia()
         if self.media is None:
             raise TuningError(f"{prompt.media[0].path}: the base model reads text only")
-        decoded = decode_media(prompt, media_bytes, MediaLimits(), None)
+        decoded = decode_media(prompt, media_bytes, self.limits, None)
         prompt_length = len(self.media.encode(prompt, decoded, generation_prompt=True).input_ids)
         sequences = [
             self.media.encode(with_response(prompt, r), decoded).input_ids for r in responses
@@ -160,7 +161,7 @@ def prepare_dpo(
     base = load_base_for_training(spec, settings)
     hp = resolve_for_model(spec, base.model, len(train))
     tokenizer, max_length = base.tokenizer, hp.max_seq_length
-    encoder = PairEncoder(tokenizer, base.processor)
+    encoder = PairEncoder(tokenizer, base.processor, media_limits(settings))
     train_pairs = preference_rows(train, encoder, max_length, observer, "training")
     valid_pairs = (
         preference_rows(validation, encoder, max_length, observer, "validation")
