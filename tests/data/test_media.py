@@ -177,7 +177,7 @@ def test_a_text_only_base_refuses_media_naming_the_part():
     vision = MediaCheck(accepts=frozenset({"image", "document"}), model="tuneforge/tiny-vision")
     report = validate([to_vertex(MediaExample("audio", WAV, "high"))], media=vision)
     assert errors(report)[0][2] == (
-        "tuneforge/tiny-vision reads text and images and PDF documents; it cannot take audio"
+        "tuneforge/tiny-vision reads text, images and PDF documents; it cannot take audio"
     )
 
 

@@ -24,11 +24,12 @@ from tuneforge.errors import InvalidArgument
 
 
 def kinds_sentence(model: str, accepts: frozenset[str]) -> str:
-    """What a model reads, for messages: "tuneforge/tiny-chat reads text only"."""
+    """What a model reads, for messages: "tuneforge/tiny-chat reads text only",
+    "tuneforge/tiny-vision reads text, images and PDF documents"."""
     if not accepts:
         return f"{model} reads text only"
-    words = [KIND_WORDS[kind] for kind in ("image", "document", "audio") if kind in accepts]
-    return f"{model} reads text and {' and '.join(words)}"
+    words = ["text"] + [KIND_WORDS[k] for k in ("image", "document", "audio") if k in accepts]
+    return f"{model} reads {', '.join(words[:-1])} and {words[-1]}"
 
 
 def refused_kind(media: Media, model: str, accepts: frozenset[str]) -> str:

@@ -30,7 +30,7 @@ from tuneforge.data.media import (
     media_limits,
     sniffed_type,
 )
-from tuneforge.data.media_check import MediaCheck
+from tuneforge.data.media_check import MediaCheck, refused_kind
 from tuneforge.data.media_tokenize import audio_window, media_token_counter
 from tuneforge.data.records import Conversation, Example, PreferenceExample
 from tuneforge.engine.methods.registry import TuningMethod
@@ -204,19 +204,7 @@ def refuse_unreadable(conversation: Conversation, model: str, kinds: frozenset[s
     dropped silently."""
     for media in conversation.media:
         if media.kind not in kinds:
-            raise InvalidArgument(
-                f"{media.path}: {model} {_reads(kinds)}; it cannot take {KIND_WORDS[media.kind]}",
-                media.path,
-            )
-
-
-def _reads(kinds: frozenset[str]) -> str:
-    words = ["text"] + [
-        KIND_WORDS[kind] for kind in ("image", "document", "audio") if kind in kinds
-    ]
-    if len(words) == 1:
-        return "reads text only"
-    return "reads " + ", ".join(words[:-1]) + " and " + words[-1]
+            raise InvalidArgument(f"{media.path}: {refused_kind(media, model, kinds)}", media.path)
 
 
 def media_check(
