@@ -4,6 +4,7 @@ cannot read the kind refusing it as the CLI prints any other error."""
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 from pathlib import Path
@@ -104,6 +105,28 @@ def test_evaluate_refuses_a_media_test_set_for_a_text_only_model_by_example(cli,
     assert error_line(output) == (
         "test example 1: contents[0].parts[0].inlineData: tuneforge/tiny-chat reads text only;"
         " it cannot take images"
+    )
+
+
+def test_evaluate_refuses_audio_longer_than_the_model_hears_by_example(cli, tmp_path):
+    nine_seconds = base64.b64encode(wav_bytes(seconds=9.0, rate=16000)).decode()
+    line = {
+        "contents": [
+            {"role": "user", "parts": [
+                {"inlineData": {"mimeType": "audio/wav", "data": nine_seconds}},
+                {"text": "high or low?"},
+            ]},
+            {"role": "model", "parts": [{"text": "low"}]},
+        ]
+    }  # fmt: skip
+    test = tmp_path / "test.jsonl"
+    test.write_text(json.dumps(line) + "\n")
+
+    output = cli("evaluate", AUDIO, str(test), "--few-shot", "0", code=1)
+
+    assert error_line(output) == (
+        "test example 1: contents[0].parts[0].inlineData: the audio is 9.0 s long; the model"
+        " hears at most 4.0 s of it: cut it into parts that long"
     )
 
 

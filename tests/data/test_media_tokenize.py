@@ -87,3 +87,33 @@ def test_statistics_count_the_media_and_the_tokens_they_cost(settings):
     assert stats.media_tokens == 192
     # The input tokens hold the expanded placeholders, not one token per image.
     assert stats.input_tokens.min > 64
+
+
+def test_a_local_check_counts_a_part_named_by_file_as_the_text_tokenizer_sees_it(settings):
+    """Without a reader (``datasets validate``, ``tune``'s check before uploading) a file part
+    cannot be decoded here: the line is valid, counted without expanding that part, and the
+    job reads and counts it where it runs."""
+    import json
+
+    from tuneforge.jobs.media_files import media_rules
+
+    line = {
+        "contents": [
+            {"role": "user", "parts": [
+                {"fileData": {"mimeType": "image/png", "fileUri": "file-abc"}},
+                {"text": "What colour?"},
+            ]},
+            {"role": "model", "parts": [{"text": "red"}]},
+        ]
+    }  # fmt: skip
+    processor = load_processor(resolve_base_model("tuneforge/tiny-vision", settings).source)
+    report = validate_dataset(
+        json.dumps(line).encode(), tokenizer=processor.tokenizer, max_length=512,
+        min_examples=1, media=media_rules(settings, "tuneforge/tiny-vision", read=None),
+    )  # fmt: skip
+
+    assert report.ok, report.problems
+    assert report.media_counts == {"image": 1}
+    assert report.media_tokens == 0  # not counted here
+    [(input_tokens, output_tokens)] = report.token_counts
+    assert input_tokens < 64 and output_tokens > 0

@@ -1,7 +1,7 @@
 """Media tuning is not LLaVA's alone: a model folder of another architecture (Idefics3, that of
 SmolVLM) under the model roots has its loss mask found through its own processor, tunes, and
-answers what only its images tell (held-out exact match 1.00 on data seeds 0, 1 and 2 after
-three epochs; the untuned model 0.00)."""
+answers what only its images tell. Measured once with data seeds 0, 1 and 2: held-out exact
+match 1.00 each after three epochs, the untuned model 0.00; the test runs seed 0 against 0.9."""
 
 from __future__ import annotations
 

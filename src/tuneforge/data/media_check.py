@@ -54,6 +54,14 @@ class MediaCheck:
     method: str = ""
     method_reads: frozenset[str] | None = None
 
+    def counts(self, example: Example) -> bool:
+        """Whether the example's tokens are counted with its media expanded: it has media, a
+        model's processor counts them, and every part's bytes can be read here (a local check
+        without a reader counts a part named by file as the text tokenizer sees it)."""
+        media = example_media(example)
+        readable = self.read is not None or all(part.data is not None for part in media)
+        return bool(media) and self.count_tokens is not None and readable
+
     def bytes_of(self, media: Media) -> bytes | None:
         """The part's bytes; None when it names a file and there is no reader."""
         if media.data is not None:

@@ -212,14 +212,15 @@ class _Validator:
     def check_length(self, line: int, example: Example) -> None:
         assert self.max_length is not None
         try:
-            if example_media(example) and self.media.count_tokens is not None:
+            if self.media.counts(example):
                 counted = counted_conversation(example)
                 input_tokens, output_tokens, media_tokens = self.media.count_tokens(counted)
                 self.report.media_tokens += media_tokens
             else:
                 input_tokens, output_tokens = count_tokens(example, self.tokenizer)
-        except InvalidArgument as err:  # the template cannot show this example (its tools)
-            self.report.add(Problem(line, err.param or "", str(err)))
+        except InvalidArgument as err:  # the template cannot show it (its tools, its media)
+            field = err.param or ""
+            self.report.add(Problem(line, field, str(err).removeprefix(f"{field}: ")))
             return
         except Exception as err:  # the model's tokenizer or chat template is not ours to trust
             message = f"the model's tokenizer failed on this example: {type(err).__name__}: {err}"

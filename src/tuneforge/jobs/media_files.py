@@ -22,10 +22,12 @@ from tuneforge.config import Settings
 from tuneforge.data.media import (
     KIND_WORDS,
     MIME_KINDS,
+    NO_LIMITS,
     SUPPORTED_TYPES,
     Media,
     MediaError,
     MediaLimits,
+    audio_seconds,
     check_media_bytes,
     media_limits,
     sniffed_type,
@@ -197,6 +199,25 @@ def target_media_kinds(target: ModelTarget) -> frozenset[str]:
 def _media_kinds(source: str) -> frozenset[str]:
     """``models.loading.media_kinds``, once per model folder: it reads the config from disk."""
     return media_kinds(source)
+
+
+def refuse_unheard(conversation: Conversation, target: ModelTarget) -> None:
+    """A 400 naming the first audio part (its bytes read) longer than the target hears: what
+    its backend would refuse, found before any model loads."""
+    audio = [media for media in conversation.media if media.kind == "audio"]
+    if not audio:
+        return
+    window = _audio_window(target.base_source)  # a full fine-tune keeps its base's processor
+    for media in audio:
+        try:
+            audio_seconds(media.data or b"", NO_LIMITS, window)
+        except MediaError as err:
+            raise InvalidArgument(f"{media.path}: {err}", media.path) from None
+
+
+@lru_cache(maxsize=16)
+def _audio_window(source: str) -> float | None:
+    return audio_window(load_processor(source))
 
 
 def refuse_unreadable(conversation: Conversation, model: str, kinds: frozenset[str]) -> None:

@@ -76,11 +76,12 @@ def _with_media(
     service: Service, project_id: str, test: Sequence[Conversation], candidates: list[Candidate]
 ) -> tuple[list[Conversation], list[Candidate]]:
     """The test examples and the candidates' shots with their media's bytes read and checked,
-    each media part refused for a candidate that cannot read its kind (a 400 naming the
-    example and the part's field, before any model loads)."""
+    each media part refused for a candidate that cannot read its kind, or audio longer than it
+    hears (a 400 naming the example and the part's field, before any model loads)."""
     from tuneforge.data.media import media_limits
     from tuneforge.jobs.media_files import (
         MediaReader,
+        refuse_unheard,
         refuse_unreadable,
         resolved,
         target_media_kinds,
@@ -105,6 +106,7 @@ def _with_media(
         for number, conversation in enumerate(conversations, 1):
             try:
                 refuse_unreadable(conversation, candidate.target.name, kinds)
+                refuse_unheard(conversation, candidate.target)
             except InvalidArgument as err:
                 raise InvalidArgument(f"{what} {number}: {err}", err.param) from None
 

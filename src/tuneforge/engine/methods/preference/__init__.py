@@ -19,8 +19,8 @@ METHOD = register_method(
         learning_rate_scale=0.3,
         openai_type="dpo",
         vertex_spec="preferenceOptimizationSpec",
-        # TRL computes the reference of image pairs with the adapter disabled
         media=frozenset({"image", "document"}),
+        # TRL computes the reference of image pairs with the adapter disabled
         media_lora_only=True,
         vertex_stats="preferenceOptimizationDataStats",
     )
