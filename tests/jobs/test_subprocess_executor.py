@@ -93,12 +93,17 @@ def test_stop_kills_a_running_runner(tmp_path) -> None:
     executor.stop(handle)  # already gone: nothing to do
 
 
-# A runner's stand-in that, on SIGTERM, writes where it was told and exits 75.
+# A runner's stand-in that, on SIGTERM, writes where it was told and exits 75. It writes beside
+# the marker and renames, as a resume point is saved: a test polling for the marker never reads
+# it half-written.
 SAVES_ON_SIGTERM = """
 import signal, sys, time
 from pathlib import Path
 def save(signum, frame):
-    Path(sys.argv[1]).write_text("resume point")
+    marker = Path(sys.argv[1])
+    partial = marker.with_name(marker.name + ".partial")
+    partial.write_text("resume point")
+    partial.replace(marker)
     sys.exit(75)
 time.sleep(float(sys.argv[2]))  # importing, as a real runner does before it waits for SIGTERM
 print("ready", flush=True)
