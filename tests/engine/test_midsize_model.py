@@ -40,6 +40,19 @@ SHAPE = {
 }
 
 
+@pytest.fixture(scope="module", autouse=True)
+def small_models_back_on_one_thread():
+    """Loading this model makes the worker count a large model on the CPU (models/threads.py):
+    every tiny model the worker runs after it would get both cores, and with the suite's two
+    workers on two cores their decoding spins many times slower. Forget it after the module."""
+    from tuneforge.models import threads
+
+    largest, torch_threads = threads._largest_model_on_cpu, torch.get_num_threads()
+    yield
+    threads._largest_model_on_cpu = largest
+    torch.set_num_threads(torch_threads)
+
+
 @pytest.fixture(scope="module")
 def qwen2_shaped(tmp_path_factory) -> tuple[Path, int]:
     from transformers import Qwen2Config, Qwen2ForCausalLM

@@ -26,6 +26,18 @@ from tuneforge.models.loading import load_processor, media_kinds
 pytestmark = pytest.mark.slow
 
 
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """The suite's two workers share two cores: with two intra-op threads each, decoding a
+    tiny model's answers one by one spins far longer than it computes (tests/inference)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def colour_examples(count: int, seed: int):
     lines = "\n".join(json.dumps(to_vertex(e)) for e in media_examples("image", count, seed))
     return validate_dataset(lines.encode(), min_examples=1).examples
