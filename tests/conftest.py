@@ -64,6 +64,15 @@ def sentiment(sentiment_files) -> dict[str, list]:
 
 
 @pytest.fixture
+def one_torch_thread():
+    """The test runs torch on one intra-op thread (tests/torch_threads.py says why)."""
+    from tests.torch_threads import one_thread
+
+    with one_thread():
+        yield
+
+
+@pytest.fixture
 def live_server(settings, tmp_path):
     """A real ``tuneforge serve`` (SQLite, this test's data dir), stopped after the test.
     ``live_server.key`` is the key of project ``default``."""

@@ -41,17 +41,6 @@ def refused(api, status: int = 400, **body) -> dict:
     return response.json()["error"]
 
 
-@pytest.fixture
-def one_torch_thread():
-    """Two shared cores: a tiny model trains about twice as fast on one intra-op thread."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def run_next_job(api) -> None:
     """Claim the oldest queued job and run it in this process, as a worker would."""
     db, settings = api.service.db, api.service.settings

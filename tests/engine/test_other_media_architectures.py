@@ -23,19 +23,7 @@ from tuneforge.inference import make_backend
 from tuneforge.inference.types import GenerationParams, ModelTarget
 from tuneforge.models.loading import load_processor, media_kinds
 
-pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """The suite's two workers share two cores: with two intra-op threads each, decoding a
-    tiny model's answers one by one spins far longer than it computes (tests/inference)."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_torch_thread")]
 
 
 def colour_examples(count: int, seed: int):

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from tests.torch_threads import one_thread
 from tuneforge.data.records import Conversation, Turn
 
 PROMPTS = [
@@ -20,12 +21,9 @@ PROMPTS = [
 
 @pytest.fixture(scope="package", autouse=True)
 def one_torch_thread():
-    """Two shared cores: with two intra-op threads a tiny model's decoding step spins ~40x
-    longer waiting for the other thread than it computes."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+    """Every inference test decodes on one thread (tests/torch_threads.py says why)."""
+    with one_thread():
+        yield
 
 
 @pytest.fixture(scope="session")

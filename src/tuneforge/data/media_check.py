@@ -95,11 +95,11 @@ class MediaCheck:
                 if data is not None:
                     check_media_bytes(part, data, self.limits, self.audio_window)
             except (MediaError, InvalidArgument) as err:
-                problems.append(Problem(line, part.path, _without_field(str(err), part.path)))
+                problems.append(Problem(line, part.path, without_field(str(err), part.path)))
         return problems
 
 
-def _without_field(message: str, path: str) -> str:
+def without_field(message: str, path: str) -> str:
     """A resolver's message starts with the field it is about; the problem names it already."""
     return message.removeprefix(f"{path}: ")
 

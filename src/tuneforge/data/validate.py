@@ -23,7 +23,7 @@ from tuneforge.data.formats import (
     IDENTIFYING_KEYS,
     parse_example,
 )
-from tuneforge.data.media_check import MediaCheck, example_media
+from tuneforge.data.media_check import MediaCheck, example_media, without_field
 from tuneforge.data.reader import Source, read_jsonl
 from tuneforge.data.records import (
     PREFERENCE_FORMATS,
@@ -220,7 +220,7 @@ class _Validator:
                 input_tokens, output_tokens = count_tokens(example, self.tokenizer)
         except InvalidArgument as err:  # the template cannot show it (its tools, its media)
             field = err.param or ""
-            self.report.add(Problem(line, field, str(err).removeprefix(f"{field}: ")))
+            self.report.add(Problem(line, field, without_field(str(err), field)))
             return
         except Exception as err:  # the model's tokenizer or chat template is not ours to trust
             message = f"the model's tokenizer failed on this example: {type(err).__name__}: {err}"
