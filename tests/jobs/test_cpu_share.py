@@ -70,11 +70,49 @@ def test_the_scheduler_writes_each_runners_share_and_sets_the_inferences(
         repo.load_job(s, first).state = JobState.CANCELLED  # over: nothing to recover
     scheduler.tick()
     assert share_file(settings, second).read_text() == "8\n"  # alone: every core
+    assert not share_file(settings, first).exists()  # an ended job's folder keeps no share
 
     serving = True  # the server loaded a model to chat with
     scheduler.tick()
     assert share_file(settings, second).read_text() == "4\n"
     assert threads._process_share == 4
+
+
+def test_a_share_written_as_a_run_freed_its_folder_goes_when_the_runner_does(
+    db: Database, tmp_path
+) -> None:
+    """The run ends and frees its folder while its process is still exiting; the server then
+    loads a model to chat with, so the scheduler writes a new share for that runner. Once the
+    runner is gone, the share goes too: nothing is left in the freed folder."""
+    serving = False
+    settings = Settings(data_dir=tmp_path, slots=2)
+    scheduler = Scheduler(
+        db, settings, executor=MemoryExecutor("a"), worker_id="a", serving=lambda: serving
+    )
+    scheduler.cores = 8
+    (job_id,) = queue_jobs(db, 1)
+    scheduler.tick()
+    share_file(settings, job_id).unlink()  # the run freed its folder
+    serving = True
+    scheduler.tick()
+    assert share_file(settings, job_id).read_text() == "4\n"  # the runner is still exiting
+
+    for handle in list(scheduler.executor.alive):
+        scheduler.executor.alive[handle] = False
+    with db.session() as s:
+        repo.load_job(s, job_id).state = JobState.SUCCEEDED
+    scheduler.tick()
+    assert not share_file(settings, job_id).exists()
+
+
+def test_stopping_the_scheduler_removes_its_runners_shares(db: Database, tmp_path) -> None:
+    settings = Settings(data_dir=tmp_path, slots=2)
+    scheduler = Scheduler(db, settings, executor=MemoryExecutor("a"), worker_id="a")
+    jobs = queue_jobs(db, 2)
+    scheduler.tick()
+    assert all(share_file(settings, job_id).exists() for job_id in jobs)
+    scheduler.stop(grace_s=0)
+    assert not any(share_file(settings, job_id).exists() for job_id in jobs)
 
 
 @pytest.fixture

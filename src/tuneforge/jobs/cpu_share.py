@@ -6,8 +6,9 @@ model on the CPU; the inference gets what is left. So one job alone gets every c
 threads of training and serving together never exceed the cores, unless the consumers outnumber
 the cores (see :func:`split`). Each runner reads its share
 from a file in its job's folder (``share_file``; ``models/threads.py`` re-reads it before each
-step), so a share changes while a job runs. Schedulers in other processes on the same machine
-(a ``tuneforge worker`` beside a server) do not see each other's runners.
+step), so a share changes while a job runs. The scheduler writes that file and removes it once
+the runner is gone, so an ended job's folder keeps nothing of it. Schedulers in other processes
+on the same machine (a ``tuneforge worker`` beside a server) do not see each other's runners.
 """
 
 from __future__ import annotations
@@ -43,3 +44,9 @@ def write_share(path: Path, threads: int) -> None:
     partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
     partial.write_text(f"{threads}\n")
     os.replace(partial, path)
+
+
+def remove_share(path: Path) -> None:
+    """The runner is gone: its share goes too (a share written as the run freed its folder
+    would otherwise outlive the run)."""
+    path.unlink(missing_ok=True)

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from tuneforge.config import Settings
 from tuneforge.errors import Conflict
-from tuneforge.jobs.cpu_share import share_file, split, write_share
+from tuneforge.jobs.cpu_share import remove_share, share_file, split, write_share
 from tuneforge.jobs.executor import Executor, executor_for
 from tuneforge.jobs.memory_share import planned_by_device
 from tuneforge.jobs.out_of_memory import ERROR_CODE as OUT_OF_MEMORY
@@ -150,9 +150,7 @@ class Scheduler:
         ``jobs/cpu_share.py``): each runner's share goes into its job's share file."""
         each, inference = split(self.cores, len(self.running), self.serving())
         set_process_share(inference)
-        for job_id in list(self._shares):
-            if job_id not in self.running:
-                del self._shares[job_id]
+        self._forget_shares_of_gone_runners()
         for job_id in self.running:
             if self._shares.get(job_id) != each:
                 try:
@@ -161,6 +159,15 @@ class Scheduler:
                     log.warning("could not write the CPU share of job %s", job_id, exc_info=True)
                     continue
                 self._shares[job_id] = each
+
+    def _forget_shares_of_gone_runners(self) -> None:
+        for job_id in list(self._shares):
+            if job_id not in self.running:
+                del self._shares[job_id]
+                try:
+                    remove_share(share_file(self.settings, job_id))
+                except OSError:
+                    log.warning("could not remove the CPU share of job %s", job_id, exc_info=True)
 
     def share_memory(self) -> None:
         """Tell this process's inference what the running jobs planned to use (see
@@ -241,6 +248,7 @@ class Scheduler:
         for started in list(self.running.values()):
             self.executor.stop(started.handle)
         self.running.clear()
+        self._forget_shares_of_gone_runners()
 
     def _runners_alive(self) -> bool:
         return any(self.executor.is_alive(started.handle) for started in self.running.values())
