@@ -52,7 +52,7 @@ test: lint
 	scripts/test-services
 	TUNEFORGE_TEST_POSTGRES_URL="$${TUNEFORGE_TEST_POSTGRES_URL:-postgresql+psycopg://postgres@127.0.0.1:5432/test}" \
 	TUNEFORGE_TEST_CHROMIUM="$${TUNEFORGE_TEST_CHROMIUM:-$$(command -v chromium)}" \
-	$(BIN)/python -m pytest --numprocesses $(TEST_WORKERS) --dist loadfile
+	$(BIN)/python -m pytest --numprocesses $(TEST_WORKERS) --dist loadfile --durations 25
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .demo

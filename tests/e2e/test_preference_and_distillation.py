@@ -40,10 +40,12 @@ PROJECT, LOCATION = "e2e-project", "us-central1"
 SFT_EPOCHS = 2  # leaves the policy part-way: DPO goes on from there
 DPO_EPOCHS = 2
 TEACHER_EPOCHS = 4
-STUDENT_EPOCHS = 8  # as in tests/engine/test_distill.py: 0.97-1.0 of the teacher on 10 seeds
+STUDENT_EPOCHS = 8  # as in tests/engine/test_distill.py
 BETA = 0.1
 ACCURACY_BAR = 0.9
-STUDENT_SHARE_OF_TEACHER = 0.95
+# One run's floor, as in tests/engine/test_distill.py: over 17 seeds on two machines the worst
+# student reached 0.94 of the teacher (the default seed 42, on an AMD EPYC), the rest 0.97-1.0.
+STUDENT_SHARE_OF_TEACHER = 0.9
 JOB_TIMEOUT_S = 300.0
 ANSWER_TOKENS = 4
 
