@@ -5,6 +5,7 @@ embedding. It tunes with LoRA (crashing mid-epoch and resuming there) and with a
 
 from __future__ import annotations
 
+import gc
 from pathlib import Path
 
 import pytest
@@ -42,14 +43,16 @@ SHAPE = {
 
 @pytest.fixture(scope="module", autouse=True)
 def small_models_back_on_one_thread():
-    """Loading this model makes the worker count a large model on the CPU (models/threads.py):
-    every tiny model the worker runs after it would get both cores, and with the suite's two
-    workers on two cores their decoding spins many times slower. Forget it after the module."""
+    """While this module's large models are held, the worker runs models on both cores
+    (models/threads.py). Once they are let go, the tiny models the worker runs after them must be
+    back on one thread: with the suite's two workers on two cores, their decoding spins many
+    times slower on two."""
     from tuneforge.models import threads
 
-    largest, torch_threads = threads._largest_model_on_cpu, torch.get_num_threads()
+    torch_threads = torch.get_num_threads()
     yield
-    threads._largest_model_on_cpu = largest
+    gc.collect()
+    assert threads.largest_model_on_cpu() < threads.SMALL_MODEL_PARAMETERS
     torch.set_num_threads(torch_threads)
 
 

@@ -4,7 +4,9 @@ least one."""
 
 from __future__ import annotations
 
+import gc
 import os
+import weakref
 from pathlib import Path
 
 import pytest
@@ -121,7 +123,7 @@ def large_model_on_cpu(monkeypatch):
     restored afterwards."""
     before = torch.get_num_threads()
     monkeypatch.setattr(threads, "SMALL_MODEL_PARAMETERS", 0)
-    monkeypatch.setattr(threads, "_largest_model_on_cpu", 0)
+    monkeypatch.setattr(threads, "_parameters_on_cpu", weakref.WeakKeyDictionary())
     monkeypatch.setattr(threads, "_file_cache", None)
     yield torch.nn.Linear(4, 4)
     torch.set_num_threads(before)
@@ -172,6 +174,29 @@ def test_each_rank_of_a_multi_device_job_takes_its_part_of_the_share(
     write(share, 1, 4_000_000_000)  # never below one thread
     threads.fit_cpu_threads()
     assert torch.get_num_threads() == 1
+
+
+def test_small_models_go_back_to_one_thread_once_the_large_one_is_gone(monkeypatch) -> None:
+    """A long-running server: it loaded a large model, its cache evicted it, and now it serves
+    only tiny ones, which run fastest on one thread."""
+    before = torch.get_num_threads()
+    monkeypatch.setattr(threads, "SMALL_MODEL_PARAMETERS", 100)
+    monkeypatch.setattr(threads, "_parameters_on_cpu", weakref.WeakKeyDictionary())
+    monkeypatch.setattr(threads, "cpu_share", lambda: 2)
+    try:
+        tiny, large = torch.nn.Linear(2, 2), torch.nn.Linear(20, 20)
+        threads.fit_cpu_threads(tiny)
+        threads.fit_cpu_threads(large)
+        assert threads.largest_model_on_cpu() == 420
+        assert torch.get_num_threads() == 2
+
+        del large  # evicted, and its last request has ended
+        gc.collect()
+        threads.fit_cpu_threads()  # before the next generation
+        assert threads.largest_model_on_cpu() == 6
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
 
 
 def test_a_runner_is_told_where_its_share_is(tmp_path) -> None:

@@ -12,6 +12,10 @@ A process with a larger model on the CPU gets its *share* of the cores (``machin
   before each generation;
 * any other process (``generate``, ``evaluate``, a runner nobody shares with): every core.
 
+The models counted are the ones this process still holds: each is known by a weak reference,
+so once a server's cache evicts a large model and its last request ends, the tiny models it
+still serves go back to one thread.
+
 The scheduler's split is in ``tuneforge.jobs.cpu_share``.
 """
 
@@ -19,6 +23,7 @@ from __future__ import annotations
 
 import os
 import threading
+import weakref
 from functools import cache
 from pathlib import Path
 
@@ -28,7 +33,7 @@ SHARE_FILE_ENV = "TUNEFORGE_CPU_THREADS_FILE"
 SMALL_MODEL_PARAMETERS = 50_000_000
 
 _lock = threading.Lock()
-_largest_model_on_cpu = 0
+_parameters_on_cpu: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> count
 _process_share: int | None = None
 _file_cache: tuple[str, int, int | None] | None = None  # (path, mtime_ns, threads)
 
@@ -71,12 +76,17 @@ def cpu_share() -> int:
     return max(1, share // int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
 
 
+def largest_model_on_cpu() -> int:
+    """The parameters of the largest model this process holds on the CPU (0: none)."""
+    with _lock:
+        return max(_parameters_on_cpu.values(), default=0)
+
+
 def fit_cpu_threads(model=None) -> None:
     """Set torch's threads for the models this process holds on the CPU: one while every one
     is small, else this process's share. With ``model`` (just loaded), count it first; without,
     re-apply the share (cheap: a stat of the share file), as a runner does before each step
     and the inference before each generation."""
-    global _largest_model_on_cpu
     import torch
 
     if model is not None:
@@ -84,9 +94,10 @@ def fit_cpu_threads(model=None) -> None:
             return
         parameters = sum(p.numel() for p in model.parameters())
         with _lock:
-            _largest_model_on_cpu = max(_largest_model_on_cpu, parameters)
-    if _largest_model_on_cpu == 0:
+            _parameters_on_cpu[model] = parameters
+    largest = largest_model_on_cpu()
+    if largest == 0:
         return  # no model on the CPU here: leave torch alone
-    wanted = 1 if _largest_model_on_cpu < SMALL_MODEL_PARAMETERS else cpu_share()
+    wanted = 1 if largest < SMALL_MODEL_PARAMETERS else cpu_share()
     if torch.get_num_threads() != wanted:
         torch.set_num_threads(wanted)
