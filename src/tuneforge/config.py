@@ -27,7 +27,8 @@ class Settings(BaseSettings):
     )
     s3_endpoint_url: str | None = Field(
         default=None,
-        description="The S3 API's URL for a store other than AWS (MinIO, Ceph, R2, ...).",
+        description="The S3 API's URL for a store other than AWS (MinIO, Ceph, R2, ...): the "
+        "store's, and the one s3:// datasets and media are read from.",
     )
     s3_region: str | None = Field(
         default=None, description="The bucket's region; AWS_REGION when unset."

@@ -232,3 +232,72 @@ def test_a_real_server_runs_its_jobs_through_the_store(s3_settings, tmp_path):
     kept = [f for f in files_under(settings.data_dir) if not f.startswith(("cache/", "models/"))]
     assert kept == ["api_key"], kept
     assert files_under(settings.data_dir / "cache" / "jobs") == [f"{job_id}/logs/runner.log"]
+
+
+def test_a_vertex_job_trains_on_a_dataset_named_by_s3_uri(s3_settings, s3_server, tmp_path):
+    """A team keeps its datasets in a bucket beside tuneforge's own: a job names one by URI and
+    the runner reads it with the store's endpoint and credentials. The store's own objects
+    (another project's upload) cannot be named that way."""
+    import obstore
+    import torch
+
+    from tuneforge.storage import s3_options
+    from tuneforge.storage.object_store import S3Location, make_store
+
+    torch.set_num_threads(1)  # two shared cores: a tiny model trains faster on one thread
+    task = write_task(tmp_path / "task", "sentiment", sizes=(40, 10, 10))
+    bucket = s3_server.new_bucket()
+    datasets = make_store(S3Location(bucket, ""), s3_options(s3_settings))
+    obstore.put(datasets, "sentiment/train.jsonl", task["train"].read_bytes())
+    parent = "projects/my-project/locations/us-central1"
+
+    with TestClient(create_app(s3_settings, run_scheduler=False)) as client:
+        _, key = client.app.state.service.keys.create("default", "test")
+        _, other_key = client.app.state.service.keys.create("other", "test")
+        headers = {"Authorization": f"Bearer {key}"}
+        theirs = client.post(
+            "/v1/files",
+            headers={"Authorization": f"Bearer {other_key}"},
+            files={"file": ("train.jsonl", task["train"].read_bytes())},
+            data={"purpose": "fine-tune"},
+        ).json()["id"]
+
+        def tune(uri: str):
+            body = {
+                "baseModel": TINY,
+                "supervisedTuningSpec": {
+                    "trainingDatasetUri": uri,
+                    "hyperParameters": {"epochCount": 1},
+                },
+            }
+            return client.post(f"/v1/{parent}/tuningJobs", json=body, headers=headers)
+
+        their_object = f"{s3_settings.storage_url}/files/{theirs}.jsonl"
+        refused = tune(their_object)
+        assert refused.status_code == 400, refused.text
+        assert refused.json()["error"]["status"] == "INVALID_ARGUMENT"
+        assert "is inside tuneforge's own storage" in refused.json()["error"]["message"]
+
+        created = tune(f"s3://{bucket}/sentiment/train.jsonl")
+        assert created.status_code == 200, created.text
+        job_id = created.json()["name"].rsplit("/", 1)[-1]
+        db = client.app.state.service.db
+        with db.session() as s:
+            assert repo.claim_next_job(s, "worker-1", capacity=1).id == job_id
+        run_job(db, s3_settings, job_id, "worker-1")
+
+        job = client.get(f"/v1/{parent}/tuningJobs/{job_id}", headers=headers).json()
+        assert job["state"] == "JOB_STATE_SUCCEEDED", job.get("error")
+        stats = job["tuningDataStats"]["supervisedTuningDataStats"]
+        assert int(stats["tuningDatasetExampleCount"]) == 40
+
+        missing = tune(f"s3://{bucket}/sentiment/missing.jsonl")  # checked when the job runs
+        job_id = missing.json()["name"].rsplit("/", 1)[-1]
+        with db.session() as s:
+            assert repo.claim_next_job(s, "worker-1", capacity=1).id == job_id
+        run_job(db, s3_settings, job_id, "worker-1")
+        job = client.get(f"/v1/{parent}/tuningJobs/{job_id}", headers=headers).json()
+        assert job["state"] == "JOB_STATE_FAILED"
+        assert job["error"]["message"] == (
+            f"training_file: there is no object at 's3://{bucket}/sentiment/missing.jsonl'"
+        )

@@ -1,6 +1,6 @@
 """Media parts named by URI read for one project (uploaded file ids, paths under the dataset
-roots, gs:// through fsspec, http(s) only when allowed), and a conversation's media resolved and
-checked; every refusal names the part's field path."""
+roots, gs:// through fsspec, s3:// with the store's S3 settings, http(s) only when allowed), and
+a conversation's media resolved and checked; every refusal names the part's field path."""
 
 from __future__ import annotations
 
@@ -111,6 +111,21 @@ def test_gs_uris_are_read_through_fsspec(db: Database, settings, monkeypatch):
     monkeypatch.setitem(sys.modules, "fsspec", module)
     monkeypatch.setattr(datasets.importlib.util, "find_spec", lambda name: object())
     assert MediaReader(db, settings, TEST_PROJECT).read(by_uri("gs://bucket/cat.png")) == PNG
+
+
+def test_s3_uris_are_read_with_the_stores_s3_settings(db: Database, settings, s3_server):
+    import obstore
+
+    from tuneforge.storage import s3_options
+    from tuneforge.storage.object_store import S3Location, make_store
+
+    settings = s3_server.settings(settings, s3_server.new_bucket())
+    bucket = s3_server.new_bucket()
+    obstore.put(make_store(S3Location(bucket, ""), s3_options(settings)), "pets/cat.png", PNG)
+    reader = MediaReader(db, settings, TEST_PROJECT)
+    assert reader.read(by_uri(f"s3://{bucket}/pets/cat.png")) == PNG
+    message = str(refusal(reader, by_uri(f"s3://{bucket}/pets/dog.png")))
+    assert message == f"{PART}: there is no object at 's3://{bucket}/pets/dog.png'"
 
 
 class Endless(io.RawIOBase):

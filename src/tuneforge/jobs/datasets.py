@@ -1,6 +1,9 @@
 """A job's dataset reference → a local file: an uploaded file, an allowed path, or a remote URI.
 
 Anything else is refused, so a dataset URI can never read an arbitrary file of the server.
+``s3://`` is read through obstore with the S3 settings of tuneforge's own store (its endpoint
+and credentials), but never inside that store's prefix, where other projects' uploads live;
+``gs://`` through fsspec's gcsfs when installed.
 """
 
 from __future__ import annotations
@@ -9,7 +12,8 @@ import hashlib
 import importlib.util
 import re
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 
 from sqlalchemy.orm import Session
@@ -24,10 +28,12 @@ from tuneforge.data.validate import (
     validate_dataset,
 )
 from tuneforge.errors import InvalidArgument, NotFound
-from tuneforge.storage import storage_for
+from tuneforge.storage import s3_options, storage_for
+from tuneforge.storage.object_store import S3Location, read_object
 from tuneforge.store import repo
 
-REMOTE_SCHEMES = {"gs": "gcsfs", "s3": "s3fs"}
+# The packages each remote scheme is read through.
+REMOTE_SCHEMES = {"gs": ("fsspec", "gcsfs"), "s3": ("obstore",)}
 DOWNLOAD_CHUNK = 1 << 20
 
 
@@ -115,7 +121,7 @@ def resolve_dataset(
     scheme, sep, _ = reference.partition("://")
     if is_remote(reference):
         cache_dir = cache_dir or storage_for(settings).cache_dir
-        return _remote(reference, scheme, param, fetch, cache_dir, check_size)
+        return _remote(reference, settings, param, fetch, cache_dir, check_size)
     if sep:
         raise InvalidArgument(
             f"{param}: unsupported URI scheme {scheme!r}; use an uploaded file id, a path under "
@@ -137,21 +143,50 @@ def resolve_dataset(
 
 def _remote(
     uri: str,
-    scheme: str,
+    settings: Settings,
     param: str,
     fetch: bool,
     cache_dir: Path,
     check_size: Callable[[int], None] | None = None,
 ) -> Path:
-    backend = REMOTE_SCHEMES[scheme]
-    if importlib.util.find_spec("fsspec") is None or importlib.util.find_spec(backend) is None:
+    scheme = uri.partition("://")[0]
+    missing = [name for name in REMOTE_SCHEMES[scheme] if importlib.util.find_spec(name) is None]
+    if missing:
         raise InvalidArgument(
-            f"{param}: reading {scheme}:// URIs needs the packages fsspec and {backend}", param
+            f"{param}: reading {scheme}:// URIs needs the packages {' and '.join(missing)}", param
         )
+    if scheme == "s3":
+        bucket, key = _s3_object(uri, settings, param)
+        chunks = partial(read_object, bucket, key, s3_options(settings))
+    else:
+        chunks = partial(_fsspec_chunks, uri)
     target = cache_dir / cache_name(uri)
     if fetch:
-        _download(uri, target, check_size)
+        _download(chunks, target, uri, param, check_size)
     return target
+
+
+def _s3_object(uri: str, settings: Settings, param: str) -> tuple[str, str]:
+    """(bucket, key) of an ``s3://bucket/key`` URI a user may read: not an object of
+    tuneforge's own store, where every project's uploads and results live."""
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    if not bucket or any(part in ("", ".", "..") for part in key.split("/")):
+        raise InvalidArgument(f"{param}: {uri!r} is not s3://bucket/key", param)
+    if settings.storage_url and S3Location.parse(settings.storage_url).holds(bucket, key):
+        raise InvalidArgument(
+            f"{param}: {uri!r} is inside tuneforge's own storage ({settings.storage_url}); "
+            "name an uploaded file by its id",
+            param,
+        )
+    return bucket, key
+
+
+def _fsspec_chunks(uri: str) -> Iterator[bytes]:
+    import fsspec
+
+    with fsspec.open(uri, "rb") as source:
+        while chunk := source.read(DOWNLOAD_CHUNK):
+            yield chunk
 
 
 def cache_name(uri: str) -> str:
@@ -162,24 +197,35 @@ def cache_name(uri: str) -> str:
     return hashlib.sha256(uri.encode()).hexdigest() + keep
 
 
-def _download(uri: str, target: Path, check_size: Callable[[int], None] | None = None) -> None:
+def _download(
+    chunks: Callable[[], Iterator[bytes]],
+    target: Path,
+    uri: str,
+    param: str,
+    check_size: Callable[[int], None] | None = None,
+) -> None:
     """Fetch into a private temporary file, then rename it into place: jobs reading the same
-    URI at once never see (or write into) each other's half-written copy."""
-    import fsspec
+    URI at once never see (or write into) each other's half-written copy. A store's refusal
+    (no such object, no access) is the user's to fix, so it names the URI."""
+    import obstore.exceptions
 
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile(dir=target.parent, prefix=".partial-", delete=False) as sink:
-        partial = Path(sink.name)
+        partial_file = Path(sink.name)
         try:
-            with fsspec.open(uri, "rb") as source:
-                written = 0
-                while chunk := source.read(DOWNLOAD_CHUNK):
-                    written += len(chunk)
-                    if check_size is not None:
-                        check_size(written)
-                    sink.write(chunk)
-        except BaseException:
+            written = 0
+            for chunk in chunks():
+                written += len(chunk)
+                if check_size is not None:
+                    check_size(written)
+                sink.write(chunk)
+        except BaseException as err:
             sink.close()
-            partial.unlink(missing_ok=True)
+            partial_file.unlink(missing_ok=True)
+            if isinstance(err, FileNotFoundError | obstore.exceptions.NotFoundError):
+                raise InvalidArgument(f"{param}: there is no object at {uri!r}", param) from None
+            if isinstance(err, OSError | obstore.exceptions.BaseError):
+                reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+                raise InvalidArgument(f"{param}: {uri!r} cannot be read: {reason}", param) from None
             raise
-    partial.replace(target)
+    partial_file.replace(target)

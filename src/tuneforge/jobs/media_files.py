@@ -3,9 +3,9 @@ and checked against the limits before anything reads it.
 
 A part's URI is read by the same rules as a job's dataset (``datasets.resolve_dataset``): an
 uploaded file's id (this project's only), a path under ``TUNEFORGE_DATASET_ROOTS``, or a
-``gs://`` / ``s3://`` URI through fsspec. An ``http(s)`` URL is fetched only when the operator
-allows it (``TUNEFORGE_ALLOW_MEDIA_URLS``). Every refusal is an ``InvalidArgument`` naming the
-part's field path.
+``gs://`` / ``s3://`` URI outside tuneforge's own store. An ``http(s)`` URL is fetched only
+when the operator allows it (``TUNEFORGE_ALLOW_MEDIA_URLS``). Every refusal is an
+``InvalidArgument`` naming the part's field path.
 """
 
 from __future__ import annotations

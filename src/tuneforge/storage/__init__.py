@@ -105,15 +105,20 @@ def storage_for(settings: Settings) -> Storage:
         return ObjectStorage(
             settings.storage_url,
             settings.data_dir,
-            S3Options(
-                endpoint_url=settings.s3_endpoint_url,
-                region=settings.s3_region,
-                access_key_id=settings.s3_access_key_id,
-                secret_access_key=settings.s3_secret_access_key,
-            ),
+            s3_options(settings),
             cache_max_bytes=settings.object_cache_bytes,
         )
     return LocalStorage(settings.data_dir)
+
+
+def s3_options(settings: Settings) -> S3Options:
+    """How to reach S3: the store's bucket, and any ``s3://`` URI a job names."""
+    return S3Options(
+        endpoint_url=settings.s3_endpoint_url,
+        region=settings.s3_region,
+        access_key_id=settings.s3_access_key_id,
+        secret_access_key=settings.s3_secret_access_key,
+    )
 
 
 __all__ = [
@@ -123,6 +128,7 @@ __all__ = [
     "StorageError",
     "file_uri",
     "local_file",
+    "s3_options",
     "scheme_of",
     "storage_for",
 ]

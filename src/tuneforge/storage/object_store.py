@@ -31,7 +31,7 @@ import os
 import shutil
 import threading
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
@@ -69,6 +69,10 @@ class S3Location:
     def url(self) -> str:
         return f"{S3}://{self.bucket}/{self.prefix}".rstrip("/")
 
+    def holds(self, bucket: str, key: str) -> bool:
+        """Whether the object ``key`` of ``bucket`` is under this location."""
+        return bucket == self.bucket and (not self.prefix or key.startswith(self.prefix + "/"))
+
 
 @dataclass(frozen=True)
 class S3Options:
@@ -103,6 +107,16 @@ def make_store(location: S3Location, options: S3Options):
         config=config,
         client_options=client,
     )
+
+
+def read_object(bucket: str, key: str, options: S3Options) -> Iterator[bytes]:
+    """The bytes of any object the store's endpoint and credentials reach, in chunks of about
+    a MiB: a dataset or a media file that a job names by ``s3://`` URI."""
+    import obstore
+
+    store = make_store(S3Location(bucket, ""), options)
+    for chunk in obstore.get(store, key).stream(min_chunk_size=1 << 20):
+        yield bytes(chunk)
 
 
 class ObjectStorage:
