@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import io
 import sys
+import time
 import types
 from pathlib import Path
 
@@ -39,7 +40,7 @@ def fetch(uri: str, settings, cache: Path, *, check_size=None) -> Path:
     return datasets._remote(uri, settings, "training_file", True, cache, check_size)
 
 
-@pytest.mark.parametrize("uri", ["gs://b/../../x.jsonl", "gs://b/a", "s3://b/a.jsonl"])
+@pytest.mark.parametrize("uri", ["gs://b/../../x.jsonl", "gs://b/a", "s3://bucket/a.jsonl"])
 def test_cache_path_stays_in_the_cache(fake_fsspec, settings, tmp_path, uri):
     cache = tmp_path / "cache"
     target = datasets._remote(uri, settings, "training_file", False, cache)
@@ -143,6 +144,43 @@ def test_an_s3_object_of_tuneforges_own_store_is_refused(s3_dataset_settings, tm
 def test_an_s3_uri_without_a_plain_key_is_refused(settings, tmp_path, uri):
     with pytest.raises(InvalidArgument, match="is not s3://bucket/key"):
         datasets._remote(uri, settings, "training_file", False, tmp_path)
+
+
+def test_no_spelling_of_a_uri_reaches_into_the_store(s3_dataset_settings, tmp_path):
+    """The bucket goes into the request's URL as written, where dot segments are resolved and
+    ``?`` starts a query: each of these would address the store's own bucket."""
+    store = S3Location.parse(s3_dataset_settings.storage_url)
+    upload = f"{store.prefix}/files/file-0123456789abcdef.jsonl"
+    for uri in [
+        f"s3://../{store.bucket}/{upload}",
+        f"s3://./{store.bucket}/{upload}",
+        f"s3://%2e%2e/{store.bucket}/{upload}",
+        f"s3://{store.bucket}?/{upload}",
+        f"s3://{store.bucket}#/{upload}",
+        f"s3://{store.bucket.upper()}/{upload}",
+        f"s3://{store.bucket}/{store.prefix}/files/a\x01.jsonl",
+    ]:
+        with pytest.raises(InvalidArgument, match="is not s3://bucket/key"):
+            fetch(uri, s3_dataset_settings, tmp_path / "cache")
+    assert not (tmp_path / "cache").exists()  # nothing was fetched
+
+
+def test_an_unreachable_store_is_named_without_its_address(settings, tmp_path):
+    """The server's S3 endpoint is its own business: the user learns the object could not be
+    read, and is not kept waiting on obstore's three minutes of retries."""
+    from tests.servers import free_port
+
+    endpoint = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    unreachable = settings.model_copy(
+        update={"s3_endpoint_url": endpoint, "s3_access_key_id": "k", "s3_secret_access_key": "s"}
+    )
+    started = time.monotonic()
+    with pytest.raises(InvalidArgument) as refused:
+        fetch("s3://datasets/train.jsonl", unreachable, tmp_path / "cache")
+    assert time.monotonic() - started < 60
+    message = str(refused.value)
+    assert message.startswith("training_file: 's3://datasets/train.jsonl' cannot be read: ")
+    assert "127.0.0.1" not in message
 
 
 def test_an_s3_fetch_stops_at_the_size_limit(s3_dataset_settings, s3_server, tmp_path):

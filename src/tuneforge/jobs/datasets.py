@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import logging
 import re
 import tempfile
 from collections.abc import Callable, Iterator
@@ -32,9 +33,12 @@ from tuneforge.storage import s3_options, storage_for
 from tuneforge.storage.object_store import S3Location, read_object
 from tuneforge.store import repo
 
+log = logging.getLogger("tuneforge.datasets")
+
 # The packages each remote scheme is read through.
 REMOTE_SCHEMES = {"gs": ("fsspec", "gcsfs"), "s3": ("obstore",)}
 DOWNLOAD_CHUNK = 1 << 20
+S3_BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 
 
 def file_id_of(reference: str) -> str | None:
@@ -168,10 +172,21 @@ def _remote(
 
 def _s3_object(uri: str, settings: Settings, param: str) -> tuple[str, str]:
     """(bucket, key) of an ``s3://bucket/key`` URI a user may read: not an object of
-    tuneforge's own store, where every project's uploads and results live."""
+    tuneforge's own store, where every project's uploads and results live. The bucket must be
+    a plain S3 bucket name: it goes into the request's URL unescaped, where ``..`` or ``?``
+    would address another bucket than the one checked."""
     bucket, _, key = uri.removeprefix("s3://").partition("/")
-    if not bucket or any(part in ("", ".", "..") for part in key.split("/")):
-        raise InvalidArgument(f"{param}: {uri!r} is not s3://bucket/key", param)
+    if (
+        not S3_BUCKET_NAME.fullmatch(bucket)
+        or ".." in bucket
+        or any(part in ("", ".", "..") for part in key.split("/"))
+        or any(ord(c) < 0x20 or ord(c) == 0x7F for c in key)
+    ):
+        raise InvalidArgument(
+            f"{param}: {uri!r} is not s3://bucket/key (a bucket is 3-63 lowercase letters, "
+            "digits, dots and hyphens; a key has no empty, '.' or '..' parts)",
+            param,
+        )
     if settings.storage_url and S3Location.parse(settings.storage_url).holds(bucket, key):
         raise InvalidArgument(
             f"{param}: {uri!r} is inside tuneforge's own storage ({settings.storage_url}); "
@@ -225,7 +240,20 @@ def _download(
             if isinstance(err, FileNotFoundError | obstore.exceptions.NotFoundError):
                 raise InvalidArgument(f"{param}: there is no object at {uri!r}", param) from None
             if isinstance(err, OSError | obstore.exceptions.BaseError):
-                reason = str(err).splitlines()[0] if str(err) else type(err).__name__
-                raise InvalidArgument(f"{param}: {uri!r} cannot be read: {reason}", param) from None
+                # The store's own message names its internal address: it goes to the log.
+                log.warning("reading %s failed", uri, exc_info=True)
+                raise InvalidArgument(
+                    f"{param}: {uri!r} cannot be read: {_unreadable_reason(err)}", param
+                ) from None
             raise
     partial_file.replace(target)
+
+
+def _unreadable_reason(err: BaseException) -> str:
+    import obstore.exceptions
+
+    if isinstance(err, PermissionError | obstore.exceptions.PermissionDeniedError):
+        return "access is denied"
+    if isinstance(err, obstore.exceptions.UnauthenticatedError):
+        return "the credentials were refused"
+    return "the store did not serve it (the server's log has the details)"

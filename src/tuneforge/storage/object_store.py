@@ -33,7 +33,7 @@ import threading
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path, PurePosixPath
 
 from tuneforge.errors import NotFound
@@ -85,8 +85,10 @@ class S3Options:
     secret_access_key: str | None = None
 
 
-def make_store(location: S3Location, options: S3Options):
-    """An obstore S3Store for the bucket and prefix (obstore reads the AWS variables itself)."""
+def make_store(location: S3Location, options: S3Options, *, patient: bool = True):
+    """An obstore S3Store for the bucket and prefix (obstore reads the AWS variables itself).
+    Not ``patient``: a request gives up within about half a minute (obstore retries for three
+    minutes by default), for reads a user waits on."""
     from obstore.store import S3Store
 
     config: dict[str, str] = {}
@@ -100,22 +102,35 @@ def make_store(location: S3Location, options: S3Options):
         config["access_key_id"] = options.access_key_id
     if options.secret_access_key:
         config["secret_access_key"] = options.secret_access_key
-    client = {"allow_http": True} if (options.endpoint_url or "").startswith("http://") else {}
+    client: dict = {}
+    if (options.endpoint_url or "").startswith("http://"):
+        client["allow_http"] = True
+    retry = None
+    if not patient:
+        client["connect_timeout"] = timedelta(seconds=5)
+        retry = {"max_retries": 2, "retry_timeout": timedelta(seconds=20)}
     return S3Store(
         location.bucket,
         prefix=location.prefix or None,
         config=config,
         client_options=client,
+        retry_config=retry,
     )
 
 
 def read_object(bucket: str, key: str, options: S3Options) -> Iterator[bytes]:
     """The bytes of any object the store's endpoint and credentials reach, in chunks of about
-    a MiB: a dataset or a media file that a job names by ``s3://`` URI."""
+    a MiB: a dataset or a media file that a job names by ``s3://`` URI. obstore's errors pass
+    through (``FileNotFoundError`` for a missing object); a key obstore will not address is
+    an ``OSError`` too."""
     import obstore
 
-    store = make_store(S3Location(bucket, ""), options)
-    for chunk in obstore.get(store, key).stream(min_chunk_size=1 << 20):
+    store = make_store(S3Location(bucket, ""), options, patient=False)
+    try:
+        result = obstore.get(store, key)
+    except ValueError as err:  # obstore's own check of the key
+        raise OSError(f"the key is not valid: {err}") from err
+    for chunk in result.stream(min_chunk_size=1 << 20):
         yield bytes(chunk)
 
 
