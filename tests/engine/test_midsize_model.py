@@ -50,10 +50,12 @@ def small_models_back_on_one_thread():
     from tuneforge.models import threads
 
     torch_threads = torch.get_num_threads()
-    yield
-    gc.collect()
-    assert threads.largest_model_on_cpu() < threads.SMALL_MODEL_PARAMETERS
-    torch.set_num_threads(torch_threads)
+    try:
+        yield
+        gc.collect()
+        assert threads.largest_model_on_cpu() < threads.SMALL_MODEL_PARAMETERS
+    finally:
+        torch.set_num_threads(torch_threads)
 
 
 @pytest.fixture(scope="module")

@@ -107,6 +107,22 @@ def test_a_share_written_as_a_run_freed_its_folder_goes_when_the_runner_does(
     assert not share_file(settings, job_id).exists()
 
 
+def test_a_job_run_again_gets_its_share_anew(db: Database, tmp_path) -> None:
+    """The runner was lost after its run freed the job's folder, share file and all; the job is
+    recovered and claimed again in the same round: the new runner must find its share."""
+    settings = Settings(data_dir=tmp_path, slots=1)
+    scheduler = Scheduler(db, settings, executor=MemoryExecutor("a"), worker_id="a")
+    scheduler.cores = 8
+    (job_id,) = queue_jobs(db, 1)
+    scheduler.tick()
+    share_file(settings, job_id).unlink()
+    for handle in list(scheduler.executor.alive):
+        scheduler.executor.alive[handle] = False
+    scheduler.tick()
+    assert [started for started, _ in scheduler.executor.started] == [job_id, job_id]
+    assert share_file(settings, job_id).read_text() == "8\n"
+
+
 def test_stopping_the_scheduler_removes_its_runners_shares(db: Database, tmp_path) -> None:
     settings = Settings(data_dir=tmp_path, slots=2)
     scheduler = Scheduler(db, settings, executor=MemoryExecutor("a"), worker_id="a")

@@ -184,10 +184,11 @@ def test_a_job_runs_as_a_ray_actor_and_succeeds(scheduler, sentiment_files) -> N
     done = run_until(scheduler, job_id, lambda j: j.state in TERMINAL_STATES, "the job to end")
     print(f"job on Ray: {time.monotonic() - started:.1f} s from claim to end")
     assert done.state == JobState.SUCCEEDED, diagnosis(scheduler, job_id)
-    assert scheduler.executor.is_alive(handle) is False
+    # The runner records the outcome, then releases the job's folder: the actor ends after.
+    wait_until(lambda: scheduler.executor.is_alive(handle) is False, "the actor to end", 30)
     # Another scheduler on the same cluster sees the actor gone too.
     other = executor_for(scheduler.settings, "other", scheduler.db)
-    assert other.is_alive(handle) is False
+    wait_until(lambda: other.is_alive(handle) is False, "the actor to be gone for others", 30)
     with scheduler.db.session() as s:
         assert repo.list_checkpoints(s, job_id)
     log = storage_for(scheduler.settings).job_dir(job_id) / "logs" / "runner.log"
@@ -208,7 +209,9 @@ def test_cancel_and_stop_end_the_actor(scheduler, sentiment_files) -> None:
         repo.request_cancel(s, PROJECT, cancelled)
     done = run_until(scheduler, cancelled, lambda j: j.state in TERMINAL_STATES, "the cancel")
     assert done.state == JobState.CANCELLED, diagnosis(scheduler, cancelled)
-    assert executor.is_alive(handles[cancelled]) is False
+    # The runner records the state first, then releases the job's folder: the actor ends after.
+    actor = handles[cancelled]
+    wait_until(lambda: executor.is_alive(actor) is False, "the cancelled job's actor to end", 30)
 
     # ``stop`` kills the actor's worker at once; recovery then requeues its job.
     pid = executor.worker_pid(handles[killed])

@@ -150,7 +150,6 @@ class Scheduler:
         ``jobs/cpu_share.py``): each runner's share goes into its job's share file."""
         each, inference = split(self.cores, len(self.running), self.serving())
         set_process_share(inference)
-        self._forget_shares_of_gone_runners()
         for job_id in self.running:
             if self._shares.get(job_id) != each:
                 try:
@@ -160,14 +159,14 @@ class Scheduler:
                     continue
                 self._shares[job_id] = each
 
-    def _forget_shares_of_gone_runners(self) -> None:
-        for job_id in list(self._shares):
-            if job_id not in self.running:
-                del self._shares[job_id]
-                try:
-                    remove_share(share_file(self.settings, job_id))
-                except OSError:
-                    log.warning("could not remove the CPU share of job %s", job_id, exc_info=True)
+    def _forget_share(self, job_id: str) -> None:
+        """The job's runner is gone: so is its share, written or not (a share written as the
+        run freed its folder would outlive the run, and a new run of the job gets its own)."""
+        self._shares.pop(job_id, None)
+        try:
+            remove_share(share_file(self.settings, job_id))
+        except OSError:
+            log.warning("could not remove the CPU share of job %s", job_id, exc_info=True)
 
     def share_memory(self) -> None:
         """Tell this process's inference what the running jobs planned to use (see
@@ -186,6 +185,7 @@ class Scheduler:
         for started in list(self.running.values()):
             if self.executor.is_alive(started.handle) is False:
                 del self.running[started.job_id]
+                self._forget_share(started.job_id)
 
     def _record_runner_handle(self, job_id: str, handle: str) -> None:
         """Tell every other scheduler how to ask about the job's runner. Until this lands the
@@ -247,8 +247,8 @@ class Scheduler:
             time.sleep(0.1)
         for started in list(self.running.values()):
             self.executor.stop(started.handle)
+            self._forget_share(started.job_id)
         self.running.clear()
-        self._forget_shares_of_gone_runners()
 
     def _runners_alive(self) -> bool:
         return any(self.executor.is_alive(started.handle) for started in self.running.values())
