@@ -48,6 +48,20 @@ class S3Server:
         urllib.request.urlopen(request, timeout=10).close()
         return bucket
 
+    def put(self, bucket: str, key: str, data: bytes) -> None:
+        """An object on this server, as a team's own bucket beside tuneforge's would hold it."""
+        import obstore
+
+        from tuneforge.storage.object_store import S3Location, S3Options, make_store
+
+        options = S3Options(
+            endpoint_url=self.url,
+            region=REGION,
+            access_key_id=CREDENTIALS["s3_access_key_id"],
+            secret_access_key=CREDENTIALS["s3_secret_access_key"],
+        )
+        obstore.put(make_store(S3Location(bucket, ""), options), key, data)
+
     def settings(self, base: Settings, bucket: str, prefix: str = "tuneforge") -> Settings:
         """``base`` with its objects in ``s3://bucket/prefix`` on this server."""
         return base.model_copy(

@@ -238,17 +238,12 @@ def test_a_vertex_job_trains_on_a_dataset_named_by_s3_uri(s3_settings, s3_server
     """A team keeps its datasets in a bucket beside tuneforge's own: a job names one by URI and
     the runner reads it with the store's endpoint and credentials. The store's own objects
     (another project's upload) cannot be named that way."""
-    import obstore
     import torch
-
-    from tuneforge.storage import s3_options
-    from tuneforge.storage.object_store import S3Location, make_store
 
     torch.set_num_threads(1)  # two shared cores: a tiny model trains faster on one thread
     task = write_task(tmp_path / "task", "sentiment", sizes=(40, 10, 10))
     bucket = s3_server.new_bucket()
-    datasets = make_store(S3Location(bucket, ""), s3_options(s3_settings))
-    obstore.put(datasets, "sentiment/train.jsonl", task["train"].read_bytes())
+    s3_server.put(bucket, "sentiment/train.jsonl", task["train"].read_bytes())
     parent = "projects/my-project/locations/us-central1"
 
     with TestClient(create_app(s3_settings, run_scheduler=False)) as client:

@@ -114,14 +114,9 @@ def test_gs_uris_are_read_through_fsspec(db: Database, settings, monkeypatch):
 
 
 def test_s3_uris_are_read_with_the_stores_s3_settings(db: Database, settings, s3_server):
-    import obstore
-
-    from tuneforge.storage import s3_options
-    from tuneforge.storage.object_store import S3Location, make_store
-
     settings = s3_server.settings(settings, s3_server.new_bucket())
     bucket = s3_server.new_bucket()
-    obstore.put(make_store(S3Location(bucket, ""), s3_options(settings)), "pets/cat.png", PNG)
+    s3_server.put(bucket, "pets/cat.png", PNG)
     reader = MediaReader(db, settings, TEST_PROJECT)
     assert reader.read(by_uri(f"s3://{bucket}/pets/cat.png")) == PNG
     message = str(refusal(reader, by_uri(f"s3://{bucket}/pets/dog.png")))

@@ -15,8 +15,7 @@ import pytest
 
 from tuneforge.errors import InvalidArgument
 from tuneforge.jobs import datasets
-from tuneforge.storage import s3_options
-from tuneforge.storage.object_store import S3Location, make_store
+from tuneforge.storage.object_store import S3Location
 
 
 @pytest.fixture
@@ -90,18 +89,12 @@ def s3_dataset_settings(settings, s3_server):
     return s3_server.settings(settings, s3_server.new_bucket())
 
 
-def put(settings, bucket: str, key: str, data: bytes) -> None:
-    import obstore
-
-    obstore.put(make_store(S3Location(bucket, ""), s3_options(settings)), key, data)
-
-
 def test_an_s3_dataset_is_read_with_the_stores_endpoint_and_credentials(
     s3_dataset_settings, s3_server, tmp_path
 ):
     bucket = s3_server.new_bucket()
     lines = b"".join(b'{"messages": [], "n": %d}\n' % n for n in range(3000))  # over a chunk
-    put(s3_dataset_settings, bucket, "team/train.jsonl", lines)
+    s3_server.put(bucket, "team/train.jsonl", lines)
     target = fetch(f"s3://{bucket}/team/train.jsonl", s3_dataset_settings, tmp_path / "cache")
     assert target.read_bytes() == lines
 
@@ -111,7 +104,7 @@ def test_an_s3_dataset_outside_the_store_needs_no_store(settings, s3_server, tmp
     credentials are set."""
     local = s3_server.settings(settings, "unused").model_copy(update={"storage_url": None})
     bucket = s3_server.new_bucket()
-    put(local, bucket, "train.jsonl", b"{}\n")
+    s3_server.put(bucket, "train.jsonl", b"{}\n")
     assert fetch(f"s3://{bucket}/train.jsonl", local, tmp_path / "cache").read_bytes() == b"{}\n"
 
 
@@ -185,7 +178,7 @@ def test_an_unreachable_store_is_named_without_its_address(settings, tmp_path):
 
 def test_an_s3_fetch_stops_at_the_size_limit(s3_dataset_settings, s3_server, tmp_path):
     bucket = s3_server.new_bucket()
-    put(s3_dataset_settings, bucket, "big.png", b"\0" * (3 << 20))
+    s3_server.put(bucket, "big.png", b"\0" * (3 << 20))
 
     def at_most_a_mib(size: int) -> None:
         if size > 1 << 20:

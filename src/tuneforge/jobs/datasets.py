@@ -30,7 +30,7 @@ from tuneforge.data.validate import (
 )
 from tuneforge.errors import InvalidArgument, NotFound
 from tuneforge.storage import s3_options, storage_for
-from tuneforge.storage.object_store import S3Location, read_object
+from tuneforge.storage.object_store import S3Location, is_plain_key, read_object
 from tuneforge.store import repo
 
 log = logging.getLogger("tuneforge.datasets")
@@ -179,7 +179,7 @@ def _s3_object(uri: str, settings: Settings, param: str) -> tuple[str, str]:
     if (
         not S3_BUCKET_NAME.fullmatch(bucket)
         or ".." in bucket
-        or any(part in ("", ".", "..") for part in key.split("/"))
+        or not is_plain_key(key)
         or any(ord(c) < 0x20 or ord(c) == 0x7F for c in key)
     ):
         raise InvalidArgument(

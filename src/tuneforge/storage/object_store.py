@@ -50,6 +50,11 @@ KEPT_AFTER_RUN = {"logs"}  # the runner's own log, still being written as the ru
 COMPLETE_MARK = ".complete"  # a cache entry is whole once this is in it
 
 
+def is_plain_key(key: str) -> bool:
+    """Whether an object key names one object as written: no empty, ``.`` or ``..`` part."""
+    return all(part not in ("", ".", "..") for part in key.split("/"))
+
+
 @dataclass(frozen=True)
 class S3Location:
     bucket: str
@@ -61,7 +66,7 @@ class S3Location:
             raise StorageError(f"TUNEFORGE_STORAGE_URL {url!r}: only s3://bucket/prefix is known")
         bucket, _, prefix = url[len(S3) + 3 :].partition("/")
         prefix = prefix.strip("/")
-        if not bucket or any(part in ("", ".", "..") for part in prefix.split("/") if prefix):
+        if not bucket or (prefix and not is_plain_key(prefix)):
             raise StorageError(f"TUNEFORGE_STORAGE_URL {url!r} is not s3://bucket[/prefix]")
         return cls(bucket, prefix)
 
@@ -182,7 +187,7 @@ class ObjectStorage:
             raise StorageError(f"{uri!r} is not an object of {self.location}")
         base = self.where.url + "/"
         key = uri[len(base) :] if uri.startswith(base) else None
-        if not key or any(part in ("", ".", "..") for part in key.split("/")):
+        if not key or not is_plain_key(key):
             raise StorageError(f"{uri!r} is outside the storage's prefix {self.location}")
         return key
 
